@@ -1,0 +1,82 @@
+//! `/assistants`: create, replace, list, read and delete assistants.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::auth::User;
+use super::extract::{path_id, JsonBody};
+use super::{route, ApiError, AppState};
+use crate::model::{Assistant, AssistantInput};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(route("/assistants", get(list_own).post(create).put(create)))
+        .merge(route("/assistants/public", get(list_public)))
+        .merge(route(
+            "/assistants/{assistant_id}",
+            get(read).put(replace).delete(remove),
+        ))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    User(user): User,
+    JsonBody(input): JsonBody<AssistantInput>,
+) -> Result<Json<Assistant>, ApiError> {
+    save(&state, input.into_assistant(Uuid::new_v4(), user)).await
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(assistant_id): Path<String>,
+    JsonBody(input): JsonBody<AssistantInput>,
+) -> Result<Json<Assistant>, ApiError> {
+    let assistant_id = path_id(&assistant_id, "assistant_id")?;
+    save(&state, input.into_assistant(assistant_id, user)).await
+}
+
+async fn save(state: &AppState, assistant: Assistant) -> Result<Json<Assistant>, ApiError> {
+    state
+        .models
+        .check_config(&assistant.config)
+        .map_err(|error| ApiError::Validation(vec![error.into_field_error()]))?;
+    state.store.put_assistant(&assistant).await?;
+    Ok(Json(assistant))
+}
+
+async fn list_own(
+    State(state): State<AppState>,
+    User(user): User,
+) -> Result<Json<Vec<Assistant>>, ApiError> {
+    Ok(Json(state.store.list_assistants(&user).await?))
+}
+
+async fn list_public(
+    State(state): State<AppState>,
+    User(_): User,
+) -> Result<Json<Vec<Assistant>>, ApiError> {
+    Ok(Json(state.store.list_public_assistants().await?))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(assistant_id): Path<String>,
+) -> Result<Json<Assistant>, ApiError> {
+    let assistant_id = path_id(&assistant_id, "assistant_id")?;
+    Ok(Json(state.store.get_assistant(&user, assistant_id).await?))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(assistant_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let assistant_id = path_id(&assistant_id, "assistant_id")?;
+    state.store.delete_assistant(&user, assistant_id).await?;
+    Ok(Json(json!({"status": "ok"})))
+}

@@ -1,0 +1,91 @@
+//! The one HTTP error type. Every failure a handler can meet becomes one of these, and this file
+//! alone decides its status code and `{"detail": ...}` body.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::model::validate::FieldErrors;
+use crate::runs::RunError;
+use crate::store::{Entity, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid request: {0:?}")]
+    Validation(FieldErrors),
+    #[error("{0} not found")]
+    NotFound(Entity),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("Not Found")]
+    RouteNotFound,
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+    /// Something on our side failed; the detail names what, never a secret.
+    #[error("{0}")]
+    Internal(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(entity) => ApiError::NotFound(entity),
+            StoreError::ThreadBusy { run_id } => ApiError::Conflict(format!(
+                "Thread is busy with run {run_id}; wait for it to finish or cancel it"
+            )),
+            StoreError::LeaseLost { run_id } => {
+                ApiError::Conflict(format!("Run {run_id} lost its thread lease"))
+            }
+            StoreError::Backend(reason) => {
+                tracing::error!(%reason, "store backend failed");
+                ApiError::Unavailable("The data store is unavailable; try again".into())
+            }
+        }
+    }
+}
+
+impl From<RunError> for ApiError {
+    fn from(error: RunError) -> Self {
+        match error {
+            RunError::Store(error) => error.into(),
+            RunError::Invalid(errors) => ApiError::Validation(errors),
+            RunError::Model(error) => ApiError::Validation(vec![error.into_field_error()]),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match self {
+            ApiError::Validation(errors) => json!({ "detail": errors }),
+            other => json!({ "detail": other.to_string() }),
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,42 @@
+//! Extractors that turn raw requests into typed input or an [`ApiError`] naming what was wrong.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use http_body_util::LengthLimitError;
+use uuid::Uuid;
+
+use super::{ApiError, AppState};
+use crate::model::validate::{parse_body, parse_uuid, FromJson, Loc};
+
+/// A JSON body parsed into `T`, within the configured size limit.
+pub struct JsonBody<T>(pub T);
+
+impl<T: FromJson> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.config.max_body_bytes;
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
+            .await
+            .map_err(|error| {
+                let too_large = std::error::Error::source(&error)
+                    .is_some_and(|source| source.is::<LengthLimitError>())
+                    || error.to_string().contains("length limit");
+                if too_large {
+                    ApiError::PayloadTooLarge { limit }
+                } else {
+                    ApiError::BadRequest(format!("Could not read the request body: {error}"))
+                }
+            })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json<T: FromJson>(bytes: &Bytes) -> Result<T, ApiError> {
+    parse_body(bytes).map_err(ApiError::Validation)
+}
+
+/// A path segment that must be a UUID; `name` is the parameter's name in error messages.
+pub fn path_id(raw: &str, name: &str) -> Result<Uuid, ApiError> {
+    parse_uuid(raw, &Loc::root("path").key(name)).map_err(|error| ApiError::Validation(vec![error]))
+}

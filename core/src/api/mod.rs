@@ -1,0 +1,93 @@
+//! HTTP: one router per endpoint group, served the same way by the local server and by Lambda.
+//! Nothing here knows which of the two it runs in.
+
+pub mod assistants;
+pub mod auth;
+mod error;
+pub mod extract;
+pub mod meta;
+pub mod runs;
+pub mod sse;
+pub mod threads;
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use axum::Router;
+use serde::Serialize;
+
+pub use auth::{Authenticator, CookieAuth, User};
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::llm::ModelCatalog;
+use crate::runs::RunEngine;
+use crate::store::Store;
+
+/// What every handler can reach. Cheap to clone: all shared behind `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<dyn Authenticator>,
+    pub models: Arc<ModelCatalog>,
+    pub runs: RunEngine,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        let config = Arc::new(config);
+        let models = Arc::new(ModelCatalog::new(&config));
+        let runs = RunEngine::new(store.clone(), models.clone(), config.clone());
+        AppState {
+            config,
+            store,
+            auth: Arc::new(CookieAuth),
+            models,
+            runs,
+        }
+    }
+}
+
+/// Every route of the API.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(assistants::router())
+        .merge(threads::router())
+        .merge(runs::router())
+        .merge(meta::router())
+}
+
+/// A servable app from some routes: JSON 404 and 405 answers for everything they do not match.
+pub fn app(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+}
+
+/// Routes `path` both with and without a trailing slash: OpenGPTs clients use both spellings.
+pub(crate) fn route(path: &str, methods: MethodRouter<AppState>) -> Router<AppState> {
+    Router::new()
+        .route(path, methods.clone())
+        .route(&format!("{path}/"), methods)
+}
+
+/// Serializes straight to the response body, without building a JSON tree first.
+pub(crate) fn json_response(body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(error) => {
+            ApiError::Internal(format!("could not serialize the response: {error}")).into_response()
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Everything read from the environment, in one place, with defaults that work offline.
+//! The README's configuration table lists the same variables.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {name}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Which backend holds the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub store: StoreKind,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long a run holds its thread before another run may take it, should it stop renewing.
+    pub run_lease: Duration,
+    /// Silence after which a stream sends a `: ping` comment.
+    pub sse_ping_interval: Duration,
+    /// Pause between the offline model's tokens, so streaming is visible.
+    pub offline_token_delay: Duration,
+    pub providers: ProviderConfig,
+}
+
+/// Model provider credentials and endpoints. A provider is used only when configured.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub openai_api_key: Option<String>,
+    pub openai_base_url: String,
+    pub azure_openai_api_key: Option<String>,
+    pub azure_openai_base_url: Option<String>,
+    pub azure_openai_deployment: Option<String>,
+    pub azure_openai_api_version: String,
+    pub anthropic_api_key: Option<String>,
+    pub anthropic_base_url: String,
+    pub ollama_base_url: Option<String>,
+    pub groq_api_key: Option<String>,
+    pub groq_base_url: String,
+    /// When an assistant names a model whose provider has no credentials here, the offline model
+    /// answers instead of the run failing (so the API works out of the box).
+    pub offline_fallback: bool,
+    /// Model ids, overridable per OpenGPTs model name.
+    pub model_ids: ModelIds,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelIds {
+    pub gpt_35_turbo: String,
+    pub gpt_4: String,
+    pub gpt_4o: String,
+    pub claude: String,
+    pub ollama: String,
+    pub mixtral: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+    }
+
+    /// Builds the configuration from any variable source, so tests need not touch the process env.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Config {
+            host: env.parse(
+                "HOST",
+                "127.0.0.1".parse().expect("a valid address literal"),
+            )?,
+            port: env.parse("PORT", 8100)?,
+            store: match env.text("STORE").as_deref().unwrap_or("memory") {
+                "memory" => StoreKind::Memory,
+                other => {
+                    return Err(ConfigError {
+                        name: "STORE",
+                        value: other.into(),
+                        reason: "expected one of: memory".into(),
+                    })
+                }
+            },
+            max_body_bytes: env.parse("MAX_BODY_BYTES", 1 << 20)?,
+            run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
+            sse_ping_interval: Duration::from_millis(env.parse("SSE_PING_MS", 15_000)?),
+            offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
+            providers: ProviderConfig {
+                openai_api_key: env.text("OPENAI_API_KEY"),
+                openai_base_url: env
+                    .text("OPENAI_BASE_URL")
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                azure_openai_api_key: env.text("AZURE_OPENAI_API_KEY"),
+                azure_openai_base_url: env.text("AZURE_OPENAI_API_BASE"),
+                azure_openai_deployment: env.text("AZURE_OPENAI_DEPLOYMENT_NAME"),
+                azure_openai_api_version: env
+                    .text("AZURE_OPENAI_API_VERSION")
+                    .unwrap_or_else(|| "2024-06-01".into()),
+                anthropic_api_key: env.text("ANTHROPIC_API_KEY"),
+                anthropic_base_url: env
+                    .text("ANTHROPIC_BASE_URL")
+                    .unwrap_or_else(|| "https://api.anthropic.com".into()),
+                ollama_base_url: env.text("OLLAMA_BASE_URL"),
+                groq_api_key: env.text("GROQ_API_KEY"),
+                groq_base_url: env
+                    .text("GROQ_BASE_URL")
+                    .unwrap_or_else(|| "https://api.groq.com/openai/v1".into()),
+                offline_fallback: env.parse("OFFLINE_FALLBACK", true)?,
+                model_ids: ModelIds {
+                    gpt_35_turbo: env
+                        .text("OPENAI_MODEL_GPT_35_TURBO")
+                        .unwrap_or_else(|| "gpt-3.5-turbo".into()),
+                    gpt_4: env
+                        .text("OPENAI_MODEL_GPT_4")
+                        .unwrap_or_else(|| "gpt-4-turbo".into()),
+                    gpt_4o: env
+                        .text("OPENAI_MODEL_GPT_4O")
+                        .unwrap_or_else(|| "gpt-4o".into()),
+                    claude: env
+                        .text("ANTHROPIC_MODEL")
+                        .unwrap_or_else(|| "claude-3-5-sonnet-latest".into()),
+                    ollama: env.text("OLLAMA_MODEL").unwrap_or_else(|| "llama3".into()),
+                    mixtral: env
+                        .text("GROQ_MODEL")
+                        .unwrap_or_else(|| "mixtral-8x7b-32768".into()),
+                },
+                request_timeout: Duration::from_secs(env.parse("LLM_TIMEOUT_SECONDS", 60)?),
+            },
+        })
+    }
+
+    /// Defaults only: what a test or a fresh checkout gets.
+    pub fn defaults() -> Self {
+        Self::from_lookup(|_| None).expect("defaults are valid")
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn text(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+    }
+
+    fn parse<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.text(name) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|error: T::Err| ConfigError {
+                name,
+                reason: error.to_string(),
+                value,
+            }),
+        }
+    }
+}

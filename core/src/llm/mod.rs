@@ -1,0 +1,149 @@
+//! Chat models: one [`ChatModel`] trait that streams [`Chunk`]s, the providers behind it, and the
+//! [`ModelCatalog`] that turns an assistant's OpenGPTs configuration into a provider and model id.
+
+mod anthropic;
+mod catalog;
+mod offline;
+mod openai;
+mod sse_client;
+
+pub use anthropic::AnthropicModel;
+pub use catalog::{ModelCatalog, ModelConfigError, ResolvedModel, MODEL_NAMES};
+pub use offline::OfflineModel;
+pub use openai::{OpenAiEndpoint, OpenAiModel};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use serde_json::Value;
+
+use crate::model::Message;
+
+/// What a model is asked: the conversation, an optional system prompt, and the model id.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub model: String,
+    pub system: Option<String>,
+    pub messages: Vec<Message>,
+}
+
+/// One piece of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunk {
+    Text(String),
+    /// A fragment of a tool call; fragments with the same `index` concatenate.
+    ToolCall {
+        index: usize,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
+    Usage {
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+    Finish {
+        reason: String,
+    },
+}
+
+pub type ChunkStream = BoxStream<'static, Result<Chunk, LlmError>>;
+
+#[async_trait]
+pub trait ChatModel: Send + Sync + 'static {
+    /// The provider's name, for error messages and metadata.
+    fn provider(&self) -> &'static str;
+    async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError>;
+}
+
+/// Why a provider failed. Messages name the provider and the cause, never a credential.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    #[error("{provider} could not be reached: {reason}")]
+    Connect {
+        provider: &'static str,
+        reason: String,
+    },
+    #[error("{provider} answered HTTP {status}: {message}{}", retry_after.as_ref().map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+    Status {
+        provider: &'static str,
+        status: u16,
+        message: String,
+        retry_after: Option<String>,
+    },
+    #[error("{provider} sent a malformed stream: {reason}")]
+    Malformed {
+        provider: &'static str,
+        reason: String,
+    },
+    #[error("{provider} sent nothing for {seconds} s")]
+    Timeout {
+        provider: &'static str,
+        seconds: u64,
+    },
+    #[error("{provider} reported an error mid-stream: {message}")]
+    Upstream {
+        provider: &'static str,
+        message: String,
+    },
+}
+
+impl LlmError {
+    /// The HTTP status that best describes the failure to our client.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            LlmError::Status { status: 429, .. } => 429,
+            LlmError::Timeout { .. } => 504,
+            _ => 502,
+        }
+    }
+}
+
+/// Sends a provider request within `timeout`; a non-2xx answer becomes [`LlmError::Status`].
+async fn send_checked(
+    provider: &'static str,
+    timeout: std::time::Duration,
+    send: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+) -> Result<reqwest::Response, LlmError> {
+    let response = tokio::time::timeout(timeout, send)
+        .await
+        .map_err(|_| LlmError::Timeout {
+            provider,
+            seconds: timeout.as_secs(),
+        })?
+        .map_err(|error| LlmError::Connect {
+            provider,
+            reason: error.without_url().to_string(),
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.text().await.unwrap_or_default();
+    Err(LlmError::Status {
+        provider,
+        status: status.as_u16(),
+        message: error_message(&body),
+        retry_after,
+    })
+}
+
+/// The text of an upstream error body: its `error.message` when JSON, else the body, cut short.
+fn error_message(body: &str) -> String {
+    let parsed: Option<Value> = serde_json::from_str(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|value| {
+            value
+                .pointer("/error/message")
+                .or_else(|| value.get("message"))
+        })
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| body.trim().to_string());
+    message.chars().take(300).collect()
+}

@@ -1,0 +1,70 @@
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::validate::{FieldErrors, FromJson, Loc, ObjectReader};
+use super::{Timestamp, UserId};
+
+/// An assistant: a named model configuration, private to its owner unless public.
+/// Field order is the one the user's document shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assistant {
+    pub assistant_id: Uuid,
+    pub name: String,
+    pub config: Map<String, Value>,
+    pub updated_at: Timestamp,
+    pub public: bool,
+    pub user_id: UserId,
+}
+
+impl Assistant {
+    /// The assistant's kind in the latest generation (`configurable.type`: agent, chatbot …).
+    pub fn kind(&self) -> Option<&str> {
+        self.configurable().get("type").and_then(Value::as_str)
+    }
+
+    pub fn configurable(&self) -> &Map<String, Value> {
+        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        self.config
+            .get("configurable")
+            .and_then(Value::as_object)
+            .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+    }
+}
+
+/// The body of POST/PUT `/assistants`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssistantInput {
+    pub name: String,
+    pub config: Map<String, Value>,
+    pub public: bool,
+}
+
+impl AssistantInput {
+    pub fn into_assistant(self, assistant_id: Uuid, user_id: UserId) -> Assistant {
+        Assistant {
+            assistant_id,
+            name: self.name,
+            config: self.config,
+            updated_at: Timestamp::now(),
+            public: self.public,
+            user_id,
+        }
+    }
+}
+
+impl FromJson for AssistantInput {
+    fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
+        let mut fields = ObjectReader::new(value, loc)?;
+        let name = fields.required("name");
+        let config = fields.required("config");
+        let public = fields.optional("public");
+        fields.finish(|| {
+            Some(AssistantInput {
+                name: name?,
+                config: config?,
+                public: public.unwrap_or(false),
+            })
+        })
+    }
+}

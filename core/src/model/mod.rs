@@ -1,0 +1,39 @@
+//! The wire types of the OpenGPTs API, serialized exactly as its clients expect.
+
+mod assistant;
+mod message;
+mod run;
+mod thread;
+mod time;
+pub mod validate;
+
+pub use assistant::{Assistant, AssistantInput};
+pub use message::{Content, Generation, Message, MessageType, WireMessage, WireMessages};
+pub use run::{Run, RunStatus};
+pub use thread::{Thread, ThreadInput};
+pub use time::Timestamp;
+
+use serde::{Deserialize, Serialize};
+
+/// The authenticated caller: the cookie value, or later a token's `sub`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// `None` for an empty id: an empty cookie is no identity.
+    pub fn new(id: impl Into<String>) -> Option<Self> {
+        let id = id.into();
+        (!id.is_empty()).then_some(UserId(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}

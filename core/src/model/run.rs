@@ -1,0 +1,37 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Timestamp, UserId};
+
+/// Where a run is in its life. Only `Pending` and `Running` hold the thread's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Success,
+    Error,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Success | RunStatus::Error | RunStatus::Cancelled
+        )
+    }
+}
+
+/// One execution of an assistant on a thread (OpenGPTs had no such record: runs were fire-and-forget).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub run_id: Uuid,
+    pub thread_id: Uuid,
+    pub assistant_id: Uuid,
+    pub user_id: UserId,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

@@ -1,0 +1,137 @@
+//! The body of POST `/runs` and `/runs/stream`, in either generation's shape.
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
+use crate::model::{Generation, Message};
+
+/// What the run adds to the thread before the model is called.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunInput {
+    /// Seed era: `{"messages": [...]}`; the stream then carries the whole thread in every event.
+    Seed(Vec<Message>),
+    /// Latest: a list of messages; the stream carries only what changed.
+    Latest(Vec<Message>),
+    /// Latest: `null` or absent, to continue the thread as it is.
+    Resume,
+}
+
+impl RunInput {
+    pub fn generation(&self) -> Generation {
+        match self {
+            RunInput::Seed(_) => Generation::Seed,
+            RunInput::Latest(_) | RunInput::Resume => Generation::Latest,
+        }
+    }
+
+    pub fn into_messages(self) -> Vec<Message> {
+        match self {
+            RunInput::Seed(messages) | RunInput::Latest(messages) => messages,
+            RunInput::Resume => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRequest {
+    pub thread_id: Uuid,
+    /// Seed clients name the assistant; latest ones use the thread's.
+    pub assistant_id: Option<Uuid>,
+    pub input: RunInput,
+    /// `configurable` values that override the assistant's for this run only.
+    pub configurable: Map<String, Value>,
+}
+
+impl FromJson for RunRequest {
+    fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
+        let mut fields = ObjectReader::new(value, loc)?;
+        let thread_id = fields.required("thread_id");
+        let assistant_id = fields.optional("assistant_id");
+        let config: Option<Map<String, Value>> = fields.optional("config");
+        let configurable = match config
+            .as_ref()
+            .and_then(|config| config.get("configurable"))
+        {
+            None | Some(Value::Null) => Some(Map::new()),
+            Some(Value::Object(configurable)) => Some(configurable.clone()),
+            Some(other) => {
+                let loc = fields.loc().key("config").key("configurable");
+                fields.push_error(FieldError::new(
+                    "dict_type",
+                    &loc,
+                    "Input should be a valid dictionary",
+                    other,
+                ));
+                None
+            }
+        };
+        let input_loc = fields.loc().key("input");
+        let input = match fields.raw("input") {
+            None | Some(Value::Null) => Ok(RunInput::Resume),
+            Some(list @ Value::Array(_)) => {
+                Vec::<Message>::from_json(list, &input_loc).map(RunInput::Latest)
+            }
+            Some(object @ Value::Object(_)) => {
+                ObjectReader::new(object, &input_loc).and_then(|mut input| {
+                    let messages = input.required("messages");
+                    input.finish(|| messages.map(RunInput::Seed))
+                })
+            }
+            Some(other) => Err(vec![FieldError::new(
+                "list_type",
+                &input_loc,
+                "Input should be a list of messages, an object with a 'messages' list, or null",
+                other,
+            )]),
+        };
+        let input = match input {
+            Ok(input) => Some(input),
+            Err(errors) => {
+                errors
+                    .into_iter()
+                    .for_each(|error| fields.push_error(error));
+                None
+            }
+        };
+        fields.finish(|| {
+            Some(RunRequest {
+                thread_id: thread_id?,
+                assistant_id,
+                input: input?,
+                configurable: configurable?,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn input_shape_decides_the_generation() {
+        let thread_id = Uuid::new_v4();
+        let parse = |input: Value| {
+            RunRequest::from_json(
+                &json!({"thread_id": thread_id, "input": input}),
+                &Loc::body(),
+            )
+        };
+        assert_eq!(
+            parse(json!({"messages": []})).unwrap().input,
+            RunInput::Seed(vec![])
+        );
+        assert_eq!(parse(json!([])).unwrap().input, RunInput::Latest(vec![]));
+        assert_eq!(parse(Value::Null).unwrap().input, RunInput::Resume);
+        let errors = parse(json!("hello")).unwrap_err();
+        assert_eq!(errors[0].loc, vec![json!("body"), json!("input")]);
+    }
+
+    #[test]
+    fn missing_thread_id_is_named() {
+        let errors = RunRequest::from_json(&json!({"input": []}), &Loc::body()).unwrap_err();
+        assert_eq!(errors[0].loc, vec![json!("body"), json!("thread_id")]);
+    }
+}

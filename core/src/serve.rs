@@ -1,0 +1,90 @@
+//! Process entry points shared by every binary in `functions/`: build the state from the
+//! environment once, then serve routes over HTTP locally or through the Lambda runtime.
+
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::config::{Config, StoreKind};
+use crate::store::{MemoryStore, Store};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Logs as Lambda expects (`AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_LAMBDA_LOG_LEVEL`), else `RUST_LOG`.
+pub fn init_tracing() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into())
+        .to_lowercase();
+    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
+        .is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    // A second init (tests start many servers) is harmless: the first subscriber stays.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub fn store(config: &Config) -> Arc<dyn Store> {
+    match config.store {
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+    }
+}
+
+pub fn state_from_env() -> Result<AppState, Error> {
+    let config = Config::from_env()?;
+    let store = store(&config);
+    Ok(AppState::new(config, store))
+}
+
+fn under_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// Serves `app` on `listener` until the process is told to stop.
+pub async fn serve_http(listener: TcpListener, app: Router) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+/// `functions/api`: every route, as one Lambda function or as the local server on HOST:PORT.
+pub async fn api() -> Result<(), Error> {
+    init_tracing();
+    let state = state_from_env()?;
+    if under_lambda() {
+        // The run stream answers through response streaming, so this function streams too.
+        return lambda_http::run_with_streaming_response(api::app(api::routes(), state)).await;
+    }
+    let address = (state.config.host, state.config.port);
+    let listener = TcpListener::bind(address).await?;
+    tracing::info!(
+        "OpenGPTs API listening on http://{}",
+        listener.local_addr()?
+    );
+    serve_http(listener, api::app(api::routes(), state)).await?;
+    Ok(())
+}
+
+/// A Lambda function serving some of the routes with buffered responses.
+pub async fn lambda(routes: Router<AppState>) -> Result<(), Error> {
+    init_tracing();
+    let state = state_from_env()?;
+    lambda_http::run(api::app(routes, state)).await
+}
+
+/// A Lambda function serving some of the routes with response streaming.
+pub async fn lambda_streaming(routes: Router<AppState>) -> Result<(), Error> {
+    init_tracing();
+    let state = state_from_env()?;
+    lambda_http::run_with_streaming_response(api::app(routes, state)).await
+}

@@ -1,0 +1,263 @@
+//! An in-process store: the test backend and `STORE=memory`. One mutex, never held across an await.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{Entity, Store, StoreError, StoreResult};
+use crate::model::{Assistant, Message, Run, Thread, Timestamp, UserId};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    assistants: HashMap<Uuid, Assistant>,
+    threads: HashMap<Uuid, ThreadRecord>,
+    runs: HashMap<Uuid, Run>,
+}
+
+struct ThreadRecord {
+    thread: Thread,
+    messages: Vec<Message>,
+    lease: Option<Lease>,
+}
+
+#[derive(Clone, Copy)]
+struct Lease {
+    run_id: Uuid,
+    expires_at: Timestamp,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind, still consistent per operation.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    fn own_thread(&mut self, user: &UserId, thread_id: Uuid) -> StoreResult<&mut ThreadRecord> {
+        self.threads
+            .get_mut(&thread_id)
+            .filter(|record| &record.thread.user_id == user)
+            .ok_or(StoreError::NotFound(Entity::Thread))
+    }
+}
+
+fn newest_first<T>(mut items: Vec<T>, updated_at: impl Fn(&T) -> Timestamp) -> Vec<T> {
+    items.sort_by_key(|item| std::cmp::Reverse(updated_at(item)));
+    items
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if let Some(existing) = inner.assistants.get(&assistant.assistant_id) {
+            if existing.user_id != assistant.user_id {
+                return Err(StoreError::NotFound(Entity::Assistant));
+            }
+        }
+        inner
+            .assistants
+            .insert(assistant.assistant_id, assistant.clone());
+        Ok(())
+    }
+
+    async fn get_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<Assistant> {
+        self.lock()
+            .assistants
+            .get(&assistant_id)
+            .filter(|assistant| &assistant.user_id == user || assistant.public)
+            .cloned()
+            .ok_or(StoreError::NotFound(Entity::Assistant))
+    }
+
+    async fn list_assistants(&self, user: &UserId) -> StoreResult<Vec<Assistant>> {
+        let own = self
+            .lock()
+            .assistants
+            .values()
+            .filter(|a| &a.user_id == user)
+            .cloned()
+            .collect();
+        Ok(newest_first(own, |a: &Assistant| a.updated_at))
+    }
+
+    async fn list_public_assistants(&self) -> StoreResult<Vec<Assistant>> {
+        let public = self
+            .lock()
+            .assistants
+            .values()
+            .filter(|a| a.public)
+            .cloned()
+            .collect();
+        Ok(newest_first(public, |a: &Assistant| a.updated_at))
+    }
+
+    async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()> {
+        let mut inner = self.lock();
+        match inner.assistants.get(&assistant_id) {
+            Some(assistant) if &assistant.user_id == user => {
+                inner.assistants.remove(&assistant_id);
+                Ok(())
+            }
+            _ => Err(StoreError::NotFound(Entity::Assistant)),
+        }
+    }
+
+    async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
+        let mut inner = self.lock();
+        match inner.threads.get_mut(&thread.thread_id) {
+            Some(record) if record.thread.user_id != thread.user_id => {
+                Err(StoreError::NotFound(Entity::Thread))
+            }
+            Some(record) => {
+                record.thread = thread.clone();
+                Ok(())
+            }
+            None => {
+                let record = ThreadRecord {
+                    thread: thread.clone(),
+                    messages: Vec::new(),
+                    lease: None,
+                };
+                inner.threads.insert(thread.thread_id, record);
+                Ok(())
+            }
+        }
+    }
+
+    async fn get_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Thread> {
+        Ok(self.lock().own_thread(user, thread_id)?.thread.clone())
+    }
+
+    async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>> {
+        let own = self
+            .lock()
+            .threads
+            .values()
+            .filter(|r| &r.thread.user_id == user)
+            .map(|r| r.thread.clone())
+            .collect();
+        Ok(newest_first(own, |t: &Thread| t.updated_at))
+    }
+
+    async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
+        let mut inner = self.lock();
+        inner.own_thread(user, thread_id)?;
+        inner.threads.remove(&thread_id);
+        inner.runs.retain(|_, run| run.thread_id != thread_id);
+        Ok(())
+    }
+
+    async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {
+        Ok(self.lock().own_thread(user, thread_id)?.messages.clone())
+    }
+
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+    ) -> StoreResult<()> {
+        self.lock()
+            .own_thread(user, thread_id)?
+            .messages
+            .extend_from_slice(messages);
+        Ok(())
+    }
+
+    async fn upsert_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+    ) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let record = inner.own_thread(user, thread_id)?;
+        for message in messages {
+            let existing = message.id.as_ref().and_then(|id| {
+                record
+                    .messages
+                    .iter_mut()
+                    .find(|stored| stored.id.as_ref() == Some(id))
+            });
+            match existing {
+                Some(stored) => *stored = message.clone(),
+                None => record.messages.push(message.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_run(&self, run: &Run, lease: Duration) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let record = inner.own_thread(&run.user_id, run.thread_id)?;
+        let now = Timestamp::now();
+        if let Some(held) = record.lease.filter(|held| held.expires_at > now) {
+            return Err(StoreError::ThreadBusy {
+                run_id: held.run_id,
+            });
+        }
+        record.lease = Some(Lease {
+            run_id: run.run_id,
+            expires_at: now.plus(lease),
+        });
+        inner.runs.insert(run.run_id, run.clone());
+        Ok(())
+    }
+
+    async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
+        self.lock()
+            .runs
+            .get(&run_id)
+            .filter(|run| &run.user_id == user)
+            .cloned()
+            .ok_or(StoreError::NotFound(Entity::Run))
+    }
+
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let stored = inner
+            .runs
+            .get_mut(&run.run_id)
+            .ok_or(StoreError::NotFound(Entity::Run))?;
+        *stored = run.clone();
+        Ok(())
+    }
+
+    async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let now = Timestamp::now();
+        let held = inner
+            .threads
+            .get_mut(&thread_id)
+            .and_then(|record| record.lease.as_mut())
+            .filter(|held| held.run_id == run_id)
+            .ok_or(StoreError::LeaseLost { run_id })?;
+        held.expires_at = now.plus(lease);
+        Ok(())
+    }
+
+    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
+        if let Some(record) = self.lock().threads.get_mut(&thread_id) {
+            if record.lease.is_some_and(|held| held.run_id == run_id) {
+                record.lease = None;
+            }
+        }
+        Ok(())
+    }
+}

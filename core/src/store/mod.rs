@@ -1,0 +1,95 @@
+//! The one way to data. Every backend implements [`Store`] and passes the same contract suite
+//! (`tests/store_contract.rs`). Ownership and the per-thread run lease are enforced here, inside
+//! each operation, so no handler can forget them.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::model::{Assistant, Message, Run, Thread, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Assistant,
+    Thread,
+    Run,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entity::Assistant => "Assistant",
+            Entity::Thread => "Thread",
+            Entity::Run => "Run",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Absent, or owned by someone else: callers cannot tell the two apart, on purpose.
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// The thread's lease is held by a run that has not finished or expired.
+    #[error("thread is busy with run {run_id}")]
+    ThreadBusy { run_id: Uuid },
+    /// The run no longer holds the lease it is renewing (it expired and another run took it).
+    #[error("run {run_id} lost the thread's lease")]
+    LeaseLost { run_id: Uuid },
+    #[error("store backend failed: {0}")]
+    Backend(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or replaces an assistant. An id owned by another user is `NotFound`: no takeover.
+    async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()>;
+    /// The user's own assistant, or anyone's public one.
+    async fn get_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<Assistant>;
+    /// The user's assistants, most recently updated first.
+    async fn list_assistants(&self, user: &UserId) -> StoreResult<Vec<Assistant>>;
+    /// Every user's public assistants, most recently updated first.
+    async fn list_public_assistants(&self) -> StoreResult<Vec<Assistant>>;
+    async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()>;
+
+    /// Creates or replaces a thread, keeping its messages. Another user's id is `NotFound`.
+    async fn put_thread(&self, thread: &Thread) -> StoreResult<()>;
+    async fn get_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Thread>;
+    /// The user's threads, most recently updated first.
+    async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>>;
+    /// Deletes the thread with its messages and runs.
+    async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()>;
+
+    /// The thread's messages in the order they were added.
+    async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>>;
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+    ) -> StoreResult<()>;
+    /// Replaces the messages whose `id` matches one in `messages`; appends the others.
+    async fn upsert_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+    ) -> StoreResult<()>;
+
+    /// Records a new run and takes its thread's lease for `lease`, atomically: `ThreadBusy` when
+    /// another run holds an unexpired lease.
+    async fn start_run(&self, run: &Run, lease: Duration) -> StoreResult<()>;
+    async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run>;
+    async fn update_run(&self, run: &Run) -> StoreResult<()>;
+    /// Extends the lease of a run still holding it; `LeaseLost` otherwise.
+    async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()>;
+    /// Gives the lease back if `run_id` still holds it.
+    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()>;
+}

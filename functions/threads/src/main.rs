@@ -1,0 +1,6 @@
+//! The `/threads` routes as one Lambda function.
+
+#[tokio::main]
+async fn main() -> Result<(), opengpts::serve::Error> {
+    opengpts::serve::lambda(opengpts::api::threads::router()).await
+}
