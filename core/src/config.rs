@@ -75,10 +75,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         Ok(Config {
-            host: env.parse(
-                "HOST",
-                "127.0.0.1".parse().expect("a valid address literal"),
-            )?,
+            host: env.parse("HOST", "127.0.0.1".parse().expect("a valid address literal"))?,
             port: env.parse("PORT", 8100)?,
             store: match env.text("STORE").as_deref().unwrap_or("memory") {
                 "memory" => StoreKind::Memory,
@@ -96,42 +93,26 @@ impl Config {
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
             providers: ProviderConfig {
                 openai_api_key: env.text("OPENAI_API_KEY"),
-                openai_base_url: env
-                    .text("OPENAI_BASE_URL")
-                    .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+                openai_base_url: env.text("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
                 azure_openai_api_key: env.text("AZURE_OPENAI_API_KEY"),
                 azure_openai_base_url: env.text("AZURE_OPENAI_API_BASE"),
                 azure_openai_deployment: env.text("AZURE_OPENAI_DEPLOYMENT_NAME"),
-                azure_openai_api_version: env
-                    .text("AZURE_OPENAI_API_VERSION")
-                    .unwrap_or_else(|| "2024-06-01".into()),
+                azure_openai_api_version: env.text("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| "2024-06-01".into()),
                 anthropic_api_key: env.text("ANTHROPIC_API_KEY"),
                 anthropic_base_url: env
                     .text("ANTHROPIC_BASE_URL")
                     .unwrap_or_else(|| "https://api.anthropic.com".into()),
                 ollama_base_url: env.text("OLLAMA_BASE_URL"),
                 groq_api_key: env.text("GROQ_API_KEY"),
-                groq_base_url: env
-                    .text("GROQ_BASE_URL")
-                    .unwrap_or_else(|| "https://api.groq.com/openai/v1".into()),
+                groq_base_url: env.text("GROQ_BASE_URL").unwrap_or_else(|| "https://api.groq.com/openai/v1".into()),
                 offline_fallback: env.parse("OFFLINE_FALLBACK", true)?,
                 model_ids: ModelIds {
-                    gpt_35_turbo: env
-                        .text("OPENAI_MODEL_GPT_35_TURBO")
-                        .unwrap_or_else(|| "gpt-3.5-turbo".into()),
-                    gpt_4: env
-                        .text("OPENAI_MODEL_GPT_4")
-                        .unwrap_or_else(|| "gpt-4-turbo".into()),
-                    gpt_4o: env
-                        .text("OPENAI_MODEL_GPT_4O")
-                        .unwrap_or_else(|| "gpt-4o".into()),
-                    claude: env
-                        .text("ANTHROPIC_MODEL")
-                        .unwrap_or_else(|| "claude-3-5-sonnet-latest".into()),
+                    gpt_35_turbo: env.text("OPENAI_MODEL_GPT_35_TURBO").unwrap_or_else(|| "gpt-3.5-turbo".into()),
+                    gpt_4: env.text("OPENAI_MODEL_GPT_4").unwrap_or_else(|| "gpt-4-turbo".into()),
+                    gpt_4o: env.text("OPENAI_MODEL_GPT_4O").unwrap_or_else(|| "gpt-4o".into()),
+                    claude: env.text("ANTHROPIC_MODEL").unwrap_or_else(|| "claude-3-5-sonnet-latest".into()),
                     ollama: env.text("OLLAMA_MODEL").unwrap_or_else(|| "llama3".into()),
-                    mixtral: env
-                        .text("GROQ_MODEL")
-                        .unwrap_or_else(|| "mixtral-8x7b-32768".into()),
+                    mixtral: env.text("GROQ_MODEL").unwrap_or_else(|| "mixtral-8x7b-32768".into()),
                 },
                 request_timeout: Duration::from_secs(env.parse("LLM_TIMEOUT_SECONDS", 60)?),
             },
@@ -157,11 +138,9 @@ impl Env<'_> {
     {
         match self.text(name) {
             None => Ok(default),
-            Some(value) => value.parse().map_err(|error: T::Err| ConfigError {
-                name,
-                reason: error.to_string(),
-                value,
-            }),
+            Some(value) => {
+                value.parse().map_err(|error: T::Err| ConfigError { name, reason: error.to_string(), value })
+            }
         }
     }
 }

@@ -19,17 +19,10 @@ pub fn init_tracing() {
         .unwrap_or_else(|_| "info".into())
         .to_lowercase();
     let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
-        .is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
     // A second init (tests start many servers) is harmless: the first subscriber stays.
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 pub fn store(config: &Config) -> Arc<dyn Store> {
@@ -67,10 +60,7 @@ pub async fn api() -> Result<(), Error> {
     }
     let address = (state.config.host, state.config.port);
     let listener = TcpListener::bind(address).await?;
-    tracing::info!(
-        "OpenGPTs API listening on http://{}",
-        listener.local_addr()?
-    );
+    tracing::info!("OpenGPTs API listening on http://{}", listener.local_addr()?);
     serve_http(listener, api::app(api::routes(), state)).await?;
     Ok(())
 }

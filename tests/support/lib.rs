@@ -1,1 +1,153 @@
+//! Shared by the integration tests: the app on a random port driven over real HTTP, and local
+//! servers that speak the model providers' streaming wire formats.
 
+pub mod mock_provider;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opengpts::api::{self, AppState};
+use opengpts::config::Config;
+use opengpts::store::{MemoryStore, Store};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub state: AppState,
+}
+
+/// The app with default settings (offline model without delay) on the memory store.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config(|_| None), Arc::new(MemoryStore::new())).await
+}
+
+/// Defaults for tests: no token delay; `vars` may set any configuration variable.
+pub fn test_config(vars: impl Fn(&str) -> Option<String>) -> Config {
+    Config::from_lookup(|name| vars(name).or_else(|| (name == "OFFLINE_TOKEN_DELAY_MS").then(|| "0".into())))
+        .expect("valid test configuration")
+}
+
+pub async fn spawn_app_with(config: Config, store: Arc<dyn Store>) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let address = listener.local_addr().expect("bound address");
+    let state = AppState::new(config, store);
+    let app = api::app(api::routes(), state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    TestApp { base: format!("http://{address}"), client: Client::new(), state }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request as `user` (`None`: no cookie at all).
+    pub fn request(&self, method: Method, path: &str, user: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, self.url(path));
+        match user {
+            Some(user) => request.header("cookie", format!("opengpts_user_id={user}")),
+            None => request,
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, user: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.request(method, path, Some(user));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        json_of(response).await
+    }
+
+    pub async fn get(&self, path: &str, user: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, user, None).await
+    }
+
+    pub async fn post(&self, path: &str, user: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, user, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, user: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, user, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, user: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, user, None).await
+    }
+
+    /// Creates an assistant and returns its id.
+    pub async fn assistant(&self, user: &str, config: Value, public: bool) -> String {
+        let body = serde_json::json!({"name": "bot", "config": config, "public": public});
+        let (status, assistant) = self.post("/assistants", user, body).await;
+        assert_eq!(status, StatusCode::OK, "{assistant}");
+        assistant["assistant_id"].as_str().expect("an id").to_string()
+    }
+
+    /// Creates a thread on a new assistant and returns (assistant_id, thread_id).
+    pub async fn thread(&self, user: &str, config: Value) -> (String, String) {
+        let assistant_id = self.assistant(user, config, false).await;
+        let body = serde_json::json!({"name": "t", "assistant_id": assistant_id});
+        let (status, thread) = self.post("/threads", user, body).await;
+        assert_eq!(status, StatusCode::OK, "{thread}");
+        (assistant_id, thread["thread_id"].as_str().expect("an id").to_string())
+    }
+
+    /// Posts to `/runs/stream` and reads the whole event stream.
+    pub async fn stream(&self, user: &str, body: Value) -> Vec<SseEvent> {
+        let response = self.request(Method::POST, "/runs/stream", Some(user)).json(&body).send().await.expect("answer");
+        assert_eq!(response.status(), StatusCode::OK);
+        parse_sse(&response.text().await.expect("a body"))
+    }
+
+    /// Polls a run until it has finished.
+    pub async fn wait_for_run(&self, user: &str, run_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, run) = self.get(&format!("/runs/{run_id}"), user).await;
+            if ["success", "error", "cancelled"].contains(&run["status"].as_str().unwrap_or("")) {
+                return run;
+            }
+            assert!(Instant::now() < deadline, "run {run_id} did not finish: {run}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+pub async fn json_of(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("a body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// One server-sent event: its name and its data (`None` for `end`, which has no data line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub data: Option<String>,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.data.as_deref().expect("a data line")).expect("JSON data")
+    }
+}
+
+/// Splits an SSE body on its CRLF blank lines, failing on any frame OpenGPTs would not send.
+pub fn parse_sse(body: &str) -> Vec<SseEvent> {
+    assert!(body.ends_with("\r\n\r\n"), "the stream ends with a blank line: {body:?}");
+    body.trim_end_matches("\r\n\r\n")
+        .split("\r\n\r\n")
+        .filter(|frame| !frame.starts_with(": ping"))
+        .map(|frame| {
+            let mut lines = frame.split("\r\n");
+            let event = lines.next().and_then(|l| l.strip_prefix("event: ")).expect("an event line").to_string();
+            let data = lines.next().map(|l| l.strip_prefix("data: ").expect("a data line").to_string());
+            assert!(lines.next().is_none(), "one data line per event: {frame:?}");
+            SseEvent { event, data }
+        })
+        .collect()
+}

@@ -15,10 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(route("/assistants", get(list_own).post(create).put(create)))
         .merge(route("/assistants/public", get(list_public)))
-        .merge(route(
-            "/assistants/{assistant_id}",
-            get(read).put(replace).delete(remove),
-        ))
+        .merge(route("/assistants/{assistant_id}", get(read).put(replace).delete(remove)))
 }
 
 async fn create(
@@ -48,17 +45,11 @@ async fn save(state: &AppState, assistant: Assistant) -> Result<Json<Assistant>,
     Ok(Json(assistant))
 }
 
-async fn list_own(
-    State(state): State<AppState>,
-    User(user): User,
-) -> Result<Json<Vec<Assistant>>, ApiError> {
+async fn list_own(State(state): State<AppState>, User(user): User) -> Result<Json<Vec<Assistant>>, ApiError> {
     Ok(Json(state.store.list_assistants(&user).await?))
 }
 
-async fn list_public(
-    State(state): State<AppState>,
-    User(_): User,
-) -> Result<Json<Vec<Assistant>>, ApiError> {
+async fn list_public(State(state): State<AppState>, User(_): User) -> Result<Json<Vec<Assistant>>, ApiError> {
     Ok(Json(state.store.list_public_assistants().await?))
 }
 

@@ -22,13 +22,9 @@ pub struct CookieAuth;
 #[async_trait]
 impl Authenticator for CookieAuth {
     async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
-        cookie(headers, USER_COOKIE)
-            .and_then(UserId::new)
-            .ok_or_else(|| {
-                ApiError::Unauthorized(format!(
-                    "Missing identity: send the {USER_COOKIE} cookie with your user id"
-                ))
-            })
+        cookie(headers, USER_COOKIE).and_then(UserId::new).ok_or_else(|| {
+            ApiError::Unauthorized(format!("Missing identity: send the {USER_COOKIE} cookie with your user id"))
+        })
     }
 }
 
@@ -50,10 +46,7 @@ pub struct User(pub UserId);
 impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         state.auth.authenticate(&parts.headers).await.map(User)
     }
 }
@@ -67,10 +60,7 @@ mod tests {
     fn finds_the_cookie_among_others_and_across_headers() {
         let mut headers = HeaderMap::new();
         headers.append(header::COOKIE, HeaderValue::from_static("a=1; b=2"));
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("x=y; opengpts_user_id=\"foo\""),
-        );
+        headers.append(header::COOKIE, HeaderValue::from_static("x=y; opengpts_user_id=\"foo\""));
         assert_eq!(cookie(&headers, USER_COOKIE).as_deref(), Some("foo"));
         assert_eq!(cookie(&headers, "missing"), None);
     }

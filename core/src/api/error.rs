@@ -39,12 +39,10 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(entity) => ApiError::NotFound(entity),
-            StoreError::ThreadBusy { run_id } => ApiError::Conflict(format!(
-                "Thread is busy with run {run_id}; wait for it to finish or cancel it"
-            )),
-            StoreError::LeaseLost { run_id } => {
-                ApiError::Conflict(format!("Run {run_id} lost its thread lease"))
+            StoreError::ThreadBusy { run_id } => {
+                ApiError::Conflict(format!("Thread is busy with run {run_id}; wait for it to finish or cancel it"))
             }
+            StoreError::LeaseLost { run_id } => ApiError::Conflict(format!("Run {run_id} lost its thread lease")),
             StoreError::Backend(reason) => {
                 tracing::error!(%reason, "store backend failed");
                 ApiError::Unavailable("The data store is unavailable; try again".into())

@@ -16,18 +16,15 @@ impl<T: FromJson> FromRequest<AppState> for JsonBody<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.config.max_body_bytes;
-        let bytes = axum::body::to_bytes(request.into_body(), limit)
-            .await
-            .map_err(|error| {
-                let too_large = std::error::Error::source(&error)
-                    .is_some_and(|source| source.is::<LengthLimitError>())
-                    || error.to_string().contains("length limit");
-                if too_large {
-                    ApiError::PayloadTooLarge { limit }
-                } else {
-                    ApiError::BadRequest(format!("Could not read the request body: {error}"))
-                }
-            })?;
+        let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|error| {
+            let too_large = std::error::Error::source(&error).is_some_and(|source| source.is::<LengthLimitError>())
+                || error.to_string().contains("length limit");
+            if too_large {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::BadRequest(format!("Could not read the request body: {error}"))
+            }
+        })?;
         parse_json(&bytes).map(JsonBody)
     }
 }

@@ -16,14 +16,8 @@ const DOCS: &str = include_str!("docs.html");
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(route("/ok", get(|| async { Json(json!({"ok": true})) })))
-        .merge(route(
-            "/health",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        ))
-        .merge(route(
-            "/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
-        ))
+        .merge(route("/health", get(|| async { Json(json!({"status": "ok"})) })))
+        .merge(route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) })))
         .merge(route("/docs", get(|| async { Html(DOCS) })))
 }
 

@@ -41,23 +41,13 @@ impl AppState {
         let config = Arc::new(config);
         let models = Arc::new(ModelCatalog::new(&config));
         let runs = RunEngine::new(store.clone(), models.clone(), config.clone());
-        AppState {
-            config,
-            store,
-            auth: Arc::new(CookieAuth),
-            models,
-            runs,
-        }
+        AppState { config, store, auth: Arc::new(CookieAuth), models, runs }
     }
 }
 
 /// Every route of the API.
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .merge(assistants::router())
-        .merge(threads::router())
-        .merge(runs::router())
-        .merge(meta::router())
+    Router::new().merge(assistants::router()).merge(threads::router()).merge(runs::router()).merge(meta::router())
 }
 
 /// A servable app from some routes: JSON 404 and 405 answers for everything they do not match.
@@ -70,24 +60,13 @@ pub fn app(routes: Router<AppState>, state: AppState) -> Router {
 
 /// Routes `path` both with and without a trailing slash: OpenGPTs clients use both spellings.
 pub(crate) fn route(path: &str, methods: MethodRouter<AppState>) -> Router<AppState> {
-    Router::new()
-        .route(path, methods.clone())
-        .route(&format!("{path}/"), methods)
+    Router::new().route(path, methods.clone()).route(&format!("{path}/"), methods)
 }
 
 /// Serializes straight to the response body, without building a JSON tree first.
 pub(crate) fn json_response(body: &impl Serialize) -> Response {
     match serde_json::to_vec(body) {
-        Ok(bytes) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response(),
-        Err(error) => {
-            ApiError::Internal(format!("could not serialize the response: {error}")).into_response()
-        }
+        Ok(bytes) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response(),
+        Err(error) => ApiError::Internal(format!("could not serialize the response: {error}")).into_response(),
     }
 }

@@ -20,18 +20,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(route("/runs", post(create)))
         .merge(route("/runs/stream", post(stream)))
-        .merge(route(
-            "/runs/input_schema",
-            get(|| async { Json(input_schema()) }),
-        ))
-        .merge(route(
-            "/runs/output_schema",
-            get(|| async { Json(output_schema()) }),
-        ))
-        .merge(route(
-            "/runs/config_schema",
-            get(|| async { Json(config_schema()) }),
-        ))
+        .merge(route("/runs/input_schema", get(|| async { Json(input_schema()) })))
+        .merge(route("/runs/output_schema", get(|| async { Json(output_schema()) })))
+        .merge(route("/runs/config_schema", get(|| async { Json(config_schema()) })))
         .merge(route("/runs/{run_id}", get(read)))
         .merge(route("/runs/{run_id}/cancel", post(cancel)))
 }
@@ -58,11 +49,7 @@ async fn stream(
     let engine = state.runs.clone();
     // The run lives in its own task: the client hanging up ends only the response.
     tokio::spawn(async move { engine.execute(job, Some(sender)).await });
-    Ok(sse::response(
-        run_id,
-        receiver,
-        state.config.sse_ping_interval,
-    ))
+    Ok(sse::response(run_id, receiver, state.config.sse_ping_interval))
 }
 
 async fn read(

@@ -17,42 +17,26 @@ pub fn frame(event: &str, data: &str) -> Bytes {
 }
 
 fn ping() -> Bytes {
-    Bytes::from(format!(
-        ": ping - {}\r\n\r\n",
-        chrono::Utc::now().naive_utc()
-    ))
+    Bytes::from(format!(": ping - {}\r\n\r\n", chrono::Utc::now().naive_utc()))
 }
 
 const END: &[u8] = b"event: end\r\n\r\n";
 
-pub fn response(
-    run_id: Uuid,
-    events: mpsc::Receiver<RunEvent>,
-    ping_interval: Duration,
-) -> Response {
-    let metadata = frame(
-        "metadata",
-        &serde_json::json!({ "run_id": run_id }).to_string(),
-    );
+pub fn response(run_id: Uuid, events: mpsc::Receiver<RunEvent>, ping_interval: Duration) -> Response {
+    let metadata = frame("metadata", &serde_json::json!({ "run_id": run_id }).to_string());
     let frames = futures::stream::unfold(Some(events), move |events| async move {
         let mut events = events?;
         let next = match tokio::time::timeout(ping_interval, events.recv()).await {
             Err(_) => ping(),
             Ok(Some(RunEvent::Data(data))) => frame("data", &data),
-            Ok(Some(RunEvent::Error {
-                status_code,
-                message,
-            })) => frame(
-                "error",
-                &serde_json::json!({ "status_code": status_code, "message": message }).to_string(),
-            ),
+            Ok(Some(RunEvent::Error { status_code, message })) => {
+                frame("error", &serde_json::json!({ "status_code": status_code, "message": message }).to_string())
+            }
             Ok(None) => return Some((Bytes::from_static(END), None)),
         };
         Some((next, Some(events)))
     });
-    let body = futures::stream::once(async move { metadata })
-        .chain(frames)
-        .map(Ok::<_, Infallible>);
+    let body = futures::stream::once(async move { metadata }).chain(frames).map(Ok::<_, Infallible>);
     (
         [
             (header::CACHE_CONTROL, "no-cache"),

@@ -11,26 +11,15 @@ use super::auth::User;
 use super::extract::{path_id, JsonBody};
 use super::{json_response, route, ApiError, AppState};
 use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
-use crate::model::{
-    Generation, Message, MessageType, Thread, ThreadInput, Timestamp, UserId, WireMessages,
-};
+use crate::model::{Generation, Message, MessageType, Thread, ThreadInput, Timestamp, UserId, WireMessages};
 use axum::response::Response;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(route("/threads", get(list).post(create)))
-        .merge(route(
-            "/threads/{thread_id}",
-            get(read).put(replace).delete(remove),
-        ))
-        .merge(route(
-            "/threads/{thread_id}/messages",
-            get(messages).post(add_messages),
-        ))
-        .merge(route(
-            "/threads/{thread_id}/state",
-            get(state).post(update_state),
-        ))
+        .merge(route("/threads/{thread_id}", get(read).put(replace).delete(remove)))
+        .merge(route("/threads/{thread_id}/messages", get(messages).post(add_messages)))
+        .merge(route("/threads/{thread_id}/state", get(state).post(update_state)))
 }
 
 async fn create(
@@ -52,12 +41,7 @@ async fn replace(
 }
 
 /// A thread may only name an assistant its user can see; its kind is copied into the metadata.
-async fn save(
-    state: &AppState,
-    user: UserId,
-    thread_id: Uuid,
-    input: ThreadInput,
-) -> Result<Json<Thread>, ApiError> {
+async fn save(state: &AppState, user: UserId, thread_id: Uuid, input: ThreadInput) -> Result<Json<Thread>, ApiError> {
     let assistant = state.store.get_assistant(&user, input.assistant_id).await?;
     let metadata = assistant.kind().map(|kind| {
         let mut metadata = Map::new();
@@ -76,10 +60,7 @@ async fn save(
     Ok(Json(thread))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    User(user): User,
-) -> Result<Json<Vec<Thread>>, ApiError> {
+async fn list(State(state): State<AppState>, User(user): User) -> Result<Json<Vec<Thread>>, ApiError> {
     Ok(Json(state.store.list_threads(&user).await?))
 }
 
@@ -114,9 +95,7 @@ async fn messages(
 ) -> Result<Response, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
     let messages = state.store.messages(&user, thread_id).await?;
-    Ok(json_response(&MessagesBody {
-        messages: WireMessages(&messages, Generation::Seed),
-    }))
+    Ok(json_response(&MessagesBody { messages: WireMessages(&messages, Generation::Seed) }))
 }
 
 /// The seed era's `{"messages": [...]}` body.
@@ -137,10 +116,7 @@ async fn add_messages(
     JsonBody(MessagesInput(messages)): JsonBody<MessagesInput>,
 ) -> Result<Json<Value>, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
-    state
-        .store
-        .append_messages(&user, thread_id, &messages)
-        .await?;
+    state.store.append_messages(&user, thread_id, &messages).await?;
     Ok(Json(Value::Null))
 }
 
@@ -159,14 +135,8 @@ async fn state(
     let thread = state.store.get_thread(&user, thread_id).await?;
     let messages = state.store.messages(&user, thread_id).await?;
     // The graph's next step: the assistant answers whenever the last word is not its own.
-    let waiting = messages
-        .last()
-        .is_some_and(|last| last.kind != MessageType::Ai);
-    let next = if waiting {
-        vec![thread.assistant_type().unwrap_or("agent").to_string()]
-    } else {
-        vec![]
-    };
+    let waiting = messages.last().is_some_and(|last| last.kind != MessageType::Ai);
+    let next = if waiting { vec![thread.assistant_type().unwrap_or("agent").to_string()] } else { vec![] };
     let values = (!messages.is_empty()).then(|| WireMessages(&messages, Generation::Latest));
     Ok(json_response(&StateBody { values, next }))
 }
@@ -183,13 +153,10 @@ impl FromJson for StateInput {
                 fields.push_error(FieldError::missing(&values_loc, value));
                 None
             }
-            Some(values @ Value::Array(_)) => {
-                collect(&mut fields, Vec::<Message>::from_json(values, &values_loc))
+            Some(values @ Value::Array(_)) => collect(&mut fields, Vec::<Message>::from_json(values, &values_loc)),
+            Some(values @ Value::Object(_)) => {
+                collect(&mut fields, MessagesInput::from_json(values, &values_loc).map(|input| input.0))
             }
-            Some(values @ Value::Object(_)) => collect(
-                &mut fields,
-                MessagesInput::from_json(values, &values_loc).map(|input| input.0),
-            ),
             Some(other) => {
                 fields.push_error(FieldError::new(
                     "list_type",
@@ -208,9 +175,7 @@ fn collect<T>(fields: &mut ObjectReader<'_>, parsed: Result<T, FieldErrors>) -> 
     match parsed {
         Ok(value) => Some(value),
         Err(errors) => {
-            errors
-                .into_iter()
-                .for_each(|error| fields.push_error(error));
+            errors.into_iter().for_each(|error| fields.push_error(error));
             None
         }
     }
@@ -226,9 +191,6 @@ async fn update_state(
     for message in &mut messages {
         message.id.get_or_insert_with(|| Uuid::new_v4().to_string());
     }
-    state
-        .store
-        .upsert_messages(&user, thread_id, &messages)
-        .await?;
+    state.store.upsert_messages(&user, thread_id, &messages).await?;
     Ok(Json(Value::Null))
 }

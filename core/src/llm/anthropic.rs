@@ -22,18 +22,8 @@ pub struct AnthropicModel {
 }
 
 impl AnthropicModel {
-    pub fn new(
-        client: reqwest::Client,
-        base_url: String,
-        api_key: String,
-        timeout: Duration,
-    ) -> Self {
-        AnthropicModel {
-            client,
-            base_url,
-            api_key,
-            timeout,
-        }
+    pub fn new(client: reqwest::Client, base_url: String, api_key: String, timeout: Duration) -> Self {
+        AnthropicModel { client, base_url, api_key, timeout }
     }
 }
 
@@ -45,9 +35,7 @@ fn wire_body(request: &ChatRequest) -> Value {
     for message in &request.messages {
         match message.kind {
             MessageType::System => system.push(message.content.text()),
-            MessageType::Ai => {
-                messages.push(json!({ "role": "assistant", "content": message.content.text() }))
-            }
+            MessageType::Ai => messages.push(json!({ "role": "assistant", "content": message.content.text() })),
             _ => messages.push(json!({ "role": "user", "content": message.content.text() })),
         }
     }
@@ -72,10 +60,7 @@ impl ChatModel for AnthropicModel {
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError> {
         let send = self
             .client
-            .post(format!(
-                "{}/v1/messages",
-                self.base_url.trim_end_matches('/')
-            ))
+            .post(format!("{}/v1/messages", self.base_url.trim_end_matches('/')))
             .header("x-api-key", &self.api_key)
             .header("anthropic-version", API_VERSION)
             .json(&wire_body(&request))
@@ -84,19 +69,14 @@ impl ChatModel for AnthropicModel {
         let mut input_tokens = 0;
         let chunks = events(PROVIDER, response, self.timeout)
             .take_while(|event| {
-                std::future::ready(
-                    !matches!(event, Ok(e) if e.event.as_deref() == Some("message_stop")),
-                )
+                std::future::ready(!matches!(event, Ok(e) if e.event.as_deref() == Some("message_stop")))
             })
             .flat_map(move |event| futures::stream::iter(parse_event(event, &mut input_tokens)));
         Ok(chunks.boxed())
     }
 }
 
-fn parse_event(
-    event: Result<UpstreamEvent, LlmError>,
-    input_tokens: &mut u64,
-) -> Vec<Result<Chunk, LlmError>> {
+fn parse_event(event: Result<UpstreamEvent, LlmError>, input_tokens: &mut u64) -> Vec<Result<Chunk, LlmError>> {
     let event = match event {
         Ok(event) => event,
         Err(error) => return vec![Err(error)],
@@ -105,88 +85,50 @@ fn parse_event(
         Ok(value) => value,
         Err(error) => {
             let reason = format!("{error} in {:?}", event.data);
-            return vec![Err(LlmError::Malformed {
-                provider: PROVIDER,
-                reason,
-            })];
+            return vec![Err(LlmError::Malformed { provider: PROVIDER, reason })];
         }
     };
-    let kind = event
-        .event
-        .as_deref()
-        .or_else(|| value.get("type").and_then(Value::as_str))
-        .unwrap_or("");
+    let kind = event.event.as_deref().or_else(|| value.get("type").and_then(Value::as_str)).unwrap_or("");
     match kind {
         "message_start" => {
-            *input_tokens = value
-                .pointer("/message/usage/input_tokens")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
+            *input_tokens = value.pointer("/message/usage/input_tokens").and_then(Value::as_u64).unwrap_or(0);
             vec![]
         }
-        "content_block_start" => match value.pointer("/content_block/type").and_then(Value::as_str)
-        {
+        "content_block_start" => match value.pointer("/content_block/type").and_then(Value::as_str) {
             Some("tool_use") => vec![Ok(Chunk::ToolCall {
                 index: value.get("index").and_then(Value::as_u64).unwrap_or(0) as usize,
-                id: value
-                    .pointer("/content_block/id")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                name: value
-                    .pointer("/content_block/name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
+                id: value.pointer("/content_block/id").and_then(Value::as_str).map(str::to_string),
+                name: value.pointer("/content_block/name").and_then(Value::as_str).map(str::to_string),
                 arguments: String::new(),
             })],
             _ => vec![],
         },
         "content_block_delta" => match value.pointer("/delta/type").and_then(Value::as_str) {
             Some("text_delta") => {
-                let text = value
-                    .pointer("/delta/text")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
+                let text = value.pointer("/delta/text").and_then(Value::as_str).unwrap_or("");
                 vec![Ok(Chunk::Text(text.to_string()))]
             }
             Some("input_json_delta") => vec![Ok(Chunk::ToolCall {
                 index: value.get("index").and_then(Value::as_u64).unwrap_or(0) as usize,
                 id: None,
                 name: None,
-                arguments: value
-                    .pointer("/delta/partial_json")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                arguments: value.pointer("/delta/partial_json").and_then(Value::as_str).unwrap_or("").to_string(),
             })],
             _ => vec![],
         },
         "message_delta" => {
             let mut chunks = Vec::new();
-            if let Some(output) = value
-                .pointer("/usage/output_tokens")
-                .and_then(Value::as_u64)
-            {
-                chunks.push(Ok(Chunk::Usage {
-                    input_tokens: *input_tokens,
-                    output_tokens: output,
-                }));
+            if let Some(output) = value.pointer("/usage/output_tokens").and_then(Value::as_u64) {
+                chunks.push(Ok(Chunk::Usage { input_tokens: *input_tokens, output_tokens: output }));
             }
             if let Some(reason) = value.pointer("/delta/stop_reason").and_then(Value::as_str) {
-                chunks.push(Ok(Chunk::Finish {
-                    reason: reason.to_string(),
-                }));
+                chunks.push(Ok(Chunk::Finish { reason: reason.to_string() }));
             }
             chunks
         }
         "error" => {
-            let message = value
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error");
-            vec![Err(LlmError::Upstream {
-                provider: PROVIDER,
-                message: message.to_string(),
-            })]
+            let message = value.pointer("/error/message").and_then(Value::as_str).unwrap_or("unknown error");
+            vec![Err(LlmError::Upstream { provider: PROVIDER, message: message.to_string() })]
         }
         _ => vec![],
     }

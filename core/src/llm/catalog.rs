@@ -37,28 +37,18 @@ pub enum ModelConfigError {
     #[error("Unknown model {value} under '{key}'; accepted: {}", accepted())]
     Unknown { key: String, value: Value },
     #[error("Model '{name}' needs {needs}; set it, or choose 'Offline'")]
-    Unconfigured {
-        key: String,
-        name: String,
-        needs: &'static str,
-    },
+    Unconfigured { key: String, name: String, needs: &'static str },
 }
 
 fn accepted() -> String {
-    MODEL_NAMES
-        .iter()
-        .map(|name| format!("'{name}'"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    MODEL_NAMES.iter().map(|name| format!("'{name}'")).collect::<Vec<_>>().join(", ")
 }
 
 impl ModelConfigError {
     pub fn into_field_error(self) -> FieldError {
         let (key, input) = match &self {
             ModelConfigError::Unknown { key, value } => (key.clone(), value.clone()),
-            ModelConfigError::Unconfigured { key, name, .. } => {
-                (key.clone(), Value::from(name.as_str()))
-            }
+            ModelConfigError::Unconfigured { key, name, .. } => (key.clone(), Value::from(name.as_str())),
         };
         let loc = Loc::body().key("config").key("configurable").key(&key);
         let mut error = FieldError::new("enum", &loc, self.to_string(), &input);
@@ -96,15 +86,9 @@ impl ModelCatalog {
             .build()
             .unwrap_or_default();
         let timeout = providers.request_timeout;
-        let compatible = |provider: &'static str,
-                          base_url: &str,
-                          api_key: Option<&String>|
-         -> Arc<dyn ChatModel> {
-            let endpoint = OpenAiEndpoint::Compatible {
-                provider,
-                base_url: base_url.to_string(),
-                api_key: api_key.cloned(),
-            };
+        let compatible = |provider: &'static str, base_url: &str, api_key: Option<&String>| -> Arc<dyn ChatModel> {
+            let endpoint =
+                OpenAiEndpoint::Compatible { provider, base_url: base_url.to_string(), api_key: api_key.cloned() };
             Arc::new(OpenAiModel::new(client.clone(), endpoint, timeout))
         };
         let azure = match (
@@ -119,10 +103,7 @@ impl ModelCatalog {
                     api_version: providers.azure_openai_api_version.clone(),
                     api_key: api_key.clone(),
                 };
-                Some(
-                    Arc::new(OpenAiModel::new(client.clone(), endpoint, timeout))
-                        as Arc<dyn ChatModel>,
-                )
+                Some(Arc::new(OpenAiModel::new(client.clone(), endpoint, timeout)) as Arc<dyn ChatModel>)
             }
             _ => None,
         };
@@ -141,17 +122,11 @@ impl ModelCatalog {
                     timeout,
                 )) as Arc<dyn ChatModel>
             }),
-            ollama: providers.ollama_base_url.as_ref().map(|base| {
-                compatible(
-                    "ollama",
-                    &format!("{}/v1", base.trim_end_matches('/')),
-                    None,
-                )
-            }),
-            groq: providers
-                .groq_api_key
+            ollama: providers
+                .ollama_base_url
                 .as_ref()
-                .map(|key| compatible("groq", &providers.groq_base_url, Some(key))),
+                .map(|base| compatible("ollama", &format!("{}/v1", base.trim_end_matches('/')), None)),
+            groq: providers.groq_api_key.as_ref().map(|key| compatible("groq", &providers.groq_base_url, Some(key))),
             config: providers.clone(),
         }
     }
@@ -162,27 +137,17 @@ impl ModelCatalog {
             return Ok(());
         };
         for (key, value) in configurable {
-            let names_a_model = MODEL_KEYS
-                .iter()
-                .any(|suffix| key == suffix || key.ends_with(&format!("/{suffix}")));
-            let known = value
-                .as_str()
-                .is_some_and(|name| MODEL_NAMES.contains(&name));
+            let names_a_model = MODEL_KEYS.iter().any(|suffix| key == suffix || key.ends_with(&format!("/{suffix}")));
+            let known = value.as_str().is_some_and(|name| MODEL_NAMES.contains(&name));
             if names_a_model && !known {
-                return Err(ModelConfigError::Unknown {
-                    key: key.clone(),
-                    value: value.clone(),
-                });
+                return Err(ModelConfigError::Unknown { key: key.clone(), value: value.clone() });
             }
         }
         Ok(())
     }
 
     /// The model and system prompt for a run, from the merged `configurable`.
-    pub fn resolve(
-        &self,
-        configurable: &Map<String, Value>,
-    ) -> Result<ResolvedModel, ModelConfigError> {
+    pub fn resolve(&self, configurable: &Map<String, Value>) -> Result<ResolvedModel, ModelConfigError> {
         let kind = configurable.get("type").and_then(Value::as_str);
         let lookup = |suffix: &str| -> Option<(String, &Value)> {
             let typed = kind.map(|kind| format!("type=={kind}/{suffix}"));
@@ -193,29 +158,15 @@ impl ModelCatalog {
         };
         let (key, name) = match MODEL_KEYS.iter().find_map(|suffix| lookup(suffix)) {
             Some((key, Value::String(name))) => (key, name.clone()),
-            Some((key, value)) => {
-                return Err(ModelConfigError::Unknown {
-                    key,
-                    value: value.clone(),
-                })
-            }
+            Some((key, value)) => return Err(ModelConfigError::Unknown { key, value: value.clone() }),
             None => ("agent_type".to_string(), DEFAULT_MODEL_NAME.to_string()),
         };
-        let system_message =
-            lookup("system_message").and_then(|(_, value)| value.as_str().map(str::to_string));
+        let system_message = lookup("system_message").and_then(|(_, value)| value.as_str().map(str::to_string));
         let (model, model_id) = self.provider_for(&key, &name)?;
-        Ok(ResolvedModel {
-            model,
-            model_id,
-            system_message,
-        })
+        Ok(ResolvedModel { model, model_id, system_message })
     }
 
-    fn provider_for(
-        &self,
-        key: &str,
-        name: &str,
-    ) -> Result<(Arc<dyn ChatModel>, String), ModelConfigError> {
+    fn provider_for(&self, key: &str, name: &str) -> Result<(Arc<dyn ChatModel>, String), ModelConfigError> {
         let ids = &self.config.model_ids;
         let (provider, model_id, needs) = match name {
             "GPT 3.5 Turbo" => (&self.openai, ids.gpt_35_turbo.clone(), "OPENAI_API_KEY"),
@@ -223,10 +174,7 @@ impl ModelCatalog {
             "GPT 4o" => (&self.openai, ids.gpt_4o.clone(), "OPENAI_API_KEY"),
             "GPT 4 (Azure OpenAI)" => (
                 &self.azure,
-                self.config
-                    .azure_openai_deployment
-                    .clone()
-                    .unwrap_or_default(),
+                self.config.azure_openai_deployment.clone().unwrap_or_default(),
                 "AZURE_OPENAI_API_KEY, AZURE_OPENAI_API_BASE and AZURE_OPENAI_DEPLOYMENT_NAME",
             ),
             "Claude 2" => (&self.anthropic, ids.claude.clone(), "ANTHROPIC_API_KEY"),
@@ -234,26 +182,13 @@ impl ModelCatalog {
             "Mixtral" => (&self.groq, ids.mixtral.clone(), "GROQ_API_KEY"),
             "Offline" => return Ok((self.offline.clone(), "offline".into())),
             // Named by OpenGPTs but without a provider in this build yet.
-            "Claude 2 (Amazon Bedrock)" | "GEMINI" => (
-                &None,
-                String::new(),
-                "a provider this build does not have yet",
-            ),
-            other => {
-                return Err(ModelConfigError::Unknown {
-                    key: key.to_string(),
-                    value: Value::from(other),
-                })
-            }
+            "Claude 2 (Amazon Bedrock)" | "GEMINI" => (&None, String::new(), "a provider this build does not have yet"),
+            other => return Err(ModelConfigError::Unknown { key: key.to_string(), value: Value::from(other) }),
         };
         match provider {
             Some(model) => Ok((model.clone(), model_id)),
             None if self.config.offline_fallback => Ok((self.offline.clone(), "offline".into())),
-            None => Err(ModelConfigError::Unconfigured {
-                key: key.to_string(),
-                name: name.to_string(),
-                needs,
-            }),
+            None => Err(ModelConfigError::Unconfigured { key: key.to_string(), name: name.to_string(), needs }),
         }
     }
 }
@@ -264,12 +199,8 @@ mod tests {
     use serde_json::json;
 
     fn catalog(vars: &[(&str, &str)]) -> ModelCatalog {
-        let config = Config::from_lookup(|name| {
-            vars.iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, v)| v.to_string())
-        })
-        .unwrap();
+        let config =
+            Config::from_lookup(|name| vars.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string())).unwrap();
         ModelCatalog::new(&config)
     }
 
@@ -280,15 +211,10 @@ mod tests {
     #[test]
     fn reads_both_generations_keys() {
         let models = catalog(&[("OPENAI_API_KEY", "k")]);
-        let latest = configurable(
-            json!({"type": "chatbot", "type==chatbot/llm_type": "GPT 4o",
-            "type==chatbot/system_message": "Be brief"}),
-        );
+        let latest = configurable(json!({"type": "chatbot", "type==chatbot/llm_type": "GPT 4o",
+            "type==chatbot/system_message": "Be brief"}));
         let resolved = models.resolve(&latest).unwrap();
-        assert_eq!(
-            (resolved.model.provider(), resolved.model_id.as_str()),
-            ("openai", "gpt-4o")
-        );
+        assert_eq!((resolved.model.provider(), resolved.model_id.as_str()), ("openai", "gpt-4o"));
         assert_eq!(resolved.system_message.as_deref(), Some("Be brief"));
         let seed = configurable(json!({"agent_type": "Claude 2"}));
         assert_eq!(models.resolve(&seed).unwrap().model.provider(), "offline");
@@ -297,10 +223,7 @@ mod tests {
     #[test]
     fn unconfigured_provider_fails_clearly_without_fallback() {
         let models = catalog(&[("OFFLINE_FALLBACK", "false")]);
-        let error = models
-            .resolve(&configurable(json!({"agent_type": "GPT 4"})))
-            .err()
-            .unwrap();
+        let error = models.resolve(&configurable(json!({"agent_type": "GPT 4"}))).err().unwrap();
         assert!(error.to_string().contains("OPENAI_API_KEY"), "{error}");
     }
 

@@ -59,32 +59,15 @@ pub trait ChatModel: Send + Sync + 'static {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LlmError {
     #[error("{provider} could not be reached: {reason}")]
-    Connect {
-        provider: &'static str,
-        reason: String,
-    },
+    Connect { provider: &'static str, reason: String },
     #[error("{provider} answered HTTP {status}: {message}{}", retry_after.as_ref().map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
-    Status {
-        provider: &'static str,
-        status: u16,
-        message: String,
-        retry_after: Option<String>,
-    },
+    Status { provider: &'static str, status: u16, message: String, retry_after: Option<String> },
     #[error("{provider} sent a malformed stream: {reason}")]
-    Malformed {
-        provider: &'static str,
-        reason: String,
-    },
+    Malformed { provider: &'static str, reason: String },
     #[error("{provider} sent nothing for {seconds} s")]
-    Timeout {
-        provider: &'static str,
-        seconds: u64,
-    },
+    Timeout { provider: &'static str, seconds: u64 },
     #[error("{provider} reported an error mid-stream: {message}")]
-    Upstream {
-        provider: &'static str,
-        message: String,
-    },
+    Upstream { provider: &'static str, message: String },
 }
 
 impl LlmError {
@@ -106,30 +89,15 @@ async fn send_checked(
 ) -> Result<reqwest::Response, LlmError> {
     let response = tokio::time::timeout(timeout, send)
         .await
-        .map_err(|_| LlmError::Timeout {
-            provider,
-            seconds: timeout.as_secs(),
-        })?
-        .map_err(|error| LlmError::Connect {
-            provider,
-            reason: error.without_url().to_string(),
-        })?;
+        .map_err(|_| LlmError::Timeout { provider, seconds: timeout.as_secs() })?
+        .map_err(|error| LlmError::Connect { provider, reason: error.without_url().to_string() })?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
     }
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = response.text().await.unwrap_or_default();
-    Err(LlmError::Status {
-        provider,
-        status: status.as_u16(),
-        message: error_message(&body),
-        retry_after,
-    })
+    Err(LlmError::Status { provider, status: status.as_u16(), message: error_message(&body), retry_after })
 }
 
 /// The text of an upstream error body: its `error.message` when JSON, else the body, cut short.
@@ -137,11 +105,7 @@ fn error_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
     let message = parsed
         .as_ref()
-        .and_then(|value| {
-            value
-                .pointer("/error/message")
-                .or_else(|| value.get("message"))
-        })
+        .and_then(|value| value.pointer("/error/message").or_else(|| value.get("message")))
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| body.trim().to_string());

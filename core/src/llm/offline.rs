@@ -31,11 +31,7 @@ impl ChatModel for OfflineModel {
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError> {
         let answer = reply(&request.messages);
         let tokens = tokenize(&answer);
-        let input_tokens = request
-            .messages
-            .iter()
-            .map(|m| tokenize(&m.content.text()).len() as u64)
-            .sum();
+        let input_tokens = request.messages.iter().map(|m| tokenize(&m.content.text()).len() as u64).sum();
         let output_tokens = tokens.len() as u64;
         let delay = self.token_delay;
         let text = futures::stream::iter(tokens).then(move |token| async move {
@@ -45,13 +41,8 @@ impl ChatModel for OfflineModel {
             Ok(Chunk::Text(token))
         });
         let end = futures::stream::iter([
-            Ok(Chunk::Usage {
-                input_tokens,
-                output_tokens,
-            }),
-            Ok(Chunk::Finish {
-                reason: "stop".into(),
-            }),
+            Ok(Chunk::Usage { input_tokens, output_tokens }),
+            Ok(Chunk::Finish { reason: "stop".into() }),
         ]);
         Ok(text.chain(end).boxed())
     }
@@ -59,58 +50,36 @@ impl ChatModel for OfflineModel {
 
 /// The answer to the conversation so far, decided by its last human message.
 pub fn reply(messages: &[Message]) -> String {
-    let humans: Vec<String> = messages
-        .iter()
-        .filter(|m| m.kind == MessageType::Human)
-        .map(|m| m.content.text())
-        .collect();
+    let humans: Vec<String> =
+        messages.iter().filter(|m| m.kind == MessageType::Human).map(|m| m.content.text()).collect();
     let Some(last) = humans.last() else {
         return "Hello! How can I assist you today?".into();
     };
     let lower = last.to_lowercase();
     let spanish = lower.contains("spanish") || lower.contains("español");
-    let asks_name = [
-        "what's my name",
-        "whats my name",
-        "what is my name",
-        "who am i",
-    ]
-    .iter()
-    .any(|q| lower.contains(q));
+    let asks_name =
+        ["what's my name", "whats my name", "what is my name", "who am i"].iter().any(|q| lower.contains(q));
     if asks_name {
         let known = humans.iter().rev().find_map(|text| introduced_name(text));
         return match (known, spanish) {
             (Some(name), false) => format!("Your name is {name}."),
             (Some(name), true) => format!("Tu nombre es {name}."),
-            (None, false) => {
-                "I don't know your name yet. Tell me by saying \"my name is ...\".".into()
-            }
+            (None, false) => "I don't know your name yet. Tell me by saying \"my name is ...\".".into(),
             (None, true) => "Todavía no sé tu nombre. Dímelo diciendo \"my name is ...\".".into(),
         };
     }
     if let Some(name) = introduced_name(last) {
         return format!("Hello, {name}! How can I assist you today?");
     }
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
     let has = |phrase: &str| lower.contains(phrase);
-    if has("good day")
-        || has("goodbye")
-        || has("good night")
-        || has("see you")
-        || words.contains(&"bye")
-    {
+    if has("good day") || has("goodbye") || has("good night") || has("see you") || words.contains(&"bye") {
         return "You too! If you have any other questions, feel free to ask.".into();
     }
     if has("thank") {
         return "You're welcome! If you have any other questions, feel free to ask.".into();
     }
-    if words
-        .first()
-        .is_some_and(|w| ["hi", "hello", "hey", "hola"].contains(w))
-    {
+    if words.first().is_some_and(|w| ["hi", "hello", "hey", "hola"].contains(w)) {
         return "Hello! How can I assist you today?".into();
     }
     format!(
@@ -124,10 +93,7 @@ pub fn reply(messages: &[Message]) -> String {
 fn introduced_name(text: &str) -> Option<String> {
     let lower = text.to_lowercase();
     let start = lower.find("my name is ")? + "my name is ".len();
-    let name: String = text[start..]
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '\'')
-        .collect();
+    let name: String = text[start..].chars().take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '\'').collect();
     let mut letters = name.chars();
     let first = letters.next()?;
     Some(first.to_uppercase().chain(letters).collect())
@@ -139,10 +105,7 @@ pub fn tokenize(text: &str) -> Vec<String> {
     let mut current = String::new();
     for c in text.chars() {
         let continues_word = c.is_alphanumeric() || c == '\'';
-        let current_is_word = current
-            .chars()
-            .last()
-            .is_some_and(|last| last.is_alphanumeric() || last == '\'');
+        let current_is_word = current.chars().last().is_some_and(|last| last.is_alphanumeric() || last == '\'');
         let only_space = !current.is_empty() && current.chars().all(char::is_whitespace);
         if continues_word && (current_is_word || only_space || current.is_empty()) {
             current.push(c);
@@ -181,10 +144,7 @@ mod tests {
     #[test]
     fn remembers_the_name_and_answers_in_spanish_when_asked() {
         let intro = human("hi! my name is bob");
-        assert_eq!(
-            reply(&[intro.clone()]),
-            "Hello, Bob! How can I assist you today?"
-        );
+        assert_eq!(reply(&[intro.clone()]), "Hello, Bob! How can I assist you today?");
         let question = human("whats my name? respond in spanish");
         assert_eq!(reply(&[intro, question]), "Tu nombre es Bob.");
     }

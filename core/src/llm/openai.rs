@@ -15,18 +15,9 @@ use crate::model::{Message, MessageType};
 #[derive(Debug, Clone)]
 pub enum OpenAiEndpoint {
     /// `{base_url}/chat/completions` with `Authorization: Bearer` (OpenAI, Groq, vLLM, Ollama's `/v1`).
-    Compatible {
-        provider: &'static str,
-        base_url: String,
-        api_key: Option<String>,
-    },
+    Compatible { provider: &'static str, base_url: String, api_key: Option<String> },
     /// `{base_url}/openai/deployments/{deployment}/chat/completions?api-version=…` with `api-key`.
-    Azure {
-        base_url: String,
-        deployment: String,
-        api_version: String,
-        api_key: String,
-    },
+    Azure { base_url: String, deployment: String, api_version: String, api_key: String },
 }
 
 pub struct OpenAiModel {
@@ -37,33 +28,19 @@ pub struct OpenAiModel {
 
 impl OpenAiModel {
     pub fn new(client: reqwest::Client, endpoint: OpenAiEndpoint, timeout: Duration) -> Self {
-        OpenAiModel {
-            client,
-            endpoint,
-            timeout,
-        }
+        OpenAiModel { client, endpoint, timeout }
     }
 
     fn request(&self) -> reqwest::RequestBuilder {
         match &self.endpoint {
-            OpenAiEndpoint::Compatible {
-                base_url, api_key, ..
-            } => {
-                let request = self.client.post(format!(
-                    "{}/chat/completions",
-                    base_url.trim_end_matches('/')
-                ));
+            OpenAiEndpoint::Compatible { base_url, api_key, .. } => {
+                let request = self.client.post(format!("{}/chat/completions", base_url.trim_end_matches('/')));
                 match api_key {
                     Some(key) => request.bearer_auth(key),
                     None => request,
                 }
             }
-            OpenAiEndpoint::Azure {
-                base_url,
-                deployment,
-                api_version,
-                api_key,
-            } => self
+            OpenAiEndpoint::Azure { base_url, deployment, api_version, api_key } => self
                 .client
                 .post(format!(
                     "{}/openai/deployments/{deployment}/chat/completions?api-version={api_version}",
@@ -93,8 +70,7 @@ fn wire_message(message: &Message) -> Value {
         wire["name"] = json!(name);
     }
     if message.kind == MessageType::Ai && !message.tool_calls.is_empty() {
-        wire["tool_calls"] =
-            Value::Array(message.tool_calls.iter().map(openai_tool_call).collect());
+        wire["tool_calls"] = Value::Array(message.tool_calls.iter().map(openai_tool_call).collect());
     }
     wire
 }
@@ -133,19 +109,14 @@ impl ChatModel for OpenAiModel {
         let send = self.request().json(&body).send();
         let response = send_checked(provider, self.timeout, send).await?;
         let chunks = events(provider, response, self.timeout)
-            .take_while(|event| {
-                std::future::ready(!matches!(event, Ok(e) if e.data.trim() == "[DONE]"))
-            })
+            .take_while(|event| std::future::ready(!matches!(event, Ok(e) if e.data.trim() == "[DONE]")))
             .flat_map(move |event| futures::stream::iter(parse_event(provider, event)));
         Ok(chunks.boxed())
     }
 }
 
 /// One upstream event becomes zero or more chunks.
-fn parse_event(
-    provider: &'static str,
-    event: Result<UpstreamEvent, LlmError>,
-) -> Vec<Result<Chunk, LlmError>> {
+fn parse_event(provider: &'static str, event: Result<UpstreamEvent, LlmError>) -> Vec<Result<Chunk, LlmError>> {
     let event = match event {
         Ok(event) => event,
         Err(error) => return vec![Err(error)],
@@ -153,18 +124,11 @@ fn parse_event(
     let value: Value = match serde_json::from_str(&event.data) {
         Ok(value) => value,
         Err(error) => {
-            return vec![Err(LlmError::Malformed {
-                provider,
-                reason: format!("{error} in {:?}", event.data),
-            })]
+            return vec![Err(LlmError::Malformed { provider, reason: format!("{error} in {:?}", event.data) })]
         }
     };
     if let Some(error) = value.get("error") {
-        let message = error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error")
-            .to_string();
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string();
         return vec![Err(LlmError::Upstream { provider, message })];
     }
     let mut chunks = Vec::new();
@@ -175,38 +139,22 @@ fn parse_event(
                 chunks.push(Ok(Chunk::Text(text.to_string())));
             }
         }
-        for call in delta
-            .and_then(|d| d.get("tool_calls"))
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for call in delta.and_then(|d| d.get("tool_calls")).and_then(Value::as_array).into_iter().flatten() {
             chunks.push(Ok(Chunk::ToolCall {
                 index: call.get("index").and_then(Value::as_u64).unwrap_or(0) as usize,
                 id: call.get("id").and_then(Value::as_str).map(str::to_string),
-                name: call
-                    .pointer("/function/name")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                arguments: call
-                    .pointer("/function/arguments")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
+                name: call.pointer("/function/name").and_then(Value::as_str).map(str::to_string),
+                arguments: call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("").to_string(),
             }));
         }
         if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            chunks.push(Ok(Chunk::Finish {
-                reason: reason.to_string(),
-            }));
+            chunks.push(Ok(Chunk::Finish { reason: reason.to_string() }));
         }
     }
     if let Some(usage) = value.get("usage").filter(|usage| usage.is_object()) {
         let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
-        chunks.push(Ok(Chunk::Usage {
-            input_tokens: count("prompt_tokens"),
-            output_tokens: count("completion_tokens"),
-        }));
+        chunks
+            .push(Ok(Chunk::Usage { input_tokens: count("prompt_tokens"), output_tokens: count("completion_tokens") }));
     }
     chunks
 }

@@ -32,18 +32,12 @@ pub fn events(
                 }
                 match tokio::time::timeout(idle_timeout, body.next()).await {
                     Err(_) => {
-                        let error = LlmError::Timeout {
-                            provider,
-                            seconds: idle_timeout.as_secs(),
-                        };
+                        let error = LlmError::Timeout { provider, seconds: idle_timeout.as_secs() };
                         return Some((Err(error), (body, buffer, true)));
                     }
                     Ok(Some(Ok(bytes))) => buffer.extend_from_slice(&bytes),
                     Ok(Some(Err(error))) => {
-                        let error = LlmError::Connect {
-                            provider,
-                            reason: error.to_string(),
-                        };
+                        let error = LlmError::Connect { provider, reason: error.to_string() };
                         return Some((Err(error), (body, buffer, true)));
                     }
                     Ok(None) => {
@@ -65,19 +59,14 @@ fn take_event(buffer: &mut BytesMut) -> Option<UpstreamEvent> {
         let (end, separator) = find_blank_line(buffer)?;
         let block = String::from_utf8_lossy(&buffer[..end]).into_owned();
         buffer.advance(end + separator);
-        let mut event = UpstreamEvent {
-            event: None,
-            data: String::new(),
-        };
+        let mut event = UpstreamEvent { event: None, data: String::new() };
         let mut has_data = false;
         for line in block.lines() {
             if let Some(value) = line.strip_prefix("data:") {
                 if has_data {
                     event.data.push('\n');
                 }
-                event
-                    .data
-                    .push_str(value.strip_prefix(' ').unwrap_or(value));
+                event.data.push_str(value.strip_prefix(' ').unwrap_or(value));
                 has_data = true;
             } else if let Some(value) = line.strip_prefix("event:") {
                 event.event = Some(value.trim().to_string());
@@ -108,16 +97,9 @@ mod tests {
 
     #[test]
     fn events_split_across_reads_and_line_endings() {
-        let mut buffer =
-            BytesMut::from(&b"event: a\r\ndata: {\"x\":1}\r\n\r\n: ping\n\ndata: [DO"[..]);
+        let mut buffer = BytesMut::from(&b"event: a\r\ndata: {\"x\":1}\r\n\r\n: ping\n\ndata: [DO"[..]);
         let first = take_event(&mut buffer).unwrap();
-        assert_eq!(
-            first,
-            UpstreamEvent {
-                event: Some("a".into()),
-                data: "{\"x\":1}".into()
-            }
-        );
+        assert_eq!(first, UpstreamEvent { event: Some("a".into()), data: "{\"x\":1}".into() });
         assert_eq!(take_event(&mut buffer), None);
         buffer.extend_from_slice(b"NE]\n\n");
         assert_eq!(take_event(&mut buffer).unwrap().data, "[DONE]");

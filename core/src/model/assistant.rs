@@ -25,10 +25,7 @@ impl Assistant {
 
     pub fn configurable(&self) -> &Map<String, Value> {
         static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
-        self.config
-            .get("configurable")
-            .and_then(Value::as_object)
-            .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+        self.config.get("configurable").and_then(Value::as_object).unwrap_or_else(|| EMPTY.get_or_init(Map::new))
     }
 }
 
@@ -59,12 +56,6 @@ impl FromJson for AssistantInput {
         let name = fields.required("name");
         let config = fields.required("config");
         let public = fields.optional("public");
-        fields.finish(|| {
-            Some(AssistantInput {
-                name: name?,
-                config: config?,
-                public: public.unwrap_or(false),
-            })
-        })
+        fields.finish(|| Some(AssistantInput { name: name?, config: config?, public: public.unwrap_or(false) }))
     }
 }

@@ -48,18 +48,11 @@ impl MessageType {
             "ChatMessageChunk" => "chat",
             other => other,
         };
-        Self::NAMES
-            .iter()
-            .find(|(name, _)| *name == base)
-            .map(|(_, kind)| *kind)
+        Self::NAMES.iter().find(|(name, _)| *name == base).map(|(_, kind)| *kind)
     }
 
     pub fn as_str(self) -> &'static str {
-        Self::NAMES
-            .iter()
-            .find(|(_, kind)| *kind == self)
-            .map(|(name, _)| *name)
-            .unwrap_or("human")
+        Self::NAMES.iter().find(|(_, kind)| *kind == self).map(|(name, _)| *name).unwrap_or("human")
     }
 }
 
@@ -151,10 +144,7 @@ impl Message {
 
     /// This message as a client of `generation` expects it, serialized without building a tree.
     pub fn wire(&self, generation: Generation) -> WireMessage<'_> {
-        WireMessage {
-            message: self,
-            generation,
-        }
+        WireMessage { message: self, generation }
     }
 }
 
@@ -292,10 +282,7 @@ mod tests {
     fn seed_wire_matches_the_users_document() {
         let message = Message::new(MessageType::Human, "hi! my name is bob");
         let text = serde_json::to_string(&message.wire(Generation::Seed)).unwrap();
-        assert_eq!(
-            text,
-            r#"{"content":"hi! my name is bob","additional_kwargs":{},"type":"human","example":false}"#
-        );
+        assert_eq!(text, r#"{"content":"hi! my name is bob","additional_kwargs":{},"type":"human","example":false}"#);
     }
 
     #[test]
@@ -311,19 +298,14 @@ mod tests {
 
     #[test]
     fn unknown_type_names_the_field() {
-        let errors = Message::from_json(&json!({"type": "bogus", "content": "x"}), &Loc::body())
-            .unwrap_err();
+        let errors = Message::from_json(&json!({"type": "bogus", "content": "x"}), &Loc::body()).unwrap_err();
         assert_eq!(errors[0].loc, vec![json!("body"), json!("type")]);
         assert_eq!(errors[0].kind, "literal_error");
     }
 
     #[test]
     fn chunk_class_names_are_accepted() {
-        let message = Message::from_json(
-            &json!({"type": "AIMessageChunk", "content": []}),
-            &Loc::body(),
-        )
-        .unwrap();
+        let message = Message::from_json(&json!({"type": "AIMessageChunk", "content": []}), &Loc::body()).unwrap();
         assert_eq!(message.kind, MessageType::Ai);
     }
 }

@@ -16,10 +16,7 @@ pub enum RunStatus {
 
 impl RunStatus {
     pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Success | RunStatus::Error | RunStatus::Cancelled
-        )
+        matches!(self, RunStatus::Success | RunStatus::Error | RunStatus::Cancelled)
     }
 }
 

@@ -37,11 +37,6 @@ impl FromJson for ThreadInput {
         let mut fields = ObjectReader::new(value, loc)?;
         let name = fields.required("name");
         let assistant_id = fields.required("assistant_id");
-        fields.finish(|| {
-            Some(ThreadInput {
-                name: name?,
-                assistant_id: assistant_id?,
-            })
-        })
+        fields.finish(|| Some(ThreadInput { name: name?, assistant_id: assistant_id? }))
     }
 }

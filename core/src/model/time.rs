@@ -27,9 +27,7 @@ impl Timestamp {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|at| Timestamp(at.with_timezone(&Utc)))
+        DateTime::parse_from_rfc3339(text).ok().map(|at| Timestamp(at.with_timezone(&Utc)))
     }
 }
 
@@ -42,7 +40,6 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Timestamp::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text}")))
+        Timestamp::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text}")))
     }
 }

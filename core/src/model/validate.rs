@@ -21,13 +21,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(kind: &'static str, loc: &Loc, msg: impl Into<String>, input: &Value) -> Self {
-        FieldError {
-            kind,
-            loc: loc.to_vec(),
-            msg: msg.into(),
-            input: input.clone(),
-            ctx: None,
-        }
+        FieldError { kind, loc: loc.to_vec(), msg: msg.into(), input: input.clone(), ctx: None }
     }
 
     pub fn missing(loc: &Loc, input: &Value) -> Self {
@@ -76,12 +70,7 @@ impl FromJson for String {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
         match value {
             Value::String(text) => Ok(text.clone()),
-            _ => Err(vec![FieldError::new(
-                "string_type",
-                loc,
-                "Input should be a valid string",
-                value,
-            )]),
+            _ => Err(vec![FieldError::new("string_type", loc, "Input should be a valid string", value)]),
         }
     }
 }
@@ -90,12 +79,7 @@ impl FromJson for bool {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
         match value {
             Value::Bool(flag) => Ok(*flag),
-            _ => Err(vec![FieldError::new(
-                "bool_type",
-                loc,
-                "Input should be a valid boolean",
-                value,
-            )]),
+            _ => Err(vec![FieldError::new("bool_type", loc, "Input should be a valid boolean", value)]),
         }
     }
 }
@@ -104,12 +88,7 @@ impl FromJson for Map<String, Value> {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
         match value {
             Value::Object(map) => Ok(map.clone()),
-            _ => Err(vec![FieldError::new(
-                "dict_type",
-                loc,
-                "Input should be a valid dictionary",
-                value,
-            )]),
+            _ => Err(vec![FieldError::new("dict_type", loc, "Input should be a valid dictionary", value)]),
         }
     }
 }
@@ -129,24 +108,14 @@ impl FromJson for Uuid {
 
 pub fn parse_uuid(text: &str, loc: &Loc) -> Result<Uuid, FieldError> {
     Uuid::try_parse(text).map_err(|error| {
-        FieldError::new(
-            "uuid_parsing",
-            loc,
-            format!("Input should be a valid UUID, {error}"),
-            &Value::from(text),
-        )
+        FieldError::new("uuid_parsing", loc, format!("Input should be a valid UUID, {error}"), &Value::from(text))
     })
 }
 
 impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
         let Value::Array(items) = value else {
-            return Err(vec![FieldError::new(
-                "list_type",
-                loc,
-                "Input should be a valid list",
-                value,
-            )]);
+            return Err(vec![FieldError::new("list_type", loc, "Input should be a valid list", value)]);
         };
         let mut parsed = Vec::with_capacity(items.len());
         let mut errors = Vec::new();
@@ -174,17 +143,8 @@ pub struct ObjectReader<'a> {
 impl<'a> ObjectReader<'a> {
     pub fn new(value: &'a Value, loc: &Loc) -> Result<Self, FieldErrors> {
         match value {
-            Value::Object(object) => Ok(ObjectReader {
-                object,
-                loc: loc.clone(),
-                errors: Vec::new(),
-            }),
-            _ => Err(vec![FieldError::new(
-                "dict_type",
-                loc,
-                "Input should be a valid dictionary",
-                value,
-            )]),
+            Value::Object(object) => Ok(ObjectReader { object, loc: loc.clone(), errors: Vec::new() }),
+            _ => Err(vec![FieldError::new("dict_type", loc, "Input should be a valid dictionary", value)]),
         }
     }
 
@@ -192,10 +152,7 @@ impl<'a> ObjectReader<'a> {
     pub fn required<T: FromJson>(&mut self, key: &str) -> Option<T> {
         match self.object.get(key) {
             None | Some(Value::Null) => {
-                self.errors.push(FieldError::missing(
-                    &self.loc.key(key),
-                    &Value::Object(self.object.clone()),
-                ));
+                self.errors.push(FieldError::missing(&self.loc.key(key), &Value::Object(self.object.clone())));
                 None
             }
             Some(value) => self.parse(key, value),
@@ -238,12 +195,7 @@ impl<'a> ObjectReader<'a> {
         if !self.errors.is_empty() {
             return Err(self.errors);
         }
-        build().ok_or_else(|| {
-            vec![FieldError::missing(
-                &self.loc,
-                &Value::Object(self.object.clone()),
-            )]
-        })
+        build().ok_or_else(|| vec![FieldError::missing(&self.loc, &Value::Object(self.object.clone()))])
     }
 }
 
@@ -253,8 +205,7 @@ pub fn parse_body<T: FromJson>(bytes: &[u8]) -> Result<T, FieldErrors> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(vec![FieldError::missing(&loc, &Value::Null)]);
     }
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|error| vec![json_error(bytes, &error)])?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| vec![json_error(bytes, &error)])?;
     T::from_json(&value, &loc)
 }
 
@@ -262,11 +213,7 @@ fn json_error(bytes: &[u8], error: &serde_json::Error) -> FieldError {
     let text = String::from_utf8_lossy(bytes);
     let offset = char_offset(&text, error.line(), error.column());
     let reason = error.to_string();
-    let reason = reason
-        .split(" at line ")
-        .next()
-        .unwrap_or(&reason)
-        .to_string();
+    let reason = reason.split(" at line ").next().unwrap_or(&reason).to_string();
     FieldError {
         kind: "json_invalid",
         loc: vec![Value::from("body"), Value::from(offset)],
@@ -278,11 +225,7 @@ fn json_error(bytes: &[u8], error: &serde_json::Error) -> FieldError {
 
 /// serde_json reports 1-based line and column; FastAPI reports a 0-based character offset.
 fn char_offset(text: &str, line: usize, column: usize) -> usize {
-    let before: usize = text
-        .split_inclusive('\n')
-        .take(line.saturating_sub(1))
-        .map(|l| l.chars().count())
-        .sum();
+    let before: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(|l| l.chars().count()).sum();
     before + column.saturating_sub(1)
 }
 
@@ -301,10 +244,7 @@ mod tests {
     #[test]
     fn empty_body_is_missing_body() {
         let errors = parse_body::<Value>(b"  ").unwrap_err();
-        assert_eq!(
-            errors,
-            vec![FieldError::missing(&Loc::body(), &Value::Null)]
-        );
+        assert_eq!(errors, vec![FieldError::missing(&Loc::body(), &Value::Null)]);
     }
 
     #[test]

@@ -86,15 +86,7 @@ impl RunEngine {
         dispatch: Arc<dyn BackgroundDispatch>,
     ) -> Self {
         let active = Mutex::new(HashMap::new());
-        RunEngine {
-            inner: Arc::new(Inner {
-                store,
-                models,
-                config,
-                dispatch,
-                active,
-            }),
-        }
+        RunEngine { inner: Arc::new(Inner { store, models, config, dispatch, active }) }
     }
 
     /// Validates the request, takes the thread's lease and appends the input. Errors here are the
@@ -130,25 +122,12 @@ impl RunEngine {
             updated_at: now,
         };
         store.start_run(&run, self.inner.config.run_lease).await?;
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(run.run_id, CancellationToken::new());
-        let job = RunJob {
-            run,
-            generation,
-            configurable,
-        };
+        self.inner.active.lock().unwrap_or_else(|p| p.into_inner()).insert(run.run_id, CancellationToken::new());
+        let job = RunJob { run, generation, configurable };
         if !input.is_empty() {
-            if let Err(error) = store
-                .append_messages(&job.run.user_id, job.run.thread_id, &input)
-                .await
-            {
+            if let Err(error) = store.append_messages(&job.run.user_id, job.run.thread_id, &input).await {
                 self.finish(job.run, Err(Failure::Store(error))).await;
-                return Err(RunError::Store(StoreError::Backend(
-                    "could not save the run's input".into(),
-                )));
+                return Err(RunError::Store(StoreError::Backend("could not save the run's input".into())));
             }
         }
         Ok(job)
@@ -171,11 +150,7 @@ impl RunEngine {
                 Failure::Model(error) => (error.status_code(), error.to_string()),
                 Failure::Store(error) => (503, format!("The data store failed: {error}")),
             };
-            sink.send(RunEvent::Error {
-                status_code,
-                message,
-            })
-            .await;
+            sink.send(RunEvent::Error { status_code, message }).await;
         }
         self.finish(job.run, outcome.map(|_| ())).await
     }
@@ -194,34 +169,17 @@ impl RunEngine {
         run.updated_at = Timestamp::now();
         // Recorded first, so a worker in another process sees it at its next heartbeat.
         self.inner.store.update_run(&run).await?;
-        if let Some(token) = self
-            .inner
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&run_id)
-        {
+        if let Some(token) = self.inner.active.lock().unwrap_or_else(|p| p.into_inner()).get(&run_id) {
             token.cancel();
         }
         Ok(run)
     }
 
     fn token(&self, run_id: Uuid) -> CancellationToken {
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(run_id)
-            .or_default()
-            .clone()
+        self.inner.active.lock().unwrap_or_else(|p| p.into_inner()).entry(run_id).or_default().clone()
     }
 
-    async fn drive(
-        &self,
-        job: &RunJob,
-        token: &CancellationToken,
-        sink: &mut EventSink,
-    ) -> Result<Message, Failure> {
+    async fn drive(&self, job: &RunJob, token: &CancellationToken, sink: &mut EventSink) -> Result<Message, Failure> {
         let store = &self.inner.store;
         let run = &job.run;
         let mut running = run.clone();
@@ -229,19 +187,10 @@ impl RunEngine {
         running.updated_at = Timestamp::now();
         store.update_run(&running).await.map_err(Failure::Store)?;
 
-        let history = store
-            .messages(&run.user_id, run.thread_id)
-            .await
-            .map_err(Failure::Store)?;
-        let resolved = self
-            .inner
-            .models
-            .resolve(&job.configurable)
-            .map_err(|error| {
-                Failure::Model(LlmError::Upstream {
-                    provider: "config",
-                    message: error.to_string(),
-                })
+        let history = store.messages(&run.user_id, run.thread_id).await.map_err(Failure::Store)?;
+        let resolved =
+            self.inner.models.resolve(&job.configurable).map_err(|error| {
+                Failure::Model(LlmError::Upstream { provider: "config", message: error.to_string() })
             })?;
         if job.generation == Generation::Latest {
             sink.send(RunEvent::Data(render::opening(&history))).await;
@@ -309,20 +258,14 @@ impl RunEngine {
             }
         }
         answer.tool_calls = calls.into_iter().map(ToolCallBuilder::build).collect();
-        answer.response_metadata.insert(
-            "finish_reason".into(),
-            json!(finish_reason.unwrap_or_else(|| "stop".into())),
-        );
-        answer
-            .response_metadata
-            .insert("model_name".into(), json!(resolved.model_id));
+        answer.response_metadata.insert("finish_reason".into(), json!(finish_reason.unwrap_or_else(|| "stop".into())));
+        answer.response_metadata.insert("model_name".into(), json!(resolved.model_id));
         answer.usage_metadata = usage;
         sink.progress(job.generation, &history, &answer).await;
         if job.generation == Generation::Seed {
-            answer.additional_kwargs.insert(
-                "agent".into(),
-                json!({"return_values": {"output": text}, "log": text, "type": "AgentFinish"}),
-            );
+            answer
+                .additional_kwargs
+                .insert("agent".into(), json!({"return_values": {"output": text}, "log": text, "type": "AgentFinish"}));
         }
         sink.progress(job.generation, &history, &answer).await;
         // The answer is stored while the lease is still held: no other run can slip in between.
@@ -352,11 +295,7 @@ impl RunEngine {
         if let Err(error) = store.release_lease(run.thread_id, run.run_id).await {
             tracing::error!(run_id = %run.run_id, %error, "could not release the thread; its lease will expire");
         }
-        self.inner
-            .active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&run.run_id);
+        self.inner.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
         run
     }
 }
@@ -375,10 +314,7 @@ impl EventSink {
 
     async fn progress(&mut self, generation: Generation, history: &[Message], current: &Message) {
         if self.0.as_ref().is_some_and(|sender| !sender.is_closed()) {
-            self.send(RunEvent::Data(render::progress(
-                generation, history, current,
-            )))
-            .await;
+            self.send(RunEvent::Data(render::progress(generation, history, current))).await;
         }
     }
 }

@@ -42,6 +42,5 @@ pub fn progress(generation: Generation, history: &[Message], current: &Message) 
 
 /// The latest era's opening payload: the thread as the run found it, input included.
 pub fn opening(history: &[Message]) -> String {
-    serde_json::to_string(&crate::model::WireMessages(history, Generation::Latest))
-        .unwrap_or_default()
+    serde_json::to_string(&crate::model::WireMessages(history, Generation::Latest)).unwrap_or_default()
 }

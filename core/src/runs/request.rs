@@ -49,35 +49,23 @@ impl FromJson for RunRequest {
         let thread_id = fields.required("thread_id");
         let assistant_id = fields.optional("assistant_id");
         let config: Option<Map<String, Value>> = fields.optional("config");
-        let configurable = match config
-            .as_ref()
-            .and_then(|config| config.get("configurable"))
-        {
+        let configurable = match config.as_ref().and_then(|config| config.get("configurable")) {
             None | Some(Value::Null) => Some(Map::new()),
             Some(Value::Object(configurable)) => Some(configurable.clone()),
             Some(other) => {
                 let loc = fields.loc().key("config").key("configurable");
-                fields.push_error(FieldError::new(
-                    "dict_type",
-                    &loc,
-                    "Input should be a valid dictionary",
-                    other,
-                ));
+                fields.push_error(FieldError::new("dict_type", &loc, "Input should be a valid dictionary", other));
                 None
             }
         };
         let input_loc = fields.loc().key("input");
         let input = match fields.raw("input") {
             None | Some(Value::Null) => Ok(RunInput::Resume),
-            Some(list @ Value::Array(_)) => {
-                Vec::<Message>::from_json(list, &input_loc).map(RunInput::Latest)
-            }
-            Some(object @ Value::Object(_)) => {
-                ObjectReader::new(object, &input_loc).and_then(|mut input| {
-                    let messages = input.required("messages");
-                    input.finish(|| messages.map(RunInput::Seed))
-                })
-            }
+            Some(list @ Value::Array(_)) => Vec::<Message>::from_json(list, &input_loc).map(RunInput::Latest),
+            Some(object @ Value::Object(_)) => ObjectReader::new(object, &input_loc).and_then(|mut input| {
+                let messages = input.required("messages");
+                input.finish(|| messages.map(RunInput::Seed))
+            }),
             Some(other) => Err(vec![FieldError::new(
                 "list_type",
                 &input_loc,
@@ -88,19 +76,12 @@ impl FromJson for RunRequest {
         let input = match input {
             Ok(input) => Some(input),
             Err(errors) => {
-                errors
-                    .into_iter()
-                    .for_each(|error| fields.push_error(error));
+                errors.into_iter().for_each(|error| fields.push_error(error));
                 None
             }
         };
         fields.finish(|| {
-            Some(RunRequest {
-                thread_id: thread_id?,
-                assistant_id,
-                input: input?,
-                configurable: configurable?,
-            })
+            Some(RunRequest { thread_id: thread_id?, assistant_id, input: input?, configurable: configurable? })
         })
     }
 }
@@ -113,16 +94,9 @@ mod tests {
     #[test]
     fn input_shape_decides_the_generation() {
         let thread_id = Uuid::new_v4();
-        let parse = |input: Value| {
-            RunRequest::from_json(
-                &json!({"thread_id": thread_id, "input": input}),
-                &Loc::body(),
-            )
-        };
-        assert_eq!(
-            parse(json!({"messages": []})).unwrap().input,
-            RunInput::Seed(vec![])
-        );
+        let parse =
+            |input: Value| RunRequest::from_json(&json!({"thread_id": thread_id, "input": input}), &Loc::body());
+        assert_eq!(parse(json!({"messages": []})).unwrap().input, RunInput::Seed(vec![]));
         assert_eq!(parse(json!([])).unwrap().input, RunInput::Latest(vec![]));
         assert_eq!(parse(Value::Null).unwrap().input, RunInput::Resume);
         let errors = parse(json!("hello")).unwrap_err();

@@ -41,9 +41,7 @@ impl MemoryStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind, still consistent per operation.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -70,9 +68,7 @@ impl Store for MemoryStore {
                 return Err(StoreError::NotFound(Entity::Assistant));
             }
         }
-        inner
-            .assistants
-            .insert(assistant.assistant_id, assistant.clone());
+        inner.assistants.insert(assistant.assistant_id, assistant.clone());
         Ok(())
     }
 
@@ -86,24 +82,12 @@ impl Store for MemoryStore {
     }
 
     async fn list_assistants(&self, user: &UserId) -> StoreResult<Vec<Assistant>> {
-        let own = self
-            .lock()
-            .assistants
-            .values()
-            .filter(|a| &a.user_id == user)
-            .cloned()
-            .collect();
+        let own = self.lock().assistants.values().filter(|a| &a.user_id == user).cloned().collect();
         Ok(newest_first(own, |a: &Assistant| a.updated_at))
     }
 
     async fn list_public_assistants(&self) -> StoreResult<Vec<Assistant>> {
-        let public = self
-            .lock()
-            .assistants
-            .values()
-            .filter(|a| a.public)
-            .cloned()
-            .collect();
+        let public = self.lock().assistants.values().filter(|a| a.public).cloned().collect();
         Ok(newest_first(public, |a: &Assistant| a.updated_at))
     }
 
@@ -121,19 +105,13 @@ impl Store for MemoryStore {
     async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
         let mut inner = self.lock();
         match inner.threads.get_mut(&thread.thread_id) {
-            Some(record) if record.thread.user_id != thread.user_id => {
-                Err(StoreError::NotFound(Entity::Thread))
-            }
+            Some(record) if record.thread.user_id != thread.user_id => Err(StoreError::NotFound(Entity::Thread)),
             Some(record) => {
                 record.thread = thread.clone();
                 Ok(())
             }
             None => {
-                let record = ThreadRecord {
-                    thread: thread.clone(),
-                    messages: Vec::new(),
-                    lease: None,
-                };
+                let record = ThreadRecord { thread: thread.clone(), messages: Vec::new(), lease: None };
                 inner.threads.insert(thread.thread_id, record);
                 Ok(())
             }
@@ -145,13 +123,8 @@ impl Store for MemoryStore {
     }
 
     async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>> {
-        let own = self
-            .lock()
-            .threads
-            .values()
-            .filter(|r| &r.thread.user_id == user)
-            .map(|r| r.thread.clone())
-            .collect();
+        let own =
+            self.lock().threads.values().filter(|r| &r.thread.user_id == user).map(|r| r.thread.clone()).collect();
         Ok(newest_first(own, |t: &Thread| t.updated_at))
     }
 
@@ -167,34 +140,19 @@ impl Store for MemoryStore {
         Ok(self.lock().own_thread(user, thread_id)?.messages.clone())
     }
 
-    async fn append_messages(
-        &self,
-        user: &UserId,
-        thread_id: Uuid,
-        messages: &[Message],
-    ) -> StoreResult<()> {
-        self.lock()
-            .own_thread(user, thread_id)?
-            .messages
-            .extend_from_slice(messages);
+    async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+        self.lock().own_thread(user, thread_id)?.messages.extend_from_slice(messages);
         Ok(())
     }
 
-    async fn upsert_messages(
-        &self,
-        user: &UserId,
-        thread_id: Uuid,
-        messages: &[Message],
-    ) -> StoreResult<()> {
+    async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
         let mut inner = self.lock();
         let record = inner.own_thread(user, thread_id)?;
         for message in messages {
-            let existing = message.id.as_ref().and_then(|id| {
-                record
-                    .messages
-                    .iter_mut()
-                    .find(|stored| stored.id.as_ref() == Some(id))
-            });
+            let existing = message
+                .id
+                .as_ref()
+                .and_then(|id| record.messages.iter_mut().find(|stored| stored.id.as_ref() == Some(id)));
             match existing {
                 Some(stored) => *stored = message.clone(),
                 None => record.messages.push(message.clone()),
@@ -208,14 +166,9 @@ impl Store for MemoryStore {
         let record = inner.own_thread(&run.user_id, run.thread_id)?;
         let now = Timestamp::now();
         if let Some(held) = record.lease.filter(|held| held.expires_at > now) {
-            return Err(StoreError::ThreadBusy {
-                run_id: held.run_id,
-            });
+            return Err(StoreError::ThreadBusy { run_id: held.run_id });
         }
-        record.lease = Some(Lease {
-            run_id: run.run_id,
-            expires_at: now.plus(lease),
-        });
+        record.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus(lease) });
         inner.runs.insert(run.run_id, run.clone());
         Ok(())
     }
@@ -231,10 +184,7 @@ impl Store for MemoryStore {
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
         let mut inner = self.lock();
-        let stored = inner
-            .runs
-            .get_mut(&run.run_id)
-            .ok_or(StoreError::NotFound(Entity::Run))?;
+        let stored = inner.runs.get_mut(&run.run_id).ok_or(StoreError::NotFound(Entity::Run))?;
         *stored = run.clone();
         Ok(())
     }

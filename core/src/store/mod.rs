@@ -69,19 +69,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The thread's messages in the order they were added.
     async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>>;
-    async fn append_messages(
-        &self,
-        user: &UserId,
-        thread_id: Uuid,
-        messages: &[Message],
-    ) -> StoreResult<()>;
+    async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
     /// Replaces the messages whose `id` matches one in `messages`; appends the others.
-    async fn upsert_messages(
-        &self,
-        user: &UserId,
-        thread_id: Uuid,
-        messages: &[Message],
-    ) -> StoreResult<()>;
+    async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
 
     /// Records a new run and takes its thread's lease for `lease`, atomically: `ThreadBusy` when
     /// another run holds an unexpired lease.

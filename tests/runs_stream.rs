@@ -1,0 +1,310 @@
+//! `/runs/stream` over real HTTP: both generations' event formats, errors, disconnects, locking.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use integration_tests::mock_provider::{openai_events, parts, MockProvider, Part, Reply};
+use integration_tests::{parse_sse, spawn_app, spawn_app_with, test_config, SseEvent};
+use opengpts::store::MemoryStore;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const USER: &str = "alice";
+const CHATBOT: fn() -> Value = || json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "Offline"}});
+
+fn names(events: &[SseEvent]) -> Vec<&str> {
+    events.iter().map(|event| event.event.as_str()).collect()
+}
+
+#[tokio::test]
+async fn latest_stream_sends_changed_messages_by_id() {
+    let app = spawn_app().await;
+    let (_, thread_id) = app.thread(USER, CHATBOT()).await;
+    let input = json!([{"type": "human", "content": "hello"}]);
+    let events = app.stream(USER, json!({"thread_id": thread_id, "input": input})).await;
+
+    assert_eq!(events[0].event, "metadata");
+    let run_id = events[0].json()["run_id"].as_str().unwrap().to_string();
+    assert_eq!(events.last().unwrap(), &SseEvent { event: "end".into(), data: None });
+    let data: Vec<Value> = events.iter().filter(|e| e.event == "data").map(SseEvent::json).collect();
+    // [human], [ai ""], one per token, then the final message twice.
+    let answer = "Hello! How can I assist you today?";
+    let tokens = 9;
+    assert_eq!(data.len(), 2 + tokens + 2, "{data:#?}");
+    assert_eq!(data[0][0]["type"], "human");
+    assert_eq!(data[0][0]["content"], "hello");
+    assert!(data[0][0]["id"].as_str().is_some_and(|id| uuid::Uuid::parse_str(id).is_ok()));
+    let ai_id = format!("run-{run_id}");
+    for event in &data[1..] {
+        assert_eq!(event.as_array().unwrap().len(), 1);
+        assert_eq!(event[0]["id"], ai_id.as_str());
+        assert_eq!(event[0]["type"], "ai");
+    }
+    assert_eq!(data[1][0]["content"], "");
+    assert_eq!(data[2][0]["content"], "Hello");
+    let last = &data[data.len() - 1][0];
+    assert_eq!(last, &data[data.len() - 2][0]);
+    assert_eq!(last["content"], answer);
+    assert_eq!(last["response_metadata"]["finish_reason"], "stop");
+
+    // The thread holds both messages, the AI one under the streamed id.
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(state["values"].as_array().unwrap().len(), 2);
+    assert_eq!(state["values"][1], *last);
+    assert_eq!(state["next"], json!([]));
+
+    // A second run opens with the whole previous state plus its input.
+    let input = json!([{"type": "human", "content": "my name is Ann"}]);
+    let events = app.stream(USER, json!({"thread_id": thread_id, "input": input})).await;
+    let opening = events[1].json();
+    assert_eq!(opening.as_array().unwrap().len(), 3);
+    assert_eq!(opening[2]["content"], "my name is Ann");
+}
+
+#[tokio::test]
+async fn seed_stream_sends_the_whole_thread_every_time() {
+    let app = spawn_app().await;
+    let (assistant_id, thread_id) = app.thread(USER, json!({"configurable": {"agent_type": "Offline"}})).await;
+    let body = json!({"assistant_id": assistant_id, "thread_id": thread_id,
+        "input": {"messages": [{"type": "human", "content": "hi"}]}});
+    let events = app.stream(USER, body).await;
+    assert_eq!(names(&events)[0], "metadata");
+    assert_eq!(*names(&events).last().unwrap(), "end");
+    let data: Vec<Value> = events.iter().filter(|e| e.event == "data").map(SseEvent::json).collect();
+    for event in &data {
+        let messages = event["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0], json!({"content": "hi", "additional_kwargs": {}, "type": "human", "example": false}));
+    }
+    let last = &data[data.len() - 1]["messages"][1];
+    assert_eq!(last["additional_kwargs"]["agent"]["type"], "AgentFinish");
+    assert_eq!(last["additional_kwargs"]["agent"]["return_values"]["output"], last["content"]);
+    assert_eq!(last.get("id"), None);
+}
+
+#[tokio::test]
+async fn upstream_failure_sends_an_error_event_and_keeps_the_thread_consistent() {
+    let mock = MockProvider::start(|_| {
+        Reply::json_error(429, json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}))
+    })
+    .await;
+    let base = mock.base_url.clone();
+    let config = test_config(move |name| match name {
+        "OPENAI_API_KEY" => Some("sk-test-secret".into()),
+        "OPENAI_BASE_URL" => Some(base.clone()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 3.5 Turbo"}})).await;
+    let events = app.stream(USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]})).await;
+    assert_eq!(names(&events), ["metadata", "data", "error", "end"]);
+    let error = events[2].json();
+    assert_eq!(error["status_code"], 429);
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("openai") && message.contains("429") && message.contains("Rate limit reached"), "{message}");
+    assert!(!message.contains("sk-test-secret"));
+
+    // The input stays, no partial answer, the run says why, and the thread is free again.
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(state["values"].as_array().unwrap().len(), 1);
+    assert_eq!(state["next"], json!(["chatbot"]));
+    let run_id = events[0].json()["run_id"].as_str().unwrap().to_string();
+    let run = app.wait_for_run(USER, &run_id).await;
+    assert_eq!(run["status"], "error");
+    assert!(run["error"].as_str().unwrap().contains("429"));
+    let again = app.stream(USER, json!({"thread_id": thread_id, "input": null})).await;
+    assert_eq!(names(&again), ["metadata", "data", "error", "end"]);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_stream_still_gets_its_answer_stored() {
+    let tokens: Vec<String> = (0..40).map(|i| format!("t{i} ")).collect();
+    let events: Vec<String> = openai_events(&tokens.iter().map(String::as_str).collect::<Vec<_>>());
+    let mock = MockProvider::start(move |_| {
+        Reply::event_stream(events.iter().map(|e| Part::after(Duration::from_millis(10), e.clone())).collect())
+    })
+    .await;
+    let base = mock.base_url.clone();
+    let config = test_config(move |name| match name {
+        "OPENAI_API_KEY" => Some("k".into()),
+        "OPENAI_BASE_URL" => Some(base.clone()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
+    let response = app
+        .request(Method::POST, "/runs/stream", Some(USER))
+        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "count"}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while seen.matches("\r\n\r\n").count() < 3 {
+        seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
+    }
+    drop(body);
+    let run_id = parse_sse(&seen)[0].json()["run_id"].as_str().unwrap().to_string();
+
+    let run = app.wait_for_run(USER, &run_id).await;
+    assert_eq!(run["status"], "success");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(state["values"][1]["content"], tokens.concat());
+    assert_eq!(state["values"][1]["response_metadata"]["model_name"], "gpt-4o");
+    assert_eq!(state["values"][1]["usage_metadata"]["output_tokens"], 40);
+}
+
+#[tokio::test]
+async fn two_runs_on_one_thread_cannot_interleave() {
+    let mock = MockProvider::start(|_| {
+        let events = openai_events(&["slow ", "answer"]);
+        Reply::event_stream(events.into_iter().map(|e| Part::after(Duration::from_millis(100), e)).collect())
+    })
+    .await;
+    let base = mock.base_url.clone();
+    let config = test_config(move |name| match name {
+        "OPENAI_API_KEY" => Some("k".into()),
+        "OPENAI_BASE_URL" => Some(base.clone()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+    let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
+    let attempts = futures::future::join_all((0..4).map(|_| app.post("/runs", USER, body.clone()))).await;
+    let started: Vec<&Value> = attempts.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, run)| run).collect();
+    let refused: Vec<&Value> = attempts.iter().filter(|(s, _)| *s == StatusCode::CONFLICT).map(|(_, e)| e).collect();
+    assert_eq!((started.len(), refused.len()), (1, 3), "{attempts:?}");
+    let run_id = started[0]["run_id"].as_str().unwrap();
+    assert!(refused.iter().all(|error| error["detail"].as_str().unwrap().contains(run_id)));
+
+    assert_eq!(app.wait_for_run(USER, run_id).await["status"], "success");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    let kinds: Vec<&str> = state["values"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["human", "ai"]);
+    // Once it is done the thread takes runs again.
+    assert_eq!(app.post("/runs", USER, body).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_run_and_frees_the_thread() {
+    let mock = MockProvider::start(|_| {
+        let events = openai_events(&["never ", "finishes"]);
+        Reply::event_stream(events.into_iter().map(|e| Part::after(Duration::from_secs(5), e)).collect())
+    })
+    .await;
+    let base = mock.base_url.clone();
+    let config = test_config(move |name| match name {
+        "OPENAI_API_KEY" => Some("k".into()),
+        "OPENAI_BASE_URL" => Some(base.clone()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+    let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
+    let (_, run) = app.post("/runs", USER, body.clone()).await;
+    let run_id = run["run_id"].as_str().unwrap();
+    let (status, cancelled) = app.post(&format!("/runs/{run_id}/cancel"), USER, json!({})).await;
+    assert_eq!((status, &cancelled["status"]), (StatusCode::OK, &json!("cancelled")));
+    assert_eq!(app.wait_for_run(USER, run_id).await["status"], "cancelled");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(state["values"].as_array().unwrap().len(), 1, "the input stays, no partial answer");
+    // Another user cannot see or cancel it.
+    assert_eq!(app.post(&format!("/runs/{run_id}/cancel"), "mallory", json!({})).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.post("/runs", USER, body).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn background_runs_report_success_and_error() {
+    let app = spawn_app().await;
+    let (_, thread_id) = app.thread(USER, CHATBOT()).await;
+    let (status, run) = app.post("/runs", USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(run["status"], "pending");
+    assert_eq!(run["thread_id"], thread_id.as_str());
+    assert_eq!(app.wait_for_run(USER, run["run_id"].as_str().unwrap()).await["status"], "success");
+
+    // A provider that refuses connections.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let config = test_config(move |name| match name {
+        "ANTHROPIC_API_KEY" => Some("k".into()),
+        "ANTHROPIC_BASE_URL" => Some(dead.clone()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let (_, thread_id) = app.thread(USER, json!({"configurable": {"agent_type": "Claude 2"}})).await;
+    let (_, run) = app.post("/runs", USER, json!({"thread_id": thread_id, "input": {"messages": [{"type": "human", "content": "hi"}]}})).await;
+    let run = app.wait_for_run(USER, run["run_id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "error");
+    assert!(run["error"].as_str().unwrap().contains("anthropic could not be reached"), "{run}");
+}
+
+#[tokio::test]
+async fn slow_models_get_pings_between_events() {
+    let mock = MockProvider::start(|_| {
+        let events = openai_events(&["late"]);
+        let mut parts = parts(events);
+        parts[1].delay = Duration::from_millis(400);
+        Reply::event_stream(parts)
+    })
+    .await;
+    let base = mock.base_url.clone();
+    let config = test_config(move |name| match name {
+        "OPENAI_API_KEY" => Some("k".into()),
+        "OPENAI_BASE_URL" => Some(base.clone()),
+        "SSE_PING_MS" => Some("100".into()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+    let response = app
+        .request(Method::POST, "/runs/stream", Some(USER))
+        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "text/event-stream; charset=utf-8");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    let body = response.text().await.unwrap();
+    let pings: Vec<&str> = body.split("\r\n\r\n").filter(|frame| frame.starts_with(": ping - ")).collect();
+    assert!(pings.len() >= 2, "{body}");
+    assert_eq!(parse_sse(&body).last().unwrap().event, "end");
+}
+
+#[tokio::test]
+async fn stream_requests_are_validated_before_anything_starts() {
+    let app = spawn_app().await;
+    let (_, thread_id) = app.thread(USER, CHATBOT()).await;
+    let (status, error) = app.post("/runs/stream", USER, json!({"input": []})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["detail"][0]["loc"], json!(["body", "thread_id"]));
+    let bad_type = json!({"thread_id": thread_id, "input": [{"type": "bogus", "content": "x"}]});
+    let (status, error) = app.post("/runs/stream", USER, bad_type).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["detail"][0]["loc"], json!(["body", "input", 0, "type"]));
+    let unknown = json!({"thread_id": uuid::Uuid::new_v4(), "input": []});
+    assert_eq!(app.post("/runs/stream", USER, unknown).await, (StatusCode::NOT_FOUND, json!({"detail": "Thread not found"})));
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(state["values"], Value::Null);
+}
+
+#[tokio::test]
+async fn schemas_describe_the_run_endpoints() {
+    let app = spawn_app().await;
+    for path in ["/runs/input_schema", "/runs/output_schema", "/runs/config_schema"] {
+        let (status, schema) = app.get(path, USER).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(schema.is_object() && schema["title"].is_string(), "{path}: {schema}");
+    }
+    let (_, config) = app.get("/runs/config_schema", USER).await;
+    let names = &config["properties"]["configurable"]["properties"]["type==agent/agent_type"]["enum"];
+    assert!(names.as_array().unwrap().contains(&json!("GPT 4o")));
+}

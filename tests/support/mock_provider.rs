@@ -1,0 +1,173 @@
+//! A local stand-in for a model provider's HTTP API. It records every request and answers with
+//! exact bytes, written in the parts and at the pace a test scripts, so the real clients are
+//! exercised against the providers' documented streaming wire formats.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// One write of the response body, after a pause.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub delay: Duration,
+    pub bytes: Vec<u8>,
+}
+
+impl Part {
+    pub fn now(bytes: impl Into<Vec<u8>>) -> Self {
+        Part { delay: Duration::ZERO, bytes: bytes.into() }
+    }
+
+    pub fn after(delay: Duration, bytes: impl Into<Vec<u8>>) -> Self {
+        Part { delay, bytes: bytes.into() }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub parts: Vec<Part>,
+}
+
+impl Reply {
+    pub fn event_stream(parts: Vec<Part>) -> Self {
+        Reply { status: 200, headers: vec![("content-type", "text/event-stream".into())], parts }
+    }
+
+    pub fn json_error(status: u16, body: Value) -> Self {
+        Reply { status, headers: vec![("content-type", "application/json".into())], parts: vec![Part::now(body.to_string())] }
+    }
+}
+
+type Script = Arc<dyn Fn(&RecordedRequest) -> Reply + Send + Sync>;
+
+#[derive(Clone)]
+struct MockState {
+    script: Script,
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+}
+
+pub struct MockProvider {
+    pub base_url: String,
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
+}
+
+impl MockProvider {
+    pub async fn start(script: impl Fn(&RecordedRequest) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let base_url = format!("http://{}", listener.local_addr().expect("an address"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let state = MockState { script: Arc::new(script), requests: requests.clone() };
+        let app = axum::Router::new().fallback(answer).with_state(state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        MockProvider { base_url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().expect("not poisoned").clone()
+    }
+}
+
+async fn answer(State(state): State<MockState>, request: Request) -> Response {
+    let path_and_query = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let headers = request.headers().clone();
+    let bytes = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap_or_default();
+    let recorded = RecordedRequest { path_and_query, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let reply = (state.script)(&recorded);
+    state.requests.lock().expect("not poisoned").push(recorded);
+    let body = futures::stream::iter(reply.parts).then(|part| async move {
+        tokio::time::sleep(part.delay).await;
+        Ok::<_, std::convert::Infallible>(Bytes::from(part.bytes))
+    });
+    let mut response = (StatusCode::from_u16(reply.status).expect("a status"), Body::from_stream(body)).into_response();
+    for (name, value) in reply.headers {
+        response.headers_mut().insert(name, value.parse().expect("a header value"));
+    }
+    response
+}
+
+/// The text of the last user message of an OpenAI or Anthropic request.
+pub fn last_user_text(request: &RecordedRequest) -> String {
+    request.body["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|message| message["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// OpenAI Chat Completions chunks, as its API reference shows them, for the given tokens:
+/// a role chunk, one chunk per token, the finish chunk, the usage chunk, and `[DONE]`.
+pub fn openai_events(tokens: &[&str]) -> Vec<String> {
+    let chunk = |choices: Value, usage: Value| {
+        let body = json!({
+            "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190,
+            "model": "gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices": choices, "usage": usage,
+        });
+        format!("data: {body}\n\n")
+    };
+    let choice = |delta: Value, finish: Value| {
+        json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}])
+    };
+    let mut events = vec![chunk(choice(json!({"role": "assistant", "content": ""}), Value::Null), Value::Null)];
+    events.extend(tokens.iter().map(|token| chunk(choice(json!({"content": token}), Value::Null), Value::Null)));
+    events.push(chunk(choice(json!({}), json!("stop")), Value::Null));
+    let usage = json!({"prompt_tokens": 9, "completion_tokens": tokens.len(), "total_tokens": 9 + tokens.len()});
+    events.push(chunk(json!([]), usage));
+    events.push("data: [DONE]\n\n".to_string());
+    events
+}
+
+/// Anthropic Messages stream events, as its streaming documentation shows them.
+pub fn anthropic_events(tokens: &[&str]) -> Vec<String> {
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![
+        event("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+            "role": "assistant", "content": [], "model": "claude-3-5-sonnet-20241022", "stop_reason": null,
+            "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}})),
+        event("content_block_start", json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}})),
+        event("ping", json!({"type": "ping"})),
+    ];
+    events.extend(tokens.iter().map(|token| {
+        event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": token}}))
+    }));
+    events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+    events.push(event("message_delta", json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": tokens.len()}})));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    events
+}
+
+/// Each event as its own write.
+pub fn parts(events: Vec<String>) -> Vec<Part> {
+    events.into_iter().map(Part::now).collect()
+}
+
+/// Every event cut in two, the halves written apart, so no read holds a whole event.
+pub fn split_parts(events: Vec<String>) -> Vec<Part> {
+    events
+        .into_iter()
+        .flat_map(|event| {
+            let bytes = event.into_bytes();
+            let middle = bytes.len() / 2;
+            [Part::now(bytes[..middle].to_vec()), Part::after(Duration::from_millis(2), bytes[middle..].to_vec())]
+        })
+        .collect()
+}
