@@ -1,7 +1,6 @@
 //! Assistants, threads, messages and state over real HTTP: both generations, and every error.
 
-use integration_tests::{json_of, spawn_app, spawn_app_with, test_config};
-use opengpts::store::MemoryStore;
+use integration_tests::{json_of, spawn_app, spawn_app_with, test_config, test_store};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -21,7 +20,8 @@ async fn assistants_crud_with_and_without_trailing_slash() {
     let (status, renamed) = app.put(&format!("/assistants/{id}"), USER, json!({"name": "renamed", "config": {}})).await;
     assert_eq!((status, &renamed["name"], &renamed["public"]), (StatusCode::OK, &json!("renamed"), &json!(false)));
     let chosen = uuid::Uuid::new_v4();
-    let (status, made) = app.put(&format!("/assistants/{chosen}"), USER, json!({"name": "two", "config": {}, "public": true})).await;
+    let (status, made) =
+        app.put(&format!("/assistants/{chosen}"), USER, json!({"name": "two", "config": {}, "public": true})).await;
     assert_eq!((status, made["assistant_id"].as_str().unwrap()), (StatusCode::OK, chosen.to_string().as_str()));
 
     for path in ["/assistants", "/assistants/"] {
@@ -54,7 +54,8 @@ async fn threads_crud_messages_and_state() {
     assert_eq!(thread["metadata"], json!({"assistant_type": "chatbot"}));
     let thread_id = thread["thread_id"].as_str().unwrap().to_string();
 
-    let (status, renamed) = app.put(&format!("/threads/{thread_id}"), USER, json!({"name": "bye", "assistant_id": latest})).await;
+    let (status, renamed) =
+        app.put(&format!("/threads/{thread_id}"), USER, json!({"name": "bye", "assistant_id": latest})).await;
     assert_eq!((status, &renamed["name"]), (StatusCode::OK, &json!("bye")));
     assert_eq!(app.get("/threads", USER).await.1.as_array().unwrap().len(), 1);
     assert_eq!(app.get(&format!("/threads/{thread_id}"), USER).await.1["name"], "bye");
@@ -62,7 +63,8 @@ async fn threads_crud_messages_and_state() {
     // Latest state: empty, then edited by id.
     let state_path = format!("/threads/{thread_id}/state");
     assert_eq!(app.get(&state_path, USER).await.1, json!({"values": null, "next": []}));
-    let (status, answer) = app.post(&state_path, USER, json!({"values": [{"type": "human", "content": "first"}]})).await;
+    let (status, answer) =
+        app.post(&state_path, USER, json!({"values": [{"type": "human", "content": "first"}]})).await;
     assert_eq!((status, answer), (StatusCode::OK, Value::Null));
     let (_, state) = app.get(&state_path, USER).await;
     assert_eq!(state["next"], json!(["chatbot"]));
@@ -74,7 +76,8 @@ async fn threads_crud_messages_and_state() {
     let update = json!({"values": {"messages": [edited, {"type": "ai", "content": "reply", "id": "a1"}]}});
     assert_eq!(app.post(&state_path, USER, update).await.0, StatusCode::OK);
     let (_, state) = app.get(&state_path, USER).await;
-    let contents: Vec<&str> = state["values"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+    let contents: Vec<&str> =
+        state["values"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(contents, ["edited", "reply"]);
     assert_eq!(state["next"], json!([]));
 
@@ -113,8 +116,12 @@ async fn bad_input_gets_422_naming_the_field() {
     assert_eq!(error["detail"][0]["loc"], json!(["body", "config"]));
 
     let (_, error) = app.post("/assistants", USER, json!({"name": ["x"], "config": "no", "public": "maybe"})).await;
-    let kinds: Vec<(&str, &Value)> = error["detail"].as_array().unwrap().iter().map(|e| (e["type"].as_str().unwrap(), &e["loc"][1])).collect();
-    assert_eq!(kinds, [("string_type", &json!("name")), ("dict_type", &json!("config")), ("bool_type", &json!("public"))]);
+    let kinds: Vec<(&str, &Value)> =
+        error["detail"].as_array().unwrap().iter().map(|e| (e["type"].as_str().unwrap(), &e["loc"][1])).collect();
+    assert_eq!(
+        kinds,
+        [("string_type", &json!("name")), ("dict_type", &json!("config")), ("bool_type", &json!("public"))]
+    );
 
     let (status, error) = app.get("/assistants/not-a-uuid", USER).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -125,7 +132,10 @@ async fn bad_input_gets_422_naming_the_field() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error["detail"][0]["loc"], json!(["body", "assistant_id"]));
     let unknown = json!({"name": "x", "assistant_id": uuid::Uuid::new_v4()});
-    assert_eq!(app.post("/threads", USER, unknown).await, (StatusCode::NOT_FOUND, json!({"detail": "Assistant not found"})));
+    assert_eq!(
+        app.post("/threads", USER, unknown).await,
+        (StatusCode::NOT_FOUND, json!({"detail": "Assistant not found"}))
+    );
 
     let (_, thread_id) = app.thread(USER, json!({})).await;
     let (status, error) = app.post(&format!("/threads/{thread_id}/messages"), USER, json!({"messages": "hi"})).await;
@@ -145,7 +155,7 @@ async fn bad_input_gets_422_naming_the_field() {
 #[tokio::test]
 async fn identity_routes_and_limits() {
     let config = test_config(|name| (name == "MAX_BODY_BYTES").then(|| "1000".into()));
-    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let app = spawn_app_with(config, test_store().await).await;
     let response = app.request(Method::GET, "/assistants", None).send().await.unwrap();
     let (status, error) = json_of(response).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -175,9 +185,22 @@ async fn openapi_describes_every_route_and_docs_work_offline() {
     assert_eq!(status, StatusCode::OK);
     let paths = spec["paths"].as_object().unwrap();
     for path in [
-        "/assistants", "/assistants/public", "/assistants/{assistant_id}", "/threads", "/threads/{thread_id}",
-        "/threads/{thread_id}/messages", "/threads/{thread_id}/state", "/runs", "/runs/stream", "/runs/{run_id}",
-        "/runs/{run_id}/cancel", "/runs/input_schema", "/runs/output_schema", "/runs/config_schema", "/ok", "/health",
+        "/assistants",
+        "/assistants/public",
+        "/assistants/{assistant_id}",
+        "/threads",
+        "/threads/{thread_id}",
+        "/threads/{thread_id}/messages",
+        "/threads/{thread_id}/state",
+        "/runs",
+        "/runs/stream",
+        "/runs/{run_id}",
+        "/runs/{run_id}/cancel",
+        "/runs/input_schema",
+        "/runs/output_schema",
+        "/runs/config_schema",
+        "/ok",
+        "/health",
     ] {
         assert!(paths.contains_key(path), "{path} is not described");
     }

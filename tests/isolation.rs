@@ -45,14 +45,20 @@ async fn a_user_never_reads_changes_or_takes_over_another_users_data() {
     let (_, public_list) = app.get("/assistants/public", INTRUDER).await;
     assert_eq!(public_list.as_array().unwrap().len(), 1, "the private assistant is not listed");
     // Changes and takeovers.
-    assert_eq!(app.put(&format!("/assistants/{private}"), INTRUDER, assistant_body.clone()).await, not_found("Assistant"));
+    assert_eq!(
+        app.put(&format!("/assistants/{private}"), INTRUDER, assistant_body.clone()).await,
+        not_found("Assistant")
+    );
     assert_eq!(app.put(&format!("/assistants/{public}"), INTRUDER, assistant_body).await, not_found("Assistant"));
     assert_eq!(app.delete(&format!("/assistants/{private}"), INTRUDER).await, not_found("Assistant"));
     assert_eq!(app.delete(&format!("/assistants/{public}"), INTRUDER).await, not_found("Assistant"));
     assert_eq!(app.put(&format!("/threads/{thread}"), INTRUDER, thread_body).await, not_found("Thread"));
     assert_eq!(app.delete(&format!("/threads/{thread}"), INTRUDER).await, not_found("Thread"));
     assert_eq!(app.post(&format!("/threads/{thread}/messages"), INTRUDER, message.clone()).await, not_found("Thread"));
-    assert_eq!(app.post(&format!("/threads/{thread}/state"), INTRUDER, json!({"values": []})).await, not_found("Thread"));
+    assert_eq!(
+        app.post(&format!("/threads/{thread}/state"), INTRUDER, json!({"values": []})).await,
+        not_found("Thread")
+    );
     // Runs on a foreign thread, or naming a foreign private assistant.
     let foreign_run = json!({"thread_id": thread, "input": {"messages": []}});
     assert_eq!(app.post("/runs", INTRUDER, foreign_run.clone()).await, not_found("Thread"));

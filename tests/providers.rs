@@ -37,22 +37,32 @@ async fn run(resolved: &ResolvedModel) -> Vec<Result<Chunk, LlmError>> {
 }
 
 fn texts(chunks: &[Result<Chunk, LlmError>]) -> String {
-    chunks.iter().filter_map(|c| match c { Ok(Chunk::Text(t)) => Some(t.as_str()), _ => None }).collect()
+    chunks
+        .iter()
+        .filter_map(|c| match c {
+            Ok(Chunk::Text(t)) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn openai(mock: &MockProvider) -> Vec<(&'static str, String)> {
     vec![("OPENAI_API_KEY", "sk-test".into()), ("OPENAI_BASE_URL", format!("{}/v1", mock.base_url))]
 }
 
-const GPT: fn() -> Value = || json!({"type": "chatbot", "type==chatbot/llm_type": "GPT 3.5 Turbo",
-    "type==chatbot/system_message": "You are helpful"});
+const GPT: fn() -> Value = || {
+    json!({"type": "chatbot", "type==chatbot/llm_type": "GPT 3.5 Turbo",
+    "type==chatbot/system_message": "You are helpful"})
+};
 
 #[tokio::test]
 async fn openai_stream_split_across_reads_with_usage_and_done() {
-    let mock = MockProvider::start(|_| Reply::event_stream(split_parts(openai_events(&["one", ", two", ", three"])))).await;
+    let mock =
+        MockProvider::start(|_| Reply::event_stream(split_parts(openai_events(&["one", ", two", ", three"])))).await;
     let chunks = run(&model(openai(&mock), GPT())).await;
     assert_eq!(texts(&chunks), "one, two, three");
-    let tail: Vec<&Chunk> = chunks.iter().filter_map(|c| c.as_ref().ok()).filter(|c| !matches!(c, Chunk::Text(_))).collect();
+    let tail: Vec<&Chunk> =
+        chunks.iter().filter_map(|c| c.as_ref().ok()).filter(|c| !matches!(c, Chunk::Text(_))).collect();
     assert_eq!(tail, [&Chunk::Finish { reason: "stop".into() }, &Chunk::Usage { input_tokens: 9, output_tokens: 3 }]);
 
     let request = &mock.requests()[0];
@@ -60,7 +70,8 @@ async fn openai_stream_split_across_reads_with_usage_and_done() {
     assert_eq!(request.headers["authorization"], "Bearer sk-test");
     assert_eq!(request.body["model"], "gpt-3.5-turbo");
     assert_eq!(request.body["stream"], true);
-    let roles: Vec<&str> = request.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> =
+        request.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["system", "user", "assistant", "user"]);
     assert_eq!(request.body["messages"][0]["content"], "You are helpful");
     assert_eq!(last_user_text(request), "count to three");
@@ -69,8 +80,11 @@ async fn openai_stream_split_across_reads_with_usage_and_done() {
 #[tokio::test]
 async fn openai_errors_name_the_provider_and_status() {
     let mock = MockProvider::start(|_| {
-        let mut reply = Reply::json_error(429, json!({"error": {"message": "Rate limit reached for requests",
-            "type": "requests", "param": null, "code": "rate_limit_exceeded"}}));
+        let mut reply = Reply::json_error(
+            429,
+            json!({"error": {"message": "Rate limit reached for requests",
+            "type": "requests", "param": null, "code": "rate_limit_exceeded"}}),
+        );
         reply.headers.push(("retry-after", "7".into()));
         reply
     })
@@ -80,7 +94,8 @@ async fn openai_errors_name_the_provider_and_status() {
     assert_eq!(error.status_code(), 429);
     assert_eq!(error.to_string(), "openai answered HTTP 429: Rate limit reached for requests (retry after 7 s)");
 
-    let mock = MockProvider::start(|_| Reply::json_error(500, json!({"error": {"message": "The server had an error"}}))).await;
+    let mock =
+        MockProvider::start(|_| Reply::json_error(500, json!({"error": {"message": "The server had an error"}}))).await;
     let chunks = run(&model(openai(&mock), GPT())).await;
     assert!(matches!(&chunks[0], Err(LlmError::Status { status: 500, .. })), "{chunks:?}");
 }
@@ -89,12 +104,17 @@ async fn openai_errors_name_the_provider_and_status() {
 async fn openai_error_mid_stream_and_malformed_data_end_the_stream_with_an_error() {
     let mock = MockProvider::start(|_| {
         let mut events = openai_events(&["partial"]);
-        events.insert(2, "data: {\"error\": {\"message\": \"The model is overloaded\", \"type\": \"server_error\"}}\n\n".into());
+        events.insert(
+            2,
+            "data: {\"error\": {\"message\": \"The model is overloaded\", \"type\": \"server_error\"}}\n\n".into(),
+        );
         Reply::event_stream(parts(events))
     })
     .await;
     let chunks = run(&model(openai(&mock), GPT())).await;
-    assert!(chunks.iter().any(|c| matches!(c, Err(LlmError::Upstream { message, .. }) if message == "The model is overloaded")));
+    assert!(chunks
+        .iter()
+        .any(|c| matches!(c, Err(LlmError::Upstream { message, .. }) if message == "The model is overloaded")));
 
     let mock = MockProvider::start(|_| Reply::event_stream(vec![Part::now("data: {not json\n\n")])).await;
     let chunks = run(&model(openai(&mock), GPT())).await;
@@ -162,8 +182,12 @@ async fn anthropic_stream_split_across_reads() {
     let mock = MockProvider::start(|_| Reply::event_stream(split_parts(anthropic_events(&["Hel", "lo", "!"])))).await;
     let chunks = run(&model(anthropic(&mock), CLAUDE())).await;
     assert_eq!(texts(&chunks), "Hello!");
-    let tail: Vec<&Chunk> = chunks.iter().filter_map(|c| c.as_ref().ok()).filter(|c| !matches!(c, Chunk::Text(_))).collect();
-    assert_eq!(tail, [&Chunk::Usage { input_tokens: 25, output_tokens: 3 }, &Chunk::Finish { reason: "end_turn".into() }]);
+    let tail: Vec<&Chunk> =
+        chunks.iter().filter_map(|c| c.as_ref().ok()).filter(|c| !matches!(c, Chunk::Text(_))).collect();
+    assert_eq!(
+        tail,
+        [&Chunk::Usage { input_tokens: 25, output_tokens: 3 }, &Chunk::Finish { reason: "end_turn".into() }]
+    );
 
     let request = &mock.requests()[0];
     assert_eq!(request.path_and_query, "/v1/messages");
@@ -171,7 +195,8 @@ async fn anthropic_stream_split_across_reads() {
     assert_eq!(request.headers["anthropic-version"], "2023-06-01");
     assert_eq!(request.body["system"], "Be brief");
     assert_eq!(request.body["stream"], true);
-    let roles: Vec<&str> = request.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> =
+        request.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "assistant", "user"]);
 }
 

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use integration_tests::mock_provider::{openai_events, parts, MockProvider, Part, Reply};
-use integration_tests::{parse_sse, spawn_app, spawn_app_with, test_config, SseEvent};
-use opengpts::store::MemoryStore;
+use integration_tests::{parse_sse, spawn_app, spawn_app_with, test_config, test_store, SseEvent};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -85,7 +84,10 @@ async fn seed_stream_sends_the_whole_thread_every_time() {
 #[tokio::test]
 async fn upstream_failure_sends_an_error_event_and_keeps_the_thread_consistent() {
     let mock = MockProvider::start(|_| {
-        Reply::json_error(429, json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}))
+        Reply::json_error(
+            429,
+            json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}}),
+        )
     })
     .await;
     let base = mock.base_url.clone();
@@ -94,7 +96,7 @@ async fn upstream_failure_sends_an_error_event_and_keeps_the_thread_consistent()
         "OPENAI_BASE_URL" => Some(base.clone()),
         _ => None,
     });
-    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let app = spawn_app_with(config, test_store().await).await;
     let (_, thread_id) =
         app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 3.5 Turbo"}})).await;
     let events = app.stream(USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]})).await;
@@ -102,7 +104,10 @@ async fn upstream_failure_sends_an_error_event_and_keeps_the_thread_consistent()
     let error = events[2].json();
     assert_eq!(error["status_code"], 429);
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains("openai") && message.contains("429") && message.contains("Rate limit reached"), "{message}");
+    assert!(
+        message.contains("openai") && message.contains("429") && message.contains("Rate limit reached"),
+        "{message}"
+    );
     assert!(!message.contains("sk-test-secret"));
 
     // The input stays, no partial answer, the run says why, and the thread is free again.
@@ -131,7 +136,7 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_answer_stored() {
         "OPENAI_BASE_URL" => Some(base.clone()),
         _ => None,
     });
-    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let app = spawn_app_with(config, test_store().await).await;
     let (_, thread_id) =
         app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
     let response = app
@@ -169,7 +174,7 @@ async fn two_runs_on_one_thread_cannot_interleave() {
         "OPENAI_BASE_URL" => Some(base.clone()),
         _ => None,
     });
-    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let app = spawn_app_with(config, test_store().await).await;
     let (_, thread_id) =
         app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
     let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
@@ -201,7 +206,7 @@ async fn cancel_stops_a_run_and_frees_the_thread() {
         "OPENAI_BASE_URL" => Some(base.clone()),
         _ => None,
     });
-    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let app = spawn_app_with(config, test_store().await).await;
     let (_, thread_id) =
         app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
     let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
@@ -221,7 +226,8 @@ async fn cancel_stops_a_run_and_frees_the_thread() {
 async fn background_runs_report_success_and_error() {
     let app = spawn_app().await;
     let (_, thread_id) = app.thread(USER, CHATBOT()).await;
-    let (status, run) = app.post("/runs", USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]})).await;
+    let (status, run) =
+        app.post("/runs", USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]})).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(run["status"], "pending");
     assert_eq!(run["thread_id"], thread_id.as_str());
@@ -236,9 +242,15 @@ async fn background_runs_report_success_and_error() {
         "ANTHROPIC_BASE_URL" => Some(dead.clone()),
         _ => None,
     });
-    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let app = spawn_app_with(config, test_store().await).await;
     let (_, thread_id) = app.thread(USER, json!({"configurable": {"agent_type": "Claude 2"}})).await;
-    let (_, run) = app.post("/runs", USER, json!({"thread_id": thread_id, "input": {"messages": [{"type": "human", "content": "hi"}]}})).await;
+    let (_, run) = app
+        .post(
+            "/runs",
+            USER,
+            json!({"thread_id": thread_id, "input": {"messages": [{"type": "human", "content": "hi"}]}}),
+        )
+        .await;
     let run = app.wait_for_run(USER, run["run_id"].as_str().unwrap()).await;
     assert_eq!(run["status"], "error");
     assert!(run["error"].as_str().unwrap().contains("anthropic could not be reached"), "{run}");
@@ -260,7 +272,7 @@ async fn slow_models_get_pings_between_events() {
         "SSE_PING_MS" => Some("100".into()),
         _ => None,
     });
-    let app = spawn_app_with(config, std::sync::Arc::new(MemoryStore::new())).await;
+    let app = spawn_app_with(config, test_store().await).await;
     let (_, thread_id) =
         app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
     let response = app
@@ -291,7 +303,10 @@ async fn stream_requests_are_validated_before_anything_starts() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error["detail"][0]["loc"], json!(["body", "input", 0, "type"]));
     let unknown = json!({"thread_id": uuid::Uuid::new_v4(), "input": []});
-    assert_eq!(app.post("/runs/stream", USER, unknown).await, (StatusCode::NOT_FOUND, json!({"detail": "Thread not found"})));
+    assert_eq!(
+        app.post("/runs/stream", USER, unknown).await,
+        (StatusCode::NOT_FOUND, json!({"detail": "Thread not found"}))
+    );
     let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
     assert_eq!(state["values"], Value::Null);
 }

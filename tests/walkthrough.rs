@@ -35,16 +35,16 @@ async fn the_getting_started_document_works_as_written() {
     };
 
     // Create an assistant: PUT /assistants, exactly as the document shows.
-    let created = text(
-        Method::PUT,
-        "/assistants",
-        Some(json!({"name": "bar", "config": {"configurable": {}}, "public": true})),
-    )
-    .await;
+    let created =
+        text(Method::PUT, "/assistants", Some(json!({"name": "bar", "config": {"configurable": {}}, "public": true})))
+            .await;
     let assistant: Value = serde_json::from_str(&created).unwrap();
     let keys: Vec<&String> = assistant.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["assistant_id", "name", "config", "updated_at", "public", "user_id"]);
-    assert_eq!((&assistant["name"], &assistant["public"], &assistant["user_id"]), (&json!("bar"), &json!(true), &json!(USER)));
+    assert_eq!(
+        (&assistant["name"], &assistant["public"], &assistant["user_id"]),
+        (&json!("bar"), &json!(true), &json!(USER))
+    );
     let assistant_id = assistant["assistant_id"].as_str().unwrap();
 
     // Create a thread.
@@ -73,12 +73,8 @@ async fn the_getting_started_document_works_as_written() {
         "input": {"messages": [{"content": "whats my name? respond in spanish", "type": "human"}]}});
     let started: Value = serde_json::from_str(&text(Method::POST, "/runs", Some(run)).await).unwrap();
     app.wait_for_run(USER, started["run_id"].as_str().unwrap()).await;
-    let expected = [
-        expected[0],
-        expected[1],
-        ("human", "whats my name? respond in spanish"),
-        ("ai", "Tu nombre es Bob."),
-    ];
+    let expected =
+        [expected[0], expected[1], ("human", "whats my name? respond in spanish"), ("ai", "Tu nombre es Bob.")];
     assert_eq!(text(Method::GET, &messages_path, None).await, messages_text(&expected));
 
     // Stream: the document's client prints the last message's content on every data event.
@@ -88,12 +84,30 @@ async fn the_getting_started_document_works_as_written() {
     let printed: Vec<String> = parse_sse(&body)
         .iter()
         .filter(|event| event.event == "data")
-        .map(|event| event.json()["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string())
+        .map(|event| {
+            event.json()["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string()
+        })
         .collect();
     let answer = "You too! If you have any other questions, feel free to ask.";
     let mut documented: Vec<String> = Vec::new();
     let mut sofar = String::new();
-    for token in ["You", " too", "!", " If", " you", " have", " any", " other", " questions", ",", " feel", " free", " to", " ask", "."] {
+    for token in [
+        "You",
+        " too",
+        "!",
+        " If",
+        " you",
+        " have",
+        " any",
+        " other",
+        " questions",
+        ",",
+        " feel",
+        " free",
+        " to",
+        " ask",
+        ".",
+    ] {
         sofar.push_str(token);
         documented.push(sofar.clone());
     }

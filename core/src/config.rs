@@ -2,6 +2,7 @@
 //! The README's configuration table lists the same variables.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,9 +14,10 @@ pub struct ConfigError {
 }
 
 /// Which backend holds the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     Memory,
+    Sqlite { path: PathBuf },
 }
 
 #[derive(Debug, Clone)]
@@ -77,13 +79,16 @@ impl Config {
         Ok(Config {
             host: env.parse("HOST", "127.0.0.1".parse().expect("a valid address literal"))?,
             port: env.parse("PORT", 8100)?,
-            store: match env.text("STORE").as_deref().unwrap_or("memory") {
+            store: match env.text("STORE").as_deref().unwrap_or("sqlite") {
                 "memory" => StoreKind::Memory,
+                "sqlite" => StoreKind::Sqlite {
+                    path: env.text("SQLITE_PATH").unwrap_or_else(|| ".data/opengpts.sqlite3".into()).into(),
+                },
                 other => {
                     return Err(ConfigError {
                         name: "STORE",
                         value: other.into(),
-                        reason: "expected one of: memory".into(),
+                        reason: "expected one of: memory, sqlite".into(),
                     })
                 }
             },

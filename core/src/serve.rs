@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, StoreKind};
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, SqliteStore, Store};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -25,15 +25,16 @@ pub fn init_tracing() {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
-pub fn store(config: &Config) -> Arc<dyn Store> {
-    match config.store {
+pub fn store(config: &Config) -> Result<Arc<dyn Store>, Error> {
+    Ok(match &config.store {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
-    }
+        StoreKind::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+    })
 }
 
 pub fn state_from_env() -> Result<AppState, Error> {
     let config = Config::from_env()?;
-    let store = store(&config);
+    let store = store(&config)?;
     Ok(AppState::new(config, store))
 }
 

@@ -1,6 +1,7 @@
 //! Shared by the integration tests: the app on a random port driven over real HTTP, and local
 //! servers that speak the model providers' streaming wire formats.
 
+pub mod contract;
 pub mod mock_provider;
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use opengpts::api::{self, AppState};
 use opengpts::config::Config;
-use opengpts::store::{MemoryStore, Store};
+use opengpts::store::{MemoryStore, SqliteStore, Store};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -19,9 +20,19 @@ pub struct TestApp {
     pub state: AppState,
 }
 
-/// The app with default settings (offline model without delay) on the memory store.
+/// The app with default settings (offline model without delay) on the store under test.
 pub async fn spawn_app() -> TestApp {
-    spawn_app_with(test_config(|_| None), Arc::new(MemoryStore::new())).await
+    spawn_app_with(test_config(|_| None), test_store().await).await
+}
+
+/// A fresh, empty store of the backend named by `TEST_STORE` (memory unless set), so the same
+/// HTTP suites run against every backend.
+pub async fn test_store() -> Arc<dyn Store> {
+    match std::env::var("TEST_STORE").as_deref().unwrap_or("memory") {
+        "memory" => Arc::new(MemoryStore::new()),
+        "sqlite" => Arc::new(SqliteStore::open(&temp_path("api.sqlite3")).expect("a sqlite store")),
+        other => panic!("TEST_STORE={other} is not a store backend"),
+    }
 }
 
 /// Defaults for tests: no token delay; `vars` may set any configuration variable.
@@ -150,4 +161,11 @@ pub fn parse_sse(body: &str) -> Vec<SseEvent> {
             SseEvent { event, data }
         })
         .collect()
+}
+
+/// A fresh path in a folder of its own under the system temp dir, for one test's files.
+pub fn temp_path(file: &str) -> std::path::PathBuf {
+    let folder = std::env::temp_dir().join(format!("opengpts-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&folder).expect("a temp folder");
+    folder.join(file)
 }

@@ -50,7 +50,11 @@ impl Reply {
     }
 
     pub fn json_error(status: u16, body: Value) -> Self {
-        Reply { status, headers: vec![("content-type", "application/json".into())], parts: vec![Part::now(body.to_string())] }
+        Reply {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            parts: vec![Part::now(body.to_string())],
+        }
     }
 }
 
@@ -87,7 +91,8 @@ async fn answer(State(state): State<MockState>, request: Request) -> Response {
     let path_and_query = request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
     let headers = request.headers().clone();
     let bytes = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap_or_default();
-    let recorded = RecordedRequest { path_and_query, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let recorded =
+        RecordedRequest { path_and_query, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
     let reply = (state.script)(&recorded);
     state.requests.lock().expect("not poisoned").push(recorded);
     let body = futures::stream::iter(reply.parts).then(|part| async move {
@@ -121,9 +126,8 @@ pub fn openai_events(tokens: &[&str]) -> Vec<String> {
         });
         format!("data: {body}\n\n")
     };
-    let choice = |delta: Value, finish: Value| {
-        json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}])
-    };
+    let choice =
+        |delta: Value, finish: Value| json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]);
     let mut events = vec![chunk(choice(json!({"role": "assistant", "content": ""}), Value::Null), Value::Null)];
     events.extend(tokens.iter().map(|token| chunk(choice(json!({"content": token}), Value::Null), Value::Null)));
     events.push(chunk(choice(json!({}), json!("stop")), Value::Null));
@@ -137,20 +141,32 @@ pub fn openai_events(tokens: &[&str]) -> Vec<String> {
 pub fn anthropic_events(tokens: &[&str]) -> Vec<String> {
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
     let mut events = vec![
-        event("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
             "role": "assistant", "content": [], "model": "claude-3-5-sonnet-20241022", "stop_reason": null,
-            "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}})),
-        event("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}})),
+            "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
         event("ping", json!({"type": "ping"})),
     ];
     events.extend(tokens.iter().map(|token| {
-        event("content_block_delta", json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": token}}))
+        event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+            "delta": {"type": "text_delta", "text": token}}),
+        )
     }));
     events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
-    events.push(event("message_delta", json!({"type": "message_delta",
-        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": tokens.len()}})));
+    events.push(event(
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": tokens.len()}}),
+    ));
     events.push(event("message_stop", json!({"type": "message_stop"})));
     events
 }

@@ -1,17 +1,18 @@
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A UTC instant, written as OpenGPTs writes it: `2026-11-28T15:45:51.279138Z`.
+/// A UTC instant, written as OpenGPTs writes it: `2026-11-28T15:45:51.279138Z`. It holds
+/// microseconds only, so a stored and re-read value equals the original.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
 
 impl Timestamp {
     pub fn now() -> Self {
-        Timestamp(Utc::now())
+        Self::from_datetime(Utc::now())
     }
 
     pub fn from_datetime(at: DateTime<Utc>) -> Self {
-        Timestamp(at)
+        Timestamp(at.trunc_subsecs(6))
     }
 
     pub fn datetime(&self) -> DateTime<Utc> {
@@ -19,7 +20,7 @@ impl Timestamp {
     }
 
     pub fn plus(&self, duration: std::time::Duration) -> Self {
-        Timestamp(self.0 + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX))
+        Self::from_datetime(self.0 + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX))
     }
 
     pub fn to_rfc3339(&self) -> String {
@@ -27,7 +28,7 @@ impl Timestamp {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        DateTime::parse_from_rfc3339(text).ok().map(|at| Timestamp(at.with_timezone(&Utc)))
+        DateTime::parse_from_rfc3339(text).ok().map(|at| Self::from_datetime(at.with_timezone(&Utc)))
     }
 }
 

@@ -3,8 +3,10 @@
 //! each operation, so no handler can forget them.
 
 mod memory;
+mod sqlite;
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
 
 use std::time::Duration;
 

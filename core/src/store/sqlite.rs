@@ -1,0 +1,401 @@
+//! An embedded SQLite file: the local default. It survives restarts and hot reloads, and several
+//! processes (the functions under `cargo lambda watch`) share it safely. WAL lets readers run
+//! beside a writer; every check-then-write is one IMMEDIATE transaction, so two processes cannot
+//! both pass the same check.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Entity, Store, StoreError, StoreResult};
+use crate::model::{Assistant, Message, Run, Thread, Timestamp, UserId};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS assistants (
+    assistant_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    public INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assistants_by_user ON assistants (user_id, updated_at);
+CREATE INDEX IF NOT EXISTS assistants_public ON assistants (public, updated_at);
+CREATE TABLE IF NOT EXISTS threads (
+    thread_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    lease_run_id TEXT,
+    lease_expires_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS threads_by_user ON threads (user_id, updated_at);
+CREATE TABLE IF NOT EXISTS messages (
+    thread_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    message_id TEXT,
+    body TEXT NOT NULL,
+    PRIMARY KEY (thread_id, seq)
+);
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (thread_id, message_id);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_thread ON runs (thread_id);
+";
+
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Backend(format!("sqlite: {error}"))
+    }
+}
+
+fn to_json(value: &impl Serialize) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|error| StoreError::Backend(format!("could not encode a record: {error}")))
+}
+
+fn from_json<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|error| StoreError::Backend(format!("a stored record is unreadable: {error}")))
+}
+
+fn millis(at: Timestamp) -> i64 {
+    at.datetime().timestamp_millis()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and its folder.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)
+                .map_err(|error| StoreError::Backend(format!("cannot create {}: {error}", folder.display())))?;
+        }
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(SqliteStore { connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    /// Runs blocking SQLite work off the async threads.
+    async fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let connection = self.connection.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut connection)
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("sqlite worker failed: {error}")))?
+    }
+
+    /// Like [`call`](Self::call), inside one IMMEDIATE transaction committed on success.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        self.call(move |connection| {
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let result = work(&transaction)?;
+            transaction.commit()?;
+            Ok(result)
+        })
+        .await
+    }
+}
+
+fn owner_of(connection: &Connection, table: &str, key: &str, id: Uuid) -> StoreResult<Option<String>> {
+    let sql = format!("SELECT user_id FROM {table} WHERE {key} = ?1");
+    Ok(connection.query_row(&sql, params![id.to_string()], |row| row.get(0)).optional()?)
+}
+
+fn own_thread(connection: &Connection, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
+    match owner_of(connection, "threads", "thread_id", thread_id)? {
+        Some(owner) if owner == user.as_str() => Ok(()),
+        _ => Err(StoreError::NotFound(Entity::Thread)),
+    }
+}
+
+fn bodies<T: DeserializeOwned>(connection: &Connection, sql: &str, args: impl rusqlite::Params) -> StoreResult<Vec<T>> {
+    let mut statement = connection.prepare_cached(sql)?;
+    let rows = statement.query_map(args, |row| row.get::<_, String>(0))?;
+    rows.map(|row| from_json(&row?)).collect()
+}
+
+fn insert_message(connection: &Connection, thread_id: &str, seq: i64, message: &Message) -> StoreResult<()> {
+    connection.execute(
+        "INSERT INTO messages (thread_id, seq, message_id, body) VALUES (?1, ?2, ?3, ?4)",
+        params![thread_id, seq, message.id, to_json(message)?],
+    )?;
+    Ok(())
+}
+
+fn next_seq(connection: &Connection, thread_id: &str) -> StoreResult<i64> {
+    let last: i64 = connection.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE thread_id = ?1",
+        params![thread_id],
+        |r| r.get(0),
+    )?;
+    Ok(last + 1)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
+        let assistant = assistant.clone();
+        self.write(move |tx| {
+            let owner = owner_of(tx, "assistants", "assistant_id", assistant.assistant_id)?;
+            if owner.is_some_and(|owner| owner != assistant.user_id.as_str()) {
+                return Err(StoreError::NotFound(Entity::Assistant));
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO assistants (assistant_id, user_id, public, updated_at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    assistant.assistant_id.to_string(),
+                    assistant.user_id.as_str(),
+                    assistant.public,
+                    assistant.updated_at.to_rfc3339(),
+                    to_json(&assistant)?
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<Assistant> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let sql = "SELECT body FROM assistants WHERE assistant_id = ?1 AND (user_id = ?2 OR public = 1)";
+            bodies(connection, sql, params![assistant_id.to_string(), user.as_str()])?
+                .pop()
+                .ok_or(StoreError::NotFound(Entity::Assistant))
+        })
+        .await
+    }
+
+    async fn list_assistants(&self, user: &UserId) -> StoreResult<Vec<Assistant>> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let sql = "SELECT body FROM assistants WHERE user_id = ?1 ORDER BY updated_at DESC, assistant_id";
+            bodies(connection, sql, params![user.as_str()])
+        })
+        .await
+    }
+
+    async fn list_public_assistants(&self) -> StoreResult<Vec<Assistant>> {
+        self.call(move |connection| {
+            let sql = "SELECT body FROM assistants WHERE public = 1 ORDER BY updated_at DESC, assistant_id";
+            bodies(connection, sql, [])
+        })
+        .await
+    }
+
+    async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()> {
+        let user = user.clone();
+        self.write(move |tx| {
+            let sql = "DELETE FROM assistants WHERE assistant_id = ?1 AND user_id = ?2";
+            match tx.execute(sql, params![assistant_id.to_string(), user.as_str()])? {
+                0 => Err(StoreError::NotFound(Entity::Assistant)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
+        let thread = thread.clone();
+        self.write(move |tx| {
+            let owner = owner_of(tx, "threads", "thread_id", thread.thread_id)?;
+            if owner.is_some_and(|owner| owner != thread.user_id.as_str()) {
+                return Err(StoreError::NotFound(Entity::Thread));
+            }
+            tx.execute(
+                "INSERT INTO threads (thread_id, user_id, updated_at, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at, body = excluded.body",
+                params![
+                    thread.thread_id.to_string(),
+                    thread.user_id.as_str(),
+                    thread.updated_at.to_rfc3339(),
+                    to_json(&thread)?
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Thread> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let sql = "SELECT body FROM threads WHERE thread_id = ?1 AND user_id = ?2";
+            bodies(connection, sql, params![thread_id.to_string(), user.as_str()])?
+                .pop()
+                .ok_or(StoreError::NotFound(Entity::Thread))
+        })
+        .await
+    }
+
+    async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let sql = "SELECT body FROM threads WHERE user_id = ?1 ORDER BY updated_at DESC, thread_id";
+            bodies(connection, sql, params![user.as_str()])
+        })
+        .await
+    }
+
+    async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
+        let user = user.clone();
+        self.write(move |tx| {
+            own_thread(tx, &user, thread_id)?;
+            let id = thread_id.to_string();
+            tx.execute("DELETE FROM messages WHERE thread_id = ?1", params![id])?;
+            tx.execute("DELETE FROM runs WHERE thread_id = ?1", params![id])?;
+            tx.execute("DELETE FROM threads WHERE thread_id = ?1", params![id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let tx = connection.transaction()?;
+            own_thread(&tx, &user, thread_id)?;
+            bodies(&tx, "SELECT body FROM messages WHERE thread_id = ?1 ORDER BY seq", params![thread_id.to_string()])
+        })
+        .await
+    }
+
+    async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+        let (user, messages) = (user.clone(), messages.to_vec());
+        self.write(move |tx| {
+            own_thread(tx, &user, thread_id)?;
+            let id = thread_id.to_string();
+            let first = next_seq(tx, &id)?;
+            for (offset, message) in messages.iter().enumerate() {
+                insert_message(tx, &id, first + offset as i64, message)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+        let (user, messages) = (user.clone(), messages.to_vec());
+        self.write(move |tx| {
+            own_thread(tx, &user, thread_id)?;
+            let id = thread_id.to_string();
+            for message in &messages {
+                let replaced = match &message.id {
+                    Some(message_id) => tx.execute(
+                        "UPDATE messages SET body = ?1 WHERE thread_id = ?2 AND message_id = ?3",
+                        params![to_json(message)?, id, message_id],
+                    )?,
+                    None => 0,
+                };
+                if replaced == 0 {
+                    let seq = next_seq(tx, &id)?;
+                    insert_message(tx, &id, seq, message)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn start_run(&self, run: &Run, lease: Duration) -> StoreResult<()> {
+        let run = run.clone();
+        self.write(move |tx| {
+            own_thread(tx, &run.user_id, run.thread_id)?;
+            let now = Timestamp::now();
+            let held: Option<(Option<String>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT lease_run_id, lease_expires_ms FROM threads WHERE thread_id = ?1",
+                    params![run.thread_id.to_string()],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            if let Some((Some(holder), Some(expires))) = held {
+                if expires > millis(now) {
+                    let run_id = Uuid::parse_str(&holder).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    return Err(StoreError::ThreadBusy { run_id });
+                }
+            }
+            tx.execute(
+                "UPDATE threads SET lease_run_id = ?1, lease_expires_ms = ?2 WHERE thread_id = ?3",
+                params![run.run_id.to_string(), millis(now.plus(lease)), run.thread_id.to_string()],
+            )?;
+            tx.execute(
+                "INSERT INTO runs (run_id, user_id, thread_id, body) VALUES (?1, ?2, ?3, ?4)",
+                params![run.run_id.to_string(), run.user_id.as_str(), run.thread_id.to_string(), to_json(&run)?],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let sql = "SELECT body FROM runs WHERE run_id = ?1 AND user_id = ?2";
+            bodies(connection, sql, params![run_id.to_string(), user.as_str()])?
+                .pop()
+                .ok_or(StoreError::NotFound(Entity::Run))
+        })
+        .await
+    }
+
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        let run = run.clone();
+        self.write(move |tx| {
+            match tx.execute(
+                "UPDATE runs SET body = ?1 WHERE run_id = ?2",
+                params![to_json(&run)?, run.run_id.to_string()],
+            )? {
+                0 => Err(StoreError::NotFound(Entity::Run)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
+        self.write(move |tx| {
+            let sql = "UPDATE threads SET lease_expires_ms = ?1 WHERE thread_id = ?2 AND lease_run_id = ?3";
+            let expires = millis(Timestamp::now().plus(lease));
+            match tx.execute(sql, params![expires, thread_id.to_string(), run_id.to_string()])? {
+                0 => Err(StoreError::LeaseLost { run_id }),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE threads SET lease_run_id = NULL, lease_expires_ms = NULL WHERE thread_id = ?1 AND lease_run_id = ?2",
+                params![thread_id.to_string(), run_id.to_string()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}

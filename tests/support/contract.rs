@@ -1,0 +1,318 @@
+//! The store contract: what every `Store` backend must do, run against each of them by
+//! [`store_contract!`](crate::store_contract).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opengpts::model::{Assistant, Message, MessageType, Run, RunStatus, Thread, Timestamp, UserId};
+use opengpts::store::{Entity, Store, StoreError};
+use serde_json::{json, Map};
+use uuid::Uuid;
+
+pub type SharedStore = Arc<dyn Store>;
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).expect("a non-empty id")
+}
+
+/// Distinct, increasing times, so ordering does not hang on clock resolution.
+fn at(second: i64) -> Timestamp {
+    Timestamp::from_datetime(chrono_at(second))
+}
+
+fn chrono_at(second: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_800_000_000 + second, 123_456_000).expect("a valid time")
+}
+
+pub fn assistant(owner: &str, public: bool, second: i64) -> Assistant {
+    Assistant {
+        assistant_id: Uuid::new_v4(),
+        name: format!("assistant {second}"),
+        config: json!({"configurable": {"type": "chatbot", "nested": {"b": 1, "a": [1, 2]}}})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        updated_at: at(second),
+        public,
+        user_id: user(owner),
+    }
+}
+
+pub fn thread(owner: &str, assistant_id: Uuid, second: i64) -> Thread {
+    Thread {
+        thread_id: Uuid::new_v4(),
+        assistant_id,
+        name: format!("thread {second}"),
+        updated_at: at(second),
+        user_id: user(owner),
+        metadata: Some(Map::from_iter([("assistant_type".to_string(), json!("chatbot"))])),
+    }
+}
+
+fn human(text: &str) -> Message {
+    let mut message = Message::new(MessageType::Human, text);
+    message.id = Some(Uuid::new_v4().to_string());
+    message
+}
+
+fn run(owner: &str, thread: &Thread) -> Run {
+    Run {
+        run_id: Uuid::new_v4(),
+        thread_id: thread.thread_id,
+        assistant_id: thread.assistant_id,
+        user_id: user(owner),
+        status: RunStatus::Pending,
+        error: None,
+        created_at: Timestamp::now(),
+        updated_at: Timestamp::now(),
+    }
+}
+
+fn contents(messages: &[Message]) -> Vec<String> {
+    messages.iter().map(|m| m.content.text()).collect()
+}
+
+async fn new_thread(store: &SharedStore, owner: &str) -> Thread {
+    let assistant = assistant(owner, false, 1);
+    store.put_assistant(&assistant).await.unwrap();
+    let thread = thread(owner, assistant.assistant_id, 1);
+    store.put_thread(&thread).await.unwrap();
+    thread
+}
+
+pub async fn assistants_are_owned_and_listed_newest_first(store: SharedStore) {
+    let (old, new) = (assistant("ann", false, 1), assistant("ann", false, 2));
+    store.put_assistant(&old).await.unwrap();
+    store.put_assistant(&new).await.unwrap();
+    store.put_assistant(&assistant("bob", false, 3)).await.unwrap();
+    assert_eq!(store.list_assistants(&user("ann")).await.unwrap(), vec![new.clone(), old.clone()]);
+    assert_eq!(store.get_assistant(&user("ann"), old.assistant_id).await.unwrap(), old);
+
+    let mut renamed = old.clone();
+    renamed.name = "renamed".into();
+    renamed.updated_at = at(5);
+    store.put_assistant(&renamed).await.unwrap();
+    assert_eq!(store.list_assistants(&user("ann")).await.unwrap(), vec![renamed.clone(), new.clone()]);
+
+    let mut takeover = renamed.clone();
+    takeover.user_id = user("bob");
+    assert!(matches!(store.put_assistant(&takeover).await, Err(StoreError::NotFound(Entity::Assistant))));
+    assert!(matches!(store.get_assistant(&user("bob"), renamed.assistant_id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.delete_assistant(&user("bob"), renamed.assistant_id).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.get_assistant(&user("ann"), renamed.assistant_id).await.unwrap(), renamed);
+
+    store.delete_assistant(&user("ann"), renamed.assistant_id).await.unwrap();
+    assert!(matches!(store.get_assistant(&user("ann"), renamed.assistant_id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.delete_assistant(&user("ann"), renamed.assistant_id).await, Err(StoreError::NotFound(_))));
+    assert_eq!(store.list_assistants(&user("ann")).await.unwrap(), vec![new]);
+}
+
+pub async fn public_assistants_are_readable_by_all_and_listed(store: SharedStore) {
+    let shared = assistant("ann", true, 1);
+    let private = assistant("ann", false, 2);
+    let other = assistant("bob", true, 3);
+    for a in [&shared, &private, &other] {
+        store.put_assistant(a).await.unwrap();
+    }
+    assert_eq!(store.get_assistant(&user("bob"), shared.assistant_id).await.unwrap(), shared);
+    assert_eq!(store.list_public_assistants().await.unwrap(), vec![other.clone(), shared.clone()]);
+    let mut hidden = shared.clone();
+    hidden.public = false;
+    hidden.updated_at = at(4);
+    store.put_assistant(&hidden).await.unwrap();
+    assert_eq!(store.list_public_assistants().await.unwrap(), vec![other]);
+    assert!(store.get_assistant(&user("bob"), shared.assistant_id).await.is_err());
+}
+
+pub async fn threads_are_owned_and_deleted_with_messages_and_runs(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let later = self::thread("ann", thread.assistant_id, 2);
+    store.put_thread(&later).await.unwrap();
+    assert_eq!(store.list_threads(&user("ann")).await.unwrap(), vec![later.clone(), thread.clone()]);
+    assert_eq!(store.get_thread(&user("ann"), thread.thread_id).await.unwrap(), thread);
+    assert!(store.list_threads(&user("bob")).await.unwrap().is_empty());
+
+    let mut takeover = thread.clone();
+    takeover.user_id = user("bob");
+    assert!(matches!(store.put_thread(&takeover).await, Err(StoreError::NotFound(Entity::Thread))));
+    for result in [
+        store.get_thread(&user("bob"), thread.thread_id).await.map(|_| ()),
+        store.messages(&user("bob"), thread.thread_id).await.map(|_| ()),
+        store.append_messages(&user("bob"), thread.thread_id, &[human("x")]).await,
+        store.upsert_messages(&user("bob"), thread.thread_id, &[human("x")]).await,
+        store.delete_thread(&user("bob"), thread.thread_id).await,
+    ] {
+        assert!(matches!(result, Err(StoreError::NotFound(Entity::Thread))), "{result:?}");
+    }
+
+    store.append_messages(&user("ann"), thread.thread_id, &[human("kept until delete")]).await.unwrap();
+    let mut renamed = thread.clone();
+    renamed.name = "renamed".into();
+    store.put_thread(&renamed).await.unwrap();
+    assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap().len(), 1, "a rename keeps messages");
+    let finished = run("ann", &thread);
+    store.start_run(&finished, Duration::from_secs(60)).await.unwrap();
+
+    store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
+    assert!(matches!(store.get_thread(&user("ann"), thread.thread_id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.messages(&user("ann"), thread.thread_id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.get_run(&user("ann"), finished.run_id).await, Err(StoreError::NotFound(Entity::Run))));
+    // A thread re-created under the same id starts empty.
+    store.put_thread(&thread).await.unwrap();
+    assert!(store.messages(&user("ann"), thread.thread_id).await.unwrap().is_empty());
+    assert_eq!(store.list_threads(&user("ann")).await.unwrap().len(), 2);
+}
+
+pub async fn messages_keep_order_and_upsert_by_id(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let (first, second) = (human("first"), human("second"));
+    store.append_messages(&user("ann"), thread.thread_id, &[first.clone(), second.clone()]).await.unwrap();
+    let mut ai = Message::new(MessageType::Ai, "answer");
+    ai.response_metadata.insert("finish_reason".into(), json!("stop"));
+    ai.tool_calls = vec![json!({"name": "search", "args": {"q": "x"}, "id": "call_1", "type": "tool_call"})];
+    store.append_messages(&user("ann"), thread.thread_id, std::slice::from_ref(&ai)).await.unwrap();
+    let stored = store.messages(&user("ann"), thread.thread_id).await.unwrap();
+    assert_eq!(stored, vec![first.clone(), second.clone(), ai.clone()], "every field round-trips");
+
+    let mut edited = first.clone();
+    edited.content = opengpts::model::Content::Text("edited".into());
+    store.upsert_messages(&user("ann"), thread.thread_id, &[edited, human("third")]).await.unwrap();
+    let stored = store.messages(&user("ann"), thread.thread_id).await.unwrap();
+    assert_eq!(contents(&stored), ["edited", "second", "answer", "third"]);
+}
+
+pub async fn parallel_appends_lose_nothing_and_keep_each_batch_in_order(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let writers = (0..8).map(|writer| {
+        let store = store.clone();
+        async move {
+            for batch in 0..3 {
+                let messages: Vec<Message> = (0..3).map(|i| human(&format!("w{writer} b{batch} m{i}"))).collect();
+                store.append_messages(&user("ann"), thread.thread_id, &messages).await.unwrap();
+            }
+        }
+    });
+    futures::future::join_all(writers).await;
+    let stored = contents(&store.messages(&user("ann"), thread.thread_id).await.unwrap());
+    assert_eq!(stored.len(), 8 * 3 * 3);
+    for chunk in stored.chunks(3) {
+        let prefix = chunk[0].trim_end_matches("m0");
+        assert_eq!(chunk, [format!("{prefix}m0"), format!("{prefix}m1"), format!("{prefix}m2")], "{stored:?}");
+    }
+    for writer in 0..8 {
+        let own: Vec<&String> = stored.iter().filter(|m| m.starts_with(&format!("w{writer} "))).collect();
+        let mut sorted = own.clone();
+        sorted.sort();
+        assert_eq!(own, sorted, "one writer's batches keep their order");
+    }
+}
+
+pub async fn a_thread_has_one_lease_at_a_time(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let (first, second) = (run("ann", &thread), run("ann", &thread));
+    let lease = Duration::from_secs(60);
+    store.start_run(&first, lease).await.unwrap();
+    match store.start_run(&second, lease).await {
+        Err(StoreError::ThreadBusy { run_id }) => assert_eq!(run_id, first.run_id),
+        other => panic!("expected ThreadBusy, got {other:?}"),
+    }
+    assert!(matches!(store.get_run(&user("ann"), second.run_id).await, Err(StoreError::NotFound(_))), "no trace");
+    store.renew_lease(thread.thread_id, first.run_id, lease).await.unwrap();
+    store.release_lease(thread.thread_id, second.run_id).await.unwrap();
+    assert!(store.start_run(&second, lease).await.is_err(), "only the holder releases");
+    store.release_lease(thread.thread_id, first.run_id).await.unwrap();
+    store.start_run(&second, lease).await.unwrap();
+
+    // Runs of other threads are not affected, and the race for a free thread has one winner.
+    let other = new_thread(&store, "ann").await;
+    let contenders: Vec<Run> = (0..6).map(|_| run("ann", &other)).collect();
+    let results = futures::future::join_all(contenders.iter().map(|r| store.start_run(r, lease))).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+}
+
+pub async fn an_expired_lease_can_be_taken_and_its_old_holder_knows(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let (crashed, next) = (run("ann", &thread), run("ann", &thread));
+    store.start_run(&crashed, Duration::from_millis(200)).await.unwrap();
+    assert!(store.start_run(&next, Duration::from_secs(60)).await.is_err());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    store.start_run(&next, Duration::from_secs(60)).await.unwrap();
+    assert!(matches!(
+        store.renew_lease(thread.thread_id, crashed.run_id, Duration::from_secs(60)).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+}
+
+pub async fn runs_are_owned_and_updated(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let mut started = run("ann", &thread);
+    store.start_run(&started, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(store.get_run(&user("ann"), started.run_id).await.unwrap(), started);
+    assert!(matches!(store.get_run(&user("bob"), started.run_id).await, Err(StoreError::NotFound(Entity::Run))));
+    started.status = RunStatus::Error;
+    started.error = Some("openai answered HTTP 429".into());
+    store.update_run(&started).await.unwrap();
+    assert_eq!(store.get_run(&user("ann"), started.run_id).await.unwrap(), started);
+}
+
+pub async fn lists_span_many_pages(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let assistants: Vec<Assistant> = (10..70).map(|i| assistant("ann", i % 2 == 0, i)).collect();
+    for a in &assistants {
+        store.put_assistant(a).await.unwrap();
+    }
+    let listed = store.list_assistants(&user("ann")).await.unwrap();
+    assert_eq!(listed.len(), 61);
+    assert_eq!(listed[0], assistants[59]);
+    assert!(listed.windows(2).all(|pair| pair[0].updated_at >= pair[1].updated_at));
+    assert_eq!(store.list_public_assistants().await.unwrap().len(), 30);
+    let messages: Vec<Message> = (0..230).map(|i| human(&format!("{i:03}"))).collect();
+    for batch in messages.chunks(40) {
+        store.append_messages(&user("ann"), thread.thread_id, batch).await.unwrap();
+    }
+    assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap(), messages);
+}
+
+pub async fn a_message_larger_than_an_item_round_trips(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let big = human(&"large answer ".repeat(60_000));
+    store
+        .append_messages(&user("ann"), thread.thread_id, &[human("before"), big.clone(), human("after")])
+        .await
+        .unwrap();
+    let stored = store.messages(&user("ann"), thread.thread_id).await.unwrap();
+    assert_eq!(contents(&stored)[0], "before");
+    assert_eq!(stored[1], big);
+    assert_eq!(contents(&stored)[2], "after");
+    let mut edited = big.clone();
+    edited.content = opengpts::model::Content::Text("small now".into());
+    store.upsert_messages(&user("ann"), thread.thread_id, &[edited.clone()]).await.unwrap();
+    assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap()[1], edited);
+}
+
+/// Expands to one test per contract case; `$make` is an async expression giving a fresh store.
+#[macro_export]
+macro_rules! store_contract {
+    ($make:expr) => {
+        $crate::store_contract!(@cases $make;
+            assistants_are_owned_and_listed_newest_first,
+            public_assistants_are_readable_by_all_and_listed,
+            threads_are_owned_and_deleted_with_messages_and_runs,
+            messages_keep_order_and_upsert_by_id,
+            parallel_appends_lose_nothing_and_keep_each_batch_in_order,
+            a_thread_has_one_lease_at_a_time,
+            an_expired_lease_can_be_taken_and_its_old_holder_knows,
+            runs_are_owned_and_updated,
+            lists_span_many_pages,
+            a_message_larger_than_an_item_round_trips,
+        );
+    };
+    (@cases $make:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::contract::$case($make.await).await;
+            }
+        )*
+    };
+}
