@@ -20,3 +20,11 @@ mod sqlite {
         Arc::new(SqliteStore::open(&path).expect("opens")) as integration_tests::contract::SharedStore
     });
 }
+
+mod dynamodb {
+    use std::sync::Arc;
+
+    integration_tests::store_contract!(async {
+        Arc::new(integration_tests::dynamodb_store().await) as integration_tests::contract::SharedStore
+    });
+}

@@ -18,6 +18,19 @@ pub struct ConfigError {
 pub enum StoreKind {
     Memory,
     Sqlite { path: PathBuf },
+    DynamoDb(DynamoSettings),
+}
+
+/// Where the DynamoDB table is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoSettings {
+    pub table: String,
+    /// An emulator's URL (moto, LocalStack); `None` for AWS itself.
+    pub endpoint_url: Option<String>,
+    /// Create the table when it is missing: the default against an emulator.
+    pub create_table: bool,
+    /// Items per Query page; unset lets DynamoDB fill 1 MB pages. Small pages exercise paging.
+    pub page_size: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,11 +97,23 @@ impl Config {
                 "sqlite" => StoreKind::Sqlite {
                     path: env.text("SQLITE_PATH").unwrap_or_else(|| ".data/opengpts.sqlite3".into()).into(),
                 },
+                "dynamodb" => {
+                    let endpoint_url = env.text("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| env.text("AWS_ENDPOINT_URL"));
+                    StoreKind::DynamoDb(DynamoSettings {
+                        table: env.text("TABLE_NAME").unwrap_or_else(|| "opengpts".into()),
+                        create_table: env.parse("DYNAMODB_CREATE_TABLE", endpoint_url.is_some())?,
+                        endpoint_url,
+                        page_size: env
+                            .text("DYNAMODB_PAGE_SIZE")
+                            .map(|_| env.parse("DYNAMODB_PAGE_SIZE", 0))
+                            .transpose()?,
+                    })
+                }
                 other => {
                     return Err(ConfigError {
                         name: "STORE",
                         value: other.into(),
-                        reason: "expected one of: memory, sqlite".into(),
+                        reason: "expected one of: memory, sqlite, dynamodb".into(),
                     })
                 }
             },

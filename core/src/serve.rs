@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, StoreKind};
-use crate::store::{MemoryStore, SqliteStore, Store};
+use crate::store::{DynamoStore, MemoryStore, SqliteStore, Store};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -25,16 +25,18 @@ pub fn init_tracing() {
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
-pub fn store(config: &Config) -> Result<Arc<dyn Store>, Error> {
+/// The configured backend, connected once for the life of the process.
+pub async fn store(config: &Config) -> Result<Arc<dyn Store>, Error> {
     Ok(match &config.store {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
         StoreKind::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+        StoreKind::DynamoDb(settings) => Arc::new(DynamoStore::connect(settings.clone()).await?),
     })
 }
 
-pub fn state_from_env() -> Result<AppState, Error> {
+pub async fn state_from_env() -> Result<AppState, Error> {
     let config = Config::from_env()?;
-    let store = store(&config)?;
+    let store = store(&config).await?;
     Ok(AppState::new(config, store))
 }
 
@@ -54,7 +56,7 @@ pub async fn serve_http(listener: TcpListener, app: Router) -> std::io::Result<(
 /// `functions/api`: every route, as one Lambda function or as the local server on HOST:PORT.
 pub async fn api() -> Result<(), Error> {
     init_tracing();
-    let state = state_from_env()?;
+    let state = state_from_env().await?;
     if under_lambda() {
         // The run stream answers through response streaming, so this function streams too.
         return lambda_http::run_with_streaming_response(api::app(api::routes(), state)).await;
@@ -69,13 +71,13 @@ pub async fn api() -> Result<(), Error> {
 /// A Lambda function serving some of the routes with buffered responses.
 pub async fn lambda(routes: Router<AppState>) -> Result<(), Error> {
     init_tracing();
-    let state = state_from_env()?;
+    let state = state_from_env().await?;
     lambda_http::run(api::app(routes, state)).await
 }
 
 /// A Lambda function serving some of the routes with response streaming.
 pub async fn lambda_streaming(routes: Router<AppState>) -> Result<(), Error> {
     init_tracing();
-    let state = state_from_env()?;
+    let state = state_from_env().await?;
     lambda_http::run_with_streaming_response(api::app(routes, state)).await
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use opengpts::api::{self, AppState};
 use opengpts::config::Config;
-use opengpts::store::{MemoryStore, SqliteStore, Store};
+use opengpts::config::DynamoSettings;
+use opengpts::store::{DynamoStore, MemoryStore, SqliteStore, Store};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -31,6 +32,7 @@ pub async fn test_store() -> Arc<dyn Store> {
     match std::env::var("TEST_STORE").as_deref().unwrap_or("memory") {
         "memory" => Arc::new(MemoryStore::new()),
         "sqlite" => Arc::new(SqliteStore::open(&temp_path("api.sqlite3")).expect("a sqlite store")),
+        "dynamodb" => Arc::new(dynamodb_store().await),
         other => panic!("TEST_STORE={other} is not a store backend"),
     }
 }
@@ -161,6 +163,20 @@ pub fn parse_sse(body: &str) -> Vec<SseEvent> {
             SseEvent { event, data }
         })
         .collect()
+}
+
+/// A DynamoDB store on a new table of the emulator the test command started. Pages are small, so
+/// every list crosses page boundaries.
+pub async fn dynamodb_store() -> DynamoStore {
+    let endpoint = std::env::var("DYNAMODB_TEST_ENDPOINT")
+        .expect("DYNAMODB_TEST_ENDPOINT is not set: run `make test`, which starts the DynamoDB emulator (moto)");
+    let settings = DynamoSettings {
+        table: format!("test-{}", uuid::Uuid::new_v4()),
+        endpoint_url: Some(endpoint),
+        create_table: true,
+        page_size: Some(7),
+    };
+    DynamoStore::connect(settings).await.expect("the emulator answers")
 }
 
 /// A fresh path in a folder of its own under the system temp dir, for one test's files.

@@ -2,9 +2,11 @@
 //! (`tests/store_contract.rs`). Ownership and the per-thread run lease are enforced here, inside
 //! each operation, so no handler can forget them.
 
+pub mod dynamodb;
 mod memory;
 mod sqlite;
 
+pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
