@@ -47,6 +47,10 @@ pub struct Config {
     /// Pause between the offline model's tokens, so streaming is visible.
     pub offline_token_delay: Duration,
     pub providers: ProviderConfig,
+    /// The `run-worker` Lambda function that executes background runs; unset: run them in-process.
+    pub run_worker_function: Option<String>,
+    /// Where to reach the Lambda Invoke API (the `cargo lambda watch` emulator); unset: AWS.
+    pub lambda_endpoint_url: Option<String>,
 }
 
 /// Model provider credentials and endpoints. A provider is used only when configured.
@@ -121,6 +125,8 @@ impl Config {
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
             sse_ping_interval: Duration::from_millis(env.parse("SSE_PING_MS", 15_000)?),
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
+            run_worker_function: env.text("RUN_WORKER_FUNCTION"),
+            lambda_endpoint_url: env.text("AWS_ENDPOINT_URL_LAMBDA").or_else(|| env.text("AWS_ENDPOINT_URL")),
             providers: ProviderConfig {
                 openai_api_key: env.text("OPENAI_API_KEY"),
                 openai_base_url: env.text("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),

@@ -1,6 +1,7 @@
 //! Process entry points shared by every binary in `functions/`: build the state from the
 //! environment once, then serve routes over HTTP locally or through the Lambda runtime.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -8,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState};
 use crate::config::{Config, StoreKind};
+use crate::runs::{BackgroundDispatch, InProcessDispatch, LambdaDispatch, RunJob};
 use crate::store::{DynamoStore, MemoryStore, SqliteStore, Store};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -34,10 +36,35 @@ pub async fn store(config: &Config) -> Result<Arc<dyn Store>, Error> {
     })
 }
 
+/// Provider settings kept in Secrets Manager (`PROVIDER_SECRET_ARN`): a JSON object of variables.
+async fn provider_secrets() -> Result<HashMap<String, String>, Error> {
+    let Some(arn) = std::env::var("PROVIDER_SECRET_ARN").ok().filter(|arn| !arn.is_empty()) else {
+        return Ok(HashMap::new());
+    };
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secret = aws_sdk_secretsmanager::Client::new(&shared).get_secret_value().secret_id(&arn).send().await?;
+    let text = secret.secret_string().ok_or("the provider secret has no string value")?;
+    let values: HashMap<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|error| format!("the provider secret is not a JSON object of settings: {error}"))?;
+    Ok(values
+        .into_iter()
+        .map(|(name, value)| (name, value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string())))
+        .collect())
+}
+
+/// Everything a process needs, built once at start: config, store client, model clients, and
+/// the background dispatcher (the worker function when `RUN_WORKER_FUNCTION` is set).
 pub async fn state_from_env() -> Result<AppState, Error> {
-    let config = Config::from_env()?;
+    let secrets = provider_secrets().await?;
+    let config = Config::from_lookup(|name| {
+        std::env::var(name).ok().filter(|value| !value.is_empty()).or_else(|| secrets.get(name).cloned())
+    })?;
     let store = store(&config).await?;
-    Ok(AppState::new(config, store))
+    let dispatch: Arc<dyn BackgroundDispatch> = match &config.run_worker_function {
+        Some(function) => Arc::new(LambdaDispatch::new(function.clone(), config.lambda_endpoint_url.clone()).await),
+        None => Arc::new(InProcessDispatch),
+    };
+    Ok(AppState::with_dispatch(config, store, dispatch))
 }
 
 fn under_lambda() -> bool {
@@ -80,4 +107,15 @@ pub async fn lambda_streaming(routes: Router<AppState>) -> Result<(), Error> {
     init_tracing();
     let state = state_from_env().await?;
     lambda_http::run_with_streaming_response(api::app(routes, state)).await
+}
+
+/// `functions/run-worker`: executes the background runs that `runs` hands over.
+pub async fn run_worker() -> Result<(), Error> {
+    init_tracing();
+    let engine = state_from_env().await?.runs;
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<RunJob>| {
+        let engine = engine.clone();
+        async move { Ok::<_, Error>(engine.execute(event.payload, None).await) }
+    }))
+    .await
 }

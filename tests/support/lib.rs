@@ -15,10 +15,12 @@ use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+pub mod walkthrough;
+
+/// A client for an API under test, wherever it runs: spawned here, or behind the Lambda emulator.
 pub struct TestApp {
     pub base: String,
     pub client: Client,
-    pub state: AppState,
 }
 
 /// The app with default settings (offline model without delay) on the store under test.
@@ -46,13 +48,16 @@ pub fn test_config(vars: impl Fn(&str) -> Option<String>) -> Config {
 pub async fn spawn_app_with(config: Config, store: Arc<dyn Store>) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = listener.local_addr().expect("bound address");
-    let state = AppState::new(config, store);
-    let app = api::app(api::routes(), state.clone());
+    let app = api::app(api::routes(), AppState::new(config, store));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    TestApp { base: format!("http://{address}"), client: Client::new(), state }
+    TestApp::remote(format!("http://{address}"))
 }
 
 impl TestApp {
+    pub fn remote(base: String) -> Self {
+        TestApp { base, client: Client::new() }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

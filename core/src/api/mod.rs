@@ -23,7 +23,7 @@ pub use error::ApiError;
 
 use crate::config::Config;
 use crate::llm::ModelCatalog;
-use crate::runs::RunEngine;
+use crate::runs::{BackgroundDispatch, InProcessDispatch, RunEngine};
 use crate::store::Store;
 
 /// What every handler can reach. Cheap to clone: all shared behind `Arc`s.
@@ -37,10 +37,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Background runs execute in this process.
     pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        Self::with_dispatch(config, store, Arc::new(InProcessDispatch))
+    }
+
+    pub fn with_dispatch(config: Config, store: Arc<dyn Store>, dispatch: Arc<dyn BackgroundDispatch>) -> Self {
         let config = Arc::new(config);
         let models = Arc::new(ModelCatalog::new(&config));
-        let runs = RunEngine::new(store.clone(), models.clone(), config.clone());
+        let runs = RunEngine::new(store.clone(), models.clone(), config.clone(), dispatch);
         AppState { config, store, auth: Arc::new(CookieAuth), models, runs }
     }
 }

@@ -1,7 +1,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -9,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::dispatch::BackgroundDispatch;
 use super::render;
 use super::{RunError, RunRequest};
 use crate::config::Config;
@@ -36,23 +36,6 @@ pub enum RunEvent {
     },
 }
 
-/// How a background run gets executed: a task in this process, or (on Lambda) another function.
-#[async_trait]
-pub trait BackgroundDispatch: Send + Sync + 'static {
-    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), RunError>;
-}
-
-pub struct InProcessDispatch;
-
-#[async_trait]
-impl BackgroundDispatch for InProcessDispatch {
-    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), RunError> {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.execute(job, None).await });
-        Ok(())
-    }
-}
-
 #[derive(Clone)]
 pub struct RunEngine {
     inner: Arc<Inner>,
@@ -75,11 +58,7 @@ enum Failure {
 }
 
 impl RunEngine {
-    pub fn new(store: Arc<dyn Store>, models: Arc<ModelCatalog>, config: Arc<Config>) -> Self {
-        Self::with_dispatch(store, models, config, Arc::new(InProcessDispatch))
-    }
-
-    pub fn with_dispatch(
+    pub fn new(
         store: Arc<dyn Store>,
         models: Arc<ModelCatalog>,
         config: Arc<Config>,
@@ -153,6 +132,11 @@ impl RunEngine {
             sink.send(RunEvent::Error { status_code, message }).await;
         }
         self.finish(job.run, outcome.map(|_| ())).await
+    }
+
+    /// Ends a started run that could not be executed, recording why.
+    pub async fn abandon(&self, job: RunJob, reason: String) -> Run {
+        self.finish(job.run, Err(Failure::Store(StoreError::Backend(reason)))).await
     }
 
     pub async fn get(&self, user: &UserId, run_id: Uuid) -> Result<Run, RunError> {

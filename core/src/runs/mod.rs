@@ -5,11 +5,13 @@
 //! own task, apart from any HTTP connection, so a client that leaves does not lose the answer;
 //! a model that fails leaves the input in place and no half answer behind.
 
+mod dispatch;
 mod engine;
 mod render;
 mod request;
 
-pub use engine::{BackgroundDispatch, InProcessDispatch, RunEngine, RunEvent, RunJob};
+pub use dispatch::{BackgroundDispatch, InProcessDispatch, LambdaDispatch};
+pub use engine::{RunEngine, RunEvent, RunJob};
 pub use request::{RunInput, RunRequest};
 
 use crate::llm::ModelConfigError;

@@ -1,6 +1,7 @@
-//! The `/assistants` routes as one Lambda function.
+//! The `/assistants` routes, and the service routes (`/ok`, `/health`, `/openapi.json`, `/docs`),
+//! as one Lambda function.
 
 #[tokio::main]
 async fn main() -> Result<(), opengpts::serve::Error> {
-    opengpts::serve::lambda(opengpts::api::assistants::router()).await
+    opengpts::serve::lambda(opengpts::api::assistants::router().merge(opengpts::api::meta::router())).await
 }

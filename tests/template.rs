@@ -1,0 +1,70 @@
+//! `template.yaml` deploys the table the code expects: one definition, checked here, so the two
+//! cannot drift apart.
+
+use std::collections::BTreeSet;
+
+use opengpts::store::dynamodb::TABLE;
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).expect("template.yaml")).expect("valid YAML")
+}
+
+fn key_schema(schema: &Value) -> Vec<(String, String)> {
+    schema
+        .as_sequence()
+        .expect("a key schema list")
+        .iter()
+        .map(|key| (key["AttributeName"].as_str().unwrap().to_string(), key["KeyType"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn hash_range(pk: &str, sk: &str) -> Vec<(String, String)> {
+    vec![(pk.to_string(), "HASH".to_string()), (sk.to_string(), "RANGE".to_string())]
+}
+
+#[test]
+fn the_template_table_is_the_table_the_code_uses() {
+    let template = template();
+    let table = &template["Resources"]["Table"]["Properties"];
+    assert_eq!(table["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    assert_eq!(key_schema(&table["KeySchema"]), hash_range(TABLE.partition_key, TABLE.sort_key));
+
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().expect("indexes");
+    assert_eq!(indexes.len(), TABLE.indexes.len());
+    for (name, pk, sk) in TABLE.indexes {
+        let index = indexes.iter().find(|index| index["IndexName"].as_str() == Some(name)).expect("the index");
+        assert_eq!(key_schema(&index["KeySchema"]), hash_range(pk, sk), "{name}");
+        assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("ALL"), "{name}");
+    }
+
+    let defined: BTreeSet<(String, String)> = table["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| (a["AttributeName"].as_str().unwrap().to_string(), a["AttributeType"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: BTreeSet<(String, String)> = [TABLE.partition_key, TABLE.sort_key]
+        .into_iter()
+        .chain(TABLE.indexes.iter().flat_map(|(_, pk, sk)| [*pk, *sk]))
+        .map(|name| (name.to_string(), "S".to_string()))
+        .collect();
+    assert_eq!(defined, expected);
+}
+
+#[test]
+fn every_function_binary_of_the_template_exists() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let binaries: Vec<&str> = resources
+        .values()
+        .filter(|resource| resource["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .map(|function| function["Metadata"]["BuildProperties"]["Binary"].as_str().expect("a binary name"))
+        .collect();
+    assert_eq!(binaries.len(), 5);
+    for binary in binaries {
+        let main = format!("{}/../functions/{binary}/src/main.rs", env!("CARGO_MANIFEST_DIR"));
+        assert!(std::path::Path::new(&main).exists(), "{main} is missing");
+    }
+}
