@@ -68,3 +68,24 @@ fn every_function_binary_of_the_template_exists() {
         assert!(std::path::Path::new(&main).exists(), "{main} is missing");
     }
 }
+
+#[test]
+fn the_localstack_hook_creates_the_same_table() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../localstack/init/create-table.sh");
+    let script = std::fs::read_to_string(path).expect("the LocalStack init hook");
+    for name in
+        [TABLE.partition_key, TABLE.sort_key].into_iter().chain(TABLE.indexes.iter().flat_map(|(_, pk, sk)| [*pk, *sk]))
+    {
+        assert!(script.contains(&format!("AttributeName={name},AttributeType=S")), "{name} is not defined");
+    }
+    assert!(script.contains(&format!(
+        "AttributeName={},KeyType=HASH AttributeName={},KeyType=RANGE",
+        TABLE.partition_key, TABLE.sort_key
+    )));
+    for (index, pk, sk) in TABLE.indexes {
+        let keys = format!(
+            r#""IndexName":"{index}","KeySchema":[{{"AttributeName":"{pk}","KeyType":"HASH"}},{{"AttributeName":"{sk}","KeyType":"RANGE"}}],"Projection":{{"ProjectionType":"ALL"}}"#
+        );
+        assert!(script.contains(&keys), "{index} differs");
+    }
+}

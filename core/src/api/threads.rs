@@ -132,8 +132,7 @@ async fn state(
     Path(thread_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
-    let thread = state.store.get_thread(&user, thread_id).await?;
-    let messages = state.store.messages(&user, thread_id).await?;
+    let (thread, messages) = state.store.thread_with_messages(&user, thread_id).await?;
     // The graph's next step: the assistant answers whenever the last word is not its own.
     let waiting = messages.last().is_some_and(|last| last.kind != MessageType::Ai);
     let next = if waiting { vec![thread.assistant_type().unwrap_or("agent").to_string()] } else { vec![] };

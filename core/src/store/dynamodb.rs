@@ -593,6 +593,11 @@ impl Store for DynamoStore {
         Ok(messages.into_iter().map(|(_, message)| message).collect())
     }
 
+    async fn thread_with_messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<(Thread, Vec<Message>)> {
+        let (thread, messages) = self.thread_and_messages(user, thread_id).await?;
+        Ok((body(&thread)?, messages.into_iter().map(|(_, message)| message).collect()))
+    }
+
     async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
         if messages.is_empty() {
             return self.get_thread(user, thread_id).await.map(|_| ());

@@ -73,6 +73,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The thread's messages in the order they were added.
     async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>>;
+    /// The thread and its messages together (a backend may read both at once).
+    async fn thread_with_messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<(Thread, Vec<Message>)> {
+        let thread = self.get_thread(user, thread_id).await?;
+        Ok((thread, self.messages(user, thread_id).await?))
+    }
     async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
     /// Replaces the messages whose `id` matches one in `messages`; appends the others.
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;

@@ -1,0 +1,110 @@
+//! How many DynamoDB requests each endpoint makes, counted by an SDK interceptor on a real
+//! emulator. Prints the table the README shows (`cargo test --test dynamodb_requests -- --nocapture`)
+//! and holds the counts that matter for cost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_tests::{spawn_app_with, test_config};
+use opengpts::config::DynamoSettings;
+use opengpts::store::DynamoStore;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+#[tokio::test]
+async fn requests_per_endpoint() {
+    let endpoint = std::env::var("DYNAMODB_TEST_ENDPOINT")
+        .expect("DYNAMODB_TEST_ENDPOINT is not set: run `make test`, which starts the DynamoDB emulator (moto)");
+    let settings = DynamoSettings {
+        table: format!("count-{}", uuid::Uuid::new_v4()),
+        endpoint_url: Some(endpoint),
+        create_table: true,
+        page_size: None,
+    };
+    let store = DynamoStore::connect(settings).await.expect("the emulator answers");
+    let counter = store.requests();
+    let app = spawn_app_with(test_config(|_| None), Arc::new(store)).await;
+    let user = "counted";
+    let mut rows: Vec<(String, u64)> = Vec::new();
+    let mut measure = |label: &str, before: u64| rows.push((label.to_string(), counter.get() - before));
+
+    let before = counter.get();
+    let (_, assistant) =
+        app.post("/assistants", user, json!({"name": "a", "config": {"configurable": {"type": "chatbot"}}})).await;
+    measure("POST /assistants", before);
+    let assistant_id = assistant["assistant_id"].as_str().unwrap().to_string();
+    let calls: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/assistants".into(), None),
+        (Method::GET, format!("/assistants/{assistant_id}"), None),
+        (Method::GET, "/assistants/public".into(), None),
+        (Method::PUT, format!("/assistants/{assistant_id}"), Some(json!({"name": "b", "config": {}}))),
+    ];
+    for (method, path, body) in calls {
+        let before = counter.get();
+        let (status, _) = app.call(method.clone(), &path, user, body).await;
+        assert_eq!(status, 200, "{method} {path}");
+        measure(&format!("{method} {}", path.replace(&assistant_id, "{id}")), before);
+    }
+    let before = counter.get();
+    let (_, thread) = app.post("/threads", user, json!({"name": "t", "assistant_id": assistant_id})).await;
+    measure("POST /threads", before);
+    let thread_id = thread["thread_id"].as_str().unwrap().to_string();
+    let message = json!({"messages": [{"type": "human", "content": "hi"}]});
+    let calls: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/threads".into(), None),
+        (Method::GET, format!("/threads/{thread_id}"), None),
+        (Method::POST, format!("/threads/{thread_id}/messages"), Some(message)),
+        (Method::GET, format!("/threads/{thread_id}/messages"), None),
+        (Method::GET, format!("/threads/{thread_id}/state"), None),
+        (
+            Method::POST,
+            format!("/threads/{thread_id}/state"),
+            Some(json!({"values": [{"type": "human", "content": "again"}]})),
+        ),
+    ];
+    for (method, path, body) in calls {
+        let before = counter.get();
+        let (status, _) = app.call(method.clone(), &path, user, body).await;
+        assert_eq!(status, 200, "{method} {path}");
+        measure(&format!("{method} {}", path.replace(&thread_id, "{id}")), before);
+    }
+    let before = counter.get();
+    let (_, run) =
+        app.post("/runs", user, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "x"}]})).await;
+    let run_id = run["run_id"].as_str().unwrap().to_string();
+    // Poll without counting the polls: wait on the store's own count to settle.
+    let mut last = counter.get();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if counter.get() == last {
+            break;
+        }
+        last = counter.get();
+    }
+    measure("POST /runs (whole run: answer and background work)", before);
+    let before = counter.get();
+    app.get(&format!("/runs/{run_id}"), user).await;
+    measure("GET /runs/{run_id}", before);
+    let before = counter.get();
+    let events = app.stream(user, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "y"}]})).await;
+    assert_eq!(events.last().unwrap().event, "end");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    measure("POST /runs/stream (whole run)", before);
+    let before = counter.get();
+    app.delete(&format!("/threads/{thread_id}"), user).await;
+    measure("DELETE /threads/{id} (6 messages, 2 runs)", before);
+    let before = counter.get();
+    app.delete(&format!("/assistants/{assistant_id}"), user).await;
+    measure("DELETE /assistants/{id}", before);
+
+    println!("| endpoint | DynamoDB requests |\n|---|---|");
+    for (label, count) in &rows {
+        println!("| {label} | {count} |");
+    }
+    let count = |label: &str| rows.iter().find(|(l, _)| l == label).map(|(_, c)| *c).unwrap();
+    assert_eq!(count("GET /threads/{id}/messages"), 1, "one Query");
+    assert_eq!(count("GET /threads/{id}/state"), 1, "one Query");
+    assert_eq!(count("POST /assistants"), 1);
+    assert_eq!(count("GET /assistants"), 1);
+    assert_eq!(count("POST /threads/{id}/messages"), 2, "reserve, then one transaction");
+}
