@@ -210,3 +210,36 @@ async fn openapi_describes_every_route_and_docs_work_offline() {
     assert!(html.contains("/openapi.json"));
     assert!(!html.contains("https://"), "the docs page loads nothing from the internet");
 }
+
+#[tokio::test]
+async fn limits_answer_413_or_422_with_a_clear_detail() {
+    let config = test_config(|name| match name {
+        "MAX_MESSAGES_PER_REQUEST" => Some("3".into()),
+        "MAX_MESSAGE_BYTES" => Some("100".into()),
+        "MAX_CONFIG_BYTES" => Some("200".into()),
+        "MAX_NAME_CHARS" => Some("10".into()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, test_store().await).await;
+    let (status, error) = app.post("/assistants", USER, json!({"name": "x".repeat(11), "config": {}})).await;
+    assert_eq!((status, &error["detail"][0]["loc"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!(["body", "name"])));
+    let (status, error) = app.post("/assistants", USER, json!({"name": "x", "config": {"big": "y".repeat(300)}})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(error["detail"].as_str().unwrap().contains("at most 200 bytes"), "{error}");
+
+    let (_, thread_id) = app.thread(USER, json!({})).await;
+    let four: Vec<Value> = (0..4).map(|i| json!({"type": "human", "content": format!("m{i}")})).collect();
+    let (status, error) =
+        app.post(&format!("/threads/{thread_id}/messages"), USER, json!({"messages": four.clone()})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error["detail"][0]["msg"].as_str().unwrap().contains("At most 3 messages"), "{error}");
+    let (status, _) = app.post(&format!("/threads/{thread_id}/state"), USER, json!({"values": four.clone()})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = app.post("/runs", USER, json!({"thread_id": thread_id, "input": four})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let long = json!([{"type": "human", "content": "z".repeat(101)}]);
+    let (status, error) = app.post("/runs/stream", USER, json!({"thread_id": thread_id, "input": long})).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(error["detail"].as_str().unwrap().contains("the limit is 100"), "{error}");
+    assert_eq!(app.get(&format!("/threads/{thread_id}/state"), USER).await.1["values"], Value::Null, "nothing stored");
+}

@@ -323,3 +323,60 @@ async fn schemas_describe_the_run_endpoints() {
     let names = &config["properties"]["configurable"]["properties"]["type==agent/agent_type"]["enum"];
     assert!(names.as_array().unwrap().contains(&json!("GPT 4o")));
 }
+
+/// Each way a provider can fail ends the run with an error event naming it, an error status, the
+/// input kept, no partial answer, and the thread free for the next run.
+#[tokio::test]
+async fn every_upstream_failure_ends_the_run_cleanly() {
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        url
+    };
+    let unauthorized = MockProvider::start(|_| {
+        Reply::json_error(
+            401,
+            json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}),
+        )
+    })
+    .await;
+    let server_error =
+        MockProvider::start(|_| Reply::json_error(500, json!({"error": {"message": "The server had an error"}}))).await;
+    let stalled = MockProvider::start(|_| {
+        let mut events = parts(openai_events(&["half", "never"]));
+        events[2].delay = Duration::from_secs(30);
+        Reply::event_stream(events)
+    })
+    .await;
+    let cases = [
+        (refused, 502, "could not be reached"),
+        (unauthorized.base_url.clone(), 502, "HTTP 401: Incorrect API key provided"),
+        (server_error.base_url.clone(), 502, "HTTP 500: The server had an error"),
+        (stalled.base_url.clone(), 504, "sent nothing for 1 s"),
+    ];
+    for (base, status_code, expected) in cases {
+        let config = test_config(move |name| match name {
+            "OPENAI_API_KEY" => Some("k".into()),
+            "OPENAI_BASE_URL" => Some(base.clone()),
+            "LLM_TIMEOUT_SECONDS" => Some("1".into()),
+            _ => None,
+        });
+        let app = spawn_app_with(config, test_store().await).await;
+        let (_, thread_id) =
+            app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+        let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
+        let events = app.stream(USER, body.clone()).await;
+        let error =
+            events.iter().find(|e| e.event == "error").unwrap_or_else(|| panic!("{expected}: {events:?}")).json();
+        assert_eq!(events.last().unwrap().event, "end");
+        assert_eq!(error["status_code"], status_code, "{error}");
+        assert!(error["message"].as_str().unwrap().contains(expected), "{error}");
+        let run = app.wait_for_run(USER, events[0].json()["run_id"].as_str().unwrap()).await;
+        assert_eq!(run["status"], "error");
+        assert!(run["error"].as_str().unwrap().contains(expected), "{run}");
+        let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+        assert_eq!(state["values"].as_array().unwrap().len(), 1, "{expected}: {state}");
+        assert_eq!(app.post("/runs", USER, json!({"thread_id": thread_id, "input": null})).await.0, StatusCode::OK);
+    }
+}

@@ -40,6 +40,8 @@ pub struct Config {
     pub store: StoreKind,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
+    pub limits: Limits,
+    pub auth: AuthConfig,
     /// How long a run holds its thread before another run may take it, should it stop renewing.
     pub run_lease: Duration,
     /// Silence after which a stream sends a `: ping` comment.
@@ -51,6 +53,32 @@ pub struct Config {
     pub run_worker_function: Option<String>,
     /// Where to reach the Lambda Invoke API (the `cargo lambda watch` emulator); unset: AWS.
     pub lambda_endpoint_url: Option<String>,
+}
+
+/// How callers are identified (OpenGPTs' `AUTH_TYPE` and `JWT_*` variables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// The `opengpts_user_id` cookie is the user id.
+    Cookie,
+    /// `Authorization: Bearer` tokens verified with a configured key.
+    JwtLocal { jwt: JwtSettings, algorithm: String, decode_key: Vec<u8> },
+    /// `Authorization: Bearer` tokens verified with the issuer's published keys (JWKS).
+    JwtOidc { jwt: JwtSettings },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+}
+
+/// What one request may carry, beyond the body size: each breach is a clear 413 or 422.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_messages_per_request: usize,
+    pub max_message_bytes: usize,
+    pub max_config_bytes: usize,
+    pub max_name_chars: usize,
 }
 
 /// Model provider credentials and endpoints. A provider is used only when configured.
@@ -122,6 +150,13 @@ impl Config {
                 }
             },
             max_body_bytes: env.parse("MAX_BODY_BYTES", 1 << 20)?,
+            auth: auth_config(&env)?,
+            limits: Limits {
+                max_messages_per_request: env.parse("MAX_MESSAGES_PER_REQUEST", 100)?,
+                max_message_bytes: env.parse("MAX_MESSAGE_BYTES", 256 * 1024)?,
+                max_config_bytes: env.parse("MAX_CONFIG_BYTES", 64 * 1024)?,
+                max_name_chars: env.parse("MAX_NAME_CHARS", 256)?,
+            },
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
             sse_ping_interval: Duration::from_millis(env.parse("SSE_PING_MS", 15_000)?),
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
@@ -158,6 +193,43 @@ impl Config {
     /// Defaults only: what a test or a fresh checkout gets.
     pub fn defaults() -> Self {
         Self::from_lookup(|_| None).expect("defaults are valid")
+    }
+}
+
+fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
+    let required = |name: &'static str| {
+        env.text(name).ok_or(ConfigError { name, value: String::new(), reason: "required by AUTH_TYPE".into() })
+    };
+    let jwt = || -> Result<JwtSettings, ConfigError> {
+        Ok(JwtSettings {
+            issuer: required("JWT_ISS")?,
+            audiences: required("JWT_AUD")?
+                .split(',')
+                .map(|aud| aud.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect(),
+        })
+    };
+    match env.text("AUTH_TYPE").as_deref().unwrap_or("noop") {
+        "noop" => Ok(AuthConfig::Cookie),
+        "jwt_local" => {
+            use base64::Engine;
+            let encoded = required("JWT_DECODE_KEY_B64")?;
+            let decode_key = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|error| {
+                ConfigError { name: "JWT_DECODE_KEY_B64", value: "(hidden)".into(), reason: error.to_string() }
+            })?;
+            Ok(AuthConfig::JwtLocal {
+                jwt: jwt()?,
+                algorithm: env.text("JWT_ALG").unwrap_or_else(|| "HS256".into()),
+                decode_key,
+            })
+        }
+        "jwt_oidc" => Ok(AuthConfig::JwtOidc { jwt: jwt()? }),
+        other => Err(ConfigError {
+            name: "AUTH_TYPE",
+            value: other.into(),
+            reason: "expected noop, jwt_local or jwt_oidc".into(),
+        }),
     }
 }
 

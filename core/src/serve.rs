@@ -64,7 +64,7 @@ pub async fn state_from_env() -> Result<AppState, Error> {
         Some(function) => Arc::new(LambdaDispatch::new(function.clone(), config.lambda_endpoint_url.clone()).await),
         None => Arc::new(InProcessDispatch),
     };
-    Ok(AppState::with_dispatch(config, store, dispatch))
+    Ok(AppState::with_dispatch(config, store, dispatch)?)
 }
 
 fn under_lambda() -> bool {

@@ -48,7 +48,7 @@ pub fn test_config(vars: impl Fn(&str) -> Option<String>) -> Config {
 pub async fn spawn_app_with(config: Config, store: Arc<dyn Store>) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = listener.local_addr().expect("bound address");
-    let app = api::app(api::routes(), AppState::new(config, store));
+    let app = api::app(api::routes(), AppState::new(config, store).expect("a valid test configuration"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     TestApp::remote(format!("http://{address}"))
 }

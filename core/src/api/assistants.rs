@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
-use super::{route, ApiError, AppState};
+use super::{limits, route, ApiError, AppState};
 use crate::model::{Assistant, AssistantInput};
 
 pub fn router() -> Router<AppState> {
@@ -37,6 +37,8 @@ async fn replace(
 }
 
 async fn save(state: &AppState, assistant: Assistant) -> Result<Json<Assistant>, ApiError> {
+    limits::check_name(&state.config.limits, &assistant.name)?;
+    limits::check_config(&state.config.limits, &assistant.config)?;
     state
         .models
         .check_config(&assistant.config)

@@ -5,6 +5,8 @@ pub mod assistants;
 pub mod auth;
 mod error;
 pub mod extract;
+pub mod jwt;
+pub mod limits;
 pub mod meta;
 pub mod runs;
 pub mod sse;
@@ -21,7 +23,7 @@ use serde::Serialize;
 pub use auth::{Authenticator, CookieAuth, User};
 pub use error::ApiError;
 
-use crate::config::Config;
+use crate::config::{AuthConfig, Config, ConfigError};
 use crate::llm::ModelCatalog;
 use crate::runs::{BackgroundDispatch, InProcessDispatch, RunEngine};
 use crate::store::Store;
@@ -38,15 +40,30 @@ pub struct AppState {
 
 impl AppState {
     /// Background runs execute in this process.
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
         Self::with_dispatch(config, store, Arc::new(InProcessDispatch))
     }
 
-    pub fn with_dispatch(config: Config, store: Arc<dyn Store>, dispatch: Arc<dyn BackgroundDispatch>) -> Self {
+    pub fn with_dispatch(
+        config: Config,
+        store: Arc<dyn Store>,
+        dispatch: Arc<dyn BackgroundDispatch>,
+    ) -> Result<Self, ConfigError> {
         let config = Arc::new(config);
         let models = Arc::new(ModelCatalog::new(&config));
         let runs = RunEngine::new(store.clone(), models.clone(), config.clone(), dispatch);
-        AppState { config, store, auth: Arc::new(CookieAuth), models, runs }
+        let auth: Arc<dyn Authenticator> = match &config.auth {
+            AuthConfig::Cookie => Arc::new(CookieAuth),
+            AuthConfig::JwtLocal { jwt, algorithm, decode_key } => {
+                Arc::new(jwt::LocalJwt::new(jwt, algorithm, decode_key).map_err(|reason| ConfigError {
+                    name: "JWT_DECODE_KEY_B64",
+                    value: "(hidden)".into(),
+                    reason,
+                })?)
+            }
+            AuthConfig::JwtOidc { jwt } => Arc::new(jwt::OidcJwt::new(jwt.clone())),
+        };
+        Ok(AppState { config, store, auth, models, runs })
     }
 }
 

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
-use super::{route, sse, ApiError, AppState};
+use super::{limits, route, sse, ApiError, AppState};
 use crate::llm::MODEL_NAMES;
 use crate::model::Run;
 use crate::runs::RunRequest;
@@ -27,11 +27,17 @@ pub fn router() -> Router<AppState> {
         .merge(route("/runs/{run_id}/cancel", post(cancel)))
 }
 
+fn check_limits(state: &AppState, request: &RunRequest) -> Result<(), ApiError> {
+    limits::check_messages(&state.config.limits, request.input.messages(), "input")?;
+    limits::check_config(&state.config.limits, &request.configurable)
+}
+
 async fn create(
     State(state): State<AppState>,
     User(user): User,
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<Json<Run>, ApiError> {
+    check_limits(&state, &request)?;
     let job = state.runs.start(user, request).await?;
     let run = job.run.clone();
     state.runs.run_in_background(job).await?;
@@ -43,6 +49,7 @@ async fn stream(
     User(user): User,
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<axum::response::Response, ApiError> {
+    check_limits(&state, &request)?;
     let job = state.runs.start(user, request).await?;
     let run_id = job.run.run_id;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
-use super::{json_response, route, ApiError, AppState};
+use super::{json_response, limits, route, ApiError, AppState};
 use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
 use crate::model::{Generation, Message, MessageType, Thread, ThreadInput, Timestamp, UserId, WireMessages};
 use axum::response::Response;
@@ -42,6 +42,7 @@ async fn replace(
 
 /// A thread may only name an assistant its user can see; its kind is copied into the metadata.
 async fn save(state: &AppState, user: UserId, thread_id: Uuid, input: ThreadInput) -> Result<Json<Thread>, ApiError> {
+    limits::check_name(&state.config.limits, &input.name)?;
     let assistant = state.store.get_assistant(&user, input.assistant_id).await?;
     let metadata = assistant.kind().map(|kind| {
         let mut metadata = Map::new();
@@ -116,6 +117,7 @@ async fn add_messages(
     JsonBody(MessagesInput(messages)): JsonBody<MessagesInput>,
 ) -> Result<Json<Value>, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
+    limits::check_messages(&state.config.limits, &messages, "messages")?;
     state.store.append_messages(&user, thread_id, &messages).await?;
     Ok(Json(Value::Null))
 }
@@ -187,6 +189,7 @@ async fn update_state(
     JsonBody(StateInput(mut messages)): JsonBody<StateInput>,
 ) -> Result<Json<Value>, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
+    limits::check_messages(&state.config.limits, &messages, "values")?;
     for message in &mut messages {
         message.id.get_or_insert_with(|| Uuid::new_v4().to_string());
     }

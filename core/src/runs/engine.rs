@@ -139,8 +139,20 @@ impl RunEngine {
         self.finish(job.run, Err(Failure::Store(StoreError::Backend(reason)))).await
     }
 
+    /// A run's record. One still marked pending or running, but silent for longer than a lease,
+    /// lost its process (a crash, a timeout): it is recorded as failed, since its thread's lease
+    /// has expired and the thread has been free for other runs since.
     pub async fn get(&self, user: &UserId, run_id: Uuid) -> Result<Run, RunError> {
-        Ok(self.inner.store.get_run(user, run_id).await?)
+        let mut run = self.inner.store.get_run(user, run_id).await?;
+        let silent_since = run.updated_at.plus(self.inner.config.run_lease);
+        if !run.status.is_finished() && silent_since < Timestamp::now() {
+            run.status = RunStatus::Error;
+            run.error =
+                Some("The run stopped without finishing: its process ended before the answer was complete".into());
+            run.updated_at = Timestamp::now();
+            self.inner.store.update_run(&run).await?;
+        }
+        Ok(run)
     }
 
     /// Stops a pending or running run. It keeps its input; its partial answer is dropped.
@@ -211,10 +223,13 @@ impl RunEngine {
                 _ = token.cancelled() => return Err(Failure::Cancelled),
                 _ = heartbeat.tick() => {
                     store.renew_lease(run.thread_id, run.run_id, lease).await.map_err(Failure::Store)?;
-                    let current = store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?;
+                    let mut current = store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?;
                     if current.status == RunStatus::Cancelled {
                         return Err(Failure::Cancelled);
                     }
+                    // A fresh `updated_at` tells readers this run is alive (see `get`).
+                    current.updated_at = Timestamp::now();
+                    store.update_run(&current).await.map_err(Failure::Store)?;
                 }
                 chunk = stream.next() => match chunk {
                     None => break,

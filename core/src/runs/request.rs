@@ -25,6 +25,13 @@ impl RunInput {
         }
     }
 
+    pub fn messages(&self) -> &[Message] {
+        match self {
+            RunInput::Seed(messages) | RunInput::Latest(messages) => messages,
+            RunInput::Resume => &[],
+        }
+    }
+
     pub fn into_messages(self) -> Vec<Message> {
         match self {
             RunInput::Seed(messages) | RunInput::Latest(messages) => messages,

@@ -1,0 +1,119 @@
+//! The benchmark: what users pay for, measured on this machine, on loopback only, in bounded
+//! loops. Prints a table and one JSON line.
+//!
+//!   make bench                 # full run (release build)
+//!   cargo run -p bench -- --smoke   # tiny counts: checks the benchmark itself works
+
+mod crud;
+mod server;
+mod stats;
+mod streaming;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+
+use server::Server;
+use stats::ms;
+
+const TOKENS: usize = 200;
+
+fn api_binary() -> PathBuf {
+    // The `api` binary built beside this one (same profile, same target dir).
+    let me = std::env::current_exe().expect("own path");
+    me.with_file_name("api")
+}
+
+#[tokio::main]
+async fn main() {
+    let smoke = std::env::args().any(|arg| arg == "--smoke");
+    // --lambda is for scripts/bench.sh, which builds and lists the function zips after this.
+    let (crud_requests, stream_repeats_fast, stream_repeats_slow) = if smoke { (50, 2, 1) } else { (4000, 40, 5) };
+    let binary = api_binary();
+    assert!(binary.exists(), "build the api binary first: cargo build --release -p api");
+    let data = std::env::temp_dir().join(format!("opengpts-bench-{}", std::process::id()));
+    let mut report = serde_json::Map::new();
+    println!("OpenGPTs Serverless benchmark ({})", if smoke { "smoke run, tiny counts" } else { "full run" });
+    println!("binary: {}\n", binary.display());
+
+    // Start-up, memory and CRUD, per local store.
+    println!("| store | endpoint | concurrency | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|");
+    for store in ["memory", "sqlite"] {
+        let env = vec![
+            ("STORE", store.to_string()),
+            ("SQLITE_PATH", data.join(format!("{store}.sqlite3")).display().to_string()),
+        ];
+        let server = Server::start(&binary, &env).await;
+        let idle_rss = server.rss_mib();
+        let client = reqwest::Client::new();
+        let (assistant_id, thread_id) = crud::seed(&client, &server.base).await;
+        let mut rows = Vec::new();
+        for endpoint in ["GET /threads/{id}/messages", "GET /assistants", "POST /threads"] {
+            for concurrency in [1, 16] {
+                let result =
+                    crud::measure(&server.base, endpoint, concurrency, crud_requests, &assistant_id, &thread_id).await;
+                println!(
+                    "| {store} | {endpoint} | {concurrency} | {:.0} | {:.3} | {:.3} |",
+                    result.requests_per_second, result.latency.p50_ms, result.latency.p99_ms
+                );
+                rows.push(json!({"endpoint": endpoint, "concurrency": concurrency, "rps": result.requests_per_second,
+                    "p50_ms": result.latency.p50_ms, "p99_ms": result.latency.p99_ms}));
+            }
+        }
+        report.insert(
+            store.to_string(),
+            json!({"startup_ms": ms(server.startup), "idle_rss_mib": idle_rss, "loaded_rss_mib": server.rss_mib(), "crud": rows}),
+        );
+    }
+    println!();
+    for store in ["memory", "sqlite"] {
+        let r = &report[store];
+        println!(
+            "{store}: spawn to first 200: {:.1} ms; RSS idle {:.1} MiB, after load {:.1} MiB",
+            r["startup_ms"].as_f64().unwrap(),
+            r["idle_rss_mib"].as_f64().unwrap(),
+            r["loaded_rss_mib"].as_f64().unwrap()
+        );
+    }
+
+    // Streaming overhead against the same upstream, direct and through /runs/stream.
+    println!("\n| token gap | path | first token p50 ms | p99 ms | total p50 ms | p99 ms |\n|---|---|---|---|---|---|");
+    let mut streams = Vec::new();
+    for (gap, repeats) in [(Duration::ZERO, stream_repeats_fast), (Duration::from_millis(20), stream_repeats_slow)] {
+        let upstream = streaming::upstream(TOKENS, gap).await;
+        let env = vec![
+            ("STORE", "memory".to_string()),
+            ("OPENAI_API_KEY", "bench".to_string()),
+            ("OPENAI_BASE_URL", format!("{}/v1", upstream.base_url)),
+        ];
+        let server = Server::start(&binary, &env).await;
+        let direct = streaming::direct(&upstream, repeats).await;
+        let (through, cpu_per_token) = streaming::through_server(&server, repeats, TOKENS).await;
+        for (path, times) in [("direct", &direct), ("/runs/stream", &through)] {
+            println!(
+                "| {} ms | {path} | {:.3} | {:.3} | {:.1} | {:.1} |",
+                gap.as_millis(),
+                times.first_token.p50_ms,
+                times.first_token.p99_ms,
+                times.total.p50_ms,
+                times.total.p99_ms
+            );
+        }
+        let added_p50 = through.first_token.p50_ms - direct.first_token.p50_ms;
+        let added_p99 = through.first_token.p99_ms - direct.first_token.p99_ms;
+        println!(
+            "|   | added by the server | {added_p50:.3} | {added_p99:.3} | {:.1} | {:.1} |",
+            through.total.p50_ms - direct.total.p50_ms,
+            through.total.p99_ms - direct.total.p99_ms
+        );
+        println!("|   | server CPU per token: {:.1} µs | | | | |", cpu_per_token.as_secs_f64() * 1e6);
+        streams.push(json!({"gap_ms": gap.as_millis() as u64, "tokens": TOKENS, "repeats": repeats,
+            "added_first_token_p50_ms": added_p50, "added_first_token_p99_ms": added_p99,
+            "added_total_p50_ms": through.total.p50_ms - direct.total.p50_ms,
+            "cpu_per_token_us": cpu_per_token.as_secs_f64() * 1e6}));
+    }
+    report.insert("streaming".into(), json!(streams));
+    let _ = std::fs::remove_dir_all(&data);
+    println!("\n{}", serde_json::Value::Object(report));
+}

@@ -1,0 +1,122 @@
+//! A server killed (SIGKILL) in the middle of a streamed run, restarted on the same SQLite file:
+//! the thread is consistent, it is not locked past the lease, the lost run says what happened,
+//! and nothing secret reached the logs.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use integration_tests::mock_provider::{openai_events, MockProvider, Part, Reply};
+use integration_tests::{parse_sse, temp_path, TestApp};
+use reqwest::Method;
+use serde_json::json;
+
+const SECRET: &str = "sk-crash-test-secret-value";
+const USER: &str = "crash-user-cookie-value";
+
+/// The `api` binary of this workspace, built beside the test binaries.
+fn api_binary() -> PathBuf {
+    let deps = std::env::current_exe().expect("own path").parent().expect("deps folder").to_path_buf();
+    let binary = deps.parent().expect("profile folder").join("api");
+    assert!(binary.exists(), "{} is missing: run `cargo build --workspace` (make test does)", binary.display());
+    binary
+}
+
+fn start(database: &PathBuf, upstream: &str, log: &PathBuf) -> (Child, TestApp) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let output = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let child = Command::new(api_binary())
+        .env("PORT", port.to_string())
+        .env("STORE", "sqlite")
+        .env("SQLITE_PATH", database)
+        .env("RUN_LEASE_SECONDS", "1")
+        .env("OPENAI_API_KEY", SECRET)
+        .env("OPENAI_BASE_URL", upstream)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::from(output.try_clone().unwrap()))
+        .stderr(Stdio::from(output))
+        .spawn()
+        .expect("the server starts");
+    (child, TestApp::remote(format!("http://127.0.0.1:{port}")))
+}
+
+async fn wait_until_up(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.client.get(app.url("/ok")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the server did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
+    let upstream = MockProvider::start(|_| {
+        let tokens: Vec<String> = (0..60).map(|i| format!("t{i} ")).collect();
+        let events = openai_events(&tokens.iter().map(String::as_str).collect::<Vec<_>>());
+        Reply::event_stream(events.into_iter().map(|e| Part::after(Duration::from_millis(50), e)).collect())
+    })
+    .await;
+    let database = temp_path("crash.sqlite3");
+    let log = database.with_file_name("server.log");
+    let (mut server, app) = start(&database, &upstream.base_url, &log);
+    wait_until_up(&app).await;
+
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
+    let response = app
+        .request(Method::POST, "/runs/stream", Some(USER))
+        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "before the crash"}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while seen.matches("event: data").count() < 4 {
+        seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
+    }
+    let crashed_run =
+        parse_sse(&seen[..seen.rfind("\r\n\r\n").unwrap() + 4])[0].json()["run_id"].as_str().unwrap().to_string();
+    server.kill().expect("SIGKILL");
+    server.wait().unwrap();
+    drop(body);
+
+    let (mut server, app) = start(&database, &upstream.base_url, &log);
+    wait_until_up(&app).await;
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    let values = state["values"].as_array().expect("the thread survived");
+    assert_eq!(values.len(), 1, "the input is kept and no half answer is stored: {state}");
+    assert_eq!(values[0]["content"], "before the crash");
+
+    // Not locked past the lease: within a few seconds a new run goes through to the end.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let response = app
+            .request(Method::POST, "/runs/stream", Some(USER))
+            .json(&json!({"thread_id": thread_id, "input": null}))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            break parse_sse(&response.text().await.unwrap());
+        }
+        assert_eq!(response.status(), 409, "only the old lease may refuse");
+        assert!(Instant::now() < deadline, "the thread stayed locked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(events.last().unwrap().event, "end");
+    assert!(events.iter().all(|event| event.event != "error"), "{events:?}");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(state["values"].as_array().unwrap().len(), 2);
+
+    let (_, lost) = app.get(&format!("/runs/{crashed_run}"), USER).await;
+    assert_eq!(lost["status"], "error", "{lost}");
+    assert!(lost["error"].as_str().unwrap().contains("stopped without finishing"));
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(!logs.is_empty(), "the server logged nothing at debug level");
+    assert!(!logs.contains(SECRET), "an API key reached the logs");
+    assert!(!logs.contains(USER), "a cookie value reached the logs");
+}
