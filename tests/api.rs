@@ -243,3 +243,28 @@ async fn limits_answer_413_or_422_with_a_clear_detail() {
     assert!(error["detail"].as_str().unwrap().contains("the limit is 100"), "{error}");
     assert_eq!(app.get(&format!("/threads/{thread_id}/state"), USER).await.1["values"], Value::Null, "nothing stored");
 }
+
+#[tokio::test]
+async fn cors_lets_configured_browser_origins_in() {
+    let config =
+        test_config(|name| (name == "CORS_ALLOW_ORIGINS").then(|| "http://localhost:5173, https://ui.example".into()));
+    let app = spawn_app_with(config, test_store().await).await;
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url("/runs/stream"))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "http://localhost:5173");
+    assert_eq!(preflight.headers()["access-control-allow-credentials"], "true");
+    let from =
+        |origin: &'static str| app.request(Method::GET, "/assistants", Some(USER)).header("origin", origin).send();
+    let allowed = from("https://ui.example").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://ui.example");
+    let other = from("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}

@@ -57,8 +57,15 @@ pub async fn direct(upstream: &MockProvider, repeats: usize) -> StreamTimes {
     StreamTimes { first_token: summarize(&mut first), total: summarize(&mut total) }
 }
 
+/// The server's CPU time per streamed token: all of it, and the user-space part (our code, as
+/// opposed to syscalls and the loopback TCP stack).
+pub struct CpuPerToken {
+    pub total: Duration,
+    pub user: Duration,
+}
+
 /// Streams through the server; also returns the server's CPU time per streamed token.
-pub async fn through_server(server: &Server, repeats: usize, tokens: usize) -> (StreamTimes, Duration) {
+pub async fn through_server(server: &Server, repeats: usize, tokens: usize) -> (StreamTimes, CpuPerToken) {
     let client = reqwest::Client::new();
     let cookie = "opengpts_user_id=bench-stream";
     let config = json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}});
@@ -74,6 +81,7 @@ pub async fn through_server(server: &Server, repeats: usize, tokens: usize) -> (
         .unwrap();
     let (mut first, mut total) = (Vec::new(), Vec::new());
     let mut cpu = Duration::ZERO;
+    let (user_before, _) = server.cpu_split();
     for _ in 0..repeats {
         let thread: serde_json::Value = client
             .post(format!("{}/threads", server.base))
@@ -95,6 +103,8 @@ pub async fn through_server(server: &Server, repeats: usize, tokens: usize) -> (
         first.push(f);
         total.push(t);
     }
-    let per_token = cpu / (repeats * tokens) as u32;
-    (StreamTimes { first_token: summarize(&mut first), total: summarize(&mut total) }, per_token)
+    let streamed = (repeats * tokens) as u32;
+    let user = (server.cpu_split().0 - user_before) / streamed;
+    let times = StreamTimes { first_token: summarize(&mut first), total: summarize(&mut total) };
+    (times, CpuPerToken { total: cpu / streamed, user })
 }

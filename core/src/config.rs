@@ -42,6 +42,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub limits: Limits,
     pub auth: AuthConfig,
+    /// Browser origins allowed to call the API (`*` for any); none: no CORS headers.
+    pub cors_allow_origins: Vec<String>,
     /// How long a run holds its thread before another run may take it, should it stop renewing.
     pub run_lease: Duration,
     /// Silence after which a stream sends a `: ping` comment.
@@ -151,6 +153,10 @@ impl Config {
             },
             max_body_bytes: env.parse("MAX_BODY_BYTES", 1 << 20)?,
             auth: auth_config(&env)?,
+            cors_allow_origins: env
+                .text("CORS_ALLOW_ORIGINS")
+                .map(|origins| origins.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect())
+                .unwrap_or_default(),
             limits: Limits {
                 max_messages_per_request: env.parse("MAX_MESSAGES_PER_REQUEST", 100)?,
                 max_message_bytes: env.parse("MAX_MESSAGE_BYTES", 256 * 1024)?,

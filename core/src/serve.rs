@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -73,6 +74,12 @@ fn under_lambda() -> bool {
 
 /// Serves `app` on `listener` until the process is told to stop.
 pub async fn serve_http(listener: TcpListener, app: Router) -> std::io::Result<()> {
+    // Without TCP_NODELAY, small SSE frames wait for the client's delayed ACK (about 40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -86,7 +93,8 @@ pub async fn api() -> Result<(), Error> {
     let state = state_from_env().await?;
     if under_lambda() {
         // The run stream answers through response streaming, so this function streams too.
-        return lambda_http::run_with_streaming_response(api::app(api::routes(), state)).await;
+        state.store.warm_up().await;
+        return lambda_http::run_with_streaming_response(lambda_app(api::routes(), state)).await;
     }
     let address = (state.config.host, state.config.port);
     let listener = TcpListener::bind(address).await?;
@@ -95,24 +103,69 @@ pub async fn api() -> Result<(), Error> {
     Ok(())
 }
 
+/// API Gateway puts the stage into the path (`/prod/assistants`) of REST events, and of HTTP API
+/// events on a named stage; the routes know nothing of stages. Function URLs and `$default`
+/// stages have none. This runs before routing (a `Router::layer` would run after it).
+pub fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        _ => None,
+    };
+    let Some(prefix) = stage.filter(|stage| stage != "$default").map(|stage| format!("/{stage}")) else {
+        return request;
+    };
+    let path = request.uri().path();
+    let rest = match path.strip_prefix(&prefix) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => return request,
+    };
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match request.uri().query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_string(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(stripped) = path_and_query.parse() {
+        parts.path_and_query = Some(stripped);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// What a Lambda function serves: the routes, behind the stage stripping.
+pub type Lambda = tower::util::MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request>;
+
+pub fn lambda_app(routes: Router<AppState>, state: AppState) -> Lambda {
+    tower::ServiceExt::map_request(api::app(routes, state), strip_stage as fn(_) -> _)
+}
+
 /// A Lambda function serving some of the routes with buffered responses.
 pub async fn lambda(routes: Router<AppState>) -> Result<(), Error> {
     init_tracing();
     let state = state_from_env().await?;
-    lambda_http::run(api::app(routes, state)).await
+    state.store.warm_up().await;
+    lambda_http::run(lambda_app(routes, state)).await
 }
 
 /// A Lambda function serving some of the routes with response streaming.
 pub async fn lambda_streaming(routes: Router<AppState>) -> Result<(), Error> {
     init_tracing();
     let state = state_from_env().await?;
-    lambda_http::run_with_streaming_response(api::app(routes, state)).await
+    state.store.warm_up().await;
+    lambda_http::run_with_streaming_response(lambda_app(routes, state)).await
 }
 
 /// `functions/run-worker`: executes the background runs that `runs` hands over.
 pub async fn run_worker() -> Result<(), Error> {
     init_tracing();
-    let engine = state_from_env().await?.runs;
+    let state = state_from_env().await?;
+    state.store.warm_up().await;
+    let engine = state.runs;
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<RunJob>| {
         let engine = engine.clone();
         async move { Ok::<_, Error>(engine.execute(event.payload, None).await) }

@@ -49,7 +49,7 @@ pub async fn spawn_app_with(config: Config, store: Arc<dyn Store>) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = listener.local_addr().expect("bound address");
     let app = api::app(api::routes(), AppState::new(config, store).expect("a valid test configuration"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(opengpts::serve::serve_http(listener, app));
     TestApp::remote(format!("http://{address}"))
 }
 

@@ -9,6 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -78,6 +79,8 @@ impl MockProvider {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let state = MockState { script: Arc::new(script), requests: requests.clone() };
         let app = axum::Router::new().fallback(answer).with_state(state);
+        // Each scripted part leaves at once, as a real provider's tokens do.
+        let listener = listener.tap_io(|tcp| tcp.set_nodelay(true).unwrap_or_default());
         tokio::spawn(async move { axum::serve(listener, app).await });
         MockProvider { base_url, requests }
     }
@@ -96,7 +99,10 @@ async fn answer(State(state): State<MockState>, request: Request) -> Response {
     let reply = (state.script)(&recorded);
     state.requests.lock().expect("not poisoned").push(recorded);
     let body = futures::stream::iter(reply.parts).then(|part| async move {
-        tokio::time::sleep(part.delay).await;
+        // Even a zero sleep waits for the next timer tick (1 ms): only sleep for real pauses.
+        if !part.delay.is_zero() {
+            tokio::time::sleep(part.delay).await;
+        }
         Ok::<_, std::convert::Infallible>(Bytes::from(part.bytes))
     });
     let mut response = (StatusCode::from_u16(reply.status).expect("a status"), Body::from_stream(body)).into_response();

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
 use serde::Serialize;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{Authenticator, CookieAuth, User};
 pub use error::ApiError;
@@ -72,12 +73,34 @@ pub fn routes() -> Router<AppState> {
     Router::new().merge(assistants::router()).merge(threads::router()).merge(runs::router()).merge(meta::router())
 }
 
-/// A servable app from some routes: JSON 404 and 405 answers for everything they do not match.
+/// A servable app from some routes: JSON 404 and 405 answers for everything they do not match,
+/// and CORS headers for the configured browser origins.
 pub fn app(routes: Router<AppState>, state: AppState) -> Router {
-    routes
+    let cors = cors(&state.config.cors_allow_origins);
+    let app = routes
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    use axum::http::{header, Method};
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
+    if origins.iter().any(|origin| origin == "*") {
+        // Any origin, so no credentials: browsers refuse `*` together with cookies.
+        return Some(layer.allow_origin(AllowOrigin::any()));
+    }
+    let list: Vec<HeaderValue> = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+    Some(layer.allow_origin(AllowOrigin::list(list)).allow_credentials(true))
 }
 
 /// Routes `path` both with and without a trailing slash: OpenGPTs clients use both spellings.

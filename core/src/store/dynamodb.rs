@@ -482,6 +482,11 @@ where
 
 #[async_trait]
 impl Store for DynamoStore {
+    async fn warm_up(&self) {
+        // A read of a key that never exists: allowed to every function, and opens the connection.
+        let _ = self.get("WARMUP".into(), "-").await;
+    }
+
     async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
         let mut item = key(assistant_pk(assistant.assistant_id), "A");
         let order = order_key(assistant.updated_at, assistant.assistant_id);

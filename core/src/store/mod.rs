@@ -53,6 +53,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Opens connections ahead of the first request (a Lambda's init is not billed the same
+    /// way, and the first caller should not wait for a TLS handshake). Failures are ignored.
+    async fn warm_up(&self) {}
+
     /// Creates or replaces an assistant. An id owned by another user is `NotFound`: no takeover.
     async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()>;
     /// The user's own assistant, or anyone's public one.
