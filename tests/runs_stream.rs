@@ -4,12 +4,29 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use integration_tests::mock_provider::{openai_events, parts, MockProvider, Part, Reply};
-use integration_tests::{parse_sse, spawn_app, spawn_app_with, test_config, test_store, SseEvent};
+use integration_tests::{parse_sse, spawn_app, spawn_app_with, test_config, test_store, SseEvent, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const USER: &str = "alice";
 const CHATBOT: fn() -> Value = || json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "Offline"}});
+
+const API_KEY: &str = "sk-test-secret";
+
+/// An app whose OpenAI models are served at `base`, and a thread of a chatbot on `model`.
+async fn gpt_thread(base: &str, model: &str, extra: &[(&'static str, &'static str)]) -> (TestApp, String) {
+    let base = base.to_string();
+    let extra = extra.to_vec();
+    let config = test_config(move |name| match name {
+        "OPENAI_API_KEY" => Some(API_KEY.into()),
+        "OPENAI_BASE_URL" => Some(base.clone()),
+        other => extra.iter().find(|(key, _)| *key == other).map(|(_, value)| value.to_string()),
+    });
+    let app = spawn_app_with(config, test_store().await).await;
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": model}})).await;
+    (app, thread_id)
+}
 
 fn names(events: &[SseEvent]) -> Vec<&str> {
     events.iter().map(|event| event.event.as_str()).collect()
@@ -90,15 +107,7 @@ async fn upstream_failure_sends_an_error_event_and_keeps_the_thread_consistent()
         )
     })
     .await;
-    let base = mock.base_url.clone();
-    let config = test_config(move |name| match name {
-        "OPENAI_API_KEY" => Some("sk-test-secret".into()),
-        "OPENAI_BASE_URL" => Some(base.clone()),
-        _ => None,
-    });
-    let app = spawn_app_with(config, test_store().await).await;
-    let (_, thread_id) =
-        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 3.5 Turbo"}})).await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 3.5 Turbo", &[]).await;
     let events = app.stream(USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]})).await;
     assert_eq!(names(&events), ["metadata", "data", "error", "end"]);
     let error = events[2].json();
@@ -108,7 +117,7 @@ async fn upstream_failure_sends_an_error_event_and_keeps_the_thread_consistent()
         message.contains("openai") && message.contains("429") && message.contains("Rate limit reached"),
         "{message}"
     );
-    assert!(!message.contains("sk-test-secret"));
+    assert!(!message.contains(API_KEY));
 
     // The input stays, no partial answer, the run says why, and the thread is free again.
     let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
@@ -130,15 +139,7 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_answer_stored() {
         Reply::event_stream(events.iter().map(|e| Part::after(Duration::from_millis(10), e.clone())).collect())
     })
     .await;
-    let base = mock.base_url.clone();
-    let config = test_config(move |name| match name {
-        "OPENAI_API_KEY" => Some("k".into()),
-        "OPENAI_BASE_URL" => Some(base.clone()),
-        _ => None,
-    });
-    let app = spawn_app_with(config, test_store().await).await;
-    let (_, thread_id) =
-        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[]).await;
     let response = app
         .request(Method::POST, "/runs/stream", Some(USER))
         .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "count"}]}))
@@ -168,15 +169,7 @@ async fn two_runs_on_one_thread_cannot_interleave() {
         Reply::event_stream(events.into_iter().map(|e| Part::after(Duration::from_millis(100), e)).collect())
     })
     .await;
-    let base = mock.base_url.clone();
-    let config = test_config(move |name| match name {
-        "OPENAI_API_KEY" => Some("k".into()),
-        "OPENAI_BASE_URL" => Some(base.clone()),
-        _ => None,
-    });
-    let app = spawn_app_with(config, test_store().await).await;
-    let (_, thread_id) =
-        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4", &[]).await;
     let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
     let attempts = futures::future::join_all((0..4).map(|_| app.post("/runs", USER, body.clone()))).await;
     let started: Vec<&Value> = attempts.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, run)| run).collect();
@@ -200,15 +193,7 @@ async fn cancel_stops_a_run_and_frees_the_thread() {
         Reply::event_stream(events.into_iter().map(|e| Part::after(Duration::from_secs(5), e)).collect())
     })
     .await;
-    let base = mock.base_url.clone();
-    let config = test_config(move |name| match name {
-        "OPENAI_API_KEY" => Some("k".into()),
-        "OPENAI_BASE_URL" => Some(base.clone()),
-        _ => None,
-    });
-    let app = spawn_app_with(config, test_store().await).await;
-    let (_, thread_id) =
-        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4", &[]).await;
     let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
     let (_, run) = app.post("/runs", USER, body.clone()).await;
     let run_id = run["run_id"].as_str().unwrap();
@@ -265,16 +250,7 @@ async fn slow_models_get_pings_between_events() {
         Reply::event_stream(parts)
     })
     .await;
-    let base = mock.base_url.clone();
-    let config = test_config(move |name| match name {
-        "OPENAI_API_KEY" => Some("k".into()),
-        "OPENAI_BASE_URL" => Some(base.clone()),
-        "SSE_PING_MS" => Some("100".into()),
-        _ => None,
-    });
-    let app = spawn_app_with(config, test_store().await).await;
-    let (_, thread_id) =
-        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4", &[("SSE_PING_MS", "100")]).await;
     let response = app
         .request(Method::POST, "/runs/stream", Some(USER))
         .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]}))
@@ -356,15 +332,7 @@ async fn every_upstream_failure_ends_the_run_cleanly() {
         (stalled.base_url.clone(), 504, "sent nothing for 1 s"),
     ];
     for (base, status_code, expected) in cases {
-        let config = test_config(move |name| match name {
-            "OPENAI_API_KEY" => Some("k".into()),
-            "OPENAI_BASE_URL" => Some(base.clone()),
-            "LLM_TIMEOUT_SECONDS" => Some("1".into()),
-            _ => None,
-        });
-        let app = spawn_app_with(config, test_store().await).await;
-        let (_, thread_id) =
-            app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+        let (app, thread_id) = gpt_thread(&base, "GPT 4", &[("LLM_TIMEOUT_SECONDS", "1")]).await;
         let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
         let events = app.stream(USER, body.clone()).await;
         let error =

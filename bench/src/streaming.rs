@@ -69,30 +69,16 @@ pub async fn through_server(server: &Server, repeats: usize, tokens: usize) -> (
     let client = reqwest::Client::new();
     let cookie = "opengpts_user_id=bench-stream";
     let config = json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}});
-    let assistant: serde_json::Value = client
-        .post(format!("{}/assistants", server.base))
-        .header("cookie", cookie)
-        .json(&json!({"name": "stream", "config": config}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = |path: &str, body: serde_json::Value| {
+        let request = client.post(format!("{}{path}", server.base)).header("cookie", cookie).json(&body);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let assistant = post("/assistants", json!({"name": "stream", "config": config})).await;
     let (mut first, mut total) = (Vec::new(), Vec::new());
     let mut cpu = Duration::ZERO;
     let (user_before, _) = server.cpu_split();
     for _ in 0..repeats {
-        let thread: serde_json::Value = client
-            .post(format!("{}/threads", server.base))
-            .header("cookie", cookie)
-            .json(&json!({"name": "s", "assistant_id": assistant["assistant_id"]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let thread = post("/threads", json!({"name": "s", "assistant_id": assistant["assistant_id"]})).await;
         let request = client
             .post(format!("{}/runs/stream", server.base))
             .header("cookie", cookie)

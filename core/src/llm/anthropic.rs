@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::sse_client::{events, UpstreamEvent};
+use super::sse_client::{events, json_data, UpstreamEvent};
 use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
 use crate::model::MessageType;
 
@@ -77,16 +77,9 @@ impl ChatModel for AnthropicModel {
 }
 
 fn parse_event(event: Result<UpstreamEvent, LlmError>, input_tokens: &mut u64) -> Vec<Result<Chunk, LlmError>> {
-    let event = match event {
-        Ok(event) => event,
+    let (event, value) = match json_data(PROVIDER, event) {
+        Ok(parsed) => parsed,
         Err(error) => return vec![Err(error)],
-    };
-    let value: Value = match serde_json::from_str(&event.data) {
-        Ok(value) => value,
-        Err(error) => {
-            let reason = format!("{error} in {:?}", event.data);
-            return vec![Err(LlmError::Malformed { provider: PROVIDER, reason })];
-        }
     };
     let kind = event.event.as_deref().or_else(|| value.get("type").and_then(Value::as_str)).unwrap_or("");
     match kind {

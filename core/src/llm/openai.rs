@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::sse_client::{events, UpstreamEvent};
+use super::sse_client::{events, json_data, UpstreamEvent};
 use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
 use crate::model::{Message, MessageType};
 
@@ -117,15 +117,9 @@ impl ChatModel for OpenAiModel {
 
 /// One upstream event becomes zero or more chunks.
 fn parse_event(provider: &'static str, event: Result<UpstreamEvent, LlmError>) -> Vec<Result<Chunk, LlmError>> {
-    let event = match event {
-        Ok(event) => event,
+    let value = match json_data(provider, event) {
+        Ok((_, value)) => value,
         Err(error) => return vec![Err(error)],
-    };
-    let value: Value = match serde_json::from_str(&event.data) {
-        Ok(value) => value,
-        Err(error) => {
-            return vec![Err(LlmError::Malformed { provider, reason: format!("{error} in {:?}", event.data) })]
-        }
     };
     if let Some(error) = value.get("error") {
         let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string();

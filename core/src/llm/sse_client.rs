@@ -53,6 +53,17 @@ pub fn events(
     )
 }
 
+/// An event's data parsed as JSON; a transport error or unparsable data ends the stream.
+pub fn json_data(
+    provider: &'static str,
+    event: Result<UpstreamEvent, LlmError>,
+) -> Result<(UpstreamEvent, serde_json::Value), LlmError> {
+    let event = event?;
+    let value = serde_json::from_str(&event.data)
+        .map_err(|error| LlmError::Malformed { provider, reason: format!("{error} in {:?}", event.data) })?;
+    Ok((event, value))
+}
+
 /// Removes one complete event (ended by a blank line, LF or CRLF) from the buffer.
 fn take_event(buffer: &mut BytesMut) -> Option<UpstreamEvent> {
     loop {
