@@ -77,7 +77,7 @@ impl ChatModel for AnthropicModel {
 }
 
 fn parse_event(event: Result<UpstreamEvent, LlmError>, input_tokens: &mut u64) -> Vec<Result<Chunk, LlmError>> {
-    let (event, value) = match json_data(PROVIDER, event) {
+    let (event, value): (_, Value) = match json_data(PROVIDER, event) {
         Ok(parsed) => parsed,
         Err(error) => return vec![Err(error)],
     };

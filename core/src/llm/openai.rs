@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::sse_client::{events, json_data, UpstreamEvent};
@@ -115,40 +116,115 @@ impl ChatModel for OpenAiModel {
     }
 }
 
+/// A Chat Completions stream chunk: only the fields we read, so the rest is skipped unparsed.
+#[derive(Deserialize)]
+struct StreamChunk {
+    #[serde(default)]
+    choices: Vec<StreamChoice>,
+    usage: Option<StreamUsage>,
+    error: Option<StreamError>,
+}
+
+#[derive(Deserialize)]
+struct StreamChoice {
+    delta: Option<StreamDelta>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StreamDelta {
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<ToolCallDelta>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta {
+    #[serde(default)]
+    index: usize,
+    id: Option<String>,
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StreamUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+#[derive(Deserialize)]
+struct StreamError {
+    message: Option<String>,
+}
+
 /// One upstream event becomes zero or more chunks.
 fn parse_event(provider: &'static str, event: Result<UpstreamEvent, LlmError>) -> Vec<Result<Chunk, LlmError>> {
-    let value = match json_data(provider, event) {
-        Ok((_, value)) => value,
+    let chunk: StreamChunk = match json_data(provider, event) {
+        Ok((_, chunk)) => chunk,
         Err(error) => return vec![Err(error)],
     };
-    if let Some(error) = value.get("error") {
-        let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error").to_string();
+    if let Some(error) = chunk.error {
+        let message = error.message.unwrap_or_else(|| "unknown error".into());
         return vec![Err(LlmError::Upstream { provider, message })];
     }
     let mut chunks = Vec::new();
-    if let Some(choice) = value.pointer("/choices/0") {
-        let delta = choice.get("delta");
-        if let Some(text) = delta.and_then(|d| d.get("content")).and_then(Value::as_str) {
-            if !text.is_empty() {
-                chunks.push(Ok(Chunk::Text(text.to_string())));
+    if let Some(choice) = chunk.choices.into_iter().next() {
+        if let Some(delta) = choice.delta {
+            if let Some(text) = delta.content.filter(|text| !text.is_empty()) {
+                chunks.push(Ok(Chunk::Text(text)));
+            }
+            for call in delta.tool_calls {
+                let (name, arguments) = call.function.map(|f| (f.name, f.arguments)).unwrap_or_default();
+                chunks.push(Ok(Chunk::ToolCall {
+                    index: call.index,
+                    id: call.id,
+                    name,
+                    arguments: arguments.unwrap_or_default(),
+                }));
             }
         }
-        for call in delta.and_then(|d| d.get("tool_calls")).and_then(Value::as_array).into_iter().flatten() {
-            chunks.push(Ok(Chunk::ToolCall {
-                index: call.get("index").and_then(Value::as_u64).unwrap_or(0) as usize,
-                id: call.get("id").and_then(Value::as_str).map(str::to_string),
-                name: call.pointer("/function/name").and_then(Value::as_str).map(str::to_string),
-                arguments: call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("").to_string(),
-            }));
-        }
-        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-            chunks.push(Ok(Chunk::Finish { reason: reason.to_string() }));
+        if let Some(reason) = choice.finish_reason {
+            chunks.push(Ok(Chunk::Finish { reason }));
         }
     }
-    if let Some(usage) = value.get("usage").filter(|usage| usage.is_object()) {
-        let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
-        chunks
-            .push(Ok(Chunk::Usage { input_tokens: count("prompt_tokens"), output_tokens: count("completion_tokens") }));
+    if let Some(usage) = chunk.usage {
+        chunks.push(Ok(Chunk::Usage { input_tokens: usage.prompt_tokens, output_tokens: usage.completion_tokens }));
     }
     chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(data: &str) -> Vec<Result<Chunk, LlmError>> {
+        parse_event("openai", Ok(UpstreamEvent { event: None, data: data.to_string() }))
+    }
+
+    #[test]
+    fn tool_call_fragments_and_unknown_fields_are_read() {
+        let chunks = event(
+            r#"{"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_1","type":"function","function":{"name":"search","arguments":"{\"q\""}}]},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        );
+        let expected = Chunk::ToolCall {
+            index: 1,
+            id: Some("call_1".into()),
+            name: Some("search".into()),
+            arguments: "{\"q\"".into(),
+        };
+        assert_eq!(chunks.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![expected]);
+    }
+
+    #[test]
+    fn a_chunk_that_is_not_an_object_is_malformed() {
+        assert!(matches!(event("[1, 2]").as_slice(), [Err(LlmError::Malformed { .. })]));
+    }
 }

@@ -54,10 +54,10 @@ pub fn events(
 }
 
 /// An event's data parsed as JSON; a transport error or unparsable data ends the stream.
-pub fn json_data(
+pub fn json_data<T: serde::de::DeserializeOwned>(
     provider: &'static str,
     event: Result<UpstreamEvent, LlmError>,
-) -> Result<(UpstreamEvent, serde_json::Value), LlmError> {
+) -> Result<(UpstreamEvent, T), LlmError> {
     let event = event?;
     let value = serde_json::from_str(&event.data)
         .map_err(|error| LlmError::Malformed { provider, reason: format!("{error} in {:?}", event.data) })?;
