@@ -6,7 +6,8 @@ cargo build --release --quiet -p api -p bench
 "$CARGO_TARGET_DIR/release/bench" "$@"
 if [[ " $* " == *" --lambda "* ]]; then
   . scripts/python-tools.sh
-  cargo lambda build --release --output-format zip --quiet 2>&1 | tail -3
+  # The deployable build: the `lambda` profile (size-optimised, fat LTO), as infra/deploy.sh uses.
+  cargo lambda build --profile lambda --output-format zip --quiet 2>&1 | tail -3
   echo "| function | zip | bootstrap |"
   echo "|---|---|---|"
   for zip in "$CARGO_TARGET_DIR"/lambda/*/bootstrap.zip; do

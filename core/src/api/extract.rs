@@ -17,8 +17,9 @@ impl<T: FromJson> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let limit = state.config.max_body_bytes;
         let bytes = axum::body::to_bytes(request.into_body(), limit).await.map_err(|error| {
-            let too_large = std::error::Error::source(&error).is_some_and(|source| source.is::<LengthLimitError>())
-                || error.to_string().contains("length limit");
+            // The limit error sits somewhere in the chain of causes, depending on the body type.
+            let too_large = std::iter::successors(std::error::Error::source(&error), |cause| cause.source())
+                .any(|cause| cause.is::<LengthLimitError>());
             if too_large {
                 ApiError::PayloadTooLarge { limit }
             } else {
