@@ -8,17 +8,32 @@ use proptest::prelude::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+/// The user whose ids the hostile requests aim at (and may delete).
+const TARGET: &str = "fuzzer";
+/// The stream property's user: the hostile requests never act as this user, so its data stays.
+const STREAMER: &str = "streamer";
+
+struct Harness {
+    runtime: tokio::runtime::Runtime,
+    app: TestApp,
+    target_assistant: String,
+    target_thread: String,
+    streamer_assistant: String,
+}
+
 /// One server for all cases, on a runtime that outlives each case.
-fn harness() -> &'static (tokio::runtime::Runtime, TestApp, String, String) {
-    static HARNESS: OnceLock<(tokio::runtime::Runtime, TestApp, String, String)> = OnceLock::new();
+fn harness() -> &'static Harness {
+    static HARNESS: OnceLock<Harness> = OnceLock::new();
     HARNESS.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let (app, assistant_id, thread_id) = runtime.block_on(async {
+        let (app, target_assistant, target_thread, streamer_assistant) = runtime.block_on(async {
             let app = spawn_app().await;
-            let (assistant_id, thread_id) = app.thread("fuzzer", json!({"configurable": {"type": "chatbot"}})).await;
-            (app, assistant_id, thread_id)
+            let chatbot = json!({"configurable": {"type": "chatbot"}});
+            let (target_assistant, target_thread) = app.thread(TARGET, chatbot.clone()).await;
+            let streamer_assistant = app.assistant(STREAMER, chatbot, false).await;
+            (app, target_assistant, target_thread, streamer_assistant)
         });
-        (runtime, app, assistant_id, thread_id)
+        Harness { runtime, app, target_assistant, target_thread, streamer_assistant }
     })
 }
 
@@ -125,7 +140,7 @@ fn method() -> impl Strategy<Value = Method> {
 
 fn cookie() -> impl Strategy<Value = Option<String>> {
     prop_oneof![
-        Just(Some("opengpts_user_id=fuzzer".to_string())),
+        Just(Some(format!("opengpts_user_id={TARGET}"))),
         Just(None),
         Just(Some("opengpts_user_id=".to_string())),
         Just(Some("opengpts_user_id=\"\"; a=b".to_string())),
@@ -139,11 +154,12 @@ proptest! {
     #[test]
     fn hostile_requests_never_get_a_5xx(
         (method, path, body, raw_body, cookie) in {
-            let (_, _, assistant_id, thread_id) = harness();
-            (method(), path(assistant_id, thread_id), json_value(), prop::option::of(hostile_text()), cookie())
+            let harness = harness();
+            let ids = path(&harness.target_assistant, &harness.target_thread);
+            (method(), ids, json_value(), prop::option::of(hostile_text()), cookie())
         }
     ) {
-        let (runtime, app, _, _) = harness();
+        let Harness { runtime, app, .. } = harness();
         let status = runtime.block_on(async {
             let mut request = app.client.request(method.clone(), app.url(&path));
             if let Some(cookie) = &cookie {
@@ -165,13 +181,13 @@ proptest! {
 
     #[test]
     fn streams_stay_well_formed_whatever_the_content(content in hostile_text(), seed_era in any::<bool>()) {
-        let (runtime, app, assistant_id, _) = harness();
+        let Harness { runtime, app, streamer_assistant, .. } = harness();
         let events = runtime.block_on(async {
-            let (status, thread) = app.post("/threads", "fuzzer", json!({"name": "f", "assistant_id": assistant_id})).await;
-            assert_eq!(status, 200);
+            let (status, thread) = app.post("/threads", STREAMER, json!({"name": "f", "assistant_id": streamer_assistant})).await;
+            assert_eq!(status, 200, "{thread}");
             let message = json!({"type": "human", "content": content});
             let input = if seed_era { json!({"messages": [message]}) } else { json!([message]) };
-            app.stream("fuzzer", json!({"thread_id": thread["thread_id"], "input": input})).await
+            app.stream(STREAMER, json!({"thread_id": thread["thread_id"], "input": input})).await
         });
         prop_assert_eq!(&events[0].event, "metadata");
         prop_assert_eq!(&events.last().unwrap().event, "end");
