@@ -459,6 +459,23 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Deletes an item only if `user` owns it; otherwise (or if absent) `NotFound`.
+    async fn delete_owned(&self, key: Item, user: &UserId, entity: Entity) -> StoreResult<()> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression("user_id = :user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await;
+        match deleted {
+            Err(error) if is_conditional(&error) => Err(StoreError::NotFound(entity)),
+            other => other.map(|_| ()).map_err(sdk_error),
+        }
+    }
+
     fn conditional_put(
         &self,
         item: Item,
@@ -523,19 +540,7 @@ impl Store for DynamoStore {
     }
 
     async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(assistant_pk(assistant_id), "A")))
-            .condition_expression("user_id = :user")
-            .expression_attribute_values(":user", s(user.as_str()))
-            .send()
-            .await;
-        match deleted {
-            Err(error) if is_conditional(&error) => Err(StoreError::NotFound(Entity::Assistant)),
-            other => other.map(|_| ()).map_err(sdk_error),
-        }
+        self.delete_owned(key(assistant_pk(assistant_id), "A"), user, Entity::Assistant).await
     }
 
     async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
@@ -568,19 +573,7 @@ impl Store for DynamoStore {
     }
 
     async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(thread_pk(thread_id), "M")))
-            .condition_expression("user_id = :user")
-            .expression_attribute_values(":user", s(user.as_str()))
-            .send()
-            .await;
-        match deleted {
-            Err(error) if is_conditional(&error) => return Err(StoreError::NotFound(Entity::Thread)),
-            other => other.map_err(sdk_error)?,
-        };
+        self.delete_owned(key(thread_pk(thread_id), "M"), user, Entity::Thread).await?;
         let items = self.query_all(None, "pk = :pk", vec![(":pk", s(thread_pk(thread_id)))], false).await?;
         let mut keys = Vec::with_capacity(items.len());
         for item in &items {
