@@ -6,22 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::{spawn_app_with, test_config};
-use opengpts::config::DynamoSettings;
-use opengpts::store::DynamoStore;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 #[tokio::test]
 async fn requests_per_endpoint() {
-    let endpoint = std::env::var("DYNAMODB_TEST_ENDPOINT")
-        .expect("DYNAMODB_TEST_ENDPOINT is not set: run `make test`, which starts the DynamoDB emulator (moto)");
-    let settings = DynamoSettings {
-        table: format!("count-{}", uuid::Uuid::new_v4()),
-        endpoint_url: Some(endpoint),
-        create_table: true,
-        page_size: None,
-    };
-    let store = DynamoStore::connect(settings).await.expect("the emulator answers");
+    let store = integration_tests::dynamodb_store_paged(None).await;
     let counter = store.requests();
     let app = spawn_app_with(test_config(|_| None), Arc::new(store)).await;
     let user = "counted";

@@ -173,13 +173,18 @@ pub fn parse_sse(body: &str) -> Vec<SseEvent> {
 /// A DynamoDB store on a new table of the emulator the test command started. Pages are small, so
 /// every list crosses page boundaries.
 pub async fn dynamodb_store() -> DynamoStore {
+    dynamodb_store_paged(Some(7)).await
+}
+
+/// The same with a chosen Query page size (`None`: DynamoDB's own 1 MB pages).
+pub async fn dynamodb_store_paged(page_size: Option<i32>) -> DynamoStore {
     let endpoint = std::env::var("DYNAMODB_TEST_ENDPOINT")
         .expect("DYNAMODB_TEST_ENDPOINT is not set: run `make test`, which starts the DynamoDB emulator (moto)");
     let settings = DynamoSettings {
         table: format!("test-{}", uuid::Uuid::new_v4()),
         endpoint_url: Some(endpoint),
         create_table: true,
-        page_size: Some(7),
+        page_size,
     };
     DynamoStore::connect(settings).await.expect("the emulator answers")
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::runs::RunEvent;
 
-pub fn frame(event: &str, data: &str) -> Bytes {
+fn frame(event: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\r\ndata: {data}\r\n\r\n"))
 }
 

@@ -123,6 +123,21 @@ fn owner_of(connection: &Connection, table: &str, key: &str, id: Uuid) -> StoreR
     Ok(connection.query_row(&sql, params![id.to_string()], |row| row.get(0)).optional()?)
 }
 
+/// A create-or-replace may go ahead: the id is free or already `user`'s (no takeover).
+fn not_anothers(
+    connection: &Connection,
+    table: &str,
+    key: &str,
+    id: Uuid,
+    user: &UserId,
+    entity: Entity,
+) -> StoreResult<()> {
+    match owner_of(connection, table, key, id)? {
+        Some(owner) if owner != user.as_str() => Err(StoreError::NotFound(entity)),
+        _ => Ok(()),
+    }
+}
+
 fn own_thread(connection: &Connection, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
     match owner_of(connection, "threads", "thread_id", thread_id)? {
         Some(owner) if owner == user.as_str() => Ok(()),
@@ -158,10 +173,14 @@ impl Store for SqliteStore {
     async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
         let assistant = assistant.clone();
         self.write(move |tx| {
-            let owner = owner_of(tx, "assistants", "assistant_id", assistant.assistant_id)?;
-            if owner.is_some_and(|owner| owner != assistant.user_id.as_str()) {
-                return Err(StoreError::NotFound(Entity::Assistant));
-            }
+            not_anothers(
+                tx,
+                "assistants",
+                "assistant_id",
+                assistant.assistant_id,
+                &assistant.user_id,
+                Entity::Assistant,
+            )?;
             tx.execute(
                 "INSERT OR REPLACE INTO assistants (assistant_id, user_id, public, updated_at, body)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -221,10 +240,7 @@ impl Store for SqliteStore {
     async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
         let thread = thread.clone();
         self.write(move |tx| {
-            let owner = owner_of(tx, "threads", "thread_id", thread.thread_id)?;
-            if owner.is_some_and(|owner| owner != thread.user_id.as_str()) {
-                return Err(StoreError::NotFound(Entity::Thread));
-            }
+            not_anothers(tx, "threads", "thread_id", thread.thread_id, &thread.user_id, Entity::Thread)?;
             tx.execute(
                 "INSERT INTO threads (thread_id, user_id, updated_at, body) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at, body = excluded.body",
