@@ -1,8 +1,14 @@
 # Sourced: a virtualenv outside the clone with the PyPI tools the tests use (the DynamoDB
-# emulator, the Lambda emulator, the CloudFormation linters), installed once and reused.
+# emulator, the Lambda emulator, the CloudFormation linters, the OpenAPI fuzzer), installed once
+# and reused; a tool added here is installed on the next run.
 VENV="${OPENGPTS_VENV:-$HOME/.cache/opengpts-serverless/venv}"
-PY_TOOLS=(moto flask flask-cors cargo-lambda cfn-lint aws-sam-cli)
-if ! [ -x "$VENV/bin/moto_server" ] || ! [ -x "$VENV/bin/cargo-lambda" ] || ! [ -x "$VENV/bin/sam" ] || ! [ -x "$VENV/bin/cfn-lint" ]; then
+PY_TOOLS=(moto flask flask-cors cargo-lambda cfn-lint aws-sam-cli schemathesis)
+PY_COMMANDS=(moto_server cargo-lambda cfn-lint sam schemathesis)
+missing=0
+for command in "${PY_COMMANDS[@]}"; do
+  [ -x "$VENV/bin/$command" ] || missing=1
+done
+if [ "$missing" = 1 ]; then
   echo "Installing the test tools (${PY_TOOLS[*]}) into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"

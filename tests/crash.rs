@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use integration_tests::mock_provider::{openai_events, MockProvider, Part, Reply};
-use integration_tests::{parse_sse, temp_path, TestApp};
+use integration_tests::{parse_sse, temp_path, StreamReader, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
@@ -23,11 +22,12 @@ fn api_binary() -> PathBuf {
     binary
 }
 
-fn start(database: &PathBuf, upstream: &str, log: &PathBuf) -> (Child, TestApp) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// Starts the server on a port of its choosing and reads the address it logs.
+async fn start(database: &PathBuf, upstream: &str, log: &PathBuf) -> (Child, TestApp) {
+    let logged_before = std::fs::read_to_string(log).map(|text| text.len()).unwrap_or(0);
     let output = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let child = Command::new(api_binary())
-        .env("PORT", port.to_string())
+        .env("PORT", "0")
         .env("STORE", "sqlite")
         .env("SQLITE_PATH", database)
         .env("RUN_LEASE_SECONDS", "1")
@@ -38,15 +38,16 @@ fn start(database: &PathBuf, upstream: &str, log: &PathBuf) -> (Child, TestApp) 
         .stderr(Stdio::from(output))
         .spawn()
         .expect("the server starts");
-    (child, TestApp::remote(format!("http://127.0.0.1:{port}")))
-}
-
-async fn wait_until_up(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while app.client.get(app.url("/ok")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server did not come up");
+    let address = loop {
+        let text = std::fs::read_to_string(log).unwrap();
+        if let Some((_, rest)) = text[logged_before..].split_once("listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "the server did not come up: {text}");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    };
+    (child, TestApp::remote(address))
 }
 
 #[tokio::test]
@@ -59,8 +60,7 @@ async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
     .await;
     let database = temp_path("crash.sqlite3");
     let log = database.with_file_name("server.log");
-    let (mut server, app) = start(&database, &upstream.base_url, &log);
-    wait_until_up(&app).await;
+    let (mut server, app) = start(&database, &upstream.base_url, &log).await;
 
     let (_, thread_id) =
         app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
@@ -70,19 +70,14 @@ async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
         .send()
         .await
         .unwrap();
-    let mut body = response.bytes_stream();
-    let mut seen = String::new();
-    while seen.matches("event: data").count() < 4 {
-        seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
-    }
-    let crashed_run =
-        parse_sse(&seen[..seen.rfind("\r\n\r\n").unwrap() + 4])[0].json()["run_id"].as_str().unwrap().to_string();
+    let mut reader = StreamReader::new(response);
+    reader.read_until(|text| text.matches("event: data").count() >= 4).await;
+    let crashed_run = reader.events()[0].json()["run_id"].as_str().unwrap().to_string();
     server.kill().expect("SIGKILL");
     server.wait().unwrap();
-    drop(body);
+    drop(reader);
 
-    let (mut server, app) = start(&database, &upstream.base_url, &log);
-    wait_until_up(&app).await;
+    let (mut server, app) = start(&database, &upstream.base_url, &log).await;
     let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
     let values = state["values"].as_array().expect("the thread survived");
     assert_eq!(values.len(), 1, "the input is kept and no half answer is stored: {state}");
@@ -119,4 +114,7 @@ async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
     assert!(!logs.is_empty(), "the server logged nothing at debug level");
     assert!(!logs.contains(SECRET), "an API key reached the logs");
     assert!(!logs.contains(USER), "a cookie value reached the logs");
+    assert!(!logs.contains('\x1b'), "colour codes in a log that is not a terminal");
+    assert!(logs.contains(r#"route="/runs/stream"}: answered status=200"#), "no request line: {logs}");
+    assert!(logs.contains("run finished") && logs.contains("outcome=\"success\""), "no run line: {logs}");
 }

@@ -3,15 +3,20 @@
 //! and holds the counts that matter for cost.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use integration_tests::{spawn_app_with, test_config};
+use opengpts::model::UserId;
+use opengpts::store::{DynamoStore, Store};
 use reqwest::Method;
 use serde_json::{json, Value};
 
 #[tokio::test]
 async fn requests_per_endpoint() {
-    let store = integration_tests::dynamodb_store_paged(None).await;
+    let settings = integration_tests::dynamodb_settings(None);
+    let store = DynamoStore::connect(settings.clone()).await.unwrap();
+    // A second client of the same table, whose requests are not counted, to watch runs finish.
+    let observer = DynamoStore::connect(settings).await.unwrap();
     let counter = store.requests();
     let app = spawn_app_with(test_config(|_| None), Arc::new(store)).await;
     let user = "counted";
@@ -62,14 +67,13 @@ async fn requests_per_endpoint() {
     let (_, run) =
         app.post("/runs", user, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "x"}]})).await;
     let run_id = run["run_id"].as_str().unwrap().to_string();
-    // Poll without counting the polls: wait on the store's own count to settle.
-    let mut last = counter.get();
-    loop {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        if counter.get() == last {
-            break;
-        }
-        last = counter.get();
+    // A finished run has freed its thread before its record says so: nothing more will come.
+    let run_id_parsed = run_id.parse().unwrap();
+    let owner = UserId::new(user).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !observer.get_run(&owner, run_id_parsed).await.unwrap().status.is_finished() {
+        assert!(Instant::now() < deadline, "the background run did not finish");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     measure("POST /runs (whole run: answer and background work)", before);
     let before = counter.get();
@@ -77,8 +81,8 @@ async fn requests_per_endpoint() {
     measure("GET /runs/{run_id}", before);
     let before = counter.get();
     let events = app.stream(user, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "y"}]})).await;
+    // `end` comes once the run is recorded and its thread freed.
     assert_eq!(events.last().unwrap().event, "end");
-    tokio::time::sleep(Duration::from_millis(300)).await;
     measure("POST /runs/stream (whole run)", before);
     let before = counter.get();
     app.delete(&format!("/threads/{thread_id}"), user).await;

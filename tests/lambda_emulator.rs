@@ -2,10 +2,9 @@
 //! the user's paths routed to each function, a shared store, background runs executed by
 //! `run-worker`, and a stream whose events arrive as they are produced.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
-use integration_tests::{parse_sse, TestApp};
+use integration_tests::{StreamReader, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
@@ -42,7 +41,6 @@ async fn a_background_run_is_finished_by_the_worker_function() {
 async fn streamed_events_arrive_as_they_are_produced() {
     let app = emulator();
     let (_, thread_id) = app.thread("stream-user", json!({"configurable": {"type": "chatbot"}})).await;
-    let started = Instant::now();
     let response = app
         .request(Method::POST, "/runs/stream", Some("stream-user"))
         .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "have a good day!"}]}))
@@ -50,17 +48,13 @@ async fn streamed_events_arrive_as_they_are_produced() {
         .await
         .unwrap();
     assert_eq!(response.headers()["content-type"], "text/event-stream; charset=utf-8");
-    let mut body = response.bytes_stream();
-    let mut text = String::new();
-    let mut arrivals: Vec<Duration> = Vec::new();
-    while let Some(chunk) = body.next().await {
-        text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-        arrivals.push(started.elapsed());
-    }
-    let events = parse_sse(&text);
+    let mut reader = StreamReader::new(response);
+    reader.read_to_end().await;
+    let events = reader.events();
     assert_eq!(events.first().unwrap().event, "metadata");
     assert_eq!(events.last().unwrap().event, "end");
     // The offline model pauses between its 15 tokens; a buffered response would come as one burst.
+    let arrivals = &reader.arrivals;
     let spread = *arrivals.last().unwrap() - arrivals[0];
     assert!(arrivals.len() >= 10, "{} reads: {arrivals:?}", arrivals.len());
     assert!(spread >= Duration::from_millis(200), "all within {spread:?}: {arrivals:?}");

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use integration_tests::mock_provider::{openai_events, parts, MockProvider, Part, Reply};
-use integration_tests::{parse_sse, spawn_app, spawn_app_with, test_config, test_store, SseEvent, TestApp};
+use integration_tests::{
+    parse_sse, spawn_app, spawn_app_with, test_config, test_store, SseEvent, StreamReader, TestApp,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -146,13 +147,10 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_answer_stored() {
         .send()
         .await
         .unwrap();
-    let mut body = response.bytes_stream();
-    let mut seen = String::new();
-    while seen.matches("\r\n\r\n").count() < 3 {
-        seen.push_str(std::str::from_utf8(&body.next().await.unwrap().unwrap()).unwrap());
-    }
-    drop(body);
-    let run_id = parse_sse(&seen)[0].json()["run_id"].as_str().unwrap().to_string();
+    let mut reader = StreamReader::new(response);
+    reader.read_until(|text| text.matches("\r\n\r\n").count() >= 3).await;
+    let run_id = reader.events()[0].json()["run_id"].as_str().unwrap().to_string();
+    drop(reader);
 
     let run = app.wait_for_run(USER, &run_id).await;
     assert_eq!(run["status"], "success");

@@ -54,22 +54,6 @@ fn the_template_table_is_the_table_the_code_uses() {
 }
 
 #[test]
-fn every_function_binary_of_the_template_exists() {
-    let template = template();
-    let resources = template["Resources"].as_mapping().unwrap();
-    let binaries: Vec<&str> = resources
-        .values()
-        .filter(|resource| resource["Type"].as_str() == Some("AWS::Serverless::Function"))
-        .map(|function| function["Metadata"]["BuildProperties"]["Binary"].as_str().expect("a binary name"))
-        .collect();
-    assert_eq!(binaries.len(), 5);
-    for binary in binaries {
-        let main = format!("{}/../functions/{binary}/src/main.rs", env!("CARGO_MANIFEST_DIR"));
-        assert!(std::path::Path::new(&main).exists(), "{main} is missing");
-    }
-}
-
-#[test]
 fn the_localstack_hook_creates_the_same_table() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../localstack/init/create-table.sh");
     let script = std::fs::read_to_string(path).expect("the LocalStack init hook");

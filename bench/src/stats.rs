@@ -9,10 +9,15 @@ pub struct Summary {
 }
 
 pub fn summarize(samples: &mut [Duration]) -> Summary {
-    samples.sort();
+    summarize_ms(&mut samples.iter().map(|sample| ms(*sample)).collect::<Vec<_>>())
+}
+
+/// Percentiles of values in milliseconds, which may be negative (differences between pairs).
+pub fn summarize_ms(samples: &mut [f64]) -> Summary {
+    samples.sort_by(f64::total_cmp);
     let at = |q: f64| {
         let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples.get(index).map(|d| d.as_secs_f64() * 1e3).unwrap_or(f64::NAN)
+        samples.get(index).copied().unwrap_or(f64::NAN)
     };
     Summary { p50_ms: at(0.50), p99_ms: at(0.99) }
 }

@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use integration_tests::mock_provider::{openai_events, MockProvider, Part, Reply};
+use integration_tests::StreamReader;
 use serde_json::json;
 
 use crate::server::Server;
-use crate::stats::{summarize, Summary};
+use crate::stats::{ms, summarize, summarize_ms, Summary};
 
 pub struct StreamTimes {
     pub first_token: Summary,
@@ -30,31 +30,11 @@ async fn timed(request: reqwest::RequestBuilder, first_token_marker: &str) -> (D
     let started = Instant::now();
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let mut body = response.bytes_stream();
-    let mut seen = Vec::new();
-    let mut first = None;
-    while let Some(chunk) = body.next().await {
-        seen.extend_from_slice(&chunk.unwrap());
-        if first.is_none() && String::from_utf8_lossy(&seen).contains(first_token_marker) {
-            first = Some(started.elapsed());
-        }
-    }
-    (first.expect("the first token arrived"), started.elapsed())
-}
-
-pub async fn direct(upstream: &MockProvider, repeats: usize) -> StreamTimes {
-    let client = reqwest::Client::new();
-    let (mut first, mut total) = (Vec::new(), Vec::new());
-    for _ in 0..repeats {
-        let request = client
-            .post(format!("{}/v1/chat/completions", upstream.base_url))
-            .bearer_auth("bench")
-            .json(&json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "go"}]}));
-        let (f, t) = timed(request, r#""content":"t0 ""#).await;
-        first.push(f);
-        total.push(t);
-    }
-    StreamTimes { first_token: summarize(&mut first), total: summarize(&mut total) }
+    let mut reader = StreamReader::new(response);
+    reader.read_until(|text| text.contains(first_token_marker)).await;
+    let first = started.elapsed();
+    reader.read_to_end().await;
+    (first, started.elapsed())
 }
 
 /// The server's CPU time per streamed token: all of it, and the user-space part (our code, as
@@ -64,8 +44,18 @@ pub struct CpuPerToken {
     pub user: Duration,
 }
 
-/// Streams through the server; also returns the server's CPU time per streamed token.
-pub async fn through_server(server: &Server, repeats: usize, tokens: usize) -> (StreamTimes, CpuPerToken) {
+/// Each request through the server paired with a direct call to the same upstream, started at
+/// the same moment: what the server adds is the difference within each pair, so the scheduling
+/// noise both share cancels out, and its percentiles are percentiles of real requests.
+pub struct Paired {
+    pub direct: StreamTimes,
+    pub through: StreamTimes,
+    pub added: StreamTimes,
+}
+
+/// Streams through the server, each time beside a direct call; also returns the server's CPU
+/// time per streamed token.
+pub async fn paired(server: &Server, upstream: &MockProvider, repeats: usize, tokens: usize) -> (Paired, CpuPerToken) {
     let client = reqwest::Client::new();
     let cookie = "opengpts_user_id=bench-stream";
     let config = json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}});
@@ -74,23 +64,37 @@ pub async fn through_server(server: &Server, repeats: usize, tokens: usize) -> (
         async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
     };
     let assistant = post("/assistants", json!({"name": "stream", "config": config})).await;
-    let (mut first, mut total) = (Vec::new(), Vec::new());
+    let mut samples: [Vec<Duration>; 4] = Default::default();
+    let (mut added_first, mut added_total) = (Vec::new(), Vec::new());
     let mut cpu = Duration::ZERO;
     let (user_before, _) = server.cpu_split();
     for _ in 0..repeats {
         let thread = post("/threads", json!({"name": "s", "assistant_id": assistant["assistant_id"]})).await;
-        let request = client
+        let through = client
             .post(format!("{}/runs/stream", server.base))
             .header("cookie", cookie)
             .json(&json!({"thread_id": thread["thread_id"], "input": [{"type": "human", "content": "go"}]}));
+        let direct = client
+            .post(format!("{}/v1/chat/completions", upstream.base_url))
+            .bearer_auth("bench")
+            .json(&json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "go"}]}));
         let before = server.cpu_time();
-        let (f, t) = timed(request, r#""content":"t0 ""#).await;
+        let ((direct_first, direct_total), (through_first, through_total)) =
+            tokio::join!(timed(direct, r#""content":"t0 ""#), timed(through, r#""content":"t0 ""#));
         cpu += server.cpu_time() - before;
-        first.push(f);
-        total.push(t);
+        added_first.push(ms(through_first) - ms(direct_first));
+        added_total.push(ms(through_total) - ms(direct_total));
+        for (list, sample) in samples.iter_mut().zip([direct_first, direct_total, through_first, through_total]) {
+            list.push(sample);
+        }
     }
     let streamed = (repeats * tokens) as u32;
     let user = (server.cpu_split().0 - user_before) / streamed;
-    let times = StreamTimes { first_token: summarize(&mut first), total: summarize(&mut total) };
-    (times, CpuPerToken { total: cpu / streamed, user })
+    let [mut direct_first, mut direct_total, mut through_first, mut through_total] = samples;
+    let paired = Paired {
+        direct: StreamTimes { first_token: summarize(&mut direct_first), total: summarize(&mut direct_total) },
+        through: StreamTimes { first_token: summarize(&mut through_first), total: summarize(&mut through_total) },
+        added: StreamTimes { first_token: summarize_ms(&mut added_first), total: summarize_ms(&mut added_total) },
+    };
+    (paired, CpuPerToken { total: cpu / streamed, user })
 }

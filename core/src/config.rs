@@ -13,6 +13,33 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// A credential. Its `Debug` and `Display` print `***`, so no log line or error message can
+/// carry it by accident; `expose` is the one way to the value, where it is sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T = String>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<T> std::fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// Which backend holds the data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
@@ -63,7 +90,7 @@ pub enum AuthConfig {
     /// The `opengpts_user_id` cookie is the user id.
     Cookie,
     /// `Authorization: Bearer` tokens verified with a configured key.
-    JwtLocal { jwt: JwtSettings, algorithm: String, decode_key: Vec<u8> },
+    JwtLocal { jwt: JwtSettings, algorithm: String, decode_key: Secret<Vec<u8>> },
     /// `Authorization: Bearer` tokens verified with the issuer's published keys (JWKS).
     JwtOidc { jwt: JwtSettings },
 }
@@ -86,16 +113,16 @@ pub struct Limits {
 /// Model provider credentials and endpoints. A provider is used only when configured.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
-    pub openai_api_key: Option<String>,
+    pub openai_api_key: Option<Secret>,
     pub openai_base_url: String,
-    pub azure_openai_api_key: Option<String>,
+    pub azure_openai_api_key: Option<Secret>,
     pub azure_openai_base_url: Option<String>,
     pub azure_openai_deployment: Option<String>,
     pub azure_openai_api_version: String,
-    pub anthropic_api_key: Option<String>,
+    pub anthropic_api_key: Option<Secret>,
     pub anthropic_base_url: String,
     pub ollama_base_url: Option<String>,
-    pub groq_api_key: Option<String>,
+    pub groq_api_key: Option<Secret>,
     pub groq_base_url: String,
     /// When an assistant names a model whose provider has no credentials here, the offline model
     /// answers instead of the run failing (so the API works out of the box).
@@ -169,18 +196,18 @@ impl Config {
             run_worker_function: env.text("RUN_WORKER_FUNCTION"),
             lambda_endpoint_url: env.text("AWS_ENDPOINT_URL_LAMBDA").or_else(|| env.text("AWS_ENDPOINT_URL")),
             providers: ProviderConfig {
-                openai_api_key: env.text("OPENAI_API_KEY"),
+                openai_api_key: env.secret("OPENAI_API_KEY"),
                 openai_base_url: env.text("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
-                azure_openai_api_key: env.text("AZURE_OPENAI_API_KEY"),
+                azure_openai_api_key: env.secret("AZURE_OPENAI_API_KEY"),
                 azure_openai_base_url: env.text("AZURE_OPENAI_API_BASE"),
                 azure_openai_deployment: env.text("AZURE_OPENAI_DEPLOYMENT_NAME"),
                 azure_openai_api_version: env.text("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| "2024-06-01".into()),
-                anthropic_api_key: env.text("ANTHROPIC_API_KEY"),
+                anthropic_api_key: env.secret("ANTHROPIC_API_KEY"),
                 anthropic_base_url: env
                     .text("ANTHROPIC_BASE_URL")
                     .unwrap_or_else(|| "https://api.anthropic.com".into()),
                 ollama_base_url: env.text("OLLAMA_BASE_URL"),
-                groq_api_key: env.text("GROQ_API_KEY"),
+                groq_api_key: env.secret("GROQ_API_KEY"),
                 groq_base_url: env.text("GROQ_BASE_URL").unwrap_or_else(|| "https://api.groq.com/openai/v1".into()),
                 offline_fallback: env.parse("OFFLINE_FALLBACK", true)?,
                 model_ids: ModelIds {
@@ -227,7 +254,7 @@ fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
             Ok(AuthConfig::JwtLocal {
                 jwt: jwt()?,
                 algorithm: env.text("JWT_ALG").unwrap_or_else(|| "HS256".into()),
-                decode_key,
+                decode_key: Secret::new(decode_key),
             })
         }
         "jwt_oidc" => Ok(AuthConfig::JwtOidc { jwt: jwt()? }),
@@ -244,6 +271,10 @@ struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 impl Env<'_> {
     fn text(&self, name: &str) -> Option<String> {
         (self.0)(name)
+    }
+
+    fn secret(&self, name: &str) -> Option<Secret> {
+        self.text(name).map(Secret::new)
     }
 
     fn parse<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError>

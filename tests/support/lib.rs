@@ -141,6 +141,56 @@ pub async fn json_of(response: Response) -> (StatusCode, Value) {
     (status, value)
 }
 
+/// A response body read as it arrives: the text so far, and when each read came.
+pub struct StreamReader {
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    started: Instant,
+    pub text: String,
+    /// Time from the reader's creation to each read.
+    pub arrivals: Vec<Duration>,
+}
+
+impl StreamReader {
+    pub fn new(response: Response) -> Self {
+        use futures::StreamExt;
+        StreamReader {
+            body: response.bytes_stream().boxed(),
+            started: Instant::now(),
+            text: String::new(),
+            arrivals: Vec::new(),
+        }
+    }
+
+    /// Reads on until `done` holds for the text so far; the stream may not end before.
+    pub async fn read_until(&mut self, done: impl Fn(&str) -> bool) {
+        while !done(&self.text) {
+            assert!(self.read().await, "the stream ended early: {:?}", self.text);
+        }
+    }
+
+    /// Reads to the end of the stream.
+    pub async fn read_to_end(&mut self) {
+        while self.read().await {}
+    }
+
+    /// The complete events read so far.
+    pub fn events(&self) -> Vec<SseEvent> {
+        self.text.rfind("\r\n\r\n").map(|end| parse_sse(&self.text[..end + 4])).unwrap_or_default()
+    }
+
+    async fn read(&mut self) -> bool {
+        use futures::StreamExt;
+        match self.body.next().await {
+            Some(chunk) => {
+                self.text.push_str(std::str::from_utf8(&chunk.expect("a readable stream")).expect("UTF-8"));
+                self.arrivals.push(self.started.elapsed());
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// One server-sent event: its name and its data (`None` for `end`, which has no data line).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SseEvent {
@@ -178,15 +228,20 @@ pub async fn dynamodb_store() -> DynamoStore {
 
 /// The same with a chosen Query page size (`None`: DynamoDB's own 1 MB pages).
 pub async fn dynamodb_store_paged(page_size: Option<i32>) -> DynamoStore {
+    DynamoStore::connect(dynamodb_settings(page_size)).await.expect("the emulator answers")
+}
+
+/// Settings for a new table on the emulator the test command started; a second store connected
+/// with the same settings is a second client of the same table.
+pub fn dynamodb_settings(page_size: Option<i32>) -> DynamoSettings {
     let endpoint = std::env::var("DYNAMODB_TEST_ENDPOINT")
         .expect("DYNAMODB_TEST_ENDPOINT is not set: run `make test`, which starts the DynamoDB emulator (moto)");
-    let settings = DynamoSettings {
+    DynamoSettings {
         table: format!("test-{}", uuid::Uuid::new_v4()),
         endpoint_url: Some(endpoint),
         create_table: true,
         page_size,
-    };
-    DynamoStore::connect(settings).await.expect("the emulator answers")
+    }
 }
 
 /// A fresh path in a folder of its own under the system temp dir, for one test's files.

@@ -2,20 +2,20 @@
 
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
-use super::{limits, route, ApiError, AppState};
+use super::{limits, ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantInput};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(route("/assistants", get(list_own).post(create).put(create)))
-        .merge(route("/assistants/public", get(list_public)))
-        .merge(route("/assistants/{assistant_id}", get(read).put(replace).delete(remove)))
+pub fn routes() -> Routes {
+    Routes::default()
+        .route("/assistants", get(list_own).post(create).put(create))
+        .route("/assistants/public", get(list_public))
+        .route("/assistants/{assistant_id}", get(read).put(replace).delete(remove))
 }
 
 async fn create(

@@ -22,8 +22,7 @@ pub enum ApiError {
     NotFound(Entity),
     #[error("{0}")]
     Conflict(String),
-    #[error("Request body is larger than the limit of {limit} bytes")]
-    PayloadTooLarge { limit: usize },
+    /// 413: the detail names what was too large and the limit.
     #[error("{0}")]
     TooLarge(String),
     #[error("Not Found")]
@@ -33,6 +32,10 @@ pub enum ApiError {
     /// Something on our side failed; the detail names what, never a secret.
     #[error("{0}")]
     Internal(String),
+    /// A service we depend on failed (the Lambda worker, a token issuer); the detail names which.
+    #[error("{0}")]
+    BadGateway(String),
+    /// The data store could not be reached; the request may succeed if tried again.
     #[error("{0}")]
     Unavailable(String),
 }
@@ -57,8 +60,11 @@ impl From<RunError> for ApiError {
     fn from(error: RunError) -> Self {
         match error {
             RunError::Store(error) => error.into(),
-            RunError::Invalid(errors) => ApiError::Validation(errors),
             RunError::Model(error) => ApiError::Validation(vec![error.into_field_error()]),
+            RunError::Dispatch(error) => {
+                tracing::error!(%error, "background dispatch failed");
+                ApiError::BadGateway(format!("The run could not be started in the background: {error}"))
+            }
         }
     }
 }
@@ -71,9 +77,10 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } | ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

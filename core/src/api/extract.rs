@@ -21,7 +21,7 @@ impl<T: FromJson> FromRequest<AppState> for JsonBody<T> {
             let too_large = std::iter::successors(std::error::Error::source(&error), |cause| cause.source())
                 .any(|cause| cause.is::<LengthLimitError>());
             if too_large {
-                ApiError::PayloadTooLarge { limit }
+                ApiError::TooLarge(format!("Request body is larger than the limit of {limit} bytes"))
             } else {
                 ApiError::BadRequest(format!("Could not read the request body: {error}"))
             }

@@ -150,7 +150,7 @@ impl Authenticator for OidcJwt {
         if !self.keys.read().await.contains_key(&kid) {
             let fresh = self.fetch_keys().await.map_err(|error| {
                 tracing::warn!(%error, "could not fetch the issuer's keys");
-                ApiError::Unavailable("The token issuer's keys could not be fetched".into())
+                ApiError::BadGateway("The token issuer's keys could not be fetched".into())
             })?;
             *self.keys.write().await = fresh;
         }

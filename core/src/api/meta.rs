@@ -3,20 +3,27 @@
 use axum::http::header;
 use axum::response::Html;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
 
-use super::{route, AppState};
+use super::Routes;
 
 /// The OpenAPI description, written by hand next to the routers it describes.
 const OPENAPI: &str = include_str!("openapi.json");
 /// A self-contained page (no CDN) that renders [`OPENAPI`] and sends requests from the browser.
 const DOCS: &str = include_str!("docs.html");
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(route("/ok", get(|| async { Json(json!({"ok": true})) })))
-        .merge(route("/health", get(|| async { Json(json!({"status": "ok"})) })))
-        .merge(route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) })))
-        .merge(route("/docs", get(|| async { Html(DOCS) })))
+/// One schema of the OpenAPI description's components, for the JSON Schemas `/runs` serves.
+pub(crate) fn openapi_schema(name: &str) -> serde_json::Value {
+    static DESCRIPTION: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    let description = DESCRIPTION.get_or_init(|| serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON"));
+    description["components"]["schemas"][name].clone()
+}
+
+pub fn routes() -> Routes {
+    Routes::default()
+        .route("/ok", get(|| async { Json(json!({"ok": true})) }))
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
+        .route("/docs", get(|| async { Html(DOCS) }))
 }

@@ -14,12 +14,14 @@ pub mod threads;
 
 use std::sync::Arc;
 
+use axum::extract::MatchedPath;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
 use serde::Serialize;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tracing::Instrument;
 
 pub use auth::{Authenticator, CookieAuth, User};
 pub use error::ApiError;
@@ -56,7 +58,7 @@ impl AppState {
         let auth: Arc<dyn Authenticator> = match &config.auth {
             AuthConfig::Cookie => Arc::new(CookieAuth),
             AuthConfig::JwtLocal { jwt, algorithm, decode_key } => {
-                Arc::new(jwt::LocalJwt::new(jwt, algorithm, decode_key).map_err(|reason| ConfigError {
+                Arc::new(jwt::LocalJwt::new(jwt, algorithm, decode_key.expose()).map_err(|reason| ConfigError {
                     name: "JWT_DECODE_KEY_B64",
                     value: "(hidden)".into(),
                     reason,
@@ -68,23 +70,102 @@ impl AppState {
     }
 }
 
-/// Every route of the API.
-pub fn routes() -> Router<AppState> {
-    Router::new().merge(assistants::router()).merge(threads::router()).merge(runs::router()).merge(meta::router())
+/// The Lambda functions that answer HTTP, and the routes each serves: the one place that says
+/// which function owns which route. The functions' mains serve these; `template.yaml`, the
+/// `cargo lambda watch` router and `openapi.json` are checked against them (`tests/routes.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// `/assistants` and the service routes.
+    Assistants,
+    Threads,
+    /// Every `/runs` route (the stream too, buffered, where the REST API's proxy sends it).
+    Runs,
+    /// `POST /runs/stream`, answered through Lambda response streaming.
+    RunsStream,
+}
+
+impl Function {
+    pub const ALL: [Function; 4] = [Function::Assistants, Function::Threads, Function::Runs, Function::RunsStream];
+
+    /// The binary's name under `functions/`, as `template.yaml` and `cargo lambda` call it.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Function::Assistants => "assistants",
+            Function::Threads => "threads",
+            Function::Runs => "runs",
+            Function::RunsStream => "runs-stream",
+        }
+    }
+
+    pub fn routes(self) -> Routes {
+        match self {
+            Function::Assistants => assistants::routes().merge(meta::routes()),
+            Function::Threads => threads::routes(),
+            Function::Runs => runs::routes(),
+            Function::RunsStream => runs::stream_routes(),
+        }
+    }
+}
+
+/// Every route of the API: what `functions/api` and the local server answer. `RunsStream`'s one
+/// route is among the `Runs` routes.
+pub fn routes() -> Routes {
+    Function::Assistants.routes().merge(Function::Threads.routes()).merge(Function::Runs.routes())
+}
+
+/// A router that knows its paths, so the route table can be compared with its descriptions.
+#[derive(Clone, Default)]
+pub struct Routes {
+    router: Router<AppState>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    /// Routes `path` both with and without a trailing slash: OpenGPTs clients use both spellings.
+    pub(crate) fn route(mut self, path: &'static str, methods: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, methods.clone()).route(&format!("{path}/"), methods);
+        self.paths.push(path);
+        self
+    }
+
+    pub fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.paths.extend(other.paths);
+        self
+    }
+
+    /// The paths served, in axum's syntax (`/threads/{thread_id}`), without trailing slashes.
+    pub fn paths(&self) -> &[&'static str] {
+        &self.paths
+    }
 }
 
 /// A servable app from some routes: JSON 404 and 405 answers for everything they do not match,
 /// and CORS headers for the configured browser origins.
-pub fn app(routes: Router<AppState>, state: AppState) -> Router {
+pub fn app(routes: Routes, state: AppState) -> Router {
     let cors = cors(&state.config.cors_allow_origins);
     let app = routes
+        .router
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(trace_request))
         .with_state(state);
     match cors {
         Some(cors) => app.layer(cors),
         None => app,
     }
+}
+
+/// One span per request, and one line when it is answered: method, route (the pattern, so no
+/// ids), status and latency to the response head. The user is left out: it is personal data.
+async fn trace_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned());
+    let span = tracing::info_span!("request", method = %request.method(), route = route.as_deref().unwrap_or("-"));
+    let started = std::time::Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    span.in_scope(|| tracing::info!(status = response.status().as_u16(), latency_ms, "answered"));
+    response
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
@@ -101,11 +182,6 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     }
     let list: Vec<HeaderValue> = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
     Some(layer.allow_origin(AllowOrigin::list(list)).allow_credentials(true))
-}
-
-/// Routes `path` both with and without a trailing slash: OpenGPTs clients use both spellings.
-pub(crate) fn route(path: &str, methods: MethodRouter<AppState>) -> Router<AppState> {
-    Router::new().route(path, methods.clone()).route(&format!("{path}/"), methods)
 }
 
 /// Serializes straight to the response body, without building a JSON tree first.

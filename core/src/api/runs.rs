@@ -2,13 +2,14 @@
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
-use super::{limits, route, sse, ApiError, AppState};
+use super::{limits, sse, ApiError, AppState, Routes};
 use crate::llm::MODEL_NAMES;
 use crate::model::Run;
 use crate::runs::RunRequest;
@@ -16,15 +17,21 @@ use crate::runs::RunRequest;
 /// Enough buffered events that a briefly slow client does not hold the model back.
 const STREAM_BUFFER: usize = 256;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(route("/runs", post(create)))
-        .merge(route("/runs/stream", post(stream)))
-        .merge(route("/runs/input_schema", get(|| async { Json(input_schema()) })))
-        .merge(route("/runs/output_schema", get(|| async { Json(output_schema()) })))
-        .merge(route("/runs/config_schema", get(|| async { Json(config_schema()) })))
-        .merge(route("/runs/{run_id}", get(read)))
-        .merge(route("/runs/{run_id}/cancel", post(cancel)))
+/// Every `/runs` route. The stream is among them so that the `runs` function also answers it
+/// (buffered) where API Gateway's `/runs/{proxy+}` sends it, such as `/runs/stream/`.
+pub fn routes() -> Routes {
+    stream_routes()
+        .route("/runs", post(create))
+        .route("/runs/input_schema", get(|| async { Json(input_schema()) }))
+        .route("/runs/output_schema", get(|| async { Json(output_schema()) }))
+        .route("/runs/config_schema", get(|| async { Json(config_schema()) }))
+        .route("/runs/{run_id}", get(read))
+        .route("/runs/{run_id}/cancel", post(cancel))
+}
+
+/// The stream alone: on Lambda, its own function with response streaming.
+pub fn stream_routes() -> Routes {
+    Routes::default().route("/runs/stream", post(stream))
 }
 
 fn check_limits(state: &AppState, request: &RunRequest) -> Result<(), ApiError> {
@@ -54,8 +61,9 @@ async fn stream(
     let run_id = job.run.run_id;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let engine = state.runs.clone();
-    // The run lives in its own task: the client hanging up ends only the response.
-    tokio::spawn(async move { engine.execute(job, Some(sender)).await });
+    // The run lives in its own task: the client hanging up ends only the response. Its logs stay
+    // inside this request's span (and so carry the Lambda request id).
+    tokio::spawn(async move { engine.execute(job, Some(sender)).await }.in_current_span());
     Ok(sse::response(run_id, receiver, state.config.sse_ping_interval))
 }
 
@@ -77,19 +85,9 @@ async fn cancel(
     Ok(Json(state.runs.cancel(&user, run_id).await?))
 }
 
+/// A message, as `openapi.json` describes it (per type: a tool message needs `tool_call_id`).
 fn message_schema() -> Value {
-    json!({
-        "type": "object",
-        "required": ["type", "content"],
-        "properties": {
-            "type": {"enum": ["human", "ai", "system", "tool", "function", "chat"]},
-            "content": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "additional_kwargs": {"type": "object"},
-            "tool_call_id": {"type": "string", "description": "required when type is 'tool'"},
-        },
-    })
+    super::meta::openapi_schema("Message")
 }
 
 pub fn input_schema() -> Value {

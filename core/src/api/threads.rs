@@ -2,24 +2,24 @@
 
 use axum::extract::{Path, State};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
-use super::{json_response, limits, route, ApiError, AppState};
+use super::{json_response, limits, ApiError, AppState, Routes};
 use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
 use crate::model::{Generation, Message, MessageType, Thread, ThreadInput, Timestamp, UserId, WireMessages};
 use axum::response::Response;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .merge(route("/threads", get(list).post(create)))
-        .merge(route("/threads/{thread_id}", get(read).put(replace).delete(remove)))
-        .merge(route("/threads/{thread_id}/messages", get(messages).post(add_messages)))
-        .merge(route("/threads/{thread_id}/state", get(state).post(update_state)))
+pub fn routes() -> Routes {
+    Routes::default()
+        .route("/threads", get(list).post(create))
+        .route("/threads/{thread_id}", get(read).put(replace).delete(remove))
+        .route("/threads/{thread_id}/messages", get(messages).post(add_messages))
+        .route("/threads/{thread_id}/state", get(state).post(update_state))
 }
 
 async fn create(

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::sse_client::{events, json_data, UpstreamEvent};
 use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
+use crate::config::Secret;
 use crate::model::MessageType;
 
 const PROVIDER: &str = "anthropic";
@@ -17,12 +18,12 @@ const MAX_TOKENS: u32 = 4096;
 pub struct AnthropicModel {
     client: reqwest::Client,
     base_url: String,
-    api_key: String,
+    api_key: Secret,
     timeout: Duration,
 }
 
 impl AnthropicModel {
-    pub fn new(client: reqwest::Client, base_url: String, api_key: String, timeout: Duration) -> Self {
+    pub fn new(client: reqwest::Client, base_url: String, api_key: Secret, timeout: Duration) -> Self {
         AnthropicModel { client, base_url, api_key, timeout }
     }
 }
@@ -61,7 +62,7 @@ impl ChatModel for AnthropicModel {
         let send = self
             .client
             .post(format!("{}/v1/messages", self.base_url.trim_end_matches('/')))
-            .header("x-api-key", &self.api_key)
+            .header("x-api-key", self.api_key.expose())
             .header("anthropic-version", API_VERSION)
             .json(&wire_body(&request))
             .send();

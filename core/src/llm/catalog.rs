@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::{AnthropicModel, ChatModel, OfflineModel, OpenAiEndpoint, OpenAiModel};
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::model::validate::{FieldError, Loc};
 
 /// Every model name an assistant may use, in the order the config schema lists them.
@@ -86,7 +86,7 @@ impl ModelCatalog {
             .build()
             .unwrap_or_default();
         let timeout = providers.request_timeout;
-        let compatible = |provider: &'static str, base_url: &str, api_key: Option<&String>| -> Arc<dyn ChatModel> {
+        let compatible = |provider: &'static str, base_url: &str, api_key: Option<&Secret>| -> Arc<dyn ChatModel> {
             let endpoint =
                 OpenAiEndpoint::Compatible { provider, base_url: base_url.to_string(), api_key: api_key.cloned() };
             Arc::new(OpenAiModel::new(client.clone(), endpoint, timeout))

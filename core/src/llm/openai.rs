@@ -10,15 +10,16 @@ use serde_json::{json, Value};
 
 use super::sse_client::{events, json_data, UpstreamEvent};
 use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
+use crate::config::Secret;
 use crate::model::{Message, MessageType};
 
 /// Where the Chat Completions endpoint lives and how to authenticate to it.
 #[derive(Debug, Clone)]
 pub enum OpenAiEndpoint {
     /// `{base_url}/chat/completions` with `Authorization: Bearer` (OpenAI, Groq, vLLM, Ollama's `/v1`).
-    Compatible { provider: &'static str, base_url: String, api_key: Option<String> },
+    Compatible { provider: &'static str, base_url: String, api_key: Option<Secret> },
     /// `{base_url}/openai/deployments/{deployment}/chat/completions?api-version=…` with `api-key`.
-    Azure { base_url: String, deployment: String, api_version: String, api_key: String },
+    Azure { base_url: String, deployment: String, api_version: String, api_key: Secret },
 }
 
 pub struct OpenAiModel {
@@ -37,7 +38,7 @@ impl OpenAiModel {
             OpenAiEndpoint::Compatible { base_url, api_key, .. } => {
                 let request = self.client.post(format!("{}/chat/completions", base_url.trim_end_matches('/')));
                 match api_key {
-                    Some(key) => request.bearer_auth(key),
+                    Some(key) => request.bearer_auth(key.expose()),
                     None => request,
                 }
             }
@@ -47,7 +48,7 @@ impl OpenAiModel {
                     "{}/openai/deployments/{deployment}/chat/completions?api-version={api_version}",
                     base_url.trim_end_matches('/')
                 ))
-                .header("api-key", api_key),
+                .header("api-key", api_key.expose()),
         }
     }
 }

@@ -210,7 +210,23 @@ impl FromJson for Content {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
         match value {
             Value::String(text) => Ok(Content::Text(text.clone())),
-            Value::Array(parts) => Ok(Content::Parts(parts.clone())),
+            Value::Array(parts) => {
+                // LangChain's content blocks: text, or an object such as {"type": "text", ...}.
+                let errors: FieldErrors = parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, part)| !part.is_string() && !part.is_object())
+                    .map(|(index, part)| {
+                        let message = "Input should be a valid string or a content block object";
+                        FieldError::new("model_type", &loc.index(index), message, part)
+                    })
+                    .collect();
+                if errors.is_empty() {
+                    Ok(Content::Parts(parts.clone()))
+                } else {
+                    Err(errors)
+                }
+            }
             _ => Err(vec![FieldError::new(
                 "string_type",
                 loc,
@@ -249,7 +265,7 @@ impl FromJson for Message {
         let example = fields.optional("example").unwrap_or(false);
         let tool_calls = list_of_values(&mut fields, "tool_calls");
         let invalid_tool_calls = list_of_values(&mut fields, "invalid_tool_calls");
-        let usage_metadata = fields.optional("usage_metadata");
+        let usage_metadata = fields.optional::<Map<String, Value>>("usage_metadata").map(Value::Object);
         let tool_call_id = fields.optional::<String>("tool_call_id");
         if kind == Some(MessageType::Tool) && tool_call_id.is_none() {
             let error = FieldError::missing(&fields.loc().key("tool_call_id"), value);
@@ -301,6 +317,20 @@ mod tests {
         let errors = Message::from_json(&json!({"type": "bogus", "content": "x"}), &Loc::body()).unwrap_err();
         assert_eq!(errors[0].loc, vec![json!("body"), json!("type")]);
         assert_eq!(errors[0].kind, "literal_error");
+    }
+
+    #[test]
+    fn content_blocks_and_usage_must_be_objects() {
+        let errors = Message::from_json(
+            &json!({"type": "ai", "content": ["text", [null]], "usage_metadata": [1]}),
+            &Loc::body(),
+        )
+        .unwrap_err();
+        let locs: Vec<Vec<Value>> = errors.iter().map(|error| error.loc.clone()).collect();
+        assert_eq!(
+            locs,
+            [vec![json!("body"), json!("content"), json!(1)], vec![json!("body"), json!("usage_metadata")]]
+        );
     }
 
     #[test]

@@ -18,6 +18,17 @@ impl RunStatus {
     pub fn is_finished(self) -> bool {
         matches!(self, RunStatus::Success | RunStatus::Error | RunStatus::Cancelled)
     }
+
+    /// The name on the wire and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Error => "error",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// One execution of an assistant on a thread (OpenGPTs had no such record: runs were fire-and-forget).

@@ -3,13 +3,24 @@
 use async_trait::async_trait;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
+use tracing::Instrument;
 
-use super::{RunEngine, RunError, RunJob};
-use crate::store::StoreError;
+use super::{RunEngine, RunJob};
+
+/// The worker could not be handed the run; the run never started.
+#[derive(Debug, thiserror::Error)]
+#[error("could not hand the run to {worker}: {reason}")]
+pub struct DispatchError {
+    pub worker: String,
+    pub reason: String,
+}
 
 #[async_trait]
 pub trait BackgroundDispatch: Send + Sync + 'static {
-    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), RunError>;
+    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), DispatchError>;
+
+    /// Whether the run executes in this process, where a cancel can reach it directly.
+    fn executes_here(&self) -> bool;
 }
 
 /// A task in this process: the local server, where the process outlives the request.
@@ -17,10 +28,14 @@ pub struct InProcessDispatch;
 
 #[async_trait]
 impl BackgroundDispatch for InProcessDispatch {
-    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), RunError> {
+    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), DispatchError> {
         let engine = engine.clone();
-        tokio::spawn(async move { engine.execute(job, None).await });
+        tokio::spawn(async move { engine.execute(job, None).await }.in_current_span());
         Ok(())
+    }
+
+    fn executes_here(&self) -> bool {
+        true
     }
 }
 
@@ -39,30 +54,28 @@ impl LambdaDispatch {
         }
         LambdaDispatch { client: aws_sdk_lambda::Client::new(&loader.load().await), function }
     }
+
+    fn error(&self, reason: impl std::fmt::Display) -> DispatchError {
+        DispatchError { worker: self.function.clone(), reason: reason.to_string() }
+    }
 }
 
 #[async_trait]
 impl BackgroundDispatch for LambdaDispatch {
-    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), RunError> {
-        let payload = serde_json::to_vec(&job).map_err(|error| StoreError::Backend(error.to_string()))?;
-        let invoked = self
-            .client
+    async fn dispatch(&self, _engine: &RunEngine, job: RunJob) -> Result<(), DispatchError> {
+        let payload = serde_json::to_vec(&job).map_err(|error| self.error(error))?;
+        self.client
             .invoke()
             .function_name(&self.function)
             .invocation_type(InvocationType::Event)
             .payload(Blob::new(payload))
             .send()
-            .await;
-        if let Err(error) = invoked {
-            let reason = format!(
-                "could not hand the run to {}: {}",
-                self.function,
-                aws_sdk_lambda::error::DisplayErrorContext(&error)
-            );
-            // The run never started: record why and free the thread.
-            engine.abandon(job, reason.clone()).await;
-            return Err(RunError::Store(StoreError::Backend(reason)));
-        }
+            .await
+            .map_err(|error| self.error(aws_sdk_lambda::error::DisplayErrorContext(&error)))?;
         Ok(())
+    }
+
+    fn executes_here(&self) -> bool {
+        false
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::dispatch::BackgroundDispatch;
@@ -55,6 +56,8 @@ enum Failure {
     Cancelled,
     Model(LlmError),
     Store(StoreError),
+    /// The background worker could not be handed the run.
+    NotStarted(String),
 }
 
 impl RunEngine {
@@ -101,42 +104,67 @@ impl RunEngine {
             updated_at: now,
         };
         store.start_run(&run, self.inner.config.run_lease).await?;
-        self.inner.active.lock().unwrap_or_else(|p| p.into_inner()).insert(run.run_id, CancellationToken::new());
+        self.active().insert(run.run_id, CancellationToken::new());
         let job = RunJob { run, generation, configurable };
         if !input.is_empty() {
             if let Err(error) = store.append_messages(&job.run.user_id, job.run.thread_id, &input).await {
-                self.finish(job.run, Err(Failure::Store(error))).await;
-                return Err(RunError::Store(StoreError::Backend("could not save the run's input".into())));
+                // Nothing of the input was stored (appends are all or nothing): end the run and
+                // free the thread before answering.
+                self.finish(job.run, Err(Failure::Store(error.clone()))).await;
+                return Err(error.into());
             }
         }
         Ok(job)
     }
 
-    /// Hands a started run to the background dispatcher.
+    /// Hands a started run to the background dispatcher. If it cannot take it, the run is ended
+    /// as failed and its thread freed.
     pub async fn run_in_background(&self, job: RunJob) -> Result<(), RunError> {
-        self.inner.dispatch.dispatch(self, job).await
+        let run = job.run.clone();
+        let dispatch = &self.inner.dispatch;
+        if let Err(error) = dispatch.dispatch(self, job).await {
+            self.finish(run, Err(Failure::NotStarted(error.to_string()))).await;
+            return Err(error.into());
+        }
+        if !dispatch.executes_here() {
+            // Another process runs it; a cancel reaches it through the store.
+            self.active().remove(&run.run_id);
+        }
+        Ok(())
     }
 
     /// Executes a started run to its end and returns its final record. `events`, when given,
     /// receives the stream's payloads; a receiver that goes away does not stop the run.
     pub async fn execute(&self, job: RunJob, events: Option<mpsc::Sender<RunEvent>>) -> Run {
-        let token = self.token(job.run.run_id);
-        let mut sink = EventSink(events);
-        let outcome = self.drive(&job, &token, &mut sink).await;
-        if let Err(failure) = &outcome {
-            let (status_code, message) = match failure {
-                Failure::Cancelled => (409, format!("Run {} was cancelled", job.run.run_id)),
-                Failure::Model(error) => (error.status_code(), error.to_string()),
-                Failure::Store(error) => (503, format!("The data store failed: {error}")),
-            };
-            sink.send(RunEvent::Error { status_code, message }).await;
+        let span = tracing::info_span!(
+            "run",
+            run_id = %job.run.run_id,
+            thread_id = %job.run.thread_id,
+            provider = tracing::field::Empty,
+            model = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+        );
+        let started = std::time::Instant::now();
+        async {
+            let token = self.token(job.run.run_id);
+            let mut sink = EventSink(events);
+            let outcome = self.drive(&job, &token, &mut sink).await;
+            if let Err(failure) = &outcome {
+                sink.send(RunEvent::Error { status_code: failure.status_code(), message: failure.message(&job.run) })
+                    .await;
+            }
+            let run = self.finish(job.run, outcome.map(|_| ())).await;
+            tracing::info!(
+                outcome = run.status.as_str(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                error = run.error.as_deref(),
+                "run finished"
+            );
+            run
         }
-        self.finish(job.run, outcome.map(|_| ())).await
-    }
-
-    /// Ends a started run that could not be executed, recording why.
-    pub async fn abandon(&self, job: RunJob, reason: String) -> Run {
-        self.finish(job.run, Err(Failure::Store(StoreError::Backend(reason)))).await
+        .instrument(span)
+        .await
     }
 
     /// A run's record. One still marked pending or running, but silent for longer than a lease,
@@ -165,14 +193,14 @@ impl RunEngine {
         run.updated_at = Timestamp::now();
         // Recorded first, so a worker in another process sees it at its next heartbeat.
         self.inner.store.update_run(&run).await?;
-        if let Some(token) = self.inner.active.lock().unwrap_or_else(|p| p.into_inner()).get(&run_id) {
+        if let Some(token) = self.active().get(&run_id) {
             token.cancel();
         }
         Ok(run)
     }
 
     fn token(&self, run_id: Uuid) -> CancellationToken {
-        self.inner.active.lock().unwrap_or_else(|p| p.into_inner()).entry(run_id).or_default().clone()
+        self.active().entry(run_id).or_default().clone()
     }
 
     async fn drive(&self, job: &RunJob, token: &CancellationToken, sink: &mut EventSink) -> Result<Message, Failure> {
@@ -188,13 +216,13 @@ impl RunEngine {
             self.inner.models.resolve(&job.configurable).map_err(|error| {
                 Failure::Model(LlmError::Upstream { provider: "config", message: error.to_string() })
             })?;
+        let span = tracing::Span::current();
+        span.record("provider", resolved.model.provider());
+        span.record("model", resolved.model_id.as_str());
         if job.generation == Generation::Latest {
             sink.send(RunEvent::Data(render::opening(&history))).await;
         }
-        let mut answer = Message::new(MessageType::Ai, "");
-        if job.generation == Generation::Latest {
-            answer.id = Some(format!("run-{}", run.run_id));
-        }
+        let mut answer = AnswerBuilder::new(job.generation, run.run_id);
 
         let request = ChatRequest {
             model: resolved.model_id.clone(),
@@ -208,64 +236,36 @@ impl RunEngine {
         // Latest clients get the empty AI message first; the seed document's client would print
         // it as a blank line, which its documented output does not show.
         if job.generation == Generation::Latest {
-            sink.progress(job.generation, &history, &answer).await;
+            sink.progress(job.generation, &history, answer.message()).await;
         }
-        let lease = self.inner.config.run_lease;
-        let beat = lease / 3;
+        let beat = self.inner.config.run_lease / 3;
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-        let mut text = String::new();
-        let mut calls: Vec<ToolCallBuilder> = Vec::new();
-        let mut finish_reason = None;
-        let mut usage = None;
         loop {
             tokio::select! {
                 biased;
                 _ = token.cancelled() => return Err(Failure::Cancelled),
-                _ = heartbeat.tick() => {
-                    store.renew_lease(run.thread_id, run.run_id, lease).await.map_err(Failure::Store)?;
-                    let mut current = store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?;
-                    if current.status == RunStatus::Cancelled {
-                        return Err(Failure::Cancelled);
-                    }
-                    // A fresh `updated_at` tells readers this run is alive (see `get`).
-                    current.updated_at = Timestamp::now();
-                    store.update_run(&current).await.map_err(Failure::Store)?;
-                }
+                _ = heartbeat.tick() => self.heartbeat(run).await?,
                 chunk = stream.next() => match chunk {
                     None => break,
                     Some(Err(error)) => return Err(Failure::Model(error)),
-                    Some(Ok(Chunk::Text(delta))) => {
-                        text.push_str(&delta);
-                        answer.content = Content::Text(text.clone());
-                        sink.progress(job.generation, &history, &answer).await;
-                    }
-                    Some(Ok(Chunk::ToolCall { index, id, name, arguments })) => {
-                        if calls.len() <= index {
-                            calls.resize_with(index + 1, ToolCallBuilder::default);
+                    Some(Ok(chunk)) => {
+                        if answer.add(chunk) {
+                            sink.progress(job.generation, &history, answer.message()).await;
                         }
-                        calls[index].add(id, name, &arguments);
                     }
-                    Some(Ok(Chunk::Usage { input_tokens, output_tokens })) => {
-                        usage = Some(json!({
-                            "input_tokens": input_tokens,
-                            "output_tokens": output_tokens,
-                            "total_tokens": input_tokens + output_tokens,
-                        }));
-                    }
-                    Some(Ok(Chunk::Finish { reason })) => finish_reason = Some(reason),
                 }
             }
         }
-        answer.tool_calls = calls.into_iter().map(ToolCallBuilder::build).collect();
-        answer.response_metadata.insert("finish_reason".into(), json!(finish_reason.unwrap_or_else(|| "stop".into())));
-        answer.response_metadata.insert("model_name".into(), json!(resolved.model_id));
-        answer.usage_metadata = usage;
-        sink.progress(job.generation, &history, &answer).await;
-        if job.generation == Generation::Seed {
-            answer
-                .additional_kwargs
-                .insert("agent".into(), json!({"return_values": {"output": text}, "log": text, "type": "AgentFinish"}));
+        let answer = answer.finish(&resolved.model_id);
+        if let Some(usage) = &answer.usage_metadata {
+            span.record("input_tokens", usage["input_tokens"].as_u64());
+            span.record("output_tokens", usage["output_tokens"].as_u64());
         }
+        // The finished message goes out twice, as OpenGPTs sends it: once as the model's last
+        // chunk and once as the stored message (which, for seed clients, carries AgentFinish).
+        let mut last_chunk = answer.clone();
+        last_chunk.additional_kwargs.remove("agent");
+        sink.progress(job.generation, &history, &last_chunk).await;
         sink.progress(job.generation, &history, &answer).await;
         // The answer is stored while the lease is still held: no other run can slip in between.
         store
@@ -275,27 +275,129 @@ impl RunEngine {
         Ok(answer)
     }
 
+    /// Keeps the thread's lease, notices a cancel recorded by another process, and refreshes the
+    /// run's `updated_at`, which tells readers the run is alive (see `get`).
+    async fn heartbeat(&self, run: &Run) -> Result<(), Failure> {
+        let store = &self.inner.store;
+        store.renew_lease(run.thread_id, run.run_id, self.inner.config.run_lease).await.map_err(Failure::Store)?;
+        let mut current = store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?;
+        if current.status == RunStatus::Cancelled {
+            return Err(Failure::Cancelled);
+        }
+        current.updated_at = Timestamp::now();
+        store.update_run(&current).await.map_err(Failure::Store)
+    }
+
     /// Records how the run ended and gives its thread back.
     async fn finish(&self, mut run: Run, outcome: Result<(), Failure>) -> Run {
         let store = &self.inner.store;
         (run.status, run.error) = match outcome {
             Ok(()) => (RunStatus::Success, None),
             Err(Failure::Cancelled) => (RunStatus::Cancelled, None),
-            Err(Failure::Model(error)) => (RunStatus::Error, Some(error.to_string())),
-            Err(Failure::Store(error)) => (RunStatus::Error, Some(error.to_string())),
+            Err(failure) => (RunStatus::Error, Some(failure.message(&run))),
         };
         run.updated_at = Timestamp::now();
-        if let Some(error) = &run.error {
-            tracing::warn!(run_id = %run.run_id, %error, "run failed");
+        // The thread is freed first: a client that sees the run finished can start the next one.
+        if let Err(error) = store.release_lease(run.thread_id, run.run_id).await {
+            tracing::error!(run_id = %run.run_id, %error, "could not release the thread; its lease will expire");
         }
         if let Err(error) = store.update_run(&run).await {
             tracing::error!(run_id = %run.run_id, %error, "could not record the run's end");
         }
-        if let Err(error) = store.release_lease(run.thread_id, run.run_id).await {
-            tracing::error!(run_id = %run.run_id, %error, "could not release the thread; its lease will expire");
-        }
-        self.inner.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
+        self.active().remove(&run.run_id);
         run
+    }
+
+    /// Runs executing in this process, so a cancel reaches them at once.
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
+        self.inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Failure {
+    /// The `status_code` of the stream's error event.
+    fn status_code(&self) -> u16 {
+        match self {
+            Failure::Cancelled => 409,
+            Failure::Model(error) => error.status_code(),
+            Failure::Store(_) => 503,
+            Failure::NotStarted(_) => 502,
+        }
+    }
+
+    /// What the run's record and the stream's error event say.
+    fn message(&self, run: &Run) -> String {
+        match self {
+            Failure::Cancelled => format!("Run {} was cancelled", run.run_id),
+            Failure::Model(error) => error.to_string(),
+            Failure::Store(error) => format!("The data store failed: {error}"),
+            Failure::NotStarted(reason) => format!("The run was not started: {reason}"),
+        }
+    }
+}
+
+/// The AI message as the model's chunks build it: text, tool calls, usage and finish reason.
+struct AnswerBuilder {
+    message: Message,
+    generation: Generation,
+    text: String,
+    calls: Vec<ToolCallBuilder>,
+    finish_reason: Option<String>,
+}
+
+impl AnswerBuilder {
+    fn new(generation: Generation, run_id: Uuid) -> Self {
+        let mut message = Message::new(MessageType::Ai, "");
+        if generation == Generation::Latest {
+            message.id = Some(format!("run-{run_id}"));
+        }
+        AnswerBuilder { message, generation, text: String::new(), calls: Vec::new(), finish_reason: None }
+    }
+
+    fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Takes one chunk in; true when the visible message changed.
+    fn add(&mut self, chunk: Chunk) -> bool {
+        match chunk {
+            Chunk::Text(delta) => {
+                self.text.push_str(&delta);
+                self.message.content = Content::Text(self.text.clone());
+                return true;
+            }
+            Chunk::ToolCall { index, id, name, arguments } => {
+                if self.calls.len() <= index {
+                    self.calls.resize_with(index + 1, ToolCallBuilder::default);
+                }
+                self.calls[index].add(id, name, &arguments);
+            }
+            Chunk::Usage { input_tokens, output_tokens } => {
+                self.message.usage_metadata = Some(json!({
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "total_tokens": input_tokens + output_tokens,
+                }));
+            }
+            Chunk::Finish { reason } => self.finish_reason = Some(reason),
+        }
+        false
+    }
+
+    /// The message as stored: with its tool calls, metadata, and the seed era's AgentFinish.
+    fn finish(self, model_id: &str) -> Message {
+        let mut message = self.message;
+        message.tool_calls = self.calls.into_iter().map(ToolCallBuilder::build).collect();
+        let finish_reason = self.finish_reason.unwrap_or_else(|| "stop".into());
+        message.response_metadata.insert("finish_reason".into(), json!(finish_reason));
+        message.response_metadata.insert("model_name".into(), json!(model_id));
+        if self.generation == Generation::Seed {
+            let text = self.text;
+            message
+                .additional_kwargs
+                .insert("agent".into(), json!({"return_values": {"output": text}, "log": text, "type": "AgentFinish"}));
+        }
+        message
     }
 }
 

@@ -10,20 +10,21 @@ mod engine;
 mod render;
 mod request;
 
-pub use dispatch::{BackgroundDispatch, InProcessDispatch, LambdaDispatch};
+pub use dispatch::{BackgroundDispatch, DispatchError, InProcessDispatch, LambdaDispatch};
 pub use engine::{RunEngine, RunEvent, RunJob};
 pub use request::{RunInput, RunRequest};
 
 use crate::llm::ModelConfigError;
-use crate::model::validate::FieldErrors;
 use crate::store::StoreError;
 
+/// Why a run could not be started (or read, or cancelled). Failures after the start belong to
+/// the run: they end up in its record and stream, not here.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("invalid run request")]
-    Invalid(FieldErrors),
     #[error(transparent)]
     Model(#[from] ModelConfigError),
+    #[error(transparent)]
+    Dispatch(#[from] DispatchError),
 }

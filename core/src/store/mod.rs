@@ -34,7 +34,7 @@ impl std::fmt::Display for Entity {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Absent, or owned by someone else: callers cannot tell the two apart, on purpose.
     #[error("{0} not found")]

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), opengpts::serve::Error> {
-    opengpts::serve::lambda(opengpts::api::assistants::router().merge(opengpts::api::meta::router())).await
+    opengpts::serve::lambda(opengpts::api::Function::Assistants).await
 }

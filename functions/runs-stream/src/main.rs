@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), opengpts::serve::Error> {
-    opengpts::serve::lambda_streaming(opengpts::api::runs::router()).await
+    opengpts::serve::lambda(opengpts::api::Function::RunsStream).await
 }

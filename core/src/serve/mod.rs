@@ -8,25 +8,14 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Function, Routes};
 use crate::config::{Config, StoreKind};
 use crate::runs::{BackgroundDispatch, InProcessDispatch, LambdaDispatch, RunJob};
 use crate::store::{DynamoStore, MemoryStore, SqliteStore, Store};
 
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub mod logging;
 
-/// Logs as Lambda expects (`AWS_LAMBDA_LOG_FORMAT=JSON`, `AWS_LAMBDA_LOG_LEVEL`), else `RUST_LOG`.
-pub fn init_tracing() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into())
-        .to_lowercase();
-    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    // A second init (tests start many servers) is harmless: the first subscriber stays.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
-}
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// The configured backend, connected once for the life of the process.
 pub async fn store(config: &Config) -> Result<Arc<dyn Store>, Error> {
@@ -89,7 +78,7 @@ pub async fn serve_http(listener: TcpListener, app: Router) -> std::io::Result<(
 
 /// `functions/api`: every route, as one Lambda function or as the local server on HOST:PORT.
 pub async fn api() -> Result<(), Error> {
-    init_tracing();
+    logging::init();
     let state = state_from_env().await?;
     if under_lambda() {
         // The run stream answers through response streaming, so this function streams too.
@@ -140,29 +129,25 @@ pub fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
 /// What a Lambda function serves: the routes, behind the stage stripping.
 pub type Lambda = tower::util::MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request>;
 
-pub fn lambda_app(routes: Router<AppState>, state: AppState) -> Lambda {
+pub fn lambda_app(routes: Routes, state: AppState) -> Lambda {
     tower::ServiceExt::map_request(api::app(routes, state), strip_stage as fn(_) -> _)
 }
 
-/// A Lambda function serving some of the routes with buffered responses.
-pub async fn lambda(routes: Router<AppState>) -> Result<(), Error> {
-    init_tracing();
+/// One of the HTTP functions: its routes, buffered, or streamed where the function streams.
+pub async fn lambda(function: Function) -> Result<(), Error> {
+    logging::init();
     let state = state_from_env().await?;
     state.store.warm_up().await;
-    lambda_http::run(lambda_app(routes, state)).await
-}
-
-/// A Lambda function serving some of the routes with response streaming.
-pub async fn lambda_streaming(routes: Router<AppState>) -> Result<(), Error> {
-    init_tracing();
-    let state = state_from_env().await?;
-    state.store.warm_up().await;
-    lambda_http::run_with_streaming_response(lambda_app(routes, state)).await
+    let app = lambda_app(function.routes(), state);
+    match function {
+        Function::RunsStream => lambda_http::run_with_streaming_response(app).await,
+        Function::Assistants | Function::Threads | Function::Runs => lambda_http::run(app).await,
+    }
 }
 
 /// `functions/run-worker`: executes the background runs that `runs` hands over.
 pub async fn run_worker() -> Result<(), Error> {
-    init_tracing();
+    logging::init();
     let state = state_from_env().await?;
     state.store.warm_up().await;
     let engine = state.runs;

@@ -1,0 +1,331 @@
+//! DynamoDB: the cloud store. One table, on-demand billing, no Scan on any path.
+//!
+//! Key design (every key attribute a string):
+//!
+//! | item | `pk` | `sk` | `gsi1pk` / `gsi1sk` | `gsi2pk` / `gsi2sk` |
+//! |---|---|---|---|---|
+//! | assistant | `ASSISTANT#<id>` | `A` | `USER#<user>#ASSISTANTS` / `<updated_at>#<id>` | `PUBLIC#ASSISTANTS` / `<updated_at>#<id>`, only while public (sparse) |
+//! | thread | `THREAD#<id>` | `M` | `USER#<user>#THREADS` / `<updated_at>#<id>` | – |
+//! | message (part) | `THREAD#<id>` | `M#<seq, 12 digits>#<part, 3 digits>` | – | – |
+//! | run | `RUN#<run_id>` | `R` | – | – |
+//! | run pointer | `THREAD#<id>` | `R#<run_id>` | – | – |
+//!
+//! Access patterns:
+//! - an assistant, a thread, a run: GetItem; ownership is checked on the item's `user_id`.
+//! - a user's assistants or threads, newest first: Query `gsi1` descending.
+//! - public assistants: Query the sparse `gsi2`.
+//! - a thread's messages: one Query of the thread's partition for `sk` beginning with `M`. It
+//!   returns the thread item first (checking ownership) and then the messages in order.
+//! - append: one UpdateItem on the thread item reserves a range of sequence numbers (only if the
+//!   user owns the thread), then one TransactWriteItems writes the messages all or nothing.
+//! - a message larger than an item is stored in parts under consecutive `sk`s and rejoined on read.
+//! - start a run: one TransactWriteItems takes the lease on the thread item (if it is free or
+//!   expired), writes the run and a pointer to it in the thread's partition.
+//! - delete a thread: the thread item goes first (conditionally on its owner), then everything in
+//!   its partition and the runs it points to, in batches.
+//! - creates and replaces are conditional on the owner: a PUT cannot take over another user's id.
+
+mod errors;
+mod messages;
+mod requests;
+mod runs;
+mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+pub use requests::RequestCounter;
+pub use table::{TableDefinition, TABLE};
+
+use super::{Entity, Store, StoreError, StoreResult};
+use crate::config::DynamoSettings;
+use crate::model::{Assistant, Message, Run, Thread, UserId};
+use errors::{backend, conditional, sdk_error};
+use requests::CountRequests;
+use table::{assistant_pk, body, key, order_key, owned, s, text, thread_pk, to_json, Item};
+
+/// BatchWriteItem takes at most 25 requests.
+const BATCH_ITEMS: usize = 25;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    page_size: Option<i32>,
+    requests: Arc<RequestCounter>,
+}
+
+impl DynamoStore {
+    /// Builds the client once (explicit retries and timeouts), and the table if asked.
+    pub async fn connect(settings: DynamoSettings) -> StoreResult<Self> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4))
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .operation_timeout(Duration::from_secs(20))
+                    .build(),
+            );
+        if let Some(endpoint) = &settings.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let shared = loader.load().await;
+        let requests = Arc::new(RequestCounter::default());
+        let config =
+            aws_sdk_dynamodb::config::Builder::from(&shared).interceptor(CountRequests(requests.clone())).build();
+        let store = DynamoStore {
+            client: Client::from_conf(config),
+            table: settings.table,
+            page_size: settings.page_size,
+            requests,
+        };
+        if settings.create_table {
+            store.create_table_if_missing().await?;
+        }
+        Ok(store)
+    }
+
+    pub fn requests(&self) -> Arc<RequestCounter> {
+        self.requests.clone()
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await;
+        Ok(output.map_err(sdk_error)?.item)
+    }
+
+    /// Every item of a Query, following `LastEvaluatedKey` across pages (an empty or absent one ends it).
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+        newest_first: bool,
+    ) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(condition)
+                .scan_index_forward(!newest_first)
+                .set_exclusive_start_key(start.take())
+                .set_limit(self.page_size);
+            for (name, value) in &values {
+                query = query.expression_attribute_values(*name, value.clone());
+            }
+            query = match index {
+                Some(index) => query.index_name(index),
+                None => query.consistent_read(true),
+            };
+            let page = query.send().await.map_err(sdk_error)?;
+            items.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn list<T: DeserializeOwned>(&self, index: &str, pk_name: &str, pk: String) -> StoreResult<Vec<T>> {
+        let condition = format!("{pk_name} = :pk");
+        let items = self.query_all(Some(index), &condition, vec![(":pk", s(pk))], true).await?;
+        items.iter().map(body).collect()
+    }
+
+    /// Deletes keys in batches of 25, retrying what DynamoDB leaves unprocessed.
+    async fn delete_all(&self, keys: Vec<Item>) -> StoreResult<()> {
+        for chunk in keys.chunks(BATCH_ITEMS) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|key| {
+                    let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(backend)?;
+                    Ok(WriteRequest::builder().delete_request(delete).build())
+                })
+                .collect::<StoreResult<_>>()?;
+            for attempt in 0.. {
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                requests = output.unprocessed_items.and_then(|mut left| left.remove(&self.table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt >= 8 {
+                    return Err(backend("could not finish a batch delete"));
+                }
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes an item only if `user` owns it; otherwise (or if absent) `NotFound`.
+    async fn delete_owned(&self, key: Item, user: &UserId, entity: Entity) -> StoreResult<()> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression("user_id = :user")
+            .expression_attribute_values(":user", s(user.as_str()))
+            .send()
+            .await;
+        conditional(deleted, Err(StoreError::NotFound(entity)))
+    }
+
+    fn conditional_put(
+        &self,
+        item: Item,
+        owner: &UserId,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR user_id = :user")
+            .expression_attribute_values(":user", s(owner.as_str()))
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn warm_up(&self) {
+        // A read of a key that never exists: allowed to every function, and opens the connection.
+        let _ = self.get("WARMUP".into(), "-").await;
+    }
+
+    async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
+        let mut item = key(assistant_pk(assistant.assistant_id), "A");
+        let order = order_key(assistant.updated_at, assistant.assistant_id);
+        item.insert("user_id".into(), s(assistant.user_id.as_str()));
+        item.insert("body".into(), s(to_json(assistant)?));
+        item.insert("gsi1pk".into(), s(format!("USER#{}#ASSISTANTS", assistant.user_id)));
+        item.insert("gsi1sk".into(), s(order.clone()));
+        if assistant.public {
+            item.insert("gsi2pk".into(), s("PUBLIC#ASSISTANTS"));
+            item.insert("gsi2sk".into(), s(order));
+        }
+        let put = self.conditional_put(item, &assistant.user_id).send().await;
+        conditional(put, Err(StoreError::NotFound(Entity::Assistant)))
+    }
+
+    async fn get_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<Assistant> {
+        let item = self.get(assistant_pk(assistant_id), "A").await?.ok_or(StoreError::NotFound(Entity::Assistant))?;
+        let assistant: Assistant = body(&item)?;
+        if &assistant.user_id == user || assistant.public {
+            Ok(assistant)
+        } else {
+            Err(StoreError::NotFound(Entity::Assistant))
+        }
+    }
+
+    async fn list_assistants(&self, user: &UserId) -> StoreResult<Vec<Assistant>> {
+        self.list("gsi1", "gsi1pk", format!("USER#{user}#ASSISTANTS")).await
+    }
+
+    async fn list_public_assistants(&self) -> StoreResult<Vec<Assistant>> {
+        self.list("gsi2", "gsi2pk", "PUBLIC#ASSISTANTS".into()).await
+    }
+
+    async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()> {
+        self.delete_owned(key(assistant_pk(assistant_id), "A"), user, Entity::Assistant).await
+    }
+
+    async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
+        // An update, not a put: the item also carries the message counter and the run lease.
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(thread_pk(thread.thread_id), "M")))
+            .update_expression("SET user_id = :user, body = :body, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk")
+            .condition_expression("attribute_not_exists(pk) OR user_id = :user")
+            .expression_attribute_values(":user", s(thread.user_id.as_str()))
+            .expression_attribute_values(":body", s(to_json(thread)?))
+            .expression_attribute_values(":gsi1pk", s(format!("USER#{}#THREADS", thread.user_id)))
+            .expression_attribute_values(":gsi1sk", s(order_key(thread.updated_at, thread.thread_id)))
+            .send()
+            .await;
+        conditional(updated, Err(StoreError::NotFound(Entity::Thread)))
+    }
+
+    async fn get_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Thread> {
+        body(&owned(self.get(thread_pk(thread_id), "M").await?, user, Entity::Thread)?)
+    }
+
+    async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>> {
+        self.list("gsi1", "gsi1pk", format!("USER#{user}#THREADS")).await
+    }
+
+    async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
+        self.delete_owned(key(thread_pk(thread_id), "M"), user, Entity::Thread).await?;
+        let items = self.query_all(None, "pk = :pk", vec![(":pk", s(thread_pk(thread_id)))], false).await?;
+        let mut keys = Vec::with_capacity(items.len());
+        for item in &items {
+            let sk = text(item, "sk")?;
+            if let Some(run_id) = sk.strip_prefix("R#") {
+                keys.push(key(format!("RUN#{run_id}"), "R"));
+            }
+            keys.push(key(thread_pk(thread_id), sk));
+        }
+        self.delete_all(keys).await
+    }
+
+    async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {
+        let (_, messages) = self.thread_and_messages(user, thread_id).await?;
+        Ok(messages.into_iter().map(|(_, message)| message).collect())
+    }
+
+    async fn thread_with_messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<(Thread, Vec<Message>)> {
+        let (thread, messages) = self.thread_and_messages(user, thread_id).await?;
+        Ok((body(&thread)?, messages.into_iter().map(|(_, message)| message).collect()))
+    }
+
+    async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+        self.append(user, thread_id, messages).await
+    }
+
+    async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+        self.upsert(user, thread_id, messages).await
+    }
+
+    async fn start_run(&self, run: &Run, lease: Duration) -> StoreResult<()> {
+        self.take_lease(run, lease).await
+    }
+
+    async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
+        self.read_run(user, run_id).await
+    }
+
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
+        self.write_run(run).await
+    }
+
+    async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
+        self.renew(thread_id, run_id, lease).await
+    }
+
+    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
+        self.release(thread_id, run_id).await
+    }
+}

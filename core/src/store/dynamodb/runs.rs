@@ -1,0 +1,106 @@
+//! Runs and the per-thread lease: a run and its lease are taken in one transaction.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use uuid::Uuid;
+
+use super::errors::{backend, conditional, sdk_error};
+use super::table::{body, key, millis, n, owned, run_pk, s, text, thread_pk, to_json};
+use super::DynamoStore;
+use crate::model::{Run, Timestamp, UserId};
+use crate::store::{Entity, StoreError, StoreResult};
+
+impl DynamoStore {
+    pub(super) async fn take_lease(&self, run: &Run, lease: Duration) -> StoreResult<()> {
+        let now = Timestamp::now();
+        let take_lease = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(thread_pk(run.thread_id), "M")))
+            .update_expression("SET lease_run_id = :run, lease_expires = :expires")
+            .condition_expression("user_id = :user AND (attribute_not_exists(lease_run_id) OR lease_expires <= :now)")
+            .expression_attribute_values(":run", s(run.run_id.to_string()))
+            .expression_attribute_values(":expires", n(millis(now.plus(lease))))
+            .expression_attribute_values(":now", n(millis(now)))
+            .expression_attribute_values(":user", s(run.user_id.as_str()))
+            .build()
+            .map_err(backend)?;
+        let mut record = key(run_pk(run.run_id), "R");
+        record.insert("user_id".into(), s(run.user_id.as_str()));
+        record.insert("body".into(), s(to_json(run)?));
+        let pointer = key(thread_pk(run.thread_id), &format!("R#{}", run.run_id));
+        let mut transaction =
+            self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(take_lease).build());
+        for item in [record, pointer] {
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(backend)?;
+            transaction = transaction.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        match transaction.send().await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let lease_refused = match error.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                        cancelled.cancellation_reasons().first().and_then(|reason| reason.code())
+                            == Some("ConditionalCheckFailed")
+                    }
+                    _ => false,
+                };
+                if !lease_refused {
+                    return Err(sdk_error(error));
+                }
+                let thread = owned(self.get(thread_pk(run.thread_id), "M").await?, &run.user_id, Entity::Thread)?;
+                let holder = text(&thread, "lease_run_id").ok().and_then(|id| Uuid::parse_str(id).ok());
+                Err(StoreError::ThreadBusy { run_id: holder.unwrap_or(Uuid::nil()) })
+            }
+        }
+    }
+
+    pub(super) async fn read_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
+        body(&owned(self.get(run_pk(run_id), "R").await?, user, Entity::Run)?)
+    }
+
+    pub(super) async fn write_run(&self, run: &Run) -> StoreResult<()> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(run.run_id), "R")))
+            .update_expression("SET body = :body")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":body", s(to_json(run)?))
+            .send()
+            .await;
+        conditional(updated, Err(StoreError::NotFound(Entity::Run)))
+    }
+
+    pub(super) async fn renew(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
+        let renewed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(thread_pk(thread_id), "M")))
+            .update_expression("SET lease_expires = :expires")
+            .condition_expression("lease_run_id = :run")
+            .expression_attribute_values(":expires", n(millis(Timestamp::now().plus(lease))))
+            .expression_attribute_values(":run", s(run_id.to_string()))
+            .send()
+            .await;
+        conditional(renewed, Err(StoreError::LeaseLost { run_id }))
+    }
+
+    pub(super) async fn release(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
+        let released = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(thread_pk(thread_id), "M")))
+            .update_expression("REMOVE lease_run_id, lease_expires")
+            .condition_expression("lease_run_id = :run")
+            .expression_attribute_values(":run", s(run_id.to_string()))
+            .send()
+            .await;
+        // Someone else holds it now, or the thread is gone: nothing of ours to give back.
+        conditional(released, Ok(()))
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The server against its own description: schemathesis sends generated requests to every
+# operation of /openapi.json (bounded in examples and time) and fails on a 5xx or on an answer
+# the description does not allow; stream_events.py validates every event of real run streams
+# against the description's `StreamEvent` schema. Called by scripts/test.sh with a work folder.
+# One worker: CPython 3.11 can fail parsing in several threads at once ("AST constructor recursion
+# depth mismatch"), which schemathesis reports as a runtime error.
+set -euo pipefail
+WORK=$1
+LOG="$WORK/openapi-server.log"
+# PORT=0: the server binds a free port and logs it. OpenAI is configured at a closed port, so
+# runs naming its models fail and streams with `error` events are checked too.
+STORE=memory PORT=0 OFFLINE_TOKEN_DELAY_MS=0 OPENAI_API_KEY=unused OPENAI_BASE_URL=http://127.0.0.1:9/v1 \
+  RUST_LOG=info \
+  "$CARGO_TARGET_DIR/debug/api" >"$LOG" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+BASE=
+for _ in $(seq 1 100); do
+  BASE=$(grep -o 'listening on http://[0-9.:]*' "$LOG" | head -1 | sed 's/listening on //') && [ -n "$BASE" ] && break
+  sleep 0.1
+done
+[ -n "$BASE" ] || { cat "$LOG"; echo "the server did not start" >&2; exit 1; }
+
+status=0
+python "$(dirname "${BASH_SOURCE[0]}")/stream_events.py" "$BASE" || status=1
+schemathesis run "$BASE/openapi.json" \
+  --header "Cookie: opengpts_user_id=schemathesis" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+  --phases examples,coverage,fuzzing \
+  --max-examples 25 --max-time 120 --workers 1 --request-timeout 10 \
+  --suppress-health-check all --warnings off --no-color || status=1
+exit $status
