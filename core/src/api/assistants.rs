@@ -1,15 +1,16 @@
 //! `/assistants`: create, replace, list, read and delete assistants.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::Json;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth::User;
-use super::extract::{path_id, JsonBody};
+use super::extract::{path_id, query_id, JsonBody};
 use super::{limits, ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantInput};
+use crate::store::StoreError;
 
 pub fn routes() -> Routes {
     Routes::default()
@@ -36,8 +37,8 @@ async fn replace(
     save(&state, input.into_assistant(assistant_id, user)).await
 }
 
-async fn save(state: &AppState, assistant: Assistant) -> Result<Json<Assistant>, ApiError> {
-    limits::check_name(&state.config.limits, &assistant.name)?;
+async fn save(state: &AppState, mut assistant: Assistant) -> Result<Json<Assistant>, ApiError> {
+    assistant.name = limits::shorten_name(&state.config.limits, assistant.name);
     limits::check_config(&state.config.limits, &assistant.config)?;
     state
         .models
@@ -51,8 +52,27 @@ async fn list_own(State(state): State<AppState>, User(user): User) -> Result<Jso
     Ok(Json(state.store.list_assistants(&user).await?))
 }
 
-async fn list_public(State(state): State<AppState>, User(_): User) -> Result<Json<Vec<Assistant>>, ApiError> {
-    Ok(Json(state.store.list_public_assistants().await?))
+#[derive(serde::Deserialize)]
+struct PublicQuery {
+    shared_id: Option<String>,
+}
+
+/// Every public assistant; with `?shared_id=` (the seed UI's share link), just that one if it is
+/// public, and none otherwise.
+async fn list_public(
+    State(state): State<AppState>,
+    User(user): User,
+    Query(query): Query<PublicQuery>,
+) -> Result<Json<Vec<Assistant>>, ApiError> {
+    let Some(shared_id) = query.shared_id else {
+        return Ok(Json(state.store.list_public_assistants().await?));
+    };
+    let shared_id = query_id(&shared_id, "shared_id")?;
+    match state.store.get_assistant(&user, shared_id).await {
+        Ok(assistant) if assistant.public => Ok(Json(vec![assistant])),
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(Json(Vec::new())),
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn read(

@@ -36,5 +36,14 @@ pub fn parse_json<T: FromJson>(bytes: &Bytes) -> Result<T, ApiError> {
 
 /// A path segment that must be a UUID; `name` is the parameter's name in error messages.
 pub fn path_id(raw: &str, name: &str) -> Result<Uuid, ApiError> {
-    parse_uuid(raw, &Loc::root("path").key(name)).map_err(|error| ApiError::Validation(vec![error]))
+    id_in("path", raw, name)
+}
+
+/// An id from the query string: 422 naming the parameter when it is not a UUID.
+pub fn query_id(raw: &str, name: &str) -> Result<Uuid, ApiError> {
+    id_in("query", raw, name)
+}
+
+fn id_in(place: &str, raw: &str, name: &str) -> Result<Uuid, ApiError> {
+    parse_uuid(raw, &Loc::root(place).key(name)).map_err(|error| ApiError::Validation(vec![error]))
 }

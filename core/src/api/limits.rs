@@ -12,13 +12,16 @@ fn too_long(loc: Loc, msg: String, input: Value) -> ApiError {
     ApiError::Validation(vec![FieldError::new("too_long", &loc, msg, &input)])
 }
 
-pub fn check_name(limits: &Limits, name: &str) -> Result<(), ApiError> {
-    let chars = name.chars().count();
-    if chars > limits.max_name_chars {
-        let msg = format!("A name may have at most {} characters; this one has {chars}", limits.max_name_chars);
-        return Err(too_long(Loc::body().key("name"), msg, Value::from(name)));
+/// A name as stored: whole, or its first characters and `…` past `max_name_chars`. Both UIs
+/// name a thread with the whole first message, which may be long: refusing it would lose the
+/// message, and keeping it whole would make every list carry it.
+pub fn shorten_name(limits: &Limits, name: String) -> String {
+    if name.chars().count() <= limits.max_name_chars {
+        return name;
     }
-    Ok(())
+    let mut short: String = name.chars().take(limits.max_name_chars.saturating_sub(1)).collect();
+    short.push('…');
+    short
 }
 
 pub fn check_config(limits: &Limits, config: &Map<String, Value>) -> Result<(), ApiError> {

@@ -42,7 +42,6 @@ async fn replace(
 
 /// A thread may only name an assistant its user can see; its kind is copied into the metadata.
 async fn save(state: &AppState, user: UserId, thread_id: Uuid, input: ThreadInput) -> Result<Json<Thread>, ApiError> {
-    limits::check_name(&state.config.limits, &input.name)?;
     let assistant = state.store.get_assistant(&user, input.assistant_id).await?;
     let metadata = assistant.kind().map(|kind| {
         let mut metadata = Map::new();
@@ -52,7 +51,7 @@ async fn save(state: &AppState, user: UserId, thread_id: Uuid, input: ThreadInpu
     let thread = Thread {
         thread_id,
         assistant_id: input.assistant_id,
-        name: input.name,
+        name: limits::shorten_name(&state.config.limits, input.name),
         updated_at: Timestamp::now(),
         user_id: user,
         metadata,
@@ -114,10 +113,11 @@ async fn add_messages(
     State(state): State<AppState>,
     User(user): User,
     Path(thread_id): Path<String>,
-    JsonBody(MessagesInput(messages)): JsonBody<MessagesInput>,
+    JsonBody(MessagesInput(mut messages)): JsonBody<MessagesInput>,
 ) -> Result<Json<Value>, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
     limits::check_messages(&state.config.limits, &messages, "messages")?;
+    messages.iter_mut().for_each(Message::ensure_id);
     state.store.append_messages(&user, thread_id, &messages).await?;
     Ok(Json(Value::Null))
 }
@@ -190,9 +190,7 @@ async fn update_state(
 ) -> Result<Json<Value>, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
     limits::check_messages(&state.config.limits, &messages, "values")?;
-    for message in &mut messages {
-        message.id.get_or_insert_with(|| Uuid::new_v4().to_string());
-    }
+    messages.iter_mut().for_each(Message::ensure_id);
     state.store.upsert_messages(&user, thread_id, &messages).await?;
     Ok(Json(Value::Null))
 }

@@ -142,6 +142,13 @@ impl Message {
         }
     }
 
+    /// Gives the message an id if it has none. Every stored message has one, whichever
+    /// generation sent it, so that an edit through the state replaces it instead of adding a
+    /// copy (seed-era shapes do not show ids).
+    pub fn ensure_id(&mut self) {
+        self.id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+    }
+
     /// This message as a client of `generation` expects it, serialized without building a tree.
     pub fn wire(&self, generation: Generation) -> WireMessage<'_> {
         WireMessage { message: self, generation }

@@ -87,11 +87,7 @@ impl RunEngine {
 
         let generation = request.input.generation();
         let mut input = request.input.into_messages();
-        if generation == Generation::Latest {
-            for message in &mut input {
-                message.id.get_or_insert_with(|| Uuid::new_v4().to_string());
-            }
-        }
+        input.iter_mut().for_each(Message::ensure_id);
         let now = Timestamp::now();
         let run = Run {
             run_id: Uuid::new_v4(),
@@ -348,9 +344,7 @@ struct AnswerBuilder {
 impl AnswerBuilder {
     fn new(generation: Generation, run_id: Uuid) -> Self {
         let mut message = Message::new(MessageType::Ai, "");
-        if generation == Generation::Latest {
-            message.id = Some(format!("run-{run_id}"));
-        }
+        message.id = Some(format!("run-{run_id}"));
         AnswerBuilder { message, generation, text: String::new(), calls: Vec::new(), finish_reason: None }
     }
 
