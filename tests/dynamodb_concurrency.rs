@@ -47,9 +47,10 @@ async fn contents(app: &TestApp, user: &str, thread_id: &str) -> Vec<(String, St
 }
 
 /// Starts a stream and reads it to the end: `Some(input)` if the run went through, `None` if the
-/// thread was busy.
-async fn race(app: &TestApp, user: &str, thread_id: &str, input: String) -> Option<String> {
-    let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": input}]});
+/// thread was busy (under `reject`).
+async fn race(app: &TestApp, user: &str, thread_id: &str, input: String, strategy: &str) -> Option<String> {
+    let body =
+        json!({"thread_id": thread_id, "input": [{"type": "human", "content": input}], "multitask_strategy": strategy});
     let response = app.request(Method::POST, "/runs/stream", Some(user)).json(&body).send().await.unwrap();
     match response.status() {
         StatusCode::CONFLICT => None,
@@ -64,7 +65,20 @@ async fn race(app: &TestApp, user: &str, thread_id: &str, input: String) -> Opti
 }
 
 #[tokio::test]
-async fn simultaneous_runs_on_many_threads_never_interleave_or_lose_a_message() {
+async fn simultaneous_runs_refused_when_busy_never_interleave_or_lose_a_message() {
+    let busy_refusals = simultaneous_runs("reject").await;
+    // The race is real: runs met a busy thread.
+    assert!(busy_refusals > 0, "no run was ever refused: the runs did not overlap");
+}
+
+#[tokio::test]
+async fn simultaneous_runs_queued_when_busy_all_run_one_after_another() {
+    assert_eq!(simultaneous_runs("enqueue").await, 0, "a queued run was refused");
+}
+
+/// Races `RUNS_PER_THREAD` streams on each thread under `strategy`; checks every thread and
+/// returns how many runs were refused.
+async fn simultaneous_runs(strategy: &str) -> usize {
     let app = app().await;
     let user = "racer";
     let threads = threads(&app, user).await;
@@ -73,7 +87,7 @@ async fn simultaneous_runs_on_many_threads_never_interleave_or_lose_a_message() 
         .flat_map(|thread_id| (0..RUNS_PER_THREAD).map(move |k| (thread_id.clone(), format!("note {thread_id} {k}"))));
     let results = join_all(races.map(|(thread_id, input)| {
         let app = &app;
-        async move { (thread_id.clone(), race(app, user, &thread_id, input).await) }
+        async move { (thread_id.clone(), race(app, user, &thread_id, input, strategy).await) }
     }))
     .await;
     let mut started: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -100,8 +114,7 @@ async fn simultaneous_runs_on_many_threads_never_interleave_or_lose_a_message() 
         let expected: HashSet<&String> = ran.iter().collect();
         assert_eq!(stored, expected, "{thread_id}: refused inputs are not stored, accepted ones are");
     }
-    // The race is real: on most threads, runs met a busy thread.
-    assert!(busy_refusals > 0, "no run was ever refused: the runs did not overlap");
+    busy_refusals
 }
 
 #[tokio::test]

@@ -143,7 +143,7 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_answer_stored() {
     let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[]).await;
     let response = app
         .request(Method::POST, "/runs/stream", Some(USER))
-        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "count"}]}))
+        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "count"}], "on_disconnect": "continue"}))
         .send()
         .await
         .unwrap();
@@ -160,6 +160,92 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_answer_stored() {
     assert_eq!(state["values"][1]["usage_metadata"]["output_tokens"], 40);
 }
 
+/// A slow upstream, so runs overlap: 20 tokens 30 ms apart.
+async fn slow_upstream() -> MockProvider {
+    let tokens: Vec<String> = (0..20).map(|i| format!("t{i} ")).collect();
+    let events = openai_events(&tokens.iter().map(String::as_str).collect::<Vec<_>>());
+    MockProvider::start(move |_| {
+        Reply::event_stream(events.iter().map(|e| Part::after(Duration::from_millis(30), e.clone())).collect())
+    })
+    .await
+}
+
+fn kinds(state: &Value) -> Vec<&str> {
+    state["values"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect()
+}
+
+/// Two tabs on one thread: the second stream waits for the first (with pings), then runs. Both
+/// answers are stored, each after its own input.
+#[tokio::test]
+async fn a_second_run_on_a_busy_thread_waits_its_turn() {
+    let mock = slow_upstream().await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[("SSE_PING_MS", "100")]).await;
+    let first = app
+        .request(Method::POST, "/runs/stream", Some(USER))
+        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "first tab"}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut first = StreamReader::new(first);
+    first.read_until(|text| text.contains("event: data")).await;
+    let second = app
+        .request(Method::POST, "/runs/stream", Some(USER))
+        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "second tab"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), StatusCode::OK);
+    let second = second.text().await.unwrap();
+    first.read_to_end().await;
+    assert!(second.contains(": ping - "), "the waiting stream is kept alive: {second}");
+    let events = parse_sse(&second);
+    assert!(events.iter().all(|event| event.event != "error"), "{events:?}");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    let contents: Vec<&str> =
+        state["values"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(kinds(&state), ["human", "ai", "human", "ai"]);
+    assert_eq!((contents[0], contents[2]), ("first tab", "second tab"));
+}
+
+/// `interrupt` cancels the running run (its partial answer is dropped) and runs this one.
+#[tokio::test]
+async fn interrupt_cancels_the_running_run_and_takes_the_thread() {
+    let mock = slow_upstream().await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[]).await;
+    let (_, running) = app
+        .post("/runs", USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "long one"}]}))
+        .await;
+    let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "never mind"}], "multitask_strategy": "interrupt"});
+    let (status, run) = app.post("/runs", USER, body).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(app.wait_for_run(USER, running["run_id"].as_str().unwrap()).await["status"], "cancelled");
+    assert_eq!(app.wait_for_run(USER, run["run_id"].as_str().unwrap()).await["status"], "success");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(kinds(&state), ["human", "human", "ai"], "the interrupted run left its input and no answer");
+}
+
+/// The latest UI's Cancel closes the stream: by default that cancels a list-input run.
+#[tokio::test]
+async fn closing_a_latest_stream_cancels_its_run() {
+    let mock = slow_upstream().await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[]).await;
+    let response = app
+        .request(Method::POST, "/runs/stream", Some(USER))
+        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "stop me"}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut reader = StreamReader::new(response);
+    reader.read_until(|text| text.matches("event: data").count() >= 3).await;
+    let run_id = reader.events()[0].json()["run_id"].as_str().unwrap().to_string();
+    drop(reader);
+    assert_eq!(app.wait_for_run(USER, &run_id).await["status"], "cancelled");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(kinds(&state), ["human"], "the input stays, the partial answer is dropped");
+    let events = app.stream(USER, json!({"thread_id": thread_id, "input": null})).await;
+    assert_eq!(events.last().unwrap().event, "end", "the thread is free again");
+}
+
 #[tokio::test]
 async fn two_runs_on_one_thread_cannot_interleave() {
     let mock = MockProvider::start(|_| {
@@ -168,7 +254,8 @@ async fn two_runs_on_one_thread_cannot_interleave() {
     })
     .await;
     let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4", &[]).await;
-    let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
+    let body =
+        json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}], "multitask_strategy": "reject"});
     let attempts = futures::future::join_all((0..4).map(|_| app.post("/runs", USER, body.clone()))).await;
     let started: Vec<&Value> = attempts.iter().filter(|(s, _)| *s == StatusCode::OK).map(|(_, run)| run).collect();
     let refused: Vec<&Value> = attempts.iter().filter(|(s, _)| *s == StatusCode::CONFLICT).map(|(_, e)| e).collect();

@@ -10,9 +10,10 @@ use tracing::Instrument;
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
 use super::{limits, sse, ApiError, AppState, Routes};
-use crate::llm::MODEL_NAMES;
+use crate::llm::{DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES};
 use crate::model::Run;
-use crate::runs::RunRequest;
+use crate::runs::{Listener, MultitaskStrategy, RunError, RunEvent, RunRequest};
+use crate::store::StoreError;
 
 /// Enough buffered events that a briefly slow client does not hold the model back.
 const STREAM_BUFFER: usize = 256;
@@ -45,7 +46,9 @@ async fn create(
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<Json<Run>, ApiError> {
     check_limits(&state, &request)?;
-    let job = state.runs.start(user, request).await?;
+    let pending = state.runs.prepare(user, request).await?;
+    // A busy thread is waited for here (bounded), so the answer says whether the run started.
+    let job = state.runs.acquire(&pending, true).await?;
     let run = job.run.clone();
     state.runs.run_in_background(job).await?;
     Ok(Json(run))
@@ -57,13 +60,37 @@ async fn stream(
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<axum::response::Response, ApiError> {
     check_limits(&state, &request)?;
-    let job = state.runs.start(user, request).await?;
-    let run_id = job.run.run_id;
+    let pending = state.runs.prepare(user, request).await?;
+    // A free thread is taken before answering, so a refusal is an HTTP error. A busy one, unless
+    // the client asked for `reject`, is waited for inside the stream, with pings meanwhile.
+    let started = match state.runs.acquire(&pending, false).await {
+        Ok(job) => Some(job),
+        Err(RunError::Store(StoreError::ThreadBusy { .. })) if pending.strategy != MultitaskStrategy::Reject => None,
+        Err(error) => return Err(error.into()),
+    };
+    let run_id = pending.job.run.run_id;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let engine = state.runs.clone();
-    // The run lives in its own task: the client hanging up ends only the response. Its logs stay
-    // inside this request's span (and so carry the Lambda request id).
-    tokio::spawn(async move { engine.execute(job, Some(sender)).await }.in_current_span());
+    // The run lives in its own task: the client hanging up ends only the response, unless it
+    // asked for the run to be cancelled then. Its logs stay inside this request's span (and so
+    // carry the Lambda request id).
+    let run = async move {
+        let job = match started {
+            Some(job) => job,
+            None => match engine.acquire(&pending, true).await {
+                Ok(job) => job,
+                Err(error) => {
+                    let refused = ApiError::from(error);
+                    let event =
+                        RunEvent::Error { status_code: refused.status().as_u16(), message: refused.to_string() };
+                    let _ = sender.send(event).await;
+                    return;
+                }
+            },
+        };
+        engine.execute(job, Some(Listener { events: sender, on_disconnect: pending.on_disconnect })).await;
+    };
+    tokio::spawn(run.in_current_span());
     Ok(sse::response(run_id, receiver, state.config.sse_ping_interval))
 }
 
@@ -113,26 +140,36 @@ pub fn output_schema() -> Value {
     })
 }
 
+/// The assistant form both UIs draw: every field with `type`, `title`, `enum` and `default`, as
+/// OpenGPTs describes it, and no `$ref`s to resolve. The latest UI shows the `type==<bot>/...`
+/// fields of the chosen bot type; the seed UI shows `agent_type` and `system_message`.
 pub fn config_schema() -> Value {
-    let model = json!({"enum": MODEL_NAMES});
-    let text = json!({"type": "string"});
+    let model =
+        |title: &str| json!({"title": title, "type": "string", "enum": MODEL_NAMES, "default": DEFAULT_MODEL_NAME});
+    let instructions = |title: &str| json!({"title": title, "type": "string", "default": DEFAULT_SYSTEM_MESSAGE});
     json!({
         "title": "Configurable",
         "type": "object",
         "properties": {
             "configurable": {
+                "title": "Configurable",
                 "type": "object",
                 "properties": {
-                    "type": {"enum": ["agent", "chatbot", "chat_retrieval"]},
-                    "agent_type": model,
-                    "llm_type": model,
-                    "system_message": text,
-                    "type==agent/agent_type": model,
-                    "type==agent/system_message": text,
-                    "type==chatbot/llm_type": model,
-                    "type==chatbot/system_message": text,
-                    "type==chat_retrieval/llm_type": model,
-                    "type==chat_retrieval/system_message": text,
+                    "type": {
+                        "title": "Bot Type",
+                        "type": "string",
+                        "enum": ["chatbot", "chat_retrieval", "agent"],
+                        "default": "agent",
+                    },
+                    "type==agent/agent_type": model("Agent Type"),
+                    "type==agent/system_message": instructions("Instructions"),
+                    "type==chatbot/llm_type": model("LLM Type"),
+                    "type==chatbot/system_message": instructions("Instructions"),
+                    "type==chat_retrieval/llm_type": model("LLM Type"),
+                    "type==chat_retrieval/system_message": instructions("Instructions"),
+                    "agent_type": model("Agent Type"),
+                    "llm_type": model("LLM Type"),
+                    "system_message": instructions("System Message"),
                 },
             },
         },

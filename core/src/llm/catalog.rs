@@ -28,7 +28,10 @@ pub const MODEL_NAMES: &[&str] = &[
 ];
 
 /// The name used when an assistant names none: OpenGPTs' default.
-const DEFAULT_MODEL_NAME: &str = "GPT 3.5 Turbo";
+pub const DEFAULT_MODEL_NAME: &str = "GPT 3.5 Turbo";
+
+/// The instructions OpenGPTs' forms start from.
+pub const DEFAULT_SYSTEM_MESSAGE: &str = "You are a helpful assistant.";
 
 const MODEL_KEYS: &[&str] = &["agent_type", "llm_type"];
 

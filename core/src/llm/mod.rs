@@ -8,7 +8,9 @@ mod openai;
 mod sse_client;
 
 pub use anthropic::AnthropicModel;
-pub use catalog::{ModelCatalog, ModelConfigError, ResolvedModel, MODEL_NAMES};
+pub use catalog::{
+    ModelCatalog, ModelConfigError, ResolvedModel, DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES,
+};
 pub use offline::OfflineModel;
 pub use openai::{OpenAiEndpoint, OpenAiModel};
 

@@ -91,8 +91,14 @@ pub fn reply(messages: &[Message]) -> String {
 
 /// The name after "my name is", capitalised: "hi! my name is bob" → "Bob".
 fn introduced_name(text: &str) -> Option<String> {
-    let lower = text.to_lowercase();
-    let start = lower.find("my name is ")? + "my name is ".len();
+    // Searched per character, ignoring ASCII case: lower-casing the whole text can change its
+    // byte length ("Ⱥ" is 2 bytes, "ⱥ" 3), so an offset found in it may not exist in the text.
+    const PHRASE: &str = "my name is ";
+    let start = text
+        .char_indices()
+        .map(|(at, _)| at)
+        .find(|&at| text.get(at..at + PHRASE.len()).is_some_and(|part| part.eq_ignore_ascii_case(PHRASE)))?
+        + PHRASE.len();
     let name: String = text[start..].chars().take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '\'').collect();
     let mut letters = name.chars();
     let first = letters.next()?;
@@ -130,6 +136,14 @@ mod tests {
 
     fn human(text: &str) -> Message {
         Message::new(MessageType::Human, text)
+    }
+
+    #[test]
+    fn introductions_are_found_whatever_comes_before() {
+        // Found by the stream fuzzer: "Ⱥ" lower-cases to a longer character.
+        assert_eq!(introduced_name("ȺȺmy name is x"), Some("X".into()));
+        assert_eq!(introduced_name("Hi! My Name Is bob."), Some("Bob".into()));
+        assert_eq!(introduced_name("no name here"), None);
     }
 
     #[test]

@@ -172,9 +172,7 @@ impl Serialize for WireMessage<'_> {
                 if let Some(name) = &m.name {
                     map.serialize_entry("name", name)?;
                 }
-                if let Some(id) = &m.id {
-                    map.serialize_entry("id", id)?;
-                }
+                // No `id`: seed-era shapes had none, and every stored message now has one.
                 map.serialize_entry("example", &m.example)?;
                 if !m.tool_calls.is_empty() {
                     map.serialize_entry("tool_calls", &m.tool_calls)?;

@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use uuid::Uuid;
 
 use super::dispatch::BackgroundDispatch;
 use super::render;
-use super::{RunError, RunRequest};
+use super::{MultitaskStrategy, OnDisconnect, RunError, RunRequest};
 use crate::config::Config;
 use crate::llm::{ChatRequest, Chunk, LlmError, ModelCatalog};
 use crate::model::{Content, Generation, Message, MessageType, Run, RunStatus, Timestamp, UserId};
@@ -51,6 +52,21 @@ struct Inner {
     active: Mutex<HashMap<Uuid, CancellationToken>>,
 }
 
+/// A validated run that has not taken its thread yet.
+#[derive(Debug, Clone)]
+pub struct PendingRun {
+    pub job: RunJob,
+    input: Vec<Message>,
+    pub strategy: MultitaskStrategy,
+    pub on_disconnect: OnDisconnect,
+}
+
+/// A streaming client: where the run's events go, and what its going away means.
+pub struct Listener {
+    pub events: mpsc::Sender<RunEvent>,
+    pub on_disconnect: OnDisconnect,
+}
+
 /// Why a run ended without an answer.
 enum Failure {
     Cancelled,
@@ -71,9 +87,9 @@ impl RunEngine {
         RunEngine { inner: Arc::new(Inner { store, models, config, dispatch, active }) }
     }
 
-    /// Validates the request, takes the thread's lease and appends the input. Errors here are the
-    /// client's to see as HTTP errors; from the returned job on, failures belong to the run.
-    pub async fn start(&self, user: UserId, request: RunRequest) -> Result<RunJob, RunError> {
+    /// Validates the request and names the run. Errors here are the client's to see as HTTP
+    /// errors; nothing is stored yet.
+    pub async fn prepare(&self, user: UserId, request: RunRequest) -> Result<PendingRun, RunError> {
         let store = &self.inner.store;
         let thread = store.get_thread(&user, request.thread_id).await?;
         let assistant_id = request.assistant_id.unwrap_or(thread.assistant_id);
@@ -99,11 +115,45 @@ impl RunEngine {
             created_at: now,
             updated_at: now,
         };
-        store.start_run(&run, self.inner.config.run_lease).await?;
-        self.active().insert(run.run_id, CancellationToken::new());
         let job = RunJob { run, generation, configurable };
-        if !input.is_empty() {
-            if let Err(error) = store.append_messages(&job.run.user_id, job.run.thread_id, &input).await {
+        Ok(PendingRun { job, input, strategy: request.multitask_strategy, on_disconnect: request.on_disconnect })
+    }
+
+    /// Takes the thread's lease and appends the input: from the returned job on, failures belong
+    /// to the run. A busy thread is `ThreadBusy` at once if `wait` is false or the strategy is
+    /// `reject`; otherwise the run waits for the thread (cancelling its holder first under
+    /// `interrupt`) for at most `RUN_QUEUE_WAIT_SECONDS`.
+    pub async fn acquire(&self, pending: &PendingRun, wait: bool) -> Result<RunJob, RunError> {
+        let store = &self.inner.store;
+        let run = &pending.job.run;
+        let deadline = tokio::time::Instant::now() + self.inner.config.run_queue_wait;
+        let mut pause = Duration::from_millis(20);
+        let mut interrupted = None;
+        loop {
+            match store.start_run(run, self.inner.config.run_lease).await {
+                Ok(()) => break,
+                Err(StoreError::ThreadBusy { run_id: holder })
+                    if wait
+                        && pending.strategy != MultitaskStrategy::Reject
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    if pending.strategy == MultitaskStrategy::Interrupt && interrupted != Some(holder) {
+                        // The holder stops at once in this process, or at its next heartbeat elsewhere.
+                        match self.cancel(&run.user_id, holder).await {
+                            Ok(_) | Err(RunError::Store(StoreError::NotFound(_))) => interrupted = Some(holder),
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        self.active().insert(run.run_id, CancellationToken::new());
+        let job = pending.job.clone();
+        if !pending.input.is_empty() {
+            if let Err(error) = store.append_messages(&run.user_id, run.thread_id, &pending.input).await {
                 // Nothing of the input was stored (appends are all or nothing): end the run and
                 // free the thread before answering.
                 self.finish(job.run, Err(Failure::Store(error.clone()))).await;
@@ -131,7 +181,7 @@ impl RunEngine {
 
     /// Executes a started run to its end and returns its final record. `events`, when given,
     /// receives the stream's payloads; a receiver that goes away does not stop the run.
-    pub async fn execute(&self, job: RunJob, events: Option<mpsc::Sender<RunEvent>>) -> Run {
+    pub async fn execute(&self, job: RunJob, listener: Option<Listener>) -> Run {
         let span = tracing::info_span!(
             "run",
             run_id = %job.run.run_id,
@@ -144,7 +194,7 @@ impl RunEngine {
         let started = std::time::Instant::now();
         async {
             let token = self.token(job.run.run_id);
-            let mut sink = EventSink(events);
+            let mut sink = EventSink::new(listener);
             let outcome = self.drive(&job, &token, &mut sink).await;
             if let Err(failure) = &outcome {
                 sink.send(RunEvent::Error { status_code: failure.status_code(), message: failure.message(&job.run) })
@@ -227,6 +277,7 @@ impl RunEngine {
         };
         let mut stream = tokio::select! {
             _ = token.cancelled() => return Err(Failure::Cancelled),
+            _ = sink.abandoned() => return Err(Failure::Cancelled),
             stream = resolved.model.stream(request) => stream.map_err(Failure::Model)?,
         };
         // Latest clients get the empty AI message first; the seed document's client would print
@@ -240,6 +291,7 @@ impl RunEngine {
             tokio::select! {
                 biased;
                 _ = token.cancelled() => return Err(Failure::Cancelled),
+                _ = sink.abandoned() => return Err(Failure::Cancelled),
                 _ = heartbeat.tick() => self.heartbeat(run).await?,
                 chunk = stream.next() => match chunk {
                     None => break,
@@ -396,20 +448,40 @@ impl AnswerBuilder {
 }
 
 /// Sends to a streaming client while it listens; renders nothing once it has gone.
-struct EventSink(Option<mpsc::Sender<RunEvent>>);
+struct EventSink {
+    sender: Option<mpsc::Sender<RunEvent>>,
+    cancel_on_disconnect: bool,
+}
 
 impl EventSink {
+    fn new(listener: Option<Listener>) -> Self {
+        match listener {
+            Some(Listener { events, on_disconnect }) => {
+                EventSink { sender: Some(events), cancel_on_disconnect: on_disconnect == OnDisconnect::Cancel }
+            }
+            None => EventSink { sender: None, cancel_on_disconnect: false },
+        }
+    }
+
     async fn send(&mut self, event: RunEvent) {
-        if let Some(sender) = &self.0 {
+        if let Some(sender) = &self.sender {
             if sender.send(event).await.is_err() {
-                self.0 = None;
+                self.sender = None;
             }
         }
     }
 
     async fn progress(&mut self, generation: Generation, history: &[Message], current: &Message) {
-        if self.0.as_ref().is_some_and(|sender| !sender.is_closed()) {
+        if self.sender.as_ref().is_some_and(|sender| !sender.is_closed()) {
             self.send(RunEvent::Data(render::progress(generation, history, current))).await;
+        }
+    }
+
+    /// Resolves when the client has gone and that cancels the run; never otherwise.
+    async fn abandoned(&self) {
+        match &self.sender {
+            Some(sender) if self.cancel_on_disconnect => sender.closed().await,
+            _ => std::future::pending().await,
         }
     }
 }

@@ -11,8 +11,8 @@ mod render;
 mod request;
 
 pub use dispatch::{BackgroundDispatch, DispatchError, InProcessDispatch, LambdaDispatch};
-pub use engine::{RunEngine, RunEvent, RunJob};
-pub use request::{RunInput, RunRequest};
+pub use engine::{Listener, PendingRun, RunEngine, RunEvent, RunJob};
+pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
 
 use crate::llm::ModelConfigError;
 use crate::store::StoreError;

@@ -40,6 +40,63 @@ impl RunInput {
     }
 }
 
+/// What a run does when its thread is busy with another run (the LangGraph API's option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MultitaskStrategy {
+    /// Answer 409 at once.
+    Reject,
+    /// Wait for the thread (bounded by `RUN_QUEUE_WAIT_SECONDS`), then run.
+    #[default]
+    Enqueue,
+    /// Cancel the running run, then run once it has let go of the thread.
+    Interrupt,
+}
+
+/// What a streamed run does when its client goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDisconnect {
+    /// Stop it; its partial answer is dropped, as by `POST /runs/{id}/cancel`.
+    Cancel,
+    /// Finish it and store the answer.
+    Continue,
+}
+
+impl MultitaskStrategy {
+    const NAMES: [(&'static str, MultitaskStrategy); 3] = [
+        ("reject", MultitaskStrategy::Reject),
+        ("enqueue", MultitaskStrategy::Enqueue),
+        ("interrupt", MultitaskStrategy::Interrupt),
+    ];
+}
+
+impl OnDisconnect {
+    const NAMES: [(&'static str, OnDisconnect); 2] =
+        [("cancel", OnDisconnect::Cancel), ("continue", OnDisconnect::Continue)];
+}
+
+/// A string that must be one of `names`; the error lists them.
+fn one_of<T: Copy>(value: &Value, loc: &Loc, names: &[(&'static str, T)]) -> Result<T, FieldErrors> {
+    let text = String::from_json(value, loc)?;
+    names.iter().find(|(name, _)| *name == text).map(|(_, item)| *item).ok_or_else(|| {
+        let expected = names.iter().map(|(name, _)| format!("'{name}'")).collect::<Vec<_>>().join(", ");
+        let mut error = FieldError::new("enum", loc, format!("Input should be one of {expected}"), value);
+        error.ctx = Some(serde_json::json!({ "expected": expected }));
+        vec![error]
+    })
+}
+
+impl FromJson for MultitaskStrategy {
+    fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
+        one_of(value, loc, &Self::NAMES)
+    }
+}
+
+impl FromJson for OnDisconnect {
+    fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
+        one_of(value, loc, &Self::NAMES)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRequest {
     pub thread_id: Uuid,
@@ -48,6 +105,10 @@ pub struct RunRequest {
     pub input: RunInput,
     /// `configurable` values that override the assistant's for this run only.
     pub configurable: Map<String, Value>,
+    pub multitask_strategy: MultitaskStrategy,
+    /// Unset: each generation's habit. The latest UI cancels by closing the stream; the seed
+    /// era's clients relied on the run finishing.
+    pub on_disconnect: OnDisconnect,
 }
 
 impl FromJson for RunRequest {
@@ -55,6 +116,8 @@ impl FromJson for RunRequest {
         let mut fields = ObjectReader::new(value, loc)?;
         let thread_id = fields.required("thread_id");
         let assistant_id = fields.optional("assistant_id");
+        let multitask_strategy = fields.optional("multitask_strategy").unwrap_or_default();
+        let on_disconnect: Option<OnDisconnect> = fields.optional("on_disconnect");
         let config: Option<Map<String, Value>> = fields.optional("config");
         let configurable = match config.as_ref().and_then(|config| config.get("configurable")) {
             None | Some(Value::Null) => Some(Map::new()),
@@ -88,7 +151,19 @@ impl FromJson for RunRequest {
             }
         };
         fields.finish(|| {
-            Some(RunRequest { thread_id: thread_id?, assistant_id, input: input?, configurable: configurable? })
+            let input = input?;
+            let on_disconnect = on_disconnect.unwrap_or(match input.generation() {
+                Generation::Latest => OnDisconnect::Cancel,
+                Generation::Seed => OnDisconnect::Continue,
+            });
+            Some(RunRequest {
+                thread_id: thread_id?,
+                assistant_id,
+                input,
+                configurable: configurable?,
+                multitask_strategy,
+                on_disconnect,
+            })
         })
     }
 }
@@ -108,6 +183,30 @@ mod tests {
         assert_eq!(parse(Value::Null).unwrap().input, RunInput::Resume);
         let errors = parse(json!("hello")).unwrap_err();
         assert_eq!(errors[0].loc, vec![json!("body"), json!("input")]);
+    }
+
+    #[test]
+    fn strategies_parse_and_disconnects_default_per_generation() {
+        let thread_id = Uuid::new_v4();
+        let parse = |extra: Value| {
+            let mut body = json!({"thread_id": thread_id, "input": []});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            RunRequest::from_json(&body, &Loc::body())
+        };
+        let default = parse(json!({})).unwrap();
+        assert_eq!(
+            (default.multitask_strategy, default.on_disconnect),
+            (MultitaskStrategy::Enqueue, OnDisconnect::Cancel)
+        );
+        let seed = parse(json!({"input": {"messages": []}})).unwrap();
+        assert_eq!(seed.on_disconnect, OnDisconnect::Continue);
+        let chosen = parse(json!({"multitask_strategy": "interrupt", "on_disconnect": "continue"})).unwrap();
+        assert_eq!(
+            (chosen.multitask_strategy, chosen.on_disconnect),
+            (MultitaskStrategy::Interrupt, OnDisconnect::Continue)
+        );
+        let errors = parse(json!({"multitask_strategy": "rollback"})).unwrap_err();
+        assert_eq!(errors[0].loc, vec![json!("body"), json!("multitask_strategy")]);
     }
 
     #[test]
