@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use opengpts::model::{Assistant, Message, MessageType, Run, RunStatus, Thread, Timestamp, UserId};
+use opengpts::model::{Assistant, FeedbackInput, Message, MessageType, Run, RunStatus, Thread, Timestamp, UserId};
 use opengpts::store::{Entity, Store, StoreError};
 use serde_json::{json, Map};
 use uuid::Uuid;
@@ -248,6 +248,31 @@ pub async fn an_expired_lease_can_be_taken_and_its_old_holder_knows(store: Share
     ));
 }
 
+pub async fn feedback_is_kept_per_run_in_order_and_goes_with_the_thread(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let (judged, other) = (run("ann", &thread), run("ann", &thread));
+    store.start_run(&judged, Duration::from_secs(60)).await.unwrap();
+    store.release_lease(thread.thread_id, judged.run_id).await.unwrap();
+    store.start_run(&other, Duration::from_secs(60)).await.unwrap();
+    let mut given = Vec::new();
+    for (score, comment) in [(json!(1), None), (json!(0), Some("changed my mind"))] {
+        let input = FeedbackInput {
+            run_id: judged.run_id,
+            key: "user_score".into(),
+            score: Some(score),
+            value: None,
+            comment: comment.map(String::from),
+        };
+        let feedback = input.into_feedback();
+        store.add_feedback(&judged, &feedback).await.unwrap();
+        given.push(feedback);
+    }
+    assert_eq!(store.feedback(&judged).await.unwrap(), given);
+    assert!(store.feedback(&other).await.unwrap().is_empty(), "feedback belongs to its own run");
+    store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
+    assert!(store.feedback(&judged).await.unwrap().is_empty(), "deleted with the thread");
+}
+
 pub async fn runs_are_owned_and_updated(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let mut started = run("ann", &thread);
@@ -308,6 +333,7 @@ macro_rules! store_contract {
             a_thread_has_one_lease_at_a_time,
             an_expired_lease_can_be_taken_and_its_old_holder_knows,
             runs_are_owned_and_updated,
+            feedback_is_kept_per_run_in_order_and_goes_with_the_thread,
             lists_span_many_pages,
             a_message_larger_than_an_item_round_trips,
         );

@@ -11,7 +11,7 @@ use super::auth::User;
 use super::extract::{path_id, JsonBody};
 use super::{limits, sse, ApiError, AppState, Routes};
 use crate::llm::{DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES};
-use crate::model::Run;
+use crate::model::{Feedback, FeedbackInput, Run};
 use crate::runs::{Listener, MultitaskStrategy, RunError, RunEvent, RunRequest};
 use crate::store::StoreError;
 
@@ -28,6 +28,8 @@ pub fn routes() -> Routes {
         .route("/runs/config_schema", get(|| async { Json(config_schema()) }))
         .route("/runs/{run_id}", get(read))
         .route("/runs/{run_id}/cancel", post(cancel))
+        .route("/runs/feedback", post(add_feedback))
+        .route("/runs/{run_id}/feedback", get(list_feedback))
 }
 
 /// The stream alone: on Lambda, its own function with response streaming.
@@ -101,6 +103,26 @@ async fn read(
 ) -> Result<Json<Run>, ApiError> {
     let run_id = path_id(&run_id, "run_id")?;
     Ok(Json(state.runs.get(&user, run_id).await?))
+}
+
+/// The UIs' thumbs: kept with the run, for its owner only. Answers as OpenGPTs did.
+async fn add_feedback(
+    State(state): State<AppState>,
+    User(user): User,
+    JsonBody(input): JsonBody<FeedbackInput>,
+) -> Result<Json<Value>, ApiError> {
+    let run = state.store.get_run(&user, input.run_id).await?;
+    state.store.add_feedback(&run, &input.into_feedback()).await?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+async fn list_feedback(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(run_id): Path<String>,
+) -> Result<Json<Vec<Feedback>>, ApiError> {
+    let run = state.store.get_run(&user, path_id(&run_id, "run_id")?).await?;
+    Ok(Json(state.store.feedback(&run).await?))
 }
 
 async fn cancel(

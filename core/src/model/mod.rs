@@ -1,6 +1,7 @@
 //! The wire types of the OpenGPTs API, serialized exactly as its clients expect.
 
 mod assistant;
+mod feedback;
 mod message;
 mod run;
 mod thread;
@@ -8,6 +9,7 @@ mod time;
 pub mod validate;
 
 pub use assistant::{Assistant, AssistantInput};
+pub use feedback::{Feedback, FeedbackInput};
 pub use message::{Content, Generation, Message, MessageType, WireMessage, WireMessages};
 pub use run::{Run, RunStatus};
 pub use thread::{Thread, ThreadInput};

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{Entity, Store, StoreError, StoreResult};
-use crate::model::{Assistant, Message, Run, Thread, Timestamp, UserId};
+use crate::model::{Assistant, Feedback, Message, Run, Thread, Timestamp, UserId};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -20,6 +20,8 @@ struct Inner {
     assistants: HashMap<Uuid, Assistant>,
     threads: HashMap<Uuid, ThreadRecord>,
     runs: HashMap<Uuid, Run>,
+    /// Per run, oldest first.
+    feedback: HashMap<Uuid, Vec<Feedback>>,
 }
 
 struct ThreadRecord {
@@ -132,7 +134,14 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         inner.own_thread(user, thread_id)?;
         inner.threads.remove(&thread_id);
-        inner.runs.retain(|_, run| run.thread_id != thread_id);
+        let Inner { runs, feedback, .. } = &mut *inner;
+        runs.retain(|run_id, run| {
+            let keep = run.thread_id != thread_id;
+            if !keep {
+                feedback.remove(run_id);
+            }
+            keep
+        });
         Ok(())
     }
 
@@ -209,5 +218,14 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {
+        self.lock().feedback.entry(run.run_id).or_default().push(feedback.clone());
+        Ok(())
+    }
+
+    async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>> {
+        Ok(self.lock().feedback.get(&run.run_id).cloned().unwrap_or_default())
     }
 }

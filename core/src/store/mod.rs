@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Assistant, Message, Run, Thread, UserId};
+use crate::model::{Assistant, Feedback, Message, Run, Thread, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -95,4 +95,9 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()>;
     /// Gives the lease back if `run_id` still holds it.
     async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()>;
+
+    /// Keeps feedback on `run` (whose owner the caller has checked). It goes with the run's thread.
+    async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;
+    /// The feedback on `run`, oldest first.
+    async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>>;
 }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Entity, Store, StoreError, StoreResult};
-use crate::model::{Assistant, Message, Run, Thread, Timestamp, UserId};
+use crate::model::{Assistant, Feedback, Message, Run, Thread, Timestamp, UserId};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS assistants (
@@ -50,6 +50,15 @@ CREATE TABLE IF NOT EXISTS runs (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_thread ON runs (thread_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    feedback_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback (run_id, seq);
+CREATE INDEX IF NOT EXISTS feedback_by_thread ON feedback (thread_id);
 ";
 
 pub struct SqliteStore {
@@ -283,6 +292,7 @@ impl Store for SqliteStore {
             let id = thread_id.to_string();
             tx.execute("DELETE FROM messages WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM runs WHERE thread_id = ?1", params![id])?;
+            tx.execute("DELETE FROM feedback WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM threads WHERE thread_id = ?1", params![id])?;
             Ok(())
         })
@@ -411,6 +421,32 @@ impl Store for SqliteStore {
                 params![thread_id.to_string(), run_id.to_string()],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {
+        let (run, feedback) = (run.clone(), feedback.clone());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO feedback (feedback_id, run_id, thread_id, seq, body) \
+                 VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM feedback WHERE run_id = ?2), ?4)",
+                params![
+                    feedback.feedback_id.to_string(),
+                    run.run_id.to_string(),
+                    run.thread_id.to_string(),
+                    to_json(&feedback)?
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>> {
+        let run_id = run.run_id.to_string();
+        self.call(move |connection| {
+            bodies(connection, "SELECT body FROM feedback WHERE run_id = ?1 ORDER BY seq", params![run_id])
         })
         .await
     }

@@ -9,6 +9,7 @@
 //! | message (part) | `THREAD#<id>` | `M#<seq, 12 digits>#<part, 3 digits>` | – | – |
 //! | run | `RUN#<run_id>` | `R` | – | – |
 //! | run pointer | `THREAD#<id>` | `R#<run_id>` | – | – |
+//! | feedback | `THREAD#<id>` | `F#<run_id>#<created_at>#<feedback_id>` | – | – |
 //!
 //! Access patterns:
 //! - an assistant, a thread, a run: GetItem; ownership is checked on the item's `user_id`.
@@ -23,6 +24,8 @@
 //!   expired), writes the run and a pointer to it in the thread's partition.
 //! - delete a thread: the thread item goes first (conditionally on its owner), then everything in
 //!   its partition and the runs it points to, in batches.
+//! - a run's feedback: one Query of its thread's partition for `sk` beginning with `F#<run_id>#`;
+//!   it goes when the thread goes.
 //! - creates and replaces are conditional on the owner: a PUT cannot take over another user's id.
 
 mod errors;
@@ -45,7 +48,7 @@ pub use table::{TableDefinition, TABLE};
 
 use super::{Entity, Store, StoreError, StoreResult};
 use crate::config::DynamoSettings;
-use crate::model::{Assistant, Message, Run, Thread, UserId};
+use crate::model::{Assistant, Feedback, Message, Run, Thread, UserId};
 use errors::{backend, conditional, sdk_error};
 use requests::CountRequests;
 use table::{assistant_pk, body, key, order_key, owned, s, text, thread_pk, to_json, Item};
@@ -327,5 +330,13 @@ impl Store for DynamoStore {
 
     async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
         self.release(thread_id, run_id).await
+    }
+
+    async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {
+        self.put_feedback(run, feedback).await
+    }
+
+    async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>> {
+        self.list_feedback(run).await
     }
 }

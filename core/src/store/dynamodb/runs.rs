@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::errors::{backend, conditional, sdk_error};
 use super::table::{body, key, millis, n, owned, run_pk, s, text, thread_pk, to_json};
 use super::DynamoStore;
-use crate::model::{Run, Timestamp, UserId};
+use crate::model::{Feedback, Run, Timestamp, UserId};
 use crate::store::{Entity, StoreError, StoreResult};
 
 impl DynamoStore {
@@ -102,5 +102,19 @@ impl DynamoStore {
             .await;
         // Someone else holds it now, or the thread is gone: nothing of ours to give back.
         conditional(released, Ok(()))
+    }
+
+    pub(super) async fn put_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {
+        let sk = format!("F#{}#{}#{}", run.run_id, feedback.created_at.to_rfc3339(), feedback.feedback_id);
+        let mut item = key(thread_pk(run.thread_id), &sk);
+        item.insert("body".into(), s(to_json(feedback)?));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_error)?;
+        Ok(())
+    }
+
+    pub(super) async fn list_feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>> {
+        let values = vec![(":pk", s(thread_pk(run.thread_id))), (":f", s(format!("F#{}#", run.run_id)))];
+        let items = self.query_all(None, "pk = :pk AND begins_with(sk, :f)", values, false).await?;
+        items.iter().map(body).collect()
     }
 }
