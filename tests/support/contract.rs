@@ -218,9 +218,9 @@ pub async fn a_thread_has_one_lease_at_a_time(store: SharedStore) {
     }
     assert!(matches!(store.get_run(&user("ann"), second.run_id).await, Err(StoreError::NotFound(_))), "no trace");
     store.renew_lease(thread.thread_id, first.run_id, lease).await.unwrap();
-    store.release_lease(thread.thread_id, second.run_id).await.unwrap();
+    store.release_lease(thread.thread_id, second.run_id, RunStatus::Success).await.unwrap();
     assert!(store.start_run(&second, lease).await.is_err(), "only the holder releases");
-    store.release_lease(thread.thread_id, first.run_id).await.unwrap();
+    store.release_lease(thread.thread_id, first.run_id, RunStatus::Success).await.unwrap();
     store.start_run(&second, lease).await.unwrap();
 
     // Runs of other threads are not affected, and the race for a free thread has one winner.
@@ -252,7 +252,7 @@ pub async fn feedback_is_kept_per_run_in_order_and_goes_with_the_thread(store: S
     let thread = new_thread(&store, "ann").await;
     let (judged, other) = (run("ann", &thread), run("ann", &thread));
     store.start_run(&judged, Duration::from_secs(60)).await.unwrap();
-    store.release_lease(thread.thread_id, judged.run_id).await.unwrap();
+    store.release_lease(thread.thread_id, judged.run_id, RunStatus::Success).await.unwrap();
     store.start_run(&other, Duration::from_secs(60)).await.unwrap();
     let mut given = Vec::new();
     for (score, comment) in [(json!(1), None), (json!(0), Some("changed my mind"))] {
@@ -271,6 +271,29 @@ pub async fn feedback_is_kept_per_run_in_order_and_goes_with_the_thread(store: S
     assert!(store.feedback(&other).await.unwrap().is_empty(), "feedback belongs to its own run");
     store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
     assert!(store.feedback(&judged).await.unwrap().is_empty(), "deleted with the thread");
+}
+
+pub async fn the_view_tells_whether_a_run_answers_and_how_the_last_ended(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
+    assert_eq!((view.thread, view.running, view.last_outcome), (thread.clone(), false, None));
+    assert!(matches!(store.thread_view(&user("bob"), thread.thread_id).await, Err(StoreError::NotFound(Entity::Thread))));
+
+    let cancelled = run("ann", &thread);
+    store.start_run(&cancelled, Duration::from_secs(60)).await.unwrap();
+    store.append_messages(&user("ann"), thread.thread_id, &[human("stop me")]).await.unwrap();
+    let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
+    assert!(view.running);
+    assert_eq!(contents(&view.messages), ["stop me"]);
+    store.release_lease(thread.thread_id, Uuid::new_v4(), RunStatus::Success).await.unwrap();
+    assert!(store.thread_view(&user("ann"), thread.thread_id).await.unwrap().running, "only the holder releases");
+    store.release_lease(thread.thread_id, cancelled.run_id, RunStatus::Cancelled).await.unwrap();
+    let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
+    assert_eq!((view.running, view.last_outcome), (false, Some(RunStatus::Cancelled)));
+
+    // New words make the last outcome old news.
+    store.append_messages(&user("ann"), thread.thread_id, &[human("go on")]).await.unwrap();
+    assert_eq!(store.thread_view(&user("ann"), thread.thread_id).await.unwrap().last_outcome, None);
 }
 
 pub async fn runs_are_owned_and_updated(store: SharedStore) {
@@ -333,6 +356,7 @@ macro_rules! store_contract {
             a_thread_has_one_lease_at_a_time,
             an_expired_lease_can_be_taken_and_its_old_holder_knows,
             runs_are_owned_and_updated,
+            the_view_tells_whether_a_run_answers_and_how_the_last_ended,
             feedback_is_kept_per_run_in_order_and_goes_with_the_thread,
             lists_span_many_pages,
             a_message_larger_than_an_item_round_trips,

@@ -11,7 +11,8 @@ use super::auth::User;
 use super::extract::{path_id, JsonBody};
 use super::{json_response, limits, ApiError, AppState, Routes};
 use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
-use crate::model::{Generation, Message, MessageType, Thread, ThreadInput, Timestamp, UserId, WireMessages};
+use crate::model::{Generation, Message, MessageType, RunStatus, Thread, ThreadInput, Timestamp, UserId, WireMessages};
+use crate::store::ThreadView;
 use axum::response::Response;
 
 pub fn routes() -> Routes {
@@ -20,6 +21,7 @@ pub fn routes() -> Routes {
         .route("/threads/{thread_id}", get(read).put(replace).delete(remove))
         .route("/threads/{thread_id}/messages", get(messages).post(add_messages))
         .route("/threads/{thread_id}/state", get(state).post(update_state))
+        .route("/threads/{thread_id}/history", get(history).post(history_with_limit))
 }
 
 async fn create(
@@ -134,12 +136,100 @@ async fn state(
     Path(thread_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
-    let (thread, messages) = state.store.thread_with_messages(&user, thread_id).await?;
-    // The graph's next step: the assistant answers whenever the last word is not its own.
-    let waiting = messages.last().is_some_and(|last| last.kind != MessageType::Ai);
-    let next = if waiting { vec![thread.assistant_type().unwrap_or("agent").to_string()] } else { vec![] };
-    let values = (!messages.is_empty()).then(|| WireMessages(&messages, Generation::Latest));
-    Ok(json_response(&StateBody { values, next }))
+    let view = state.store.thread_view(&user, thread_id).await?;
+    let values = (!view.messages.is_empty()).then(|| WireMessages(&view.messages, Generation::Latest));
+    Ok(json_response(&StateBody { values, next: next_step(&view, view.messages.len()) }))
+}
+
+/// The graph's next step after the first `upto` messages, which the latest UI offers as "Click to
+/// continue": the assistant answers when the thread ends with words that are not its own. Not
+/// for the thread as it is now while a run is answering, nor when the user cancelled the last run.
+fn next_step(view: &ThreadView, upto: usize) -> Vec<String> {
+    let unanswered = upto > 0 && view.messages[upto - 1].kind != MessageType::Ai;
+    let now = upto == view.messages.len();
+    let settled = !view.running && view.last_outcome != Some(RunStatus::Cancelled);
+    if unanswered && (!now || settled) {
+        vec![view.thread.assistant_type().unwrap_or("agent").to_string()]
+    } else {
+        vec![]
+    }
+}
+
+/// One past state of a thread, in LangGraph's checkpoint shape.
+#[derive(Serialize)]
+struct Checkpoint<'a> {
+    values: WireMessages<'a>,
+    next: Vec<String>,
+    config: Value,
+    parent: Option<Value>,
+}
+
+/// The body of POST `/threads/{id}/history`.
+pub struct HistoryRequest {
+    limit: Option<usize>,
+}
+
+impl FromJson for HistoryRequest {
+    fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
+        let mut fields = ObjectReader::new(value, loc)?;
+        let limit = match fields.raw("limit") {
+            None | Some(Value::Null) => None,
+            Some(raw) => match raw.as_u64().filter(|limit| *limit > 0) {
+                Some(limit) => Some(limit as usize),
+                None => {
+                    let loc = fields.loc().key("limit");
+                    fields.push_error(FieldError::new("greater_than", &loc, "Input should be a positive integer", raw));
+                    None
+                }
+            },
+        };
+        fields.finish(|| Some(HistoryRequest { limit }))
+    }
+}
+
+/// The thread's past states, newest first (POST may limit how many): one after each message, as the message log has them
+/// (an edited message shows its new content in every state). Each state's checkpoint id is the
+/// id of its last message.
+async fn history(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(thread_id): Path<String>,
+) -> Result<Response, ApiError> {
+    past_states(&state, &user, &thread_id, None).await
+}
+
+async fn history_with_limit(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(thread_id): Path<String>,
+    JsonBody(request): JsonBody<HistoryRequest>,
+) -> Result<Response, ApiError> {
+    past_states(&state, &user, &thread_id, request.limit).await
+}
+
+async fn past_states(
+    state: &AppState,
+    user: &UserId,
+    thread_id: &str,
+    limit: Option<usize>,
+) -> Result<Response, ApiError> {
+    let thread_id = path_id(thread_id, "thread_id")?;
+    let view = state.store.thread_view(user, thread_id).await?;
+    let checkpoint = |upto: usize| {
+        let id = view.messages[upto - 1].id.clone().unwrap_or_else(|| format!("{thread_id}-{upto}"));
+        json!({"configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": id}})
+    };
+    let states: Vec<Checkpoint<'_>> = (1..=view.messages.len())
+        .rev()
+        .take(limit.unwrap_or(usize::MAX))
+        .map(|upto| Checkpoint {
+            values: WireMessages(&view.messages[..upto], Generation::Latest),
+            next: next_step(&view, upto),
+            config: checkpoint(upto),
+            parent: (upto > 1).then(|| checkpoint(upto - 1)),
+        })
+        .collect();
+    Ok(json_response(&states))
 }
 
 /// The latest era's `{"values": [...] | {"messages": [...]}}` body.

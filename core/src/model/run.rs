@@ -19,6 +19,12 @@ impl RunStatus {
         matches!(self, RunStatus::Success | RunStatus::Error | RunStatus::Cancelled)
     }
 
+    pub fn from_name(name: &str) -> Option<Self> {
+        [RunStatus::Pending, RunStatus::Running, RunStatus::Success, RunStatus::Error, RunStatus::Cancelled]
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+
     /// The name on the wire and in logs.
     pub fn as_str(self) -> &'static str {
         match self {

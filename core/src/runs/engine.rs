@@ -346,7 +346,7 @@ impl RunEngine {
         };
         run.updated_at = Timestamp::now();
         // The thread is freed first: a client that sees the run finished can start the next one.
-        if let Err(error) = store.release_lease(run.thread_id, run.run_id).await {
+        if let Err(error) = store.release_lease(run.thread_id, run.run_id, run.status).await {
             tracing::error!(run_id = %run.run_id, %error, "could not release the thread; its lease will expire");
         }
         if let Err(error) = store.update_run(&run).await {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Entity, Store, StoreError, StoreResult};
-use crate::model::{Assistant, Feedback, Message, Run, Thread, Timestamp, UserId};
+use super::{Entity, Store, StoreError, StoreResult, ThreadView};
+use crate::model::{Assistant, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -28,6 +28,7 @@ struct ThreadRecord {
     thread: Thread,
     messages: Vec<Message>,
     lease: Option<Lease>,
+    last_outcome: Option<RunStatus>,
 }
 
 #[derive(Clone, Copy)]
@@ -113,7 +114,8 @@ impl Store for MemoryStore {
                 Ok(())
             }
             None => {
-                let record = ThreadRecord { thread: thread.clone(), messages: Vec::new(), lease: None };
+                let record =
+                    ThreadRecord { thread: thread.clone(), messages: Vec::new(), lease: None, last_outcome: None };
                 inner.threads.insert(thread.thread_id, record);
                 Ok(())
             }
@@ -149,8 +151,25 @@ impl Store for MemoryStore {
         Ok(self.lock().own_thread(user, thread_id)?.messages.clone())
     }
 
+    async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView> {
+        let mut inner = self.lock();
+        let record = inner.own_thread(user, thread_id)?;
+        let now = Timestamp::now();
+        Ok(ThreadView {
+            thread: record.thread.clone(),
+            messages: record.messages.clone(),
+            running: record.lease.is_some_and(|lease| lease.expires_at > now),
+            last_outcome: record.last_outcome,
+        })
+    }
+
     async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
-        self.lock().own_thread(user, thread_id)?.messages.extend_from_slice(messages);
+        let mut inner = self.lock();
+        let record = inner.own_thread(user, thread_id)?;
+        record.messages.extend_from_slice(messages);
+        if !messages.is_empty() {
+            record.last_outcome = None;
+        }
         Ok(())
     }
 
@@ -164,7 +183,10 @@ impl Store for MemoryStore {
                 .and_then(|id| record.messages.iter_mut().find(|stored| stored.id.as_ref() == Some(id)));
             match existing {
                 Some(stored) => *stored = message.clone(),
-                None => record.messages.push(message.clone()),
+                None => {
+                    record.messages.push(message.clone());
+                    record.last_outcome = None;
+                }
             }
         }
         Ok(())
@@ -211,10 +233,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
+    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()> {
         if let Some(record) = self.lock().threads.get_mut(&thread_id) {
             if record.lease.is_some_and(|held| held.run_id == run_id) {
                 record.lease = None;
+                record.last_outcome = Some(outcome);
             }
         }
         Ok(())

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Assistant, Feedback, Message, Run, Thread, UserId};
+use crate::model::{Assistant, Feedback, Message, Run, RunStatus, Thread, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -51,6 +51,17 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A thread as its state shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadView {
+    pub thread: Thread,
+    pub messages: Vec<Message>,
+    /// A run holds the thread: its lease has not expired.
+    pub running: bool,
+    /// How the last run to let go of the thread ended, unless messages were added since.
+    pub last_outcome: Option<RunStatus>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Opens connections ahead of the first request (a Lambda's init is not billed the same
@@ -77,11 +88,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// The thread's messages in the order they were added.
     async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>>;
-    /// The thread and its messages together (a backend may read both at once).
-    async fn thread_with_messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<(Thread, Vec<Message>)> {
-        let thread = self.get_thread(user, thread_id).await?;
-        Ok((thread, self.messages(user, thread_id).await?))
-    }
+    /// The thread with its messages and what its runs are doing, read at once.
+    async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView>;
     async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
     /// Replaces the messages whose `id` matches one in `messages`; appends the others.
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
@@ -93,8 +101,8 @@ pub trait Store: Send + Sync + 'static {
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
     /// Extends the lease of a run still holding it; `LeaseLost` otherwise.
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()>;
-    /// Gives the lease back if `run_id` still holds it.
-    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()>;
+    /// Gives the lease back if `run_id` still holds it, noting how the run ended.
+    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()>;
 
     /// Keeps feedback on `run` (whose owner the caller has checked). It goes with the run's thread.
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Entity, Store, StoreError, StoreResult};
-use crate::model::{Assistant, Feedback, Message, Run, Thread, Timestamp, UserId};
+use super::{Entity, Store, StoreError, StoreResult, ThreadView};
+use crate::model::{Assistant, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS assistants (
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS threads (
     updated_at TEXT NOT NULL,
     body TEXT NOT NULL,
     lease_run_id TEXT,
-    lease_expires_ms INTEGER
+    lease_expires_ms INTEGER,
+    last_outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS threads_by_user ON threads (user_id, updated_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -95,6 +96,14 @@ impl SqliteStore {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.execute_batch(SCHEMA)?;
+        // Files made before threads recorded their last run's outcome.
+        let columns: Vec<String> = connection
+            .prepare("SELECT name FROM pragma_table_info('threads')")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !columns.iter().any(|column| column == "last_outcome") {
+            connection.execute_batch("ALTER TABLE threads ADD COLUMN last_outcome TEXT")?;
+        }
         Ok(SqliteStore { connection: Arc::new(Mutex::new(connection)) })
     }
 
@@ -160,11 +169,13 @@ fn bodies<T: DeserializeOwned>(connection: &Connection, sql: &str, args: impl ru
     rows.map(|row| from_json(&row?)).collect()
 }
 
+/// Adds a message; the thread's last run outcome no longer describes its end.
 fn insert_message(connection: &Connection, thread_id: &str, seq: i64, message: &Message) -> StoreResult<()> {
     connection.execute(
         "INSERT INTO messages (thread_id, seq, message_id, body) VALUES (?1, ?2, ?3, ?4)",
         params![thread_id, seq, message.id, to_json(message)?],
     )?;
+    connection.execute("UPDATE threads SET last_outcome = NULL WHERE thread_id = ?1", params![thread_id])?;
     Ok(())
 }
 
@@ -309,6 +320,27 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let tx = connection.transaction()?;
+            let id = thread_id.to_string();
+            let sql = "SELECT body, lease_expires_ms, last_outcome FROM threads WHERE thread_id = ?1 AND user_id = ?2";
+            let (body, lease_expires, last_outcome): (String, Option<i64>, Option<String>) = tx
+                .query_row(sql, params![id, user.as_str()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .optional()?
+                .ok_or(StoreError::NotFound(Entity::Thread))?;
+            let messages = bodies(&tx, "SELECT body FROM messages WHERE thread_id = ?1 ORDER BY seq", params![id])?;
+            Ok(ThreadView {
+                thread: from_json(&body)?,
+                messages,
+                running: lease_expires.is_some_and(|expires| expires > millis(Timestamp::now())),
+                last_outcome: last_outcome.as_deref().and_then(RunStatus::from_name),
+            })
+        })
+        .await
+    }
+
     async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
         let (user, messages) = (user.clone(), messages.to_vec());
         self.write(move |tx| {
@@ -414,11 +446,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
+    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()> {
         self.write(move |tx| {
             tx.execute(
-                "UPDATE threads SET lease_run_id = NULL, lease_expires_ms = NULL WHERE thread_id = ?1 AND lease_run_id = ?2",
-                params![thread_id.to_string(), run_id.to_string()],
+                "UPDATE threads SET lease_run_id = NULL, lease_expires_ms = NULL, last_outcome = ?3 \
+                 WHERE thread_id = ?1 AND lease_run_id = ?2",
+                params![thread_id.to_string(), run_id.to_string(), outcome.as_str()],
             )?;
             Ok(())
         })

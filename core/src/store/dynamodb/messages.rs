@@ -92,7 +92,8 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(thread_pk(thread_id), "M")))
-            .update_expression("ADD next_seq :count")
+            // New messages: the last run's outcome no longer describes the thread's end.
+            .update_expression("ADD next_seq :count REMOVE last_outcome")
             .condition_expression("user_id = :user")
             .expression_attribute_values(":count", n(count))
             .expression_attribute_values(":user", s(user.as_str()))

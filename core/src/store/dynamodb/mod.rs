@@ -46,9 +46,9 @@ use uuid::Uuid;
 pub use requests::RequestCounter;
 pub use table::{TableDefinition, TABLE};
 
-use super::{Entity, Store, StoreError, StoreResult};
+use super::{Entity, Store, StoreError, StoreResult, ThreadView};
 use crate::config::DynamoSettings;
-use crate::model::{Assistant, Feedback, Message, Run, Thread, UserId};
+use crate::model::{Assistant, Feedback, Message, Run, RunStatus, Thread, UserId};
 use errors::{backend, conditional, sdk_error};
 use requests::CountRequests;
 use table::{assistant_pk, body, key, order_key, owned, s, text, thread_pk, to_json, Item};
@@ -299,9 +299,16 @@ impl Store for DynamoStore {
         Ok(messages.into_iter().map(|(_, message)| message).collect())
     }
 
-    async fn thread_with_messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<(Thread, Vec<Message>)> {
+    async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView> {
         let (thread, messages) = self.thread_and_messages(user, thread_id).await?;
-        Ok((body(&thread)?, messages.into_iter().map(|(_, message)| message).collect()))
+        let lease_expires = table::number(&thread, "lease_expires");
+        Ok(ThreadView {
+            running: text(&thread, "lease_run_id").is_ok()
+                && lease_expires.is_some_and(|expires| expires > table::millis(crate::model::Timestamp::now())),
+            last_outcome: text(&thread, "last_outcome").ok().and_then(RunStatus::from_name),
+            thread: body(&thread)?,
+            messages: messages.into_iter().map(|(_, message)| message).collect(),
+        })
     }
 
     async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
@@ -328,8 +335,8 @@ impl Store for DynamoStore {
         self.renew(thread_id, run_id, lease).await
     }
 
-    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
-        self.release(thread_id, run_id).await
+    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()> {
+        self.release(thread_id, run_id, outcome).await
     }
 
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::errors::{backend, conditional, sdk_error};
 use super::table::{body, key, millis, n, owned, run_pk, s, text, thread_pk, to_json};
 use super::DynamoStore;
-use crate::model::{Feedback, Run, Timestamp, UserId};
+use crate::model::{Feedback, Run, RunStatus, Timestamp, UserId};
 use crate::store::{Entity, StoreError, StoreResult};
 
 impl DynamoStore {
@@ -89,15 +89,16 @@ impl DynamoStore {
         conditional(renewed, Err(StoreError::LeaseLost { run_id }))
     }
 
-    pub(super) async fn release(&self, thread_id: Uuid, run_id: Uuid) -> StoreResult<()> {
+    pub(super) async fn release(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()> {
         let released = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(thread_pk(thread_id), "M")))
-            .update_expression("REMOVE lease_run_id, lease_expires")
+            .update_expression("REMOVE lease_run_id, lease_expires SET last_outcome = :outcome")
             .condition_expression("lease_run_id = :run")
             .expression_attribute_values(":run", s(run_id.to_string()))
+            .expression_attribute_values(":outcome", s(outcome.as_str()))
             .send()
             .await;
         // Someone else holds it now, or the thread is gone: nothing of ours to give back.
