@@ -10,7 +10,7 @@
 # - schemathesis over /openapi.json against the running server.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
-HTTP_SUITES=(api:: isolation:: runs_stream:: walkthrough::)
+HTTP_SUITES=(api:: frontends:: isolation:: runs_stream:: walkthrough::)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

@@ -9,6 +9,7 @@ mod api;
 mod crash;
 mod dynamodb_concurrency;
 mod dynamodb_requests;
+mod frontends;
 mod fuzz;
 mod isolation;
 mod jwt;

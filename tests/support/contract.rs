@@ -277,7 +277,10 @@ pub async fn the_view_tells_whether_a_run_answers_and_how_the_last_ended(store: 
     let thread = new_thread(&store, "ann").await;
     let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
     assert_eq!((view.thread, view.running, view.last_outcome), (thread.clone(), false, None));
-    assert!(matches!(store.thread_view(&user("bob"), thread.thread_id).await, Err(StoreError::NotFound(Entity::Thread))));
+    assert!(matches!(
+        store.thread_view(&user("bob"), thread.thread_id).await,
+        Err(StoreError::NotFound(Entity::Thread))
+    ));
 
     let cancelled = run("ann", &thread);
     store.start_run(&cancelled, Duration::from_secs(60)).await.unwrap();
