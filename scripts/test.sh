@@ -7,7 +7,8 @@
 # - the unit tests and the one integration-test binary: the API over real HTTP, provider wire
 #   formats, the store contract on every backend, the Lambda functions;
 # - the HTTP suites again on each persistent store;
-# - schemathesis over /openapi.json against the running server.
+# - schemathesis over /openapi.json against the running server;
+# - the playground page (GET /) in headless Chromium.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
 HTTP_SUITES=(api:: frontends:: isolation:: runs_stream:: walkthrough::)
@@ -70,6 +71,9 @@ done
 
 echo "== schemathesis over /openapi.json"
 bash tests/openapi/check.sh "$WORK" || status=1
+
+echo "== the playground page in headless Chromium"
+bash tests/playground/check.sh "$WORK" || status=1
 
 echo "make test: $((SECONDS - started)) s, exit $status"
 exit $status

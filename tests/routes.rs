@@ -159,7 +159,9 @@ async fn the_openapi_description_documents_exactly_the_routes_served() {
             let is_documented = operations.iter().any(|(p, m)| p == path && m == method);
             let concrete = concrete(path);
             assert_eq!(serves(&routes, method, &concrete).await, is_documented, "{method} {path}");
-            assert_eq!(serves(&routes, method, &format!("{concrete}/")).await, is_documented, "{method} {path}/");
+            if *path != "/" {
+                assert_eq!(serves(&routes, method, &format!("{concrete}/")).await, is_documented, "{method} {path}/");
+            }
         }
     }
 }

@@ -7,20 +7,11 @@
 # depth mismatch"), which schemathesis reports as a runtime error.
 set -euo pipefail
 WORK=$1
-LOG="$WORK/openapi-server.log"
-# PORT=0: the server binds a free port and logs it. OpenAI is configured at a closed port, so
-# runs naming its models fail and streams with `error` events are checked too.
-STORE=memory PORT=0 OFFLINE_TOKEN_DELAY_MS=0 OPENAI_API_KEY=unused OPENAI_BASE_URL=http://127.0.0.1:9/v1 \
-  RUST_LOG=info \
-  "$CARGO_TARGET_DIR/debug/api" >"$LOG" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null || true' EXIT
-BASE=
-for _ in $(seq 1 100); do
-  BASE=$(grep -o 'listening on http://[0-9.:]*' "$LOG" | head -1 | sed 's/listening on //') && [ -n "$BASE" ] && break
-  sleep 0.1
-done
-[ -n "$BASE" ] || { cat "$LOG"; echo "the server did not start" >&2; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/../start-api.sh"
+# OpenAI is configured at a closed port, so runs naming its models fail and streams with `error`
+# events are checked too.
+start_api "$WORK/openapi-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=0 \
+  OPENAI_API_KEY=unused OPENAI_BASE_URL=http://127.0.0.1:9/v1
 
 status=0
 python "$(dirname "${BASH_SOURCE[0]}")/stream_events.py" "$BASE" || status=1

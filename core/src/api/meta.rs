@@ -1,4 +1,4 @@
-//! Liveness and self-description: `/ok`, `/health`, `/openapi.json`, `/docs`.
+//! Liveness, self-description and a page to try it: `/ok`, `/health`, `/openapi.json`, `/docs`, `/`.
 
 use axum::http::header;
 use axum::response::Html;
@@ -12,6 +12,9 @@ use super::Routes;
 const OPENAPI: &str = include_str!("openapi.json");
 /// A self-contained page (no CDN) that renders [`OPENAPI`] and sends requests from the browser.
 const DOCS: &str = include_str!("docs.html");
+/// A self-contained chat page (no CDN, no build step): assistants from the config schema, chats
+/// with streamed answers, the history of a chat on reload.
+const PLAYGROUND: &str = include_str!("playground.html");
 
 /// One schema of the OpenAPI description's components, for the JSON Schemas `/runs` serves.
 pub(crate) fn openapi_schema(name: &str) -> serde_json::Value {
@@ -26,4 +29,5 @@ pub fn routes() -> Routes {
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/docs", get(|| async { Html(DOCS) }))
+        .route("/", get(|| async { Html(PLAYGROUND) }))
 }

@@ -123,7 +123,10 @@ pub struct Routes {
 impl Routes {
     /// Routes `path` both with and without a trailing slash: OpenGPTs clients use both spellings.
     pub(crate) fn route(mut self, path: &'static str, methods: MethodRouter<AppState>) -> Self {
-        self.router = self.router.route(path, methods.clone()).route(&format!("{path}/"), methods);
+        self.router = match path {
+            "/" => self.router.route(path, methods),
+            _ => self.router.route(path, methods.clone()).route(&format!("{path}/"), methods),
+        };
         self.paths.push(path);
         self
     }

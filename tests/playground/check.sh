@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The playground page in headless Chromium (playground.test.cjs, node's test runner). Installs
+# what it needs once: Debian's chromium, and playwright-core from npm outside the clone.
+# Called by scripts/test.sh with a work folder.
+set -euo pipefail
+WORK=$1
+HERE="$(dirname "${BASH_SOURCE[0]}")"
+PLAYWRIGHT_VERSION=1.65.1
+NODE_DIR="${OPENGPTS_NODE_DIR:-$HOME/.cache/opengpts-serverless/node}"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "Installing chromium and node (apt)"
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium nodejs npm >/dev/null
+fi
+if ! [ -f "$NODE_DIR/node_modules/playwright-core/package.json" ] ||
+  ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$NODE_DIR/node_modules/playwright-core/package.json"; then
+  echo "Installing playwright-core $PLAYWRIGHT_VERSION into $NODE_DIR"
+  npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "playwright-core@$PLAYWRIGHT_VERSION"
+fi
+. "$HERE/../start-api.sh"
+# Pauses between the offline model's tokens, so the page can be seen streaming.
+start_api "$WORK/playground-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=50
+BASE_URL="$BASE" CHROMIUM="$(command -v chromium)" NODE_PATH="$NODE_DIR/node_modules" node --test "$HERE/"
