@@ -1,11 +1,14 @@
 //! `/runs/stream` over real HTTP: both generations' event formats, errors, disconnects, locking.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use integration_tests::mock_provider::{openai_events, parts, MockProvider, Part, Reply};
 use integration_tests::{
-    parse_sse, spawn_app, spawn_app_with, test_config, test_store, SseEvent, StreamReader, TestApp,
+    parse_sse, spawn_app, spawn_app_with, spawn_state, test_config, test_store, SseEvent, StreamReader, TestApp,
 };
+use opengpts::api::AppState;
+use opengpts::runs::LambdaDispatch;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -324,6 +327,29 @@ async fn background_runs_report_success_and_error() {
     let run = app.wait_for_run(USER, run["run_id"].as_str().unwrap()).await;
     assert_eq!(run["status"], "error");
     assert!(run["error"].as_str().unwrap().contains("anthropic could not be reached"), "{run}");
+}
+
+/// The `run-worker` function cannot be invoked: the client gets a 502 that says so, the run is
+/// recorded as not started, and the thread is free for the next run.
+#[tokio::test]
+async fn a_worker_that_cannot_be_invoked_is_a_clear_502_and_frees_the_thread() {
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        url
+    };
+    let dispatch = LambdaDispatch::new("run-worker".into(), Some(refused)).await;
+    let state = AppState::with_dispatch(test_config(|_| None), test_store().await, Arc::new(dispatch)).unwrap();
+    let app = spawn_state(state).await;
+    let (_, thread_id) = app.thread(USER, CHATBOT()).await;
+    let body =
+        json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}], "multitask_strategy": "reject"});
+    let (status, error) = app.post("/runs", USER, body.clone()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{error}");
+    assert!(error["detail"].as_str().unwrap().contains("could not be started in the background"), "{error}");
+    let (status, again) = app.post("/runs", USER, body).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "the thread was free again, not busy: {again}");
 }
 
 #[tokio::test]

@@ -46,10 +46,14 @@ pub fn test_config(vars: impl Fn(&str) -> Option<String>) -> Config {
 }
 
 pub async fn spawn_app_with(config: Config, store: Arc<dyn Store>) -> TestApp {
+    spawn_state(AppState::new(config, store).expect("a valid test configuration")).await
+}
+
+/// Serves every route with `state` on a port of its own.
+pub async fn spawn_state(state: AppState) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = listener.local_addr().expect("bound address");
-    let app = api::app(api::routes(), AppState::new(config, store).expect("a valid test configuration"));
-    tokio::spawn(opengpts::serve::serve_http(listener, app));
+    tokio::spawn(opengpts::serve::serve_http(listener, api::app(api::routes(), state)));
     TestApp::remote(format!("http://{address}"))
 }
 

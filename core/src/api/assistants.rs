@@ -1,13 +1,13 @@
 //! `/assistants`: create, replace, list, read and delete assistants.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Json;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth::User;
-use super::extract::{path_id, query_id, JsonBody};
+use super::extract::{path_id, query_id, JsonBody, QueryParams};
 use super::{limits, ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantInput};
 use crate::store::StoreError;
@@ -62,7 +62,7 @@ struct PublicQuery {
 async fn list_public(
     State(state): State<AppState>,
     User(user): User,
-    Query(query): Query<PublicQuery>,
+    QueryParams(query): QueryParams<PublicQuery>,
 ) -> Result<Json<Vec<Assistant>>, ApiError> {
     let Some(shared_id) = query.shared_id else {
         return Ok(Json(state.store.list_public_assistants().await?));

@@ -1,12 +1,32 @@
 //! Extractors that turn raw requests into typed input or an [`ApiError`] naming what was wrong.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use http_body_util::LengthLimitError;
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
-use crate::model::validate::{parse_body, parse_uuid, FromJson, Loc};
+use crate::model::validate::{parse_body, parse_uuid, FieldError, FromJson, Loc};
+
+/// Query parameters parsed into `T`; a malformed query string is a 422 that says why.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequestParts<AppState> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(params)) => Ok(QueryParams(params)),
+            Err(rejection) => {
+                let query = serde_json::Value::from(parts.uri.query().unwrap_or_default());
+                let error = FieldError::new("query_error", &Loc::root("query"), rejection.body_text(), &query);
+                Err(ApiError::Validation(vec![error]))
+            }
+        }
+    }
+}
 
 /// A JSON body parsed into `T`, within the configured size limit.
 pub struct JsonBody<T>(pub T);
