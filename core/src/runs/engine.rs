@@ -1,8 +1,9 @@
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -74,6 +75,16 @@ enum Failure {
     Store(StoreError),
     /// The background worker could not be handed the run.
     NotStarted(String),
+    /// A bug: the run's code panicked.
+    Panicked(String),
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 impl RunEngine {
@@ -195,7 +206,11 @@ impl RunEngine {
         async {
             let token = self.token(job.run.run_id);
             let mut sink = EventSink::new(listener);
-            let outcome = self.drive(&job, &token, &mut sink).await;
+            // A bug that panics ends this run as failed, its thread freed, not the process.
+            let outcome = AssertUnwindSafe(self.drive(&job, &token, &mut sink))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(Failure::Panicked(panic_message(&panic))));
             if let Err(failure) = &outcome {
                 sink.send(RunEvent::Error { status_code: failure.status_code(), message: failure.message(&job.run) })
                     .await;
@@ -370,6 +385,7 @@ impl Failure {
             Failure::Model(error) => error.status_code(),
             Failure::Store(_) => 503,
             Failure::NotStarted(_) => 502,
+            Failure::Panicked(_) => 500,
         }
     }
 
@@ -380,6 +396,10 @@ impl Failure {
             Failure::Model(error) => error.to_string(),
             Failure::Store(error) => format!("The data store failed: {error}"),
             Failure::NotStarted(reason) => format!("The run was not started: {reason}"),
+            Failure::Panicked(reason) => {
+                tracing::error!(run_id = %run.run_id, %reason, "the run panicked");
+                "The server failed while running it (an internal error, logged)".into()
+            }
         }
     }
 }
