@@ -12,7 +12,7 @@ use super::extract::{path_id, JsonBody};
 use super::{limits, sse, ApiError, AppState, Routes};
 use crate::llm::{DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES};
 use crate::model::{Feedback, FeedbackInput, Run};
-use crate::runs::{Listener, MultitaskStrategy, RunError, RunEvent, RunRequest};
+use crate::runs::{Listener, MultitaskStrategy, OnDisconnect, RunError, RunEvent, RunRequest};
 use crate::store::StoreError;
 
 /// Enough buffered events that a briefly slow client does not hold the model back.
@@ -50,7 +50,7 @@ async fn create(
     check_limits(&state, &request)?;
     let pending = state.runs.prepare(user, request).await?;
     // A busy thread is waited for here (bounded), so the answer says whether the run started.
-    let job = state.runs.acquire(&pending, true).await?;
+    let job = state.runs.acquire(&pending, Some(&|| true)).await?;
     let run = job.run.clone();
     state.runs.run_in_background(job).await?;
     Ok(Json(run))
@@ -65,7 +65,7 @@ async fn stream(
     let pending = state.runs.prepare(user, request).await?;
     // A free thread is taken before answering, so a refusal is an HTTP error. A busy one, unless
     // the client asked for `reject`, is waited for inside the stream, with pings meanwhile.
-    let started = match state.runs.acquire(&pending, false).await {
+    let started = match state.runs.acquire(&pending, None).await {
         Ok(job) => Some(job),
         Err(RunError::Store(StoreError::ThreadBusy { .. })) if pending.strategy != MultitaskStrategy::Reject => None,
         Err(error) => return Err(error.into()),
@@ -79,16 +79,22 @@ async fn stream(
     let run = async move {
         let job = match started {
             Some(job) => job,
-            None => match engine.acquire(&pending, true).await {
-                Ok(job) => job,
-                Err(error) => {
-                    let refused = ApiError::from(error);
-                    let event =
-                        RunEvent::Error { status_code: refused.status().as_u16(), message: refused.to_string() };
-                    let _ = sender.send(event).await;
-                    return;
+            None => {
+                // A client that leaves while waiting, and asked for cancel on disconnect, has its
+                // run dropped before anything of it is stored.
+                let cancel_on_disconnect = pending.on_disconnect == OnDisconnect::Cancel;
+                let listening = || !(cancel_on_disconnect && sender.is_closed());
+                match engine.acquire(&pending, Some(&listening)).await {
+                    Ok(job) => job,
+                    Err(error) => {
+                        let refused = ApiError::from(error);
+                        let event =
+                            RunEvent::Error { status_code: refused.status().as_u16(), message: refused.to_string() };
+                        let _ = sender.send(event).await;
+                        return;
+                    }
                 }
-            },
+            }
         };
         engine.execute(job, Some(Listener { events: sender, on_disconnect: pending.on_disconnect })).await;
     };

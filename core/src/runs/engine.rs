@@ -131,10 +131,14 @@ impl RunEngine {
     }
 
     /// Takes the thread's lease and appends the input: from the returned job on, failures belong
-    /// to the run. A busy thread is `ThreadBusy` at once if `wait` is false or the strategy is
-    /// `reject`; otherwise the run waits for the thread (cancelling its holder first under
-    /// `interrupt`) for at most `RUN_QUEUE_WAIT_SECONDS`.
-    pub async fn acquire(&self, pending: &PendingRun, wait: bool) -> Result<RunJob, RunError> {
+    /// to the run. A busy thread is `ThreadBusy` at once without `wait_while`, or under `reject`;
+    /// otherwise the run waits for the thread (cancelling its holder first under `interrupt`) for
+    /// at most `RUN_QUEUE_WAIT_SECONDS`, and while `wait_while` holds (a client still listening).
+    pub async fn acquire(
+        &self,
+        pending: &PendingRun,
+        wait_while: Option<&(dyn Fn() -> bool + Send + Sync)>,
+    ) -> Result<RunJob, RunError> {
         let store = &self.inner.store;
         let run = &pending.job.run;
         let deadline = tokio::time::Instant::now() + self.inner.config.run_queue_wait;
@@ -144,7 +148,7 @@ impl RunEngine {
             match store.start_run(run, self.inner.config.run_lease).await {
                 Ok(()) => break,
                 Err(StoreError::ThreadBusy { run_id: holder })
-                    if wait
+                    if wait_while.is_some_and(|wanted| wanted())
                         && pending.strategy != MultitaskStrategy::Reject
                         && tokio::time::Instant::now() < deadline =>
                 {
@@ -157,6 +161,9 @@ impl RunEngine {
                     }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
+                    if !wait_while.is_some_and(|wanted| wanted()) {
+                        return Err(StoreError::ThreadBusy { run_id: holder }.into());
+                    }
                 }
                 Err(error) => return Err(error.into()),
             }
