@@ -1,6 +1,6 @@
 //! A second user against every endpoint with the first user's ids: nothing leaks, nothing changes.
 
-use integration_tests::spawn_app;
+use integration_tests::{spawn_app, spawn_app_with, test_config, test_store};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -72,6 +72,18 @@ async fn a_user_never_reads_changes_or_takes_over_another_users_data() {
     // A public assistant may be used, not changed.
     let (status, _) = app.post("/threads", INTRUDER, json!({"name": "x", "assistant_id": public})).await;
     assert_eq!(status, StatusCode::OK);
+    // Everything public the intruder can read carries no trace of the owner's id: under the
+    // cookie mock it would be the owner's credential.
+    let seen = [
+        app.get("/assistants/public", INTRUDER).await.1,
+        app.get(&format!("/assistants/public/?shared_id={public}"), INTRUDER).await.1,
+        app.get(&format!("/assistants/{public}"), INTRUDER).await.1,
+    ];
+    for answer in &seen {
+        assert!(answer.to_string().contains(&public), "{answer}");
+        assert!(!answer.to_string().contains(OWNER), "the owner's id is shown: {answer}");
+    }
+    assert_eq!(app.get(&format!("/assistants/{public}"), OWNER).await.1["user_id"], OWNER, "owners see their own id");
 
     assert_eq!(snapshot().await, before, "the owner's data is unchanged");
 
@@ -80,4 +92,20 @@ async fn a_user_never_reads_changes_or_takes_over_another_users_data() {
     assert_eq!(app.put(&format!("/assistants/{public}"), OWNER, hide).await.0, StatusCode::OK);
     assert_eq!(app.get(&format!("/assistants/{public}"), INTRUDER).await, not_found("Assistant"));
     assert_eq!(app.get("/assistants/public", INTRUDER).await.1, json!([]));
+}
+
+/// Where strangers can call, the cookie mock takes only random UUIDs (`COOKIE_USER_IDS=uuid`).
+#[tokio::test]
+async fn guessable_cookie_ids_are_refused_when_only_uuids_are_allowed() {
+    let config = test_config(|name| (name == "COOKIE_USER_IDS").then(|| "uuid".into()));
+    let app = spawn_app_with(config, test_store().await).await;
+    for guessable in ["foo", "owner", "00000000-0000-0000-0000-000000000000"] {
+        let (status, error) = app.get("/assistants", guessable).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{guessable}");
+        assert!(error["detail"].as_str().unwrap().contains("must be a random UUID"), "{error}");
+    }
+    let (status, _) = app.get("/assistants", &uuid::Uuid::new_v4().to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    // The local default lets the user's document's `opengpts_user_id=foo` in.
+    assert_eq!(spawn_app().await.get("/assistants", "foo").await.0, StatusCode::OK);
 }

@@ -89,8 +89,9 @@ pub struct Config {
 /// How callers are identified (OpenGPTs' `AUTH_TYPE` and `JWT_*` variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthConfig {
-    /// The `opengpts_user_id` cookie is the user id.
-    Cookie,
+    /// The `opengpts_user_id` cookie is the user id. `uuid_only`: only random UUIDs, as the
+    /// OpenGPTs UIs make, so an id cannot be guessed (any value otherwise, for local work).
+    Cookie { uuid_only: bool },
     /// `Authorization: Bearer` tokens verified with a configured key.
     JwtLocal { jwt: JwtSettings, algorithm: String, decode_key: Secret<Vec<u8>> },
     /// `Authorization: Bearer` tokens verified with the issuer's published keys (JWKS).
@@ -247,7 +248,19 @@ fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
         })
     };
     match env.text("AUTH_TYPE").as_deref().unwrap_or("noop") {
-        "noop" => Ok(AuthConfig::Cookie),
+        "noop" => Ok(AuthConfig::Cookie {
+            uuid_only: match env.text("COOKIE_USER_IDS").as_deref().unwrap_or("any") {
+                "any" => false,
+                "uuid" => true,
+                other => {
+                    return Err(ConfigError {
+                        name: "COOKIE_USER_IDS",
+                        value: other.into(),
+                        reason: "expected any or uuid".into(),
+                    })
+                }
+            },
+        }),
         "jwt_local" => {
             use base64::Engine;
             let encoded = required("JWT_DECODE_KEY_B64")?;

@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::auth::User;
 use super::extract::{path_id, query_id, JsonBody, QueryParams};
-use super::{limits, ApiError, AppState, Routes};
-use crate::model::{Assistant, AssistantInput};
+use super::{json_response, limits, ApiError, AppState, Routes};
+use crate::model::{Assistant, AssistantInput, AssistantView};
 use crate::store::StoreError;
+use axum::response::Response;
 
 pub fn routes() -> Routes {
     Routes::default()
@@ -63,25 +64,28 @@ async fn list_public(
     State(state): State<AppState>,
     User(user): User,
     QueryParams(query): QueryParams<PublicQuery>,
-) -> Result<Json<Vec<Assistant>>, ApiError> {
-    let Some(shared_id) = query.shared_id else {
-        return Ok(Json(state.store.list_public_assistants().await?));
+) -> Result<Response, ApiError> {
+    let shown = match query.shared_id {
+        None => state.store.list_public_assistants().await?,
+        Some(shared_id) => match state.store.get_assistant(&user, query_id(&shared_id, "shared_id")?).await {
+            Ok(assistant) if assistant.public => vec![assistant],
+            Ok(_) | Err(StoreError::NotFound(_)) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        },
     };
-    let shared_id = query_id(&shared_id, "shared_id")?;
-    match state.store.get_assistant(&user, shared_id).await {
-        Ok(assistant) if assistant.public => Ok(Json(vec![assistant])),
-        Ok(_) | Err(StoreError::NotFound(_)) => Ok(Json(Vec::new())),
-        Err(error) => Err(error.into()),
-    }
+    let views: Vec<AssistantView<'_>> =
+        shown.iter().map(|assistant| AssistantView { assistant, viewer: &user }).collect();
+    Ok(json_response(&views))
 }
 
 async fn read(
     State(state): State<AppState>,
     User(user): User,
     Path(assistant_id): Path<String>,
-) -> Result<Json<Assistant>, ApiError> {
+) -> Result<Response, ApiError> {
     let assistant_id = path_id(&assistant_id, "assistant_id")?;
-    Ok(Json(state.store.get_assistant(&user, assistant_id).await?))
+    let assistant = state.store.get_assistant(&user, assistant_id).await?;
+    Ok(json_response(&AssistantView { assistant: &assistant, viewer: &user }))
 }
 
 async fn remove(

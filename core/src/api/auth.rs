@@ -16,15 +16,26 @@ pub trait Authenticator: Send + Sync + 'static {
     async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, ApiError>;
 }
 
-/// OpenGPTs' mock auth: the `opengpts_user_id` cookie's value is the user id.
-pub struct CookieAuth;
+/// OpenGPTs' mock auth: the `opengpts_user_id` cookie's value is the user id. Whoever knows
+/// the value is that user, so where strangers can call, only unguessable values (UUIDs) are let in.
+pub struct CookieAuth {
+    pub uuid_only: bool,
+}
 
 #[async_trait]
 impl Authenticator for CookieAuth {
     async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
-        cookie(headers, USER_COOKIE).and_then(UserId::new).ok_or_else(|| {
+        let id = cookie(headers, USER_COOKIE).and_then(UserId::new).ok_or_else(|| {
             ApiError::Unauthorized(format!("Missing identity: send the {USER_COOKIE} cookie with your user id"))
-        })
+        })?;
+        let random = uuid::Uuid::try_parse(id.as_str()).is_ok_and(|uuid| uuid.get_version_num() == 4);
+        if self.uuid_only && !random {
+            return Err(ApiError::Unauthorized(format!(
+                "The {USER_COOKIE} cookie must be a random UUID, as the OpenGPTs UIs make, so that no one can guess \
+                 another user's; COOKIE_USER_IDS=any allows any value (local development only)"
+            )));
+        }
+        Ok(id)
     }
 }
 

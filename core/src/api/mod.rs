@@ -56,7 +56,7 @@ impl AppState {
         let models = Arc::new(ModelCatalog::new(&config));
         let runs = RunEngine::new(store.clone(), models.clone(), config.clone(), dispatch);
         let auth: Arc<dyn Authenticator> = match &config.auth {
-            AuthConfig::Cookie => Arc::new(CookieAuth),
+            AuthConfig::Cookie { uuid_only } => Arc::new(CookieAuth { uuid_only: *uuid_only }),
             AuthConfig::JwtLocal { jwt, algorithm, decode_key } => {
                 Arc::new(jwt::LocalJwt::new(jwt, algorithm, decode_key.expose()).map_err(|reason| ConfigError {
                     name: "JWT_DECODE_KEY_B64",

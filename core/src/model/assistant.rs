@@ -29,6 +29,31 @@ impl Assistant {
     }
 }
 
+/// An assistant as `viewer` may see it. Another user's public assistant comes without its
+/// owner's id: under the cookie mock that id is the owner's credential, and no client reads it.
+pub struct AssistantView<'a> {
+    pub assistant: &'a Assistant,
+    pub viewer: &'a UserId,
+}
+
+impl Serialize for AssistantView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let assistant = self.assistant;
+        let own = &assistant.user_id == self.viewer;
+        let mut fields = serializer.serialize_struct("Assistant", if own { 6 } else { 5 })?;
+        fields.serialize_field("assistant_id", &assistant.assistant_id)?;
+        fields.serialize_field("name", &assistant.name)?;
+        fields.serialize_field("config", &assistant.config)?;
+        fields.serialize_field("updated_at", &assistant.updated_at)?;
+        fields.serialize_field("public", &assistant.public)?;
+        if own {
+            fields.serialize_field("user_id", &assistant.user_id)?;
+        }
+        fields.end()
+    }
+}
+
 /// The body of POST/PUT `/assistants`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssistantInput {

@@ -8,7 +8,7 @@ mod thread;
 mod time;
 pub mod validate;
 
-pub use assistant::{Assistant, AssistantInput};
+pub use assistant::{Assistant, AssistantInput, AssistantView};
 pub use feedback::{Feedback, FeedbackInput};
 pub use message::{Content, Generation, Message, MessageType, WireMessage, WireMessages};
 pub use run::{Run, RunStatus};
