@@ -73,3 +73,131 @@ fn the_localstack_hook_creates_the_same_table() {
         assert!(script.contains(&keys), "{index} differs");
     }
 }
+
+/// Evaluates the template's intrinsic functions for chosen parameters: enough of CloudFormation
+/// (`!Ref`, `!Sub`, `!If`, `!Equals`, `!Not`, `!Or`, `!And`) to read what the functions get.
+/// A resource's `!Ref` reads `<Name>`, as its physical id would stand there.
+struct Evaluated<'a> {
+    template: &'a Value,
+    parameters: &'a [(&'a str, &'a str)],
+}
+
+impl Evaluated<'_> {
+    fn reference(&self, name: &str) -> Option<String> {
+        if name == "AWS::NoValue" {
+            return None;
+        }
+        if let Some((_, value)) = self.parameters.iter().find(|(parameter, _)| *parameter == name) {
+            return Some(value.to_string());
+        }
+        let parameter = &self.template["Parameters"][name];
+        if !parameter.is_null() {
+            return Some(match &parameter["Default"] {
+                Value::String(text) => text.clone(),
+                other => serde_yaml::to_string(other).unwrap().trim().to_string(),
+            });
+        }
+        Some(format!("<{name}>"))
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        self.truth(&self.template["Conditions"][name])
+    }
+
+    fn truth(&self, value: &Value) -> bool {
+        let Value::Tagged(tagged) = value else { panic!("not a condition: {value:?}") };
+        let arguments = tagged.value.as_sequence();
+        match tagged.tag.to_string().as_str() {
+            "!Equals" => {
+                let pair = arguments.unwrap();
+                self.value(&pair[0]) == self.value(&pair[1])
+            }
+            "!Not" => !self.truth(&arguments.unwrap()[0]),
+            "!Or" => arguments.unwrap().iter().any(|item| self.truth(item)),
+            "!And" => arguments.unwrap().iter().all(|item| self.truth(item)),
+            "!Condition" => self.condition(tagged.value.as_str().unwrap()),
+            other => panic!("unsupported condition {other}"),
+        }
+    }
+
+    fn value(&self, value: &Value) -> Option<String> {
+        match value {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            Value::Bool(flag) => Some(flag.to_string()),
+            Value::Tagged(tagged) => match tagged.tag.to_string().as_str() {
+                "!Ref" => self.reference(tagged.value.as_str().unwrap()),
+                "!Sub" => {
+                    let mut text = tagged.value.as_str().unwrap().to_string();
+                    while let Some(start) = text.find("${") {
+                        let end = start + text[start..].find('}').unwrap();
+                        let name = text[start + 2..end].to_string();
+                        text.replace_range(start..=end, &self.reference(&name).unwrap());
+                    }
+                    Some(text)
+                }
+                "!If" => {
+                    let branches = tagged.value.as_sequence().unwrap();
+                    let chosen =
+                        if self.condition(branches[0].as_str().unwrap()) { &branches[1] } else { &branches[2] };
+                    self.value(chosen)
+                }
+                other => panic!("unsupported function {other}"),
+            },
+            other => panic!("unsupported value {other:?}"),
+        }
+    }
+
+    /// What every function's environment holds, from the template's Globals.
+    fn environment(&self) -> Vec<(String, String)> {
+        let variables = self.template["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap();
+        variables
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().unwrap().to_string(), self.value(value)?)))
+            .collect()
+    }
+}
+
+/// Each `AuthType` gives the functions the configuration it names: the code reads the template's
+/// environment into the authentication the operator chose.
+#[test]
+fn each_auth_type_reaches_the_functions_as_that_authentication() {
+    use opengpts::config::{AuthConfig, Config};
+    let template = template();
+    let config_for = |parameters: &[(&str, &str)]| {
+        let environment = Evaluated { template: &template, parameters }.environment();
+        Config::from_lookup(|name| {
+            environment
+                .iter()
+                .find(|(variable, _)| variable == name)
+                .map(|(_, value)| value.clone())
+                .filter(|v| !v.is_empty())
+        })
+        .expect("a valid configuration")
+        .auth
+    };
+    match config_for(&[("AWS::Region", "eu-west-1")]) {
+        AuthConfig::JwtOidc { jwt } => {
+            assert_eq!(jwt.issuer, "https://cognito-idp.eu-west-1.amazonaws.com/<UserPool>", "the default: Cognito");
+            assert_eq!(jwt.audiences, ["<UserPoolClient>"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let oidc = config_for(&[("AuthType", "jwt_oidc"), ("JwtIssuer", "https://id.example"), ("JwtAudience", "api,ui")]);
+    assert!(
+        matches!(&oidc, AuthConfig::JwtOidc { jwt } if jwt.issuer == "https://id.example" && jwt.audiences == ["api", "ui"]),
+        "{oidc:?}"
+    );
+    let key = "LS0tLS1CRUdJTiBQVUJMSUMgS0VZLS0tLS0K";
+    let local =
+        config_for(&[("AuthType", "jwt_local"), ("JwtIssuer", "i"), ("JwtAudience", "a"), ("JwtDecodeKeyB64", key)]);
+    assert!(matches!(&local, AuthConfig::JwtLocal { algorithm, .. } if algorithm == "RS256"), "{local:?}");
+    let cookie =
+        config_for(&[("AuthType", "cookie"), ("UnauthenticatedAcknowledged", "yes-anyone-can-act-as-any-user")]);
+    assert_eq!(cookie, AuthConfig::Cookie { uuid_only: true }, "even the mock takes only unguessable ids");
+
+    // The mock needs its acknowledgement, and says what it is in the outputs.
+    let rule = &template["Rules"]["CookieNeedsAcknowledgement"];
+    assert!(serde_yaml::to_string(rule).unwrap().contains("yes-anyone-can-act-as-any-user"));
+    assert_eq!(template["Outputs"]["AuthWarning"]["Condition"].as_str(), Some("UseCookie"));
+}
