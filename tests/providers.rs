@@ -29,6 +29,7 @@ async fn run(resolved: &ResolvedModel) -> Vec<Result<Chunk, LlmError>> {
         model: resolved.model_id.clone(),
         system: resolved.system_message.clone(),
         messages: conversation(),
+        max_output_tokens: 321,
     };
     match resolved.model.stream(request).await {
         Ok(stream) => stream.collect().await,
@@ -70,6 +71,7 @@ async fn openai_stream_split_across_reads_with_usage_and_done() {
     assert_eq!(request.headers["authorization"], "Bearer sk-test");
     assert_eq!(request.body["model"], "gpt-3.5-turbo");
     assert_eq!(request.body["stream"], true);
+    assert_eq!(request.body["max_tokens"], 321, "the run's output cap");
     let roles: Vec<&str> =
         request.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["system", "user", "assistant", "user"]);
@@ -194,6 +196,7 @@ async fn anthropic_stream_split_across_reads() {
     assert_eq!(request.headers["x-api-key"], "sk-ant-test");
     assert_eq!(request.headers["anthropic-version"], "2023-06-01");
     assert_eq!(request.body["system"], "Be brief");
+    assert_eq!(request.body["max_tokens"], 321, "the run's output cap");
     assert_eq!(request.body["stream"], true);
     let roles: Vec<&str> =
         request.body["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();

@@ -352,6 +352,22 @@ async fn a_worker_that_cannot_be_invoked_is_a_clear_502_and_frees_the_thread() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "the thread was free again, not busy: {again}");
 }
 
+/// `MAX_OUTPUT_TOKENS` caps an answer: the offline model stops there and says why.
+#[tokio::test]
+async fn answers_stop_at_the_output_token_cap() {
+    let config = test_config(|name| (name == "MAX_OUTPUT_TOKENS").then(|| "3".into()));
+    let app = spawn_app_with(config, test_store().await).await;
+    let (_, thread_id) = app.thread(USER, CHATBOT()).await;
+    let body =
+        json!({"thread_id": thread_id, "input": [{"type": "human", "content": "please explain everything at length"}]});
+    app.stream(USER, body).await;
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    let answer = &state["values"][1];
+    assert_eq!(answer["usage_metadata"]["output_tokens"], 3, "{answer}");
+    assert_eq!(answer["response_metadata"]["finish_reason"], "length");
+    assert_eq!(answer["content"], "I am the");
+}
+
 #[tokio::test]
 async fn slow_models_get_pings_between_events() {
     let mock = MockProvider::start(|_| {

@@ -13,7 +13,6 @@ use crate::model::MessageType;
 
 const PROVIDER: &str = "anthropic";
 const API_VERSION: &str = "2023-06-01";
-const MAX_TOKENS: u32 = 4096;
 
 pub struct AnthropicModel {
     client: reqwest::Client,
@@ -42,7 +41,7 @@ fn wire_body(request: &ChatRequest) -> Value {
     }
     let mut body = json!({
         "model": request.model,
-        "max_tokens": MAX_TOKENS,
+        "max_tokens": request.max_output_tokens,
         "messages": messages,
         "stream": true,
     });

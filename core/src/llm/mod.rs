@@ -26,6 +26,8 @@ pub struct ChatRequest {
     pub model: String,
     pub system: Option<String>,
     pub messages: Vec<Message>,
+    /// The most tokens the answer may have (`MAX_OUTPUT_TOKENS`): a cap on what one run costs.
+    pub max_output_tokens: u32,
 }
 
 /// One piece of a streamed answer.

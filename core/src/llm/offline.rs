@@ -30,7 +30,9 @@ impl ChatModel for OfflineModel {
 
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError> {
         let answer = reply(&request.messages);
-        let tokens = tokenize(&answer);
+        let mut tokens = tokenize(&answer);
+        let cut = tokens.len() > request.max_output_tokens as usize;
+        tokens.truncate(request.max_output_tokens as usize);
         let input_tokens = request.messages.iter().map(|m| tokenize(&m.content.text()).len() as u64).sum();
         let output_tokens = tokens.len() as u64;
         let delay = self.token_delay;
@@ -42,7 +44,7 @@ impl ChatModel for OfflineModel {
         });
         let end = futures::stream::iter([
             Ok(Chunk::Usage { input_tokens, output_tokens }),
-            Ok(Chunk::Finish { reason: "stop".into() }),
+            Ok(Chunk::Finish { reason: if cut { "length" } else { "stop" }.into() }),
         ]);
         Ok(text.chain(end).boxed())
     }

@@ -105,6 +105,7 @@ impl ChatModel for OpenAiModel {
         let body = json!({
             "model": request.model,
             "messages": messages,
+            "max_tokens": request.max_output_tokens,
             "stream": true,
             "stream_options": { "include_usage": true },
         });

@@ -296,6 +296,7 @@ impl RunEngine {
             model: resolved.model_id.clone(),
             system: resolved.system_message,
             messages: history.clone(),
+            max_output_tokens: self.inner.config.max_output_tokens,
         };
         let mut stream = tokio::select! {
             _ = token.cancelled() => return Err(Failure::Cancelled),
