@@ -352,6 +352,32 @@ async fn a_worker_that_cannot_be_invoked_is_a_clear_502_and_frees_the_thread() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "the thread was free again, not busy: {again}");
 }
 
+/// `MAX_RUNS_PER_USER`: one more run than allowed is a 429 with `retry-after`, other users are
+/// not affected, and a finished run makes room.
+#[tokio::test]
+async fn a_user_over_the_run_limit_gets_429_with_retry_after() {
+    let mock = slow_upstream().await;
+    let (app, first_thread) = gpt_thread(&mock.base_url, "GPT 4o", &[("MAX_RUNS_PER_USER", "1")]).await;
+    let (_, second_thread) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
+    let input = json!([{"type": "human", "content": "hi"}]);
+    let (_, running) = app.post("/runs", USER, json!({"thread_id": first_thread, "input": input})).await;
+    let response = app
+        .request(Method::POST, "/runs/stream", Some(USER))
+        .json(&json!({"thread_id": second_thread, "input": input}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let error: Value = response.json().await.unwrap();
+    assert!(error["detail"].as_str().unwrap().contains("1 runs going"), "{error}");
+    let (_, other_thread) = app.thread("bob", CHATBOT()).await;
+    assert_eq!(app.post("/runs", "bob", json!({"thread_id": other_thread, "input": input})).await.0, StatusCode::OK);
+    app.wait_for_run(USER, running["run_id"].as_str().unwrap()).await;
+    assert_eq!(app.post("/runs", USER, json!({"thread_id": second_thread, "input": input})).await.0, StatusCode::OK);
+}
+
 /// `MAX_OUTPUT_TOKENS` caps an answer: the offline model stops there and says why.
 #[tokio::test]
 async fn answers_stop_at_the_output_token_cap() {

@@ -73,6 +73,8 @@ pub struct Config {
     pub cors_allow_origins: Vec<String>,
     /// How long a run holds its thread before another run may take it, should it stop renewing.
     pub run_lease: Duration,
+    /// How many runs one user may have going at once, across every process; `None`: no limit.
+    pub max_runs_per_user: Option<u32>,
     /// The most tokens one answer may have: a cap on what a run costs.
     pub max_output_tokens: u32,
     /// How long a run waits for a busy thread under the `enqueue` and `interrupt` strategies.
@@ -198,6 +200,7 @@ impl Config {
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
             run_queue_wait: Duration::from_secs(env.parse("RUN_QUEUE_WAIT_SECONDS", 25)?),
             max_output_tokens: env.parse("MAX_OUTPUT_TOKENS", 4096)?,
+            max_runs_per_user: Some(env.parse("MAX_RUNS_PER_USER", 0)?).filter(|limit| *limit > 0),
             sse_ping_interval: Duration::from_millis(env.parse("SSE_PING_MS", 15_000)?),
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
             run_worker_function: env.text("RUN_WORKER_FUNCTION"),

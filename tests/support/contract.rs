@@ -151,7 +151,7 @@ pub async fn threads_are_owned_and_deleted_with_messages_and_runs(store: SharedS
     store.put_thread(&renamed).await.unwrap();
     assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap().len(), 1, "a rename keeps messages");
     let finished = run("ann", &thread);
-    store.start_run(&finished, Duration::from_secs(60)).await.unwrap();
+    store.start_run(&finished, Duration::from_secs(60), None).await.unwrap();
 
     store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
     assert!(matches!(store.get_thread(&user("ann"), thread.thread_id).await, Err(StoreError::NotFound(_))));
@@ -211,33 +211,33 @@ pub async fn a_thread_has_one_lease_at_a_time(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let (first, second) = (run("ann", &thread), run("ann", &thread));
     let lease = Duration::from_secs(60);
-    store.start_run(&first, lease).await.unwrap();
-    match store.start_run(&second, lease).await {
+    store.start_run(&first, lease, None).await.unwrap();
+    match store.start_run(&second, lease, None).await {
         Err(StoreError::ThreadBusy { run_id }) => assert_eq!(run_id, first.run_id),
         other => panic!("expected ThreadBusy, got {other:?}"),
     }
     assert!(matches!(store.get_run(&user("ann"), second.run_id).await, Err(StoreError::NotFound(_))), "no trace");
     store.renew_lease(thread.thread_id, first.run_id, lease).await.unwrap();
     store.release_lease(thread.thread_id, second.run_id, RunStatus::Success).await.unwrap();
-    assert!(store.start_run(&second, lease).await.is_err(), "only the holder releases");
+    assert!(store.start_run(&second, lease, None).await.is_err(), "only the holder releases");
     store.release_lease(thread.thread_id, first.run_id, RunStatus::Success).await.unwrap();
-    store.start_run(&second, lease).await.unwrap();
+    store.start_run(&second, lease, None).await.unwrap();
 
     // Runs of other threads are not affected, and the race for a free thread has one winner.
     let other = new_thread(&store, "ann").await;
     let contenders: Vec<Run> = (0..6).map(|_| run("ann", &other)).collect();
-    let results = futures::future::join_all(contenders.iter().map(|r| store.start_run(r, lease))).await;
+    let results = futures::future::join_all(contenders.iter().map(|r| store.start_run(r, lease, None))).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
 }
 
 pub async fn an_expired_lease_can_be_taken_and_its_old_holder_knows(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let (crashed, next) = (run("ann", &thread), run("ann", &thread));
-    store.start_run(&crashed, Duration::from_millis(200)).await.unwrap();
-    assert!(store.start_run(&next, Duration::from_secs(60)).await.is_err());
+    store.start_run(&crashed, Duration::from_millis(200), None).await.unwrap();
+    assert!(store.start_run(&next, Duration::from_secs(60), None).await.is_err());
     // Once the lease has run out, the next run takes the thread.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while let Err(error) = store.start_run(&next, Duration::from_secs(60)).await {
+    while let Err(error) = store.start_run(&next, Duration::from_secs(60), None).await {
         assert!(matches!(error, StoreError::ThreadBusy { .. }), "{error}");
         assert!(std::time::Instant::now() < deadline, "the expired lease was never given up");
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -251,9 +251,9 @@ pub async fn an_expired_lease_can_be_taken_and_its_old_holder_knows(store: Share
 pub async fn feedback_is_kept_per_run_in_order_and_goes_with_the_thread(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let (judged, other) = (run("ann", &thread), run("ann", &thread));
-    store.start_run(&judged, Duration::from_secs(60)).await.unwrap();
+    store.start_run(&judged, Duration::from_secs(60), None).await.unwrap();
     store.release_lease(thread.thread_id, judged.run_id, RunStatus::Success).await.unwrap();
-    store.start_run(&other, Duration::from_secs(60)).await.unwrap();
+    store.start_run(&other, Duration::from_secs(60), None).await.unwrap();
     let mut given = Vec::new();
     for (score, comment) in [(json!(1), None), (json!(0), Some("changed my mind"))] {
         let input = FeedbackInput {
@@ -283,7 +283,7 @@ pub async fn the_view_tells_whether_a_run_answers_and_how_the_last_ended(store: 
     ));
 
     let cancelled = run("ann", &thread);
-    store.start_run(&cancelled, Duration::from_secs(60)).await.unwrap();
+    store.start_run(&cancelled, Duration::from_secs(60), None).await.unwrap();
     store.append_messages(&user("ann"), thread.thread_id, &[human("stop me")]).await.unwrap();
     let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
     assert!(view.running);
@@ -299,10 +299,49 @@ pub async fn the_view_tells_whether_a_run_answers_and_how_the_last_ended(store: 
     assert_eq!(store.thread_view(&user("ann"), thread.thread_id).await.unwrap().last_outcome, None);
 }
 
+pub async fn a_user_has_at_most_the_allowed_runs_going(store: SharedStore) {
+    let limit = Some(2);
+    let mut threads = Vec::new();
+    for _ in 0..4 {
+        threads.push(new_thread(&store, "ann").await);
+    }
+    let runs: Vec<Run> = threads.iter().map(|thread| run("ann", thread)).collect();
+    store.start_run(&runs[0], Duration::from_millis(300), limit).await.unwrap();
+    store.start_run(&runs[1], Duration::from_secs(60), limit).await.unwrap();
+    assert!(matches!(
+        store.start_run(&runs[2], Duration::from_secs(60), limit).await,
+        Err(StoreError::TooManyRuns { limit: 2 })
+    ));
+    let bob = new_thread(&store, "bob").await;
+    store.start_run(&run("bob", &bob), Duration::from_secs(60), limit).await.unwrap();
+
+    // A run that stopped renewing (its process died) gives its place back when its lease runs out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Err(error) = store.start_run(&runs[2], Duration::from_secs(60), limit).await {
+        assert!(matches!(error, StoreError::TooManyRuns { .. }), "{error}");
+        assert!(std::time::Instant::now() < deadline, "the expired run kept its place");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // A finished run gives its place back at once.
+    assert!(store.start_run(&runs[3], Duration::from_secs(60), limit).await.is_err());
+    store.release_lease(threads[1].thread_id, runs[1].run_id, RunStatus::Success).await.unwrap();
+    store.start_run(&runs[3], Duration::from_secs(60), limit).await.unwrap();
+
+    // Simultaneous starts on free threads: exactly as many as allowed go through.
+    let mut racing = Vec::new();
+    for _ in 0..6 {
+        racing.push(new_thread(&store, "cyd").await);
+    }
+    let racers: Vec<Run> = racing.iter().map(|thread| run("cyd", thread)).collect();
+    let results =
+        futures::future::join_all(racers.iter().map(|r| store.start_run(r, Duration::from_secs(60), Some(3)))).await;
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 3, "{results:?}");
+}
+
 pub async fn runs_are_owned_and_updated(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let mut started = run("ann", &thread);
-    store.start_run(&started, Duration::from_secs(60)).await.unwrap();
+    store.start_run(&started, Duration::from_secs(60), None).await.unwrap();
     assert_eq!(store.get_run(&user("ann"), started.run_id).await.unwrap(), started);
     assert!(matches!(store.get_run(&user("bob"), started.run_id).await, Err(StoreError::NotFound(Entity::Run))));
     started.status = RunStatus::Error;
@@ -359,6 +398,7 @@ macro_rules! store_contract {
             a_thread_has_one_lease_at_a_time,
             an_expired_lease_can_be_taken_and_its_old_holder_knows,
             runs_are_owned_and_updated,
+            a_user_has_at_most_the_allowed_runs_going,
             the_view_tells_whether_a_run_answers_and_how_the_last_ended,
             feedback_is_kept_per_run_in_order_and_goes_with_the_thread,
             lists_span_many_pages,

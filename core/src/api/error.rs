@@ -32,6 +32,9 @@ pub enum ApiError {
     /// Something on our side failed; the detail names what, never a secret.
     #[error("{0}")]
     Internal(String),
+    /// 429 with `retry-after`: the caller is over a limit that time will lift.
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after_seconds: u32 },
     /// A service we depend on failed (the Lambda worker, a token issuer); the detail names which.
     #[error("{0}")]
     BadGateway(String),
@@ -48,6 +51,12 @@ impl From<StoreError> for ApiError {
                 ApiError::Conflict(format!("Thread is busy with run {run_id}; wait for it to finish or cancel it"))
             }
             StoreError::LeaseLost { run_id } => ApiError::Conflict(format!("Run {run_id} lost its thread lease")),
+            StoreError::TooManyRuns { limit } => ApiError::TooManyRequests {
+                detail: format!(
+                    "You have {limit} runs going, the most allowed at once; try again when one has finished"
+                ),
+                retry_after_seconds: 5,
+            },
             StoreError::Backend(reason) => {
                 tracing::error!(%reason, "store backend failed");
                 ApiError::Unavailable("The data store is unavailable; try again".into())
@@ -80,6 +89,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -89,10 +99,18 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after_seconds, .. } => Some(*retry_after_seconds),
+            _ => None,
+        };
         let body = match self {
             ApiError::Validation(errors) => json!({ "detail": errors }),
             other => json!({ "detail": other.to_string() }),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

@@ -145,7 +145,7 @@ impl RunEngine {
         let mut pause = Duration::from_millis(20);
         let mut interrupted = None;
         loop {
-            match store.start_run(run, self.inner.config.run_lease).await {
+            match store.start_run(run, self.inner.config.run_lease, self.inner.config.max_runs_per_user).await {
                 Ok(()) => break,
                 Err(StoreError::ThreadBusy { run_id: holder })
                     if wait_while.is_some_and(|wanted| wanted())

@@ -192,12 +192,21 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn start_run(&self, run: &Run, lease: Duration) -> StoreResult<()> {
+    async fn start_run(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()> {
         let mut inner = self.lock();
-        let record = inner.own_thread(&run.user_id, run.thread_id)?;
         let now = Timestamp::now();
+        // A thread's runs are its owner's, so the user's running runs are their leased threads.
+        let running = inner
+            .threads
+            .values()
+            .filter(|record| record.thread.user_id == run.user_id && record.lease.is_some_and(|l| l.expires_at > now))
+            .count();
+        let record = inner.own_thread(&run.user_id, run.thread_id)?;
         if let Some(held) = record.lease.filter(|held| held.expires_at > now) {
             return Err(StoreError::ThreadBusy { run_id: held.run_id });
+        }
+        if let Some(limit) = max_user_runs.filter(|limit| running >= *limit as usize) {
+            return Err(StoreError::TooManyRuns { limit });
         }
         record.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus(lease) });
         inner.runs.insert(run.run_id, run.clone());

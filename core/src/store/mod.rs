@@ -45,6 +45,9 @@ pub enum StoreError {
     /// The run no longer holds the lease it is renewing (it expired and another run took it).
     #[error("run {run_id} lost the thread's lease")]
     LeaseLost { run_id: Uuid },
+    /// The user already has as many runs going as allowed.
+    #[error("{limit} runs of this user are already going")]
+    TooManyRuns { limit: u32 },
     #[error("store backend failed: {0}")]
     Backend(String),
 }
@@ -95,8 +98,9 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
 
     /// Records a new run and takes its thread's lease for `lease`, atomically: `ThreadBusy` when
-    /// another run holds an unexpired lease.
-    async fn start_run(&self, run: &Run, lease: Duration) -> StoreResult<()>;
+    /// another run holds an unexpired lease, `TooManyRuns` when `max_user_runs` of the user's
+    /// runs already hold leases (on any thread, in any process).
+    async fn start_run(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()>;
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run>;
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
     /// Extends the lease of a run still holding it; `LeaseLost` otherwise.

@@ -378,7 +378,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn start_run(&self, run: &Run, lease: Duration) -> StoreResult<()> {
+    async fn start_run(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()> {
         let run = run.clone();
         self.write(move |tx| {
             own_thread(tx, &run.user_id, run.thread_id)?;
@@ -394,6 +394,17 @@ impl Store for SqliteStore {
                 if expires > millis(now) {
                     let run_id = Uuid::parse_str(&holder).map_err(|e| StoreError::Backend(e.to_string()))?;
                     return Err(StoreError::ThreadBusy { run_id });
+                }
+            }
+            if let Some(limit) = max_user_runs {
+                // A thread's runs are its owner's, so the user's running runs are their leased threads.
+                let running: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM threads WHERE user_id = ?1 AND lease_run_id IS NOT NULL AND lease_expires_ms > ?2",
+                    params![run.user_id.as_str(), millis(now)],
+                    |row| row.get(0),
+                )?;
+                if running >= i64::from(limit) {
+                    return Err(StoreError::TooManyRuns { limit });
                 }
             }
             tx.execute(

@@ -10,6 +10,7 @@
 //! | run | `RUN#<run_id>` | `R` | – | – |
 //! | run pointer | `THREAD#<id>` | `R#<run_id>` | – | – |
 //! | feedback | `THREAD#<id>` | `F#<run_id>#<created_at>#<feedback_id>` | – | – |
+//! | a user's running runs (with `MAX_RUNS_PER_USER`) | `USER#<user>` | `RUNS` | – | – |
 //!
 //! Access patterns:
 //! - an assistant, a thread, a run: GetItem; ownership is checked on the item's `user_id`.
@@ -24,6 +25,10 @@
 //!   expired), writes the run and a pointer to it in the thread's partition.
 //! - delete a thread: the thread item goes first (conditionally on its owner), then everything in
 //!   its partition and the runs it points to, in batches.
+//! - the per-user run limit: the lease transaction also adds `<run_id>#<thread_id>` to the user's
+//!   `active` string set, on condition that it holds fewer than the limit. Runs give back their
+//!   thread, not their place: when the set looks full, places whose runs no longer hold their
+//!   thread are dropped (a GetItem per place) and the start is tried once more.
 //! - a run's feedback: one Query of its thread's partition for `sk` beginning with `F#<run_id>#`;
 //!   it goes when the thread goes.
 //! - creates and replaces are conditional on the owner: a PUT cannot take over another user's id.
@@ -319,8 +324,8 @@ impl Store for DynamoStore {
         self.upsert(user, thread_id, messages).await
     }
 
-    async fn start_run(&self, run: &Run, lease: Duration) -> StoreResult<()> {
-        self.take_lease(run, lease).await
+    async fn start_run(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()> {
+        self.take_lease(run, lease, max_user_runs).await
     }
 
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
