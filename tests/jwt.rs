@@ -126,9 +126,16 @@ async fn oidc_keys_come_from_the_issuers_jwks_and_are_refetched_for_unknown_kids
         );
     tokio::spawn(async move { axum::serve(listener, idp).await });
 
-    let app =
-        app_with(vec![("AUTH_TYPE", "jwt_oidc".into()), ("JWT_ISS", issuer.clone()), ("JWT_AUD", "opengpts".into())])
-            .await;
+    // Configured as template.yaml configures the functions for AuthType=jwt_oidc.
+    let deployed = crate::template::deployed_environment(&[
+        ("AuthType", "jwt_oidc"),
+        ("JwtIssuer", issuer.as_str()),
+        ("JwtAudience", "opengpts"),
+    ]);
+    let config = test_config(move |name| {
+        deployed.iter().find(|(variable, _)| variable == name).map(|(_, value)| value.clone()).filter(|v| !v.is_empty())
+    });
+    let app = spawn_app_with(config, test_store().await).await;
     let rsa = EncodingKey::from_rsa_pem(&fixture("rsa-private.pem")).unwrap();
     let mut good = claims("oidc-user");
     good["iss"] = json!(issuer);

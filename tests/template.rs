@@ -158,6 +158,11 @@ impl Evaluated<'_> {
     }
 }
 
+/// The environment `template.yaml` gives every function, for these parameters.
+pub fn deployed_environment(parameters: &[(&str, &str)]) -> Vec<(String, String)> {
+    Evaluated { template: &template(), parameters }.environment()
+}
+
 /// Each `AuthType` gives the functions the configuration it names: the code reads the template's
 /// environment into the authentication the operator chose.
 #[test]
