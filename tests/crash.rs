@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use integration_tests::mock_provider::{openai_events, MockProvider, Part, Reply};
-use integration_tests::{parse_sse, temp_path, StreamReader, TestApp};
+use integration_tests::{parse_sse, temp_path, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
@@ -64,15 +64,14 @@ async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
 
     let (_, thread_id) =
         app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
-    let response = app
-        .request(Method::POST, "/runs/stream", Some(USER))
-        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "before the crash"}]}))
-        .send()
-        .await
-        .unwrap();
-    let mut reader = StreamReader::new(response);
+    let mut reader = app
+        .open_stream(
+            USER,
+            &json!({"thread_id": thread_id, "input": [{"type": "human", "content": "before the crash"}]}),
+        )
+        .await;
     reader.read_until(|text| text.matches("event: data").count() >= 4).await;
-    let crashed_run = reader.events()[0].json()["run_id"].as_str().unwrap().to_string();
+    let crashed_run = reader.run_id();
     server.kill().expect("SIGKILL");
     server.wait().unwrap();
     drop(reader);

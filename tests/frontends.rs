@@ -2,7 +2,7 @@
 //! `../shared/spec/frontend-calls.md` records them, bodies and trailing slashes included) and
 //! checks what that UI reads from the answers.
 
-use integration_tests::{spawn_app, StreamReader, TestApp};
+use integration_tests::{spawn_app, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -220,13 +220,7 @@ async fn two_tabs_on_one_thread_both_get_their_answer() {
     let app = spawn_app_with_slow_offline_model().await;
     let me = user();
     let (_, thread_id) = app.thread(&me, json!({"configurable": {"type": "chatbot"}})).await;
-    let first = app
-        .request(Method::POST, "/runs/stream", Some(&me))
-        .json(&json!({"input": [human("please repeat this long sentence word0 word1 word2 word3")], "thread_id": thread_id}))
-        .send()
-        .await
-        .unwrap();
-    let mut first = StreamReader::new(first);
+    let mut first = app.open_stream(&me, &json!({"input": [human("please repeat this long sentence word0 word1 word2 word3")], "thread_id": thread_id})).await;
     first.read_until(|text| text.contains("event: data")).await;
     let (_, second) =
         latest_stream(&app, &me, json!({"input": [human("hi from the second tab")], "thread_id": thread_id})).await;
@@ -243,15 +237,9 @@ async fn the_latest_ui_cancel_stops_the_run_and_offers_no_continue() {
     let app = spawn_app_with_slow_offline_model().await;
     let me = user();
     let (_, thread_id) = app.thread(&me, json!({"configurable": {"type": "chatbot"}})).await;
-    let response = app
-        .request(Method::POST, "/runs/stream", Some(&me))
-        .json(&json!({"input": [human("please repeat this long sentence word0 word1 word2 word3 word4")], "thread_id": thread_id}))
-        .send()
-        .await
-        .unwrap();
-    let mut reader = StreamReader::new(response);
+    let mut reader = app.open_stream(&me, &json!({"input": [human("please repeat this long sentence word0 word1 word2 word3 word4")], "thread_id": thread_id})).await;
     reader.read_until(|text| text.matches("event: data").count() >= 3).await;
-    let run_id = reader.events()[0].json()["run_id"].as_str().unwrap().to_string();
+    let run_id = reader.run_id();
     // While it answers, the UI must not offer "Click to continue".
     let state = ok(&app, Method::GET, &format!("/threads/{thread_id}/state"), &me, None).await;
     assert_eq!(state["next"], json!([]), "{state}");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use integration_tests::mock_provider::{openai_events, parts, MockProvider, Part, Reply};
 use integration_tests::{
-    parse_sse, spawn_app, spawn_app_with, spawn_state, test_config, test_store, SseEvent, StreamReader, TestApp,
+    parse_sse, spawn_app, spawn_app_with, spawn_state, test_config, test_store, SseEvent, TestApp,
 };
 use opengpts::api::AppState;
 use opengpts::runs::LambdaDispatch;
@@ -144,15 +144,9 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_answer_stored() {
     })
     .await;
     let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[]).await;
-    let response = app
-        .request(Method::POST, "/runs/stream", Some(USER))
-        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "count"}], "on_disconnect": "continue"}))
-        .send()
-        .await
-        .unwrap();
-    let mut reader = StreamReader::new(response);
+    let mut reader = app.open_stream(USER, &json!({"thread_id": thread_id, "input": [{"type": "human", "content": "count"}], "on_disconnect": "continue"})).await;
     reader.read_until(|text| text.matches("\r\n\r\n").count() >= 3).await;
-    let run_id = reader.events()[0].json()["run_id"].as_str().unwrap().to_string();
+    let run_id = reader.run_id();
     drop(reader);
 
     let run = app.wait_for_run(USER, &run_id).await;
@@ -183,13 +177,9 @@ fn kinds(state: &Value) -> Vec<&str> {
 async fn a_second_run_on_a_busy_thread_waits_its_turn() {
     let mock = slow_upstream().await;
     let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[("SSE_PING_MS", "100")]).await;
-    let first = app
-        .request(Method::POST, "/runs/stream", Some(USER))
-        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "first tab"}]}))
-        .send()
-        .await
-        .unwrap();
-    let mut first = StreamReader::new(first);
+    let mut first = app
+        .open_stream(USER, &json!({"thread_id": thread_id, "input": [{"type": "human", "content": "first tab"}]}))
+        .await;
     first.read_until(|text| text.contains("event: data")).await;
     let second = app
         .request(Method::POST, "/runs/stream", Some(USER))
@@ -232,15 +222,11 @@ async fn interrupt_cancels_the_running_run_and_takes_the_thread() {
 async fn closing_a_latest_stream_cancels_its_run() {
     let mock = slow_upstream().await;
     let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[]).await;
-    let response = app
-        .request(Method::POST, "/runs/stream", Some(USER))
-        .json(&json!({"thread_id": thread_id, "input": [{"type": "human", "content": "stop me"}]}))
-        .send()
-        .await
-        .unwrap();
-    let mut reader = StreamReader::new(response);
+    let mut reader = app
+        .open_stream(USER, &json!({"thread_id": thread_id, "input": [{"type": "human", "content": "stop me"}]}))
+        .await;
     reader.read_until(|text| text.matches("event: data").count() >= 3).await;
-    let run_id = reader.events()[0].json()["run_id"].as_str().unwrap().to_string();
+    let run_id = reader.run_id();
     drop(reader);
     assert_eq!(app.wait_for_run(USER, &run_id).await["status"], "cancelled");
     let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;

@@ -117,6 +117,13 @@ impl TestApp {
         (assistant_id, thread["thread_id"].as_str().expect("an id").to_string())
     }
 
+    /// Posts to `/runs/stream` and returns its stream, to read as it arrives.
+    pub async fn open_stream(&self, user: &str, body: &Value) -> StreamReader {
+        let response = self.request(Method::POST, "/runs/stream", Some(user)).json(body).send().await.expect("answer");
+        assert_eq!(response.status(), StatusCode::OK);
+        StreamReader::new(response)
+    }
+
     /// Posts to `/runs/stream` and reads the whole event stream.
     pub async fn stream(&self, user: &str, body: Value) -> Vec<SseEvent> {
         let response = self.request(Method::POST, "/runs/stream", Some(user)).json(&body).send().await.expect("answer");
@@ -175,6 +182,11 @@ impl StreamReader {
     /// Reads to the end of the stream.
     pub async fn read_to_end(&mut self) {
         while self.read().await {}
+    }
+
+    /// The run's id, from the `metadata` event.
+    pub fn run_id(&self) -> String {
+        self.events()[0].json()["run_id"].as_str().expect("a run id").to_string()
     }
 
     /// The complete events read so far.
