@@ -19,6 +19,6 @@ schemathesis run "$BASE/openapi.json" \
   --header "Cookie: opengpts_user_id=schemathesis" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing \
-  --max-examples 25 --max-time 60 --workers 1 --request-timeout 10 \
+  --max-examples 20 --max-time 40 --workers 1 --request-timeout 10 \
   --suppress-health-check all --warnings off --no-color || status=1
 exit $status
