@@ -89,7 +89,7 @@ fn best_match<'a, T>(candidates: &'a [(String, T)], path: &str) -> Option<&'a (S
 }
 
 fn function_named(binary: &str) -> Function {
-    *Function::ALL.iter().find(|function| function.binary() == binary).unwrap_or_else(|| panic!("no {binary}"))
+    function_named_opt(binary).unwrap_or_else(|| panic!("no {binary}"))
 }
 
 /// `template.yaml`'s REST API paths, each with its methods and the binary of the function its
@@ -196,9 +196,11 @@ fn each_function_binary_exists_and_serves_its_own_routes() {
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
-    // Beside the HTTP functions: `run-worker` (background runs) and `api` (every route at once).
+    // Beside the HTTP functions: `run-worker` (background runs) and `api` (every route at once,
+    // the Function URL deployment).
     let mut expected: BTreeSet<String> = Function::ALL.iter().map(|function| function.binary().to_string()).collect();
     expected.insert("run-worker".into());
+    expected.insert("api".into());
     let template: serde_yaml::Value = serde_yaml::from_str(&repository_file("template.yaml")).unwrap();
     let deployed: BTreeSet<String> = template["Resources"]
         .as_mapping()
@@ -208,7 +210,6 @@ fn each_function_binary_exists_and_serves_its_own_routes() {
         .map(|function| function["Metadata"]["BuildProperties"]["Binary"].as_str().expect("a binary").to_string())
         .collect();
     assert_eq!(deployed, expected, "template.yaml's functions");
-    expected.insert("api".into());
     assert_eq!(folders, expected, "functions/");
     for function in Function::ALL {
         let main = repository_file(&format!("functions/{}/src/main.rs", function.binary()));
@@ -218,4 +219,39 @@ fn each_function_binary_exists_and_serves_its_own_routes() {
             function.binary()
         );
     }
+}
+
+/// `Frontend=function-url` deploys the `api` function, which serves every documented route, behind
+/// a streaming Function URL, instead of the REST API and its four functions.
+#[tokio::test]
+async fn the_function_url_variant_serves_every_route_from_one_streaming_function() {
+    let template: serde_yaml::Value = serde_yaml::from_str(&repository_file("template.yaml")).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let condition = |name: &str| template["Resources"][name]["Condition"].as_str().map(str::to_string);
+    let api = &template["Resources"]["ApiFunction"];
+    assert_eq!(api["Metadata"]["BuildProperties"]["Binary"].as_str(), Some("api"));
+    assert_eq!(condition("ApiFunction").as_deref(), Some("UseFunctionUrl"));
+    assert_eq!(api["Properties"]["FunctionUrlConfig"]["InvokeMode"].as_str(), Some("RESPONSE_STREAM"));
+    assert_eq!(api["Properties"]["FunctionUrlConfig"]["AuthType"].as_str(), Some("NONE"), "the app authenticates");
+    for (path, method) in documented() {
+        assert!(serves(&api::routes(), &method, &concrete(&path)).await, "{method} {path}");
+    }
+    // Everything of the REST variant is left out of it; the worker stays in both.
+    for (name, resource) in resources {
+        let name = name.as_str().unwrap();
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str();
+        let rest_only = name == "Api"
+            || name.ends_with("InvokePermission")
+            || binary.is_some_and(|b| function_named_opt(b).is_some());
+        if rest_only {
+            assert_eq!(condition(name).as_deref(), Some("UseRestApi"), "{name}");
+        }
+    }
+    assert!(condition("RunWorkerFunction").is_none());
+    let base_url = serde_yaml::to_string(&template["Outputs"]["BaseUrl"]["Value"]).unwrap();
+    assert!(base_url.contains("ApiFunctionUrl.FunctionUrl") && base_url.contains("UseRestApi"), "{base_url}");
+}
+
+fn function_named_opt(binary: &str) -> Option<Function> {
+    Function::ALL.into_iter().find(|function| function.binary() == binary)
 }
