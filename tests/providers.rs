@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use integration_tests::mock_provider::{
-    anthropic_events, last_user_text, openai_events, parts, split_parts, MockProvider, Part, Reply,
+    anthropic_events, gemini_events, last_user_text, openai_events, parts, split_parts, MockProvider, Part, Reply,
 };
 use integration_tests::test_config;
 use opengpts::llm::{ChatRequest, Chunk, LlmError, ModelCatalog, ResolvedModel};
@@ -221,4 +221,92 @@ async fn anthropic_errors_before_and_during_the_stream() {
     let chunks = run(&model(anthropic(&mock), CLAUDE())).await;
     assert_eq!(texts(&chunks), "part");
     assert!(chunks.iter().any(|c| matches!(c, Err(LlmError::Upstream { provider: "anthropic", .. }))), "{chunks:?}");
+}
+
+fn gemini(mock: &MockProvider) -> Vec<(&'static str, String)> {
+    vec![("GEMINI_API_KEY", "gemini-test-key".into()), ("GEMINI_BASE_URL", mock.base_url.clone())]
+}
+
+const GEMINI: fn() -> Value = || json!({"agent_type": "GEMINI", "system_message": "Be brief"});
+
+#[tokio::test]
+async fn gemini_stream_split_across_reads() {
+    let mock = MockProvider::start(|_| Reply::event_stream(split_parts(gemini_events(&["Hel", "lo", "!"])))).await;
+    let chunks = run(&model(gemini(&mock), GEMINI())).await;
+    assert_eq!(texts(&chunks), "Hello!");
+    let last: Vec<&Chunk> = chunks.iter().rev().take(2).filter_map(|c| c.as_ref().ok()).collect();
+    assert_eq!(last, [&Chunk::Finish { reason: "stop".into() }, &Chunk::Usage { input_tokens: 8, output_tokens: 3 }]);
+
+    let request = &mock.requests()[0];
+    assert_eq!(request.path_and_query, "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse");
+    assert_eq!(request.headers["x-goog-api-key"], "gemini-test-key");
+    assert_eq!(request.body["systemInstruction"]["parts"][0]["text"], "Be brief");
+    assert_eq!(request.body["generationConfig"]["maxOutputTokens"], 321, "the run's output cap");
+    let roles: Vec<&str> =
+        request.body["contents"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["user", "model", "user"]);
+}
+
+#[tokio::test]
+async fn gemini_function_calls_become_tool_calls() {
+    let mock = MockProvider::start(|_| {
+        let call = json!({"candidates": [{"content": {"parts": [
+            {"functionCall": {"name": "search", "args": {"query": "rust"}}},
+            {"functionCall": {"name": "wiki", "args": {}}}], "role": "model"},
+            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 4, "totalTokenCount": 12}});
+        Reply::event_stream(parts(vec![format!("data: {call}\r\n\r\n")]))
+    })
+    .await;
+    let chunks = run(&model(gemini(&mock), GEMINI())).await;
+    let calls: Vec<&Chunk> =
+        chunks.iter().filter_map(|c| c.as_ref().ok()).filter(|c| matches!(c, Chunk::ToolCall { .. })).collect();
+    assert_eq!(
+        calls,
+        [
+            &Chunk::ToolCall {
+                index: 0,
+                id: Some("call_0".into()),
+                name: Some("search".into()),
+                arguments: r#"{"query":"rust"}"#.into()
+            },
+            &Chunk::ToolCall { index: 1, id: Some("call_1".into()), name: Some("wiki".into()), arguments: "{}".into() },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn gemini_safety_blocks_and_errors_are_clear() {
+    let blocked_prompt = MockProvider::start(|_| {
+        let body = json!({"promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [
+            {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]}});
+        Reply::event_stream(parts(vec![format!("data: {body}\r\n\r\n")]))
+    })
+    .await;
+    let chunks = run(&model(gemini(&blocked_prompt), GEMINI())).await;
+    assert_eq!(
+        chunks.last().unwrap().as_ref().unwrap_err().to_string(),
+        "gemini reported an error mid-stream: the prompt was blocked (SAFETY); rephrase it"
+    );
+
+    let blocked_answer = MockProvider::start(|_| {
+        let mut events = gemini_events(&["Sure, "]);
+        let stop =
+            json!({"candidates": [{"content": {"parts": [], "role": "model"}, "finishReason": "SAFETY", "index": 0}]});
+        events.push(format!("data: {stop}\r\n\r\n"));
+        Reply::event_stream(parts(events))
+    })
+    .await;
+    let chunks = run(&model(gemini(&blocked_answer), GEMINI())).await;
+    assert!(chunks.last().unwrap().as_ref().unwrap_err().to_string().contains("the answer was blocked (SAFETY)"));
+
+    let bad_key = MockProvider::start(|_| {
+        Reply::json_error(400, json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}))
+    })
+    .await;
+    let chunks = run(&model(gemini(&bad_key), GEMINI())).await;
+    assert_eq!(
+        chunks[0].as_ref().unwrap_err().to_string(),
+        "gemini answered HTTP 400: API key not valid. Please pass a valid API key."
+    );
 }

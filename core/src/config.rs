@@ -130,6 +130,8 @@ pub struct ProviderConfig {
     pub anthropic_base_url: String,
     pub ollama_base_url: Option<String>,
     pub groq_api_key: Option<Secret>,
+    pub gemini_api_key: Option<Secret>,
+    pub gemini_base_url: String,
     pub groq_base_url: String,
     /// When an assistant names a model whose provider has no credentials here, the offline model
     /// answers instead of the run failing (so the API works out of the box).
@@ -147,6 +149,7 @@ pub struct ModelIds {
     pub claude: String,
     pub ollama: String,
     pub mixtral: String,
+    pub gemini: String,
 }
 
 impl Config {
@@ -219,6 +222,10 @@ impl Config {
                 ollama_base_url: env.text("OLLAMA_BASE_URL"),
                 groq_api_key: env.secret("GROQ_API_KEY"),
                 groq_base_url: env.text("GROQ_BASE_URL").unwrap_or_else(|| "https://api.groq.com/openai/v1".into()),
+                gemini_api_key: env.secret("GEMINI_API_KEY").or_else(|| env.secret("GOOGLE_API_KEY")),
+                gemini_base_url: env
+                    .text("GEMINI_BASE_URL")
+                    .unwrap_or_else(|| "https://generativelanguage.googleapis.com".into()),
                 offline_fallback: env.parse("OFFLINE_FALLBACK", true)?,
                 model_ids: ModelIds {
                     gpt_35_turbo: env.text("OPENAI_MODEL_GPT_35_TURBO").unwrap_or_else(|| "gpt-3.5-turbo".into()),
@@ -227,6 +234,7 @@ impl Config {
                     claude: env.text("ANTHROPIC_MODEL").unwrap_or_else(|| "claude-3-5-sonnet-latest".into()),
                     ollama: env.text("OLLAMA_MODEL").unwrap_or_else(|| "llama3".into()),
                     mixtral: env.text("GROQ_MODEL").unwrap_or_else(|| "mixtral-8x7b-32768".into()),
+                    gemini: env.text("GEMINI_MODEL").unwrap_or_else(|| "gemini-2.0-flash".into()),
                 },
                 request_timeout: Duration::from_secs(env.parse("LLM_TIMEOUT_SECONDS", 60)?),
             },

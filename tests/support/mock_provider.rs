@@ -178,6 +178,24 @@ pub fn anthropic_events(tokens: &[&str]) -> Vec<String> {
 }
 
 /// Each event as its own write.
+/// Gemini's `streamGenerateContent?alt=sse`: one `GenerateContentResponse` a token, CRLF framed,
+/// usage in every response, `finishReason` in the last, as Google's docs show.
+pub fn gemini_events(tokens: &[&str]) -> Vec<String> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(index, token)| {
+            let mut candidate = json!({"content": {"parts": [{"text": token}], "role": "model"}, "index": 0});
+            if index + 1 == tokens.len() {
+                candidate["finishReason"] = json!("STOP");
+            }
+            let usage = json!({"promptTokenCount": 8, "candidatesTokenCount": index + 1, "totalTokenCount": 9 + index});
+            let body = json!({"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-2.0-flash"});
+            format!("data: {body}\r\n\r\n")
+        })
+        .collect()
+}
+
 pub fn parts(events: Vec<String>) -> Vec<Part> {
     events.into_iter().map(Part::now).collect()
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{AnthropicModel, ChatModel, OfflineModel, OpenAiEndpoint, OpenAiModel};
+use super::{AnthropicModel, ChatModel, GeminiModel, OfflineModel, OpenAiEndpoint, OpenAiModel};
 use crate::config::{Config, Secret};
 use crate::model::validate::{FieldError, Loc};
 
@@ -77,6 +77,7 @@ pub struct ModelCatalog {
     anthropic: Option<Arc<dyn ChatModel>>,
     ollama: Option<Arc<dyn ChatModel>>,
     groq: Option<Arc<dyn ChatModel>>,
+    gemini: Option<Arc<dyn ChatModel>>,
     config: crate::config::ProviderConfig,
 }
 
@@ -130,6 +131,10 @@ impl ModelCatalog {
                 .as_ref()
                 .map(|base| compatible("ollama", &format!("{}/v1", base.trim_end_matches('/')), None)),
             groq: providers.groq_api_key.as_ref().map(|key| compatible("groq", &providers.groq_base_url, Some(key))),
+            gemini: providers.gemini_api_key.as_ref().map(|key| {
+                let base_url = providers.gemini_base_url.clone();
+                Arc::new(GeminiModel::new(client.clone(), base_url, key.clone(), timeout)) as Arc<dyn ChatModel>
+            }),
             config: providers.clone(),
         }
     }
@@ -183,9 +188,10 @@ impl ModelCatalog {
             "Claude 2" => (&self.anthropic, ids.claude.clone(), "ANTHROPIC_API_KEY"),
             "Ollama" => (&self.ollama, ids.ollama.clone(), "OLLAMA_BASE_URL"),
             "Mixtral" => (&self.groq, ids.mixtral.clone(), "GROQ_API_KEY"),
+            "GEMINI" => (&self.gemini, ids.gemini.clone(), "GEMINI_API_KEY"),
             "Offline" => return Ok((self.offline.clone(), "offline".into())),
             // Named by OpenGPTs but without a provider in this build yet.
-            "Claude 2 (Amazon Bedrock)" | "GEMINI" => (&None, String::new(), "a provider this build does not have yet"),
+            "Claude 2 (Amazon Bedrock)" => (&None, String::new(), "a provider this build does not have yet"),
             other => return Err(ModelConfigError::Unknown { key: key.to_string(), value: Value::from(other) }),
         };
         match provider {

@@ -3,6 +3,7 @@
 
 mod anthropic;
 mod catalog;
+mod gemini;
 mod offline;
 mod openai;
 mod sse_client;
@@ -11,6 +12,7 @@ pub use anthropic::AnthropicModel;
 pub use catalog::{
     ModelCatalog, ModelConfigError, ResolvedModel, DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES,
 };
+pub use gemini::GeminiModel;
 pub use offline::OfflineModel;
 pub use openai::{OpenAiEndpoint, OpenAiModel};
 

@@ -1,0 +1,128 @@
+//! Google Gemini: `models/{model}:streamGenerateContent?alt=sse`. Each event is a whole
+//! `GenerateContentResponse`: text parts are deltas, a `functionCall` part is a complete tool
+//! call, and safety blocks arrive as `promptFeedback.blockReason` or `finishReason: SAFETY`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::sse_client::{events, json_data, UpstreamEvent};
+use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
+use crate::config::Secret;
+use crate::model::MessageType;
+
+const PROVIDER: &str = "gemini";
+
+pub struct GeminiModel {
+    client: reqwest::Client,
+    base_url: String,
+    api_key: Secret,
+    timeout: Duration,
+}
+
+impl GeminiModel {
+    pub fn new(client: reqwest::Client, base_url: String, api_key: Secret, timeout: Duration) -> Self {
+        GeminiModel { client, base_url, api_key, timeout }
+    }
+}
+
+/// Gemini knows `user` and `model` turns; system messages join the system instruction, and
+/// other kinds speak as the user.
+fn wire_body(request: &ChatRequest) -> Value {
+    let mut system: Vec<String> = request.system.iter().cloned().collect();
+    let mut contents = Vec::with_capacity(request.messages.len());
+    for message in &request.messages {
+        let role = match message.kind {
+            MessageType::System => {
+                system.push(message.content.text());
+                continue;
+            }
+            MessageType::Ai => "model",
+            _ => "user",
+        };
+        contents.push(json!({"role": role, "parts": [{"text": message.content.text()}]}));
+    }
+    let mut body = json!({
+        "contents": contents,
+        "generationConfig": {"maxOutputTokens": request.max_output_tokens},
+    });
+    if !system.is_empty() {
+        body["systemInstruction"] = json!({"parts": [{"text": system.join("\n\n")}]});
+    }
+    body
+}
+
+#[async_trait]
+impl ChatModel for GeminiModel {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError> {
+        let url = format!(
+            "{}/v1beta/models/{}:streamGenerateContent?alt=sse",
+            self.base_url.trim_end_matches('/'),
+            request.model
+        );
+        let send =
+            self.client.post(url).header("x-goog-api-key", self.api_key.expose()).json(&wire_body(&request)).send();
+        let response = send_checked(PROVIDER, self.timeout, send).await?;
+        let mut calls = 0;
+        let chunks = events(PROVIDER, response, self.timeout)
+            .flat_map(move |event| futures::stream::iter(parse_event(event, &mut calls)));
+        Ok(chunks.boxed())
+    }
+}
+
+/// One response of the stream as chunks; `calls` numbers the tool calls across responses.
+fn parse_event(event: Result<UpstreamEvent, LlmError>, calls: &mut usize) -> Vec<Result<Chunk, LlmError>> {
+    let (_, value): (_, Value) = match json_data(PROVIDER, event) {
+        Ok(parsed) => parsed,
+        Err(error) => return vec![Err(error)],
+    };
+    if let Some(message) = value.pointer("/error/message").and_then(Value::as_str) {
+        return vec![Err(LlmError::Upstream { provider: PROVIDER, message: message.to_string() })];
+    }
+    if let Some(reason) = value.pointer("/promptFeedback/blockReason").and_then(Value::as_str) {
+        let message = format!("the prompt was blocked ({reason}); rephrase it");
+        return vec![Err(LlmError::Upstream { provider: PROVIDER, message })];
+    }
+    let mut chunks = Vec::new();
+    let candidate = value.pointer("/candidates/0");
+    let parts = candidate.and_then(|c| c.pointer("/content/parts")).and_then(Value::as_array);
+    for part in parts.into_iter().flatten() {
+        if let Some(text) = part.get("text").and_then(Value::as_str) {
+            chunks.push(Ok(Chunk::Text(text.to_string())));
+        } else if let Some(call) = part.get("functionCall") {
+            chunks.push(Ok(Chunk::ToolCall {
+                index: *calls,
+                id: Some(format!("call_{}", *calls)),
+                name: call.get("name").and_then(Value::as_str).map(str::to_string),
+                arguments: call.get("args").map(Value::to_string).unwrap_or_default(),
+            }));
+            *calls += 1;
+        }
+    }
+    if let Some(usage) = value.get("usageMetadata") {
+        let count = |name: &str| usage.get(name).and_then(Value::as_u64).unwrap_or(0);
+        if usage.get("candidatesTokenCount").is_some() {
+            chunks.push(Ok(Chunk::Usage {
+                input_tokens: count("promptTokenCount"),
+                output_tokens: count("candidatesTokenCount"),
+            }));
+        }
+    }
+    match candidate.and_then(|c| c.get("finishReason")).and_then(Value::as_str) {
+        Some(reason @ ("SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII")) => {
+            let message = format!("the answer was blocked ({reason})");
+            chunks.push(Err(LlmError::Upstream { provider: PROVIDER, message }));
+        }
+        // OpenGPTs' clients read OpenAI's names.
+        Some("MAX_TOKENS") => chunks.push(Ok(Chunk::Finish { reason: "length".into() })),
+        Some(reason) => chunks.push(Ok(Chunk::Finish { reason: reason.to_lowercase() })),
+        None => {}
+    }
+    chunks
+}
