@@ -1,52 +1,39 @@
 //! Anthropic Messages API with `stream: true`.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::sse_client::{events, json_data, UpstreamEvent};
-use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
-use crate::config::Secret;
-use crate::model::MessageType;
+use super::{send_checked, system_and_turns, ChatModel, ChatRequest, Chunk, ChunkStream, KeyedEndpoint, LlmError};
 
 const PROVIDER: &str = "anthropic";
 const API_VERSION: &str = "2023-06-01";
 
-pub struct AnthropicModel {
-    client: reqwest::Client,
-    base_url: String,
-    api_key: Secret,
-    timeout: Duration,
-}
+pub struct AnthropicModel(KeyedEndpoint);
 
 impl AnthropicModel {
-    pub fn new(client: reqwest::Client, base_url: String, api_key: Secret, timeout: Duration) -> Self {
-        AnthropicModel { client, base_url, api_key, timeout }
+    pub fn new(endpoint: KeyedEndpoint) -> Self {
+        AnthropicModel(endpoint)
     }
 }
 
 /// Anthropic takes the system prompt apart and only `user`/`assistant` turns, so system messages
 /// join the system prompt and tool results travel as user turns.
 fn wire_body(request: &ChatRequest) -> Value {
-    let mut system: Vec<String> = request.system.iter().cloned().collect();
-    let mut messages = Vec::with_capacity(request.messages.len());
-    for message in &request.messages {
-        match message.kind {
-            MessageType::System => system.push(message.content.text()),
-            MessageType::Ai => messages.push(json!({ "role": "assistant", "content": message.content.text() })),
-            _ => messages.push(json!({ "role": "user", "content": message.content.text() })),
-        }
-    }
+    let (system, turns) = system_and_turns(request);
+    let messages: Vec<Value> = turns
+        .into_iter()
+        .map(|(ai, text)| json!({ "role": if ai { "assistant" } else { "user" }, "content": text }))
+        .collect();
     let mut body = json!({
         "model": request.model,
         "max_tokens": request.max_output_tokens,
         "messages": messages,
         "stream": true,
     });
-    if !system.is_empty() {
-        body["system"] = json!(system.join("\n\n"));
+    if let Some(system) = system {
+        body["system"] = json!(system);
     }
     body
 }
@@ -58,16 +45,17 @@ impl ChatModel for AnthropicModel {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError> {
-        let send = self
+        let endpoint = &self.0;
+        let send = endpoint
             .client
-            .post(format!("{}/v1/messages", self.base_url.trim_end_matches('/')))
-            .header("x-api-key", self.api_key.expose())
+            .post(endpoint.url("/v1/messages"))
+            .header("x-api-key", endpoint.api_key.expose())
             .header("anthropic-version", API_VERSION)
             .json(&wire_body(&request))
             .send();
-        let response = send_checked(PROVIDER, self.timeout, send).await?;
+        let response = send_checked(PROVIDER, endpoint.timeout, send).await?;
         let mut input_tokens = 0;
-        let chunks = events(PROVIDER, response, self.timeout)
+        let chunks = events(PROVIDER, response, endpoint.timeout)
             .take_while(|event| {
                 std::future::ready(!matches!(event, Ok(e) if e.event.as_deref() == Some("message_stop")))
             })

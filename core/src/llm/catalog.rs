@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{AnthropicModel, ChatModel, GeminiModel, OfflineModel, OpenAiEndpoint, OpenAiModel};
+use super::{AnthropicModel, ChatModel, GeminiModel, KeyedEndpoint, OfflineModel, OpenAiEndpoint, OpenAiModel};
 use crate::config::{Config, Secret};
 use crate::model::validate::{FieldError, Loc};
 
@@ -95,6 +95,12 @@ impl ModelCatalog {
                 OpenAiEndpoint::Compatible { provider, base_url: base_url.to_string(), api_key: api_key.cloned() };
             Arc::new(OpenAiModel::new(client.clone(), endpoint, timeout))
         };
+        let keyed = |base_url: &str, api_key: &Secret| KeyedEndpoint {
+            client: client.clone(),
+            base_url: base_url.to_string(),
+            api_key: api_key.clone(),
+            timeout,
+        };
         let azure = match (
             &providers.azure_openai_api_key,
             &providers.azure_openai_base_url,
@@ -119,22 +125,17 @@ impl ModelCatalog {
                 .map(|key| compatible("openai", &providers.openai_base_url, Some(key))),
             azure,
             anthropic: providers.anthropic_api_key.as_ref().map(|key| {
-                Arc::new(AnthropicModel::new(
-                    client.clone(),
-                    providers.anthropic_base_url.clone(),
-                    key.clone(),
-                    timeout,
-                )) as Arc<dyn ChatModel>
+                Arc::new(AnthropicModel::new(keyed(&providers.anthropic_base_url, key))) as Arc<dyn ChatModel>
             }),
             ollama: providers
                 .ollama_base_url
                 .as_ref()
                 .map(|base| compatible("ollama", &format!("{}/v1", base.trim_end_matches('/')), None)),
             groq: providers.groq_api_key.as_ref().map(|key| compatible("groq", &providers.groq_base_url, Some(key))),
-            gemini: providers.gemini_api_key.as_ref().map(|key| {
-                let base_url = providers.gemini_base_url.clone();
-                Arc::new(GeminiModel::new(client.clone(), base_url, key.clone(), timeout)) as Arc<dyn ChatModel>
-            }),
+            gemini: providers
+                .gemini_api_key
+                .as_ref()
+                .map(|key| Arc::new(GeminiModel::new(keyed(&providers.gemini_base_url, key))) as Arc<dyn ChatModel>),
             config: providers.clone(),
         }
     }

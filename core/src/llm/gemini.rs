@@ -2,54 +2,37 @@
 //! `GenerateContentResponse`: text parts are deltas, a `functionCall` part is a complete tool
 //! call, and safety blocks arrive as `promptFeedback.blockReason` or `finishReason: SAFETY`.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::sse_client::{events, json_data, UpstreamEvent};
-use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
-use crate::config::Secret;
-use crate::model::MessageType;
+use super::{send_checked, system_and_turns, ChatModel, ChatRequest, Chunk, ChunkStream, KeyedEndpoint, LlmError};
 
 const PROVIDER: &str = "gemini";
 
-pub struct GeminiModel {
-    client: reqwest::Client,
-    base_url: String,
-    api_key: Secret,
-    timeout: Duration,
-}
+pub struct GeminiModel(KeyedEndpoint);
 
 impl GeminiModel {
-    pub fn new(client: reqwest::Client, base_url: String, api_key: Secret, timeout: Duration) -> Self {
-        GeminiModel { client, base_url, api_key, timeout }
+    pub fn new(endpoint: KeyedEndpoint) -> Self {
+        GeminiModel(endpoint)
     }
 }
 
 /// Gemini knows `user` and `model` turns; system messages join the system instruction, and
 /// other kinds speak as the user.
 fn wire_body(request: &ChatRequest) -> Value {
-    let mut system: Vec<String> = request.system.iter().cloned().collect();
-    let mut contents = Vec::with_capacity(request.messages.len());
-    for message in &request.messages {
-        let role = match message.kind {
-            MessageType::System => {
-                system.push(message.content.text());
-                continue;
-            }
-            MessageType::Ai => "model",
-            _ => "user",
-        };
-        contents.push(json!({"role": role, "parts": [{"text": message.content.text()}]}));
-    }
+    let (system, turns) = system_and_turns(request);
+    let contents: Vec<Value> = turns
+        .into_iter()
+        .map(|(ai, text)| json!({"role": if ai { "model" } else { "user" }, "parts": [{"text": text}]}))
+        .collect();
     let mut body = json!({
         "contents": contents,
         "generationConfig": {"maxOutputTokens": request.max_output_tokens},
     });
-    if !system.is_empty() {
-        body["systemInstruction"] = json!({"parts": [{"text": system.join("\n\n")}]});
+    if let Some(system) = system {
+        body["systemInstruction"] = json!({"parts": [{"text": system}]});
     }
     body
 }
@@ -61,16 +44,12 @@ impl ChatModel for GeminiModel {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError> {
-        let url = format!(
-            "{}/v1beta/models/{}:streamGenerateContent?alt=sse",
-            self.base_url.trim_end_matches('/'),
-            request.model
-        );
-        let send =
-            self.client.post(url).header("x-goog-api-key", self.api_key.expose()).json(&wire_body(&request)).send();
-        let response = send_checked(PROVIDER, self.timeout, send).await?;
+        let endpoint = &self.0;
+        let url = endpoint.url(&format!("/v1beta/models/{}:streamGenerateContent?alt=sse", request.model));
+        let send = endpoint.client.post(url).header("x-goog-api-key", endpoint.api_key.expose());
+        let response = send_checked(PROVIDER, endpoint.timeout, send.json(&wire_body(&request)).send()).await?;
         let mut calls = 0;
-        let chunks = events(PROVIDER, response, self.timeout)
+        let chunks = events(PROVIDER, response, endpoint.timeout)
             .flat_map(move |event| futures::stream::iter(parse_event(event, &mut calls)));
         Ok(chunks.boxed())
     }

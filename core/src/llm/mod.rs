@@ -87,6 +87,34 @@ impl LlmError {
     }
 }
 
+/// A provider's API reached with one key: the shape Anthropic and Gemini share.
+pub struct KeyedEndpoint {
+    pub client: reqwest::Client,
+    pub base_url: String,
+    pub api_key: crate::config::Secret,
+    pub timeout: std::time::Duration,
+}
+
+impl KeyedEndpoint {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.trim_end_matches('/'))
+    }
+}
+
+/// The conversation as providers without a system role take it: one system prompt (the
+/// request's, then any system messages) and the other turns, each marked whether the AI spoke.
+fn system_and_turns(request: &ChatRequest) -> (Option<String>, Vec<(bool, String)>) {
+    let mut system: Vec<String> = request.system.iter().cloned().collect();
+    let mut turns = Vec::with_capacity(request.messages.len());
+    for message in &request.messages {
+        match message.kind {
+            crate::model::MessageType::System => system.push(message.content.text()),
+            kind => turns.push((kind == crate::model::MessageType::Ai, message.content.text())),
+        }
+    }
+    ((!system.is_empty()).then(|| system.join("\n\n")), turns)
+}
+
 /// Sends a provider request within `timeout`; a non-2xx answer becomes [`LlmError::Status`].
 async fn send_checked(
     provider: &'static str,
