@@ -5,6 +5,7 @@
 //! watch`). The test command runs them with the services up; name a module to run one suite
 //! (`cargo test -p integration-tests -- runs_stream::`).
 
+mod agents;
 mod api;
 mod crash;
 mod dynamodb_concurrency;
@@ -20,4 +21,5 @@ mod routes;
 mod runs_stream;
 mod store_contract;
 mod template;
+mod tools;
 mod walkthrough;

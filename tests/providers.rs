@@ -30,6 +30,7 @@ async fn run(resolved: &ResolvedModel) -> Vec<Result<Chunk, LlmError>> {
         system: resolved.system_message.clone(),
         messages: conversation(),
         max_output_tokens: 321,
+        tools: Vec::new(),
     };
     match resolved.model.stream(request).await {
         Ok(stream) => stream.collect().await,
@@ -259,20 +260,25 @@ async fn gemini_function_calls_become_tool_calls() {
     })
     .await;
     let chunks = run(&model(gemini(&mock), GEMINI())).await;
-    let calls: Vec<&Chunk> =
-        chunks.iter().filter_map(|c| c.as_ref().ok()).filter(|c| matches!(c, Chunk::ToolCall { .. })).collect();
+    let calls: Vec<(usize, Option<String>, Option<String>, String)> = chunks
+        .iter()
+        .filter_map(|c| match c {
+            Ok(Chunk::ToolCall { index, id, name, arguments }) => {
+                Some((*index, id.clone(), name.clone(), arguments.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let named: Vec<(usize, Option<String>, String)> =
+        calls.iter().map(|(index, _, name, arguments)| (*index, name.clone(), arguments.clone())).collect();
     assert_eq!(
-        calls,
-        [
-            &Chunk::ToolCall {
-                index: 0,
-                id: Some("call_0".into()),
-                name: Some("search".into()),
-                arguments: r#"{"query":"rust"}"#.into()
-            },
-            &Chunk::ToolCall { index: 1, id: Some("call_1".into()), name: Some("wiki".into()), arguments: "{}".into() },
-        ]
+        named,
+        [(0, Some("search".into()), r#"{"query":"rust"}"#.into()), (1, Some("wiki".into()), "{}".into())]
     );
+    // Gemini names no call; each gets an id of its own, unique in the thread.
+    let ids: Vec<&str> = calls.iter().map(|call| call.1.as_deref().expect("an id")).collect();
+    assert!(ids.iter().all(|id| id.starts_with("call_") && id.len() == 37), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
 }
 
 #[tokio::test]

@@ -84,6 +84,13 @@ pub struct Config {
     /// Pause between the offline model's tokens, so streaming is visible.
     pub offline_token_delay: Duration,
     pub providers: ProviderConfig,
+    pub tools: ToolSettings,
+    /// The most steps (model calls and tool rounds) an agent run may take (`config.recursion_limit`
+    /// overrides it per run).
+    pub recursion_limit: u32,
+    /// How long a run may take before it stops cleanly between steps: set below a Lambda
+    /// function's timeout, so the function is not killed mid-step. `None`: no limit.
+    pub run_time_limit: Option<Duration>,
     /// The `run-worker` Lambda function that executes background runs; unset: run them in-process.
     pub run_worker_function: Option<String>,
     /// Where to reach the Lambda Invoke API (the `cargo lambda watch` emulator); unset: AWS.
@@ -139,6 +146,30 @@ pub struct ProviderConfig {
     /// Model ids, overridable per OpenGPTs model name.
     pub model_ids: ModelIds,
     pub request_timeout: Duration,
+}
+
+/// The agents' tools: where each service is, its key, and the bounds on every call.
+#[derive(Debug, Clone)]
+pub struct ToolSettings {
+    pub timeout: Duration,
+    /// A tool's answer is cut to this many characters before the model reads it.
+    pub max_output_chars: usize,
+    /// A service's response body may not be larger.
+    pub max_response_bytes: usize,
+    /// Hosts that user-configured tool URLs may reach although they are loopback, link-local or
+    /// private (`TOOL_URL_ALLOWLIST`, comma-separated host names or addresses).
+    pub url_allowlist: Vec<String>,
+    pub wikipedia_url: String,
+    pub duckduckgo_url: String,
+    pub tavily_url: String,
+    pub tavily_api_key: Option<Secret>,
+    pub arxiv_url: String,
+    pub pubmed_url: String,
+    pub you_url: String,
+    pub you_api_key: Option<Secret>,
+    pub connery_runner_url: Option<String>,
+    pub connery_runner_api_key: Option<Secret>,
+    pub action_server_api_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -206,6 +237,36 @@ impl Config {
             max_runs_per_user: Some(env.parse("MAX_RUNS_PER_USER", 0)?).filter(|limit| *limit > 0),
             sse_ping_interval: Duration::from_millis(env.parse("SSE_PING_MS", 15_000)?),
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
+            recursion_limit: env.parse("RECURSION_LIMIT", 25)?,
+            run_time_limit: env
+                .text("RUN_TIME_LIMIT_SECONDS")
+                .map(|_| env.parse("RUN_TIME_LIMIT_SECONDS", 0))
+                .transpose()?
+                .map(Duration::from_secs),
+            tools: ToolSettings {
+                timeout: Duration::from_secs(env.parse("TOOL_TIMEOUT_SECONDS", 30)?),
+                max_output_chars: env.parse("TOOL_OUTPUT_MAX_CHARS", 8000)?,
+                max_response_bytes: env.parse("TOOL_RESPONSE_MAX_BYTES", 2 << 20)?,
+                url_allowlist: env
+                    .text("TOOL_URL_ALLOWLIST")
+                    .map(|hosts| hosts.split(',').map(|h| h.trim().to_lowercase()).filter(|h| !h.is_empty()).collect())
+                    .unwrap_or_default(),
+                wikipedia_url: env
+                    .text("WIKIPEDIA_API_URL")
+                    .unwrap_or_else(|| "https://en.wikipedia.org/w/api.php".into()),
+                duckduckgo_url: env.text("DUCKDUCKGO_API_URL").unwrap_or_else(|| "https://api.duckduckgo.com".into()),
+                tavily_url: env.text("TAVILY_API_URL").unwrap_or_else(|| "https://api.tavily.com".into()),
+                tavily_api_key: env.secret("TAVILY_API_KEY"),
+                arxiv_url: env.text("ARXIV_API_URL").unwrap_or_else(|| "https://export.arxiv.org/api/query".into()),
+                pubmed_url: env
+                    .text("PUBMED_API_URL")
+                    .unwrap_or_else(|| "https://eutils.ncbi.nlm.nih.gov/entrez/eutils".into()),
+                you_url: env.text("YDC_API_URL").unwrap_or_else(|| "https://api.ydc-index.io".into()),
+                you_api_key: env.secret("YDC_API_KEY"),
+                connery_runner_url: env.text("CONNERY_RUNNER_URL"),
+                connery_runner_api_key: env.secret("CONNERY_RUNNER_API_KEY"),
+                action_server_api_key: env.secret("ACTION_SERVER_API_KEY"),
+            },
             run_worker_function: env.text("RUN_WORKER_FUNCTION"),
             lambda_endpoint_url: env.text("AWS_ENDPOINT_URL_LAMBDA").or_else(|| env.text("AWS_ENDPOINT_URL")),
             providers: ProviderConfig {

@@ -5,6 +5,7 @@
 //! - [`model`]: the wire types, parsed once from JSON into values that are valid by construction.
 //! - [`store`]: the one [`store::Store`] trait through which all data flows, and its backends.
 //! - [`llm`]: the [`llm::ChatModel`] trait and the model providers.
+//! - [`tools`]: the agents' tools and the services behind them.
 //! - [`runs`]: the run engine behind `/runs` and `/runs/stream`.
 //! - [`api`]: the HTTP routers, auth, and the one error type mapped to status codes.
 //! - [`serve`]: process entry points: the local HTTP server, or a Lambda function.
@@ -16,3 +17,4 @@ pub mod model;
 pub mod runs;
 pub mod serve;
 pub mod store;
+pub mod tools;

@@ -3,6 +3,7 @@
 
 pub mod contract;
 pub mod mock_provider;
+pub mod mock_services;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -50,6 +50,19 @@ impl Reply {
         Reply { status: 200, headers: vec![("content-type", "text/event-stream".into())], parts }
     }
 
+    pub fn json(body: Value) -> Self {
+        Self::json_error(200, body)
+    }
+
+    /// A body of any type, written at once.
+    pub fn text(status: u16, content_type: &str, body: &str) -> Self {
+        Reply { status, headers: vec![("content-type", content_type.into())], parts: vec![Part::now(body)] }
+    }
+
+    pub fn redirect(location: &str) -> Self {
+        Reply { status: 302, headers: vec![("location", location.into())], parts: vec![] }
+    }
+
     pub fn json_error(status: u16, body: Value) -> Self {
         Reply {
             status,
@@ -210,4 +223,90 @@ pub fn split_parts(events: Vec<String>) -> Vec<Part> {
             [Part::now(bytes[..middle].to_vec()), Part::after(Duration::from_millis(2), bytes[middle..].to_vec())]
         })
         .collect()
+}
+
+/// An OpenAI stream that asks for tools, as its API reference shows tool-call chunks: the first
+/// delta of each call names it, the arguments follow in 8-character pieces, then
+/// `finish_reason: "tool_calls"`, usage and `[DONE]`. `calls` are (id, name, arguments).
+pub fn openai_tool_call_events(calls: &[(&str, &str, &str)]) -> Vec<String> {
+    let chunk = |delta: Value, finish: Value| {
+        let body = json!({
+            "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190,
+            "model": "gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb",
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        format!("data: {body}\n\n")
+    };
+    let mut events = Vec::new();
+    for (index, (id, name, arguments)) in calls.iter().enumerate() {
+        let first = json!({"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": ""}});
+        let delta = if index == 0 {
+            json!({"role": "assistant", "content": null, "tool_calls": [first]})
+        } else {
+            json!({"tool_calls": [first]})
+        };
+        events.push(chunk(delta, Value::Null));
+        let characters: Vec<char> = arguments.chars().collect();
+        for piece in characters.chunks(8) {
+            let piece: String = piece.iter().collect();
+            events
+                .push(chunk(json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}), Value::Null));
+        }
+    }
+    events.push(chunk(json!({}), json!("tool_calls")));
+    let usage = json!({"id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190,
+        "model": "gpt-4o-mini", "choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}});
+    events.push(format!("data: {usage}\n\n"));
+    events.push("data: [DONE]\n\n".to_string());
+    events
+}
+
+/// An Anthropic stream that asks for tools, as its tool-use streaming documentation shows:
+/// a `tool_use` content block whose input arrives as `input_json_delta` pieces, and
+/// `stop_reason: "tool_use"`.
+pub fn anthropic_tool_use_events(calls: &[(&str, &str, &str)]) -> Vec<String> {
+    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut events = vec![event(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+            "content": [], "model": "claude-3-5-sonnet-20241022", "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 472, "output_tokens": 2}}}),
+    )];
+    for (index, (id, name, arguments)) in calls.iter().enumerate() {
+        events.push(event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index,
+                "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+        ));
+        let characters: Vec<char> = arguments.chars().collect();
+        for piece in std::iter::once(&[][..]).chain(characters.chunks(8)) {
+            let piece: String = piece.iter().collect();
+            events.push(event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": piece}}),
+            ));
+        }
+        events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": index})));
+    }
+    events.push(event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+            "usage": {"output_tokens": 89}}),
+    ));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    events
+}
+
+/// A Gemini response that calls functions: whole `functionCall` parts, as its function-calling
+/// documentation shows.
+pub fn gemini_function_call_events(calls: &[(&str, Value)]) -> Vec<String> {
+    let parts: Vec<Value> =
+        calls.iter().map(|(name, args)| json!({"functionCall": {"name": name, "args": args}})).collect();
+    let body = json!({
+        "candidates": [{"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 30, "candidatesTokenCount": 5, "totalTokenCount": 35},
+        "modelVersion": "gemini-2.0-flash",
+    });
+    vec![format!("data: {body}\r\n\r\n")]
 }

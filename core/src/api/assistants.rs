@@ -45,6 +45,10 @@ async fn save(state: &AppState, mut assistant: Assistant) -> Result<Json<Assista
         .models
         .check_config(&assistant.config)
         .map_err(|error| ApiError::Validation(vec![error.into_field_error()]))?;
+    state
+        .tools
+        .check_config(&assistant.config)
+        .map_err(|error| ApiError::Validation(vec![error.into_field_error()]))?;
     state.store.put_assistant(&assistant).await?;
     Ok(Json(assistant))
 }

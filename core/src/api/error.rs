@@ -70,6 +70,7 @@ impl From<RunError> for ApiError {
         match error {
             RunError::Store(error) => error.into(),
             RunError::Model(error) => ApiError::Validation(vec![error.into_field_error()]),
+            RunError::Tools(error) => ApiError::Validation(vec![error.into_field_error()]),
             RunError::Dispatch(error) => {
                 tracing::error!(%error, "background dispatch failed");
                 ApiError::BadGateway(format!("The run could not be started in the background: {error}"))

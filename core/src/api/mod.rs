@@ -30,6 +30,7 @@ use crate::config::{AuthConfig, Config, ConfigError};
 use crate::llm::ModelCatalog;
 use crate::runs::{BackgroundDispatch, InProcessDispatch, RunEngine};
 use crate::store::Store;
+use crate::tools::Toolbox;
 
 /// What every handler can reach. Cheap to clone: all shared behind `Arc`s.
 #[derive(Clone)]
@@ -38,6 +39,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub auth: Arc<dyn Authenticator>,
     pub models: Arc<ModelCatalog>,
+    pub tools: Toolbox,
     pub runs: RunEngine,
 }
 
@@ -54,7 +56,8 @@ impl AppState {
     ) -> Result<Self, ConfigError> {
         let config = Arc::new(config);
         let models = Arc::new(ModelCatalog::new(&config));
-        let runs = RunEngine::new(store.clone(), models.clone(), config.clone(), dispatch);
+        let tools = Toolbox::new(&config);
+        let runs = RunEngine::new(store.clone(), models.clone(), tools.clone(), config.clone(), dispatch);
         let auth: Arc<dyn Authenticator> = match &config.auth {
             AuthConfig::Cookie { uuid_only } => Arc::new(CookieAuth { uuid_only: *uuid_only }),
             AuthConfig::JwtLocal { jwt, algorithm, decode_key } => {
@@ -66,7 +69,7 @@ impl AppState {
             }
             AuthConfig::JwtOidc { jwt } => Arc::new(jwt::OidcJwt::new(jwt.clone())),
         };
-        Ok(AppState { config, store, auth, models, runs })
+        Ok(AppState { config, store, auth, models, tools, runs })
     }
 }
 

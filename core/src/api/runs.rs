@@ -14,6 +14,7 @@ use crate::llm::{DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES};
 use crate::model::{Feedback, FeedbackInput, Run};
 use crate::runs::{Listener, MultitaskStrategy, OnDisconnect, RunError, RunEvent, RunRequest};
 use crate::store::StoreError;
+use crate::tools::ToolKind;
 
 /// Enough buffered events that a briefly slow client does not hold the model back.
 const STREAM_BUFFER: usize = 256;
@@ -168,6 +169,32 @@ pub fn output_schema() -> Value {
     })
 }
 
+/// A tool as the latest UI's picker reads it: `name`, `type` and `description` as constants with
+/// defaults, the `config` fields it asks for, and whether it may be added more than once.
+fn tool_schema(kind: ToolKind) -> Value {
+    let constant = |title: &str, value: &str| json!({"title": title, "type": "string", "const": value, "default": value, "enum": [value]});
+    let fields: serde_json::Map<String, Value> = kind
+        .config_fields()
+        .iter()
+        .map(|field| (field.to_string(), json!({"title": field.to_uppercase(), "type": "string"})))
+        .collect();
+    let mut config = json!({"title": "Config", "type": "object", "properties": fields});
+    if !kind.config_fields().is_empty() {
+        config["required"] = json!(kind.config_fields());
+    }
+    json!({
+        "title": kind.display_name(),
+        "type": "object",
+        "properties": {
+            "type": constant("Type", kind.tag()),
+            "name": constant("Name", kind.display_name()),
+            "description": constant("Description", kind.description()),
+            "config": config,
+            "multi_use": {"title": "Multi Use", "type": "boolean", "const": kind.multi_use(), "default": kind.multi_use()},
+        },
+    })
+}
+
 /// The assistant form both UIs draw: every field with `type`, `title`, `enum` and `default`, as
 /// OpenGPTs describes it, and no `$ref`s to resolve. The latest UI shows the `type==<bot>/...`
 /// fields of the chosen bot type; the seed UI shows `agent_type` and `system_message`.
@@ -191,6 +218,18 @@ pub fn config_schema() -> Value {
                     },
                     "type==agent/agent_type": model("Agent Type"),
                     "type==agent/system_message": instructions("Instructions"),
+                    "type==agent/tools": {
+                        "title": "Tools",
+                        "type": "array",
+                        "default": [],
+                        "items": {"anyOf": ToolKind::all_offered().map(tool_schema).collect::<Vec<_>>()},
+                    },
+                    "type==agent/interrupt_before_action": {
+                        "title": "Tool Confirmation",
+                        "description": "If Yes, you'll be prompted to continue before each tool is executed.\nIf No, tools will be executed automatically by the agent.",
+                        "type": "boolean",
+                        "default": false,
+                    },
                     "type==chatbot/llm_type": model("LLM Type"),
                     "type==chatbot/system_message": instructions("Instructions"),
                     "type==chat_retrieval/llm_type": model("LLM Type"),
@@ -198,6 +237,12 @@ pub fn config_schema() -> Value {
                     "agent_type": model("Agent Type"),
                     "llm_type": model("LLM Type"),
                     "system_message": instructions("System Message"),
+                    "tools": {
+                        "title": "Tools",
+                        "type": "array",
+                        "default": [],
+                        "items": {"title": "Tools", "type": "string", "enum": ToolKind::seed_names()},
+                    },
                 },
             },
         },

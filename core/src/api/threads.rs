@@ -142,16 +142,22 @@ async fn state(
 }
 
 /// The graph's next step after the first `upto` messages, which the latest UI offers as "Click to
-/// continue": the assistant answers when the thread ends with words that are not its own. Not
-/// for the thread as it is now while a run is answering, nor when the user cancelled the last run.
+/// continue": `action` when the thread ends with tool calls not yet run (an agent stopped for
+/// confirmation), the assistant's answer when it ends with words that are not its own. Not for
+/// the thread as it is now while a run is going, nor when the user cancelled the last run.
 fn next_step(view: &ThreadView, upto: usize) -> Vec<String> {
-    let unanswered = upto > 0 && view.messages[upto - 1].kind != MessageType::Ai;
+    let Some(last) = upto.checked_sub(1).map(|index| &view.messages[index]) else {
+        return vec![];
+    };
     let now = upto == view.messages.len();
     let settled = !view.running && view.last_outcome != Some(RunStatus::Cancelled);
-    if unanswered && (!now || settled) {
-        vec![view.thread.assistant_type().unwrap_or("agent").to_string()]
-    } else {
-        vec![]
+    if now && !settled {
+        return vec![];
+    }
+    match last.kind {
+        MessageType::Ai if !last.tool_calls.is_empty() => vec!["action".to_string()],
+        MessageType::Ai => vec![],
+        _ => vec![view.thread.assistant_type().unwrap_or("agent").to_string()],
     }
 }
 

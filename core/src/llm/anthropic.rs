@@ -5,7 +5,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::sse_client::{events, json_data, UpstreamEvent};
-use super::{send_checked, system_and_turns, ChatModel, ChatRequest, Chunk, ChunkStream, KeyedEndpoint, LlmError};
+use super::{
+    send_checked, system_and_turns, ChatModel, ChatRequest, Chunk, ChunkStream, KeyedEndpoint, LlmError, Turn,
+};
 
 const PROVIDER: &str = "anthropic";
 const API_VERSION: &str = "2023-06-01";
@@ -18,14 +20,38 @@ impl AnthropicModel {
     }
 }
 
-/// Anthropic takes the system prompt apart and only `user`/`assistant` turns, so system messages
-/// join the system prompt and tool results travel as user turns.
+/// Anthropic takes the system prompt apart and only `user`/`assistant` turns: system messages
+/// join the system prompt, tool calls are `tool_use` blocks, and tool results are `tool_result`
+/// blocks of one user turn.
 fn wire_body(request: &ChatRequest) -> Value {
     let (system, turns) = system_and_turns(request);
-    let messages: Vec<Value> = turns
-        .into_iter()
-        .map(|(ai, text)| json!({ "role": if ai { "assistant" } else { "user" }, "content": text }))
-        .collect();
+    let mut messages: Vec<Value> = Vec::with_capacity(turns.len());
+    for turn in turns {
+        match turn {
+            Turn::User(text) => messages.push(json!({"role": "user", "content": text})),
+            Turn::Ai { text, calls } if calls.is_empty() => {
+                messages.push(json!({"role": "assistant", "content": text}))
+            }
+            Turn::Ai { text, calls } => {
+                let text_block = (!text.is_empty()).then(|| json!({"type": "text", "text": text}));
+                let uses = calls
+                    .into_iter()
+                    .map(|call| json!({"type": "tool_use", "id": call.id, "name": call.name, "input": call.args}));
+                let blocks: Vec<Value> = text_block.into_iter().chain(uses).collect();
+                messages.push(json!({"role": "assistant", "content": blocks}));
+            }
+            Turn::ToolResult { call_id, content, is_error, .. } => {
+                let block =
+                    json!({"type": "tool_result", "tool_use_id": call_id, "content": content, "is_error": is_error});
+                match messages.last_mut() {
+                    Some(last) if last["role"] == "user" && last["content"][0]["type"] == "tool_result" => {
+                        last["content"].as_array_mut().expect("tool results are a list").push(block)
+                    }
+                    _ => messages.push(json!({"role": "user", "content": [block]})),
+                }
+            }
+        }
+    }
     let mut body = json!({
         "model": request.model,
         "max_tokens": request.max_output_tokens,
@@ -34,6 +60,13 @@ fn wire_body(request: &ChatRequest) -> Value {
     });
     if let Some(system) = system {
         body["system"] = json!(system);
+    }
+    if !request.tools.is_empty() {
+        body["tools"] = request
+            .tools
+            .iter()
+            .map(|tool| json!({"name": tool.name, "description": tool.description, "input_schema": tool.parameters}))
+            .collect();
     }
     body
 }

@@ -7,7 +7,9 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::sse_client::{events, json_data, UpstreamEvent};
-use super::{send_checked, system_and_turns, ChatModel, ChatRequest, Chunk, ChunkStream, KeyedEndpoint, LlmError};
+use super::{
+    send_checked, system_and_turns, ChatModel, ChatRequest, Chunk, ChunkStream, KeyedEndpoint, LlmError, Turn,
+};
 
 const PROVIDER: &str = "gemini";
 
@@ -19,20 +21,47 @@ impl GeminiModel {
     }
 }
 
-/// Gemini knows `user` and `model` turns; system messages join the system instruction, and
-/// other kinds speak as the user.
+/// Gemini knows `user` and `model` turns; system messages join the system instruction, tool
+/// calls are `functionCall` parts, and tool results `functionResponse` parts of one user turn.
 fn wire_body(request: &ChatRequest) -> Value {
     let (system, turns) = system_and_turns(request);
-    let contents: Vec<Value> = turns
-        .into_iter()
-        .map(|(ai, text)| json!({"role": if ai { "model" } else { "user" }, "parts": [{"text": text}]}))
-        .collect();
+    let mut contents: Vec<Value> = Vec::with_capacity(turns.len());
+    for turn in turns {
+        match turn {
+            Turn::User(text) => contents.push(json!({"role": "user", "parts": [{"text": text}]})),
+            Turn::Ai { text, calls } => {
+                let text_part = (!text.is_empty() || calls.is_empty()).then(|| json!({"text": text}));
+                let call_parts =
+                    calls.into_iter().map(|call| json!({"functionCall": {"name": call.name, "args": call.args}}));
+                contents.push(
+                    json!({"role": "model", "parts": text_part.into_iter().chain(call_parts).collect::<Vec<_>>()}),
+                );
+            }
+            Turn::ToolResult { name, content, .. } => {
+                let part = json!({"functionResponse": {"name": name, "response": {"content": content}}});
+                match contents.last_mut() {
+                    Some(last) if last["parts"][0].get("functionResponse").is_some() => {
+                        last["parts"].as_array_mut().expect("parts are a list").push(part)
+                    }
+                    _ => contents.push(json!({"role": "user", "parts": [part]})),
+                }
+            }
+        }
+    }
     let mut body = json!({
         "contents": contents,
         "generationConfig": {"maxOutputTokens": request.max_output_tokens},
     });
     if let Some(system) = system {
         body["systemInstruction"] = json!({"parts": [{"text": system}]});
+    }
+    if !request.tools.is_empty() {
+        let declarations: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| json!({"name": tool.name, "description": tool.description, "parameters": tool.parameters}))
+            .collect();
+        body["tools"] = json!([{"functionDeclarations": declarations}]);
     }
     body
 }
@@ -77,7 +106,9 @@ fn parse_event(event: Result<UpstreamEvent, LlmError>, calls: &mut usize) -> Vec
         } else if let Some(call) = part.get("functionCall") {
             chunks.push(Ok(Chunk::ToolCall {
                 index: *calls,
-                id: Some(format!("call_{}", *calls)),
+                // Gemini gives calls no ids; ours must be unique in the thread, where tool
+                // messages name the call they answer.
+                id: Some(format!("call_{}", uuid::Uuid::new_v4().simple())),
                 name: call.get("name").and_then(Value::as_str).map(str::to_string),
                 arguments: call.get("args").map(Value::to_string).unwrap_or_default(),
             }));

@@ -6,6 +6,7 @@ mod catalog;
 mod gemini;
 mod offline;
 mod openai;
+pub mod partial_json;
 mod sse_client;
 
 pub use anthropic::AnthropicModel;
@@ -30,6 +31,16 @@ pub struct ChatRequest {
     pub messages: Vec<Message>,
     /// The most tokens the answer may have (`MAX_OUTPUT_TOKENS`): a cap on what one run costs.
     pub max_output_tokens: u32,
+    /// The tools the model may call; none for a chatbot.
+    pub tools: Vec<ToolSpec>,
+}
+
+/// A tool as a model sees it: a function name, what it is for, and a JSON Schema of its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
 }
 
 /// One piece of a streamed answer.
@@ -101,18 +112,79 @@ impl KeyedEndpoint {
     }
 }
 
+/// One turn of the conversation, as providers without a system role take it.
+#[derive(Debug, Clone, PartialEq)]
+enum Turn {
+    User(String),
+    Ai { text: String, calls: Vec<ToolCallRequest> },
+    ToolResult { call_id: String, name: String, content: String, is_error: bool },
+}
+
+/// A tool call of an AI message, parsed from LangChain's `{name, args, id}`.
+#[derive(Debug, Clone, PartialEq)]
+struct ToolCallRequest {
+    id: String,
+    name: String,
+    args: Value,
+}
+
+impl ToolCallRequest {
+    fn all(message: &crate::model::Message) -> Vec<Self> {
+        message
+            .tool_calls
+            .iter()
+            .map(|call| ToolCallRequest {
+                id: call.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+                name: call.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                args: call.get("args").cloned().unwrap_or_else(|| serde_json::json!({})),
+            })
+            .collect()
+    }
+}
+
 /// The conversation as providers without a system role take it: one system prompt (the
-/// request's, then any system messages) and the other turns, each marked whether the AI spoke.
-fn system_and_turns(request: &ChatRequest) -> (Option<String>, Vec<(bool, String)>) {
+/// request's, then any system messages) and the other turns.
+fn system_and_turns(request: &ChatRequest) -> (Option<String>, Vec<Turn>) {
+    use crate::model::MessageType;
     let mut system: Vec<String> = request.system.iter().cloned().collect();
     let mut turns = Vec::with_capacity(request.messages.len());
     for message in &request.messages {
+        let text = message.content.text();
         match message.kind {
-            crate::model::MessageType::System => system.push(message.content.text()),
-            kind => turns.push((kind == crate::model::MessageType::Ai, message.content.text())),
+            MessageType::System => system.push(text),
+            MessageType::Ai => turns.push(Turn::Ai { text, calls: ToolCallRequest::all(message) }),
+            MessageType::Tool | MessageType::Function if message.tool_call_id.is_some() => {
+                turns.push(Turn::ToolResult {
+                    call_id: message.tool_call_id.clone().unwrap_or_default(),
+                    name: message.name.clone().unwrap_or_default(),
+                    content: text,
+                    is_error: message.status == Some(crate::model::ToolStatus::Error),
+                })
+            }
+            _ => turns.push(Turn::User(text)),
         }
     }
     ((!system.is_empty()).then(|| system.join("\n\n")), turns)
+}
+
+/// The conversation a model may be sent: a tool call that was never answered (a run stopped
+/// before its tools ran, then the user wrote again) is left out, since providers refuse an
+/// unanswered call; its AI message stays if it said anything.
+pub fn answered_conversation(messages: &[crate::model::Message]) -> Vec<crate::model::Message> {
+    let answered: std::collections::HashSet<&str> =
+        messages.iter().filter_map(|message| message.tool_call_id.as_deref()).collect();
+    messages
+        .iter()
+        .filter_map(|message| {
+            if message.tool_calls.is_empty() {
+                return Some(message.clone());
+            }
+            let mut kept = message.clone();
+            kept.tool_calls
+                .retain(|call| call.get("id").and_then(Value::as_str).is_some_and(|id| answered.contains(id)));
+            (!kept.tool_calls.is_empty() || !kept.content.is_empty()).then_some(kept)
+        })
+        .collect()
 }
 
 /// Sends a provider request within `timeout`; a non-2xx answer becomes [`LlmError::Status`].

@@ -3,14 +3,20 @@
 //! ("my name is …"), questions about the user's name (answering in Spanish when asked), greetings
 //! and farewells, and otherwise says plainly that it is the offline stand-in. Same input, same
 //! answer, streamed token by token with a fixed delay.
+//!
+//! As an agent it calls a tool when the user's last message names it: a word of the tool's
+//! name of five letters or more other than "search" (`wikipedia`, `duckduckgo`, `arxiv`,
+//! `tavily`, `image`), the name's words run together without "search" (`pubmed`), or the whole
+//! name (`you_search`). Every tool named is called, in the order of the tools, with the message
+//! as its `query`. Once the tools have answered, it reports what each returned.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::{ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
-use crate::model::{Message, MessageType};
+use super::{ChatModel, ChatRequest, Chunk, ChunkStream, LlmError, ToolSpec};
+use crate::model::{Message, MessageType, ToolStatus};
 
 pub struct OfflineModel {
     token_delay: Duration,
@@ -29,7 +35,14 @@ impl ChatModel for OfflineModel {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError> {
-        let answer = reply(&request.messages);
+        let calls = tool_calls(&request.messages, &request.tools);
+        if !calls.is_empty() {
+            let count = calls.len();
+            let chunks = calls.into_iter().map(Ok).chain([Ok(Chunk::Finish { reason: "tool_calls".into() })]);
+            tracing::debug!(count, "the offline model calls tools");
+            return Ok(futures::stream::iter(chunks.collect::<Vec<_>>()).boxed());
+        }
+        let answer = tool_report(&request.messages).unwrap_or_else(|| reply(&request.messages));
         let mut tokens = tokenize(&answer);
         let cut = tokens.len() > request.max_output_tokens as usize;
         tokens.truncate(request.max_output_tokens as usize);
@@ -48,6 +61,64 @@ impl ChatModel for OfflineModel {
         ]);
         Ok(text.chain(end).boxed())
     }
+}
+
+/// The tool calls the last message asks for, when it is the user's.
+fn tool_calls(messages: &[Message], tools: &[ToolSpec]) -> Vec<Chunk> {
+    let Some(last) = messages.last().filter(|message| message.kind == MessageType::Human) else {
+        return Vec::new();
+    };
+    let text = last.content.text();
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '_' && c != '-').collect();
+    tools
+        .iter()
+        .filter(|tool| triggers(&tool.name).iter().any(|trigger| words.contains(&trigger.as_str())))
+        .enumerate()
+        .map(|(index, tool)| Chunk::ToolCall {
+            index,
+            id: Some(format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24])),
+            name: Some(tool.name.clone()),
+            arguments: serde_json::json!({"query": text.trim()}).to_string(),
+        })
+        .collect()
+}
+
+/// The words that make the offline model call the tool `name` (see the module's documentation).
+fn triggers(name: &str) -> Vec<String> {
+    let lower = name.to_lowercase();
+    let parts: Vec<&str> = lower.split(['_', '-', ' ']).filter(|part| !part.is_empty() && *part != "search").collect();
+    let mut triggers: Vec<String> =
+        parts.iter().filter(|part| part.chars().count() >= 5).map(|part| part.to_string()).collect();
+    let joined = parts.concat();
+    if joined.chars().count() >= 5 {
+        triggers.push(joined);
+    }
+    triggers.push(lower);
+    triggers
+}
+
+/// After tools have run: what each of the last AI message's tools returned.
+fn tool_report(messages: &[Message]) -> Option<String> {
+    let results: Vec<&Message> =
+        messages.iter().rev().take_while(|message| message.kind == MessageType::Tool).collect();
+    if results.is_empty() {
+        return None;
+    }
+    let lines: Vec<String> = results
+        .iter()
+        .rev()
+        .map(|result| {
+            let name = result.name.as_deref().unwrap_or("the tool");
+            let content: String = result.content.text().chars().take(300).collect();
+            match result.status {
+                // The content already says what failed.
+                Some(ToolStatus::Error) => content,
+                _ => format!("{name} returned: {content}"),
+            }
+        })
+        .collect();
+    Some(format!("Here is what the tools found. {}", lines.join(" ")))
 }
 
 /// The answer to the conversation so far, decided by its last human message.
@@ -163,6 +234,42 @@ mod tests {
         assert_eq!(reply(&[intro.clone()]), "Hello, Bob! How can I assist you today?");
         let question = human("whats my name? respond in spanish");
         assert_eq!(reply(&[intro, question]), "Tu nombre es Bob.");
+    }
+
+    fn tool(name: &str) -> ToolSpec {
+        ToolSpec { name: name.into(), description: String::new(), parameters: serde_json::json!({}) }
+    }
+
+    #[test]
+    fn calls_the_tools_the_user_names() {
+        let tools = [tool("wikipedia"), tool("pub_med_search"), tool("you_search"), tool("Dall-E-Image-Generator")];
+        let named = |text: &str| -> Vec<String> {
+            tool_calls(&[human(text)], &tools)
+                .into_iter()
+                .filter_map(|chunk| match chunk {
+                    Chunk::ToolCall { name, .. } => name,
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(named("Search Wikipedia and PubMed for the moon"), ["wikipedia", "pub_med_search"]);
+        assert_eq!(named("draw an image of a cat"), ["Dall-E-Image-Generator"]);
+        assert!(named("what do you think").is_empty(), "'you' alone is not a tool's name");
+        assert_eq!(named("ask you_search"), ["you_search"]);
+    }
+
+    #[test]
+    fn reports_what_the_tools_returned() {
+        let results = [
+            human("use wikipedia"),
+            Message::tool_result("wikipedia", "c1", "The Moon is a satellite.".into(), ToolStatus::Success),
+            Message::tool_result("arxiv", "c2", "timed out".into(), ToolStatus::Error),
+        ];
+        assert_eq!(
+            tool_report(&results).unwrap(),
+            "Here is what the tools found. wikipedia returned: The Moon is a satellite. timed out"
+        );
+        assert_eq!(tool_report(&results[..1]), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::sse_client::{events, json_data, UpstreamEvent};
-use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError};
+use super::{send_checked, ChatModel, ChatRequest, Chunk, ChunkStream, LlmError, ToolSpec};
 use crate::config::Secret;
 use crate::model::{Message, MessageType};
 
@@ -64,17 +64,26 @@ fn role(kind: MessageType) -> &'static str {
 }
 
 fn wire_message(message: &Message) -> Value {
-    let mut wire = json!({ "role": role(message.kind), "content": message.content });
-    if let Some(id) = &message.tool_call_id {
-        wire["tool_call_id"] = json!(id);
+    let calls_tools = message.kind == MessageType::Ai && !message.tool_calls.is_empty();
+    // OpenAI's assistant turn that only calls tools has `content: null`.
+    let content = if calls_tools && message.content.is_empty() { Value::Null } else { json!(message.content) };
+    let mut wire = json!({ "role": role(message.kind), "content": content });
+    match (&message.tool_call_id, &message.name) {
+        (Some(id), _) => wire["tool_call_id"] = json!(id),
+        (None, Some(name)) => wire["name"] = json!(name),
+        (None, None) => {}
     }
-    if let Some(name) = &message.name {
-        wire["name"] = json!(name);
-    }
-    if message.kind == MessageType::Ai && !message.tool_calls.is_empty() {
+    if calls_tools {
         wire["tool_calls"] = Value::Array(message.tool_calls.iter().map(openai_tool_call).collect());
     }
     wire
+}
+
+fn wire_tool(tool: &ToolSpec) -> Value {
+    json!({
+        "type": "function",
+        "function": { "name": tool.name, "description": tool.description, "parameters": tool.parameters },
+    })
 }
 
 /// LangChain keeps tool calls as `{name, args, id}`; OpenAI wants `{id, type, function}`.
@@ -102,13 +111,16 @@ impl ChatModel for OpenAiModel {
             messages.push(json!({ "role": "system", "content": system }));
         }
         messages.extend(request.messages.iter().map(wire_message));
-        let body = json!({
+        let mut body = json!({
             "model": request.model,
             "messages": messages,
             "max_tokens": request.max_output_tokens,
             "stream": true,
             "stream_options": { "include_usage": true },
         });
+        if !request.tools.is_empty() {
+            body["tools"] = request.tools.iter().map(wire_tool).collect();
+        }
         let send = self.request().json(&body).send();
         let response = send_checked(provider, self.timeout, send).await?;
         let chunks = events(provider, response, self.timeout)

@@ -56,6 +56,25 @@ impl MessageType {
     }
 }
 
+/// How a tool call went, on a tool message (LangChain's `ToolMessage.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolStatus {
+    #[default]
+    Success,
+    Error,
+}
+
+impl FromJson for ToolStatus {
+    fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
+        match value.as_str() {
+            Some("success") => Ok(ToolStatus::Success),
+            Some("error") => Ok(ToolStatus::Error),
+            _ => Err(vec![FieldError::new("literal_error", loc, "Input should be 'success' or 'error'", value)]),
+        }
+    }
+}
+
 /// Message content: plain text, or a list of parts (`{"type":"text","text":...}`, images …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -123,6 +142,11 @@ pub struct Message {
     pub usage_metadata: Option<Value>,
     #[serde(default)]
     pub tool_call_id: Option<String>,
+    /// Tool messages only: whether the tool succeeded, and what it returned beside the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ToolStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<Value>,
 }
 
 impl Message {
@@ -139,7 +163,19 @@ impl Message {
             invalid_tool_calls: Vec::new(),
             usage_metadata: None,
             tool_call_id: None,
+            status: None,
+            artifact: None,
         }
+    }
+
+    /// A tool's answer to the call `tool_call_id` of the AI message before it.
+    pub fn tool_result(name: &str, tool_call_id: &str, content: String, status: ToolStatus) -> Self {
+        let mut message = Message::new(MessageType::Tool, content);
+        message.name = Some(name.to_string());
+        message.tool_call_id = Some(tool_call_id.to_string());
+        message.status = Some(status);
+        message.ensure_id();
+        message
     }
 
     /// Gives the message an id if it has none. Every stored message has one, whichever
@@ -167,6 +203,12 @@ impl Serialize for WireMessage<'_> {
         map.serialize_entry("content", &m.content)?;
         map.serialize_entry("additional_kwargs", &m.additional_kwargs)?;
         match self.generation {
+            // The seed era's agents spoke OpenAI's legacy functions: a tool's answer is a
+            // `function` message, without `example`.
+            Generation::Seed if m.kind == MessageType::Tool => {
+                map.serialize_entry("type", &MessageType::Function)?;
+                map.serialize_entry("name", &m.name)?;
+            }
             Generation::Seed => {
                 map.serialize_entry("type", &m.kind)?;
                 if let Some(name) = &m.name {
@@ -177,6 +219,19 @@ impl Serialize for WireMessage<'_> {
                 if !m.tool_calls.is_empty() {
                     map.serialize_entry("tool_calls", &m.tool_calls)?;
                 }
+                if let Some(tool_call_id) = &m.tool_call_id {
+                    map.serialize_entry("tool_call_id", tool_call_id)?;
+                }
+            }
+            // LangChain's ToolMessage has no `example`, and `artifact` and `status` after its id.
+            Generation::Latest if m.kind == MessageType::Tool => {
+                map.serialize_entry("response_metadata", &m.response_metadata)?;
+                map.serialize_entry("type", &m.kind)?;
+                map.serialize_entry("name", &m.name)?;
+                map.serialize_entry("id", &m.id)?;
+                map.serialize_entry("tool_call_id", &m.tool_call_id)?;
+                map.serialize_entry("artifact", &m.artifact)?;
+                map.serialize_entry("status", &m.status.unwrap_or_default())?;
             }
             Generation::Latest => {
                 map.serialize_entry("response_metadata", &m.response_metadata)?;
@@ -189,10 +244,10 @@ impl Serialize for WireMessage<'_> {
                     map.serialize_entry("invalid_tool_calls", &m.invalid_tool_calls)?;
                     map.serialize_entry("usage_metadata", &m.usage_metadata)?;
                 }
+                if let Some(tool_call_id) = &m.tool_call_id {
+                    map.serialize_entry("tool_call_id", tool_call_id)?;
+                }
             }
-        }
-        if let Some(tool_call_id) = &m.tool_call_id {
-            map.serialize_entry("tool_call_id", tool_call_id)?;
         }
         map.end()
     }
@@ -272,6 +327,8 @@ impl FromJson for Message {
         let invalid_tool_calls = list_of_values(&mut fields, "invalid_tool_calls");
         let usage_metadata = fields.optional::<Map<String, Value>>("usage_metadata").map(Value::Object);
         let tool_call_id = fields.optional::<String>("tool_call_id");
+        let status = fields.optional::<ToolStatus>("status");
+        let artifact = fields.raw("artifact").filter(|value| !value.is_null()).cloned();
         if kind == Some(MessageType::Tool) && tool_call_id.is_none() {
             let error = FieldError::missing(&fields.loc().key("tool_call_id"), value);
             fields.push_error(error);
@@ -289,6 +346,8 @@ impl FromJson for Message {
                 invalid_tool_calls,
                 usage_metadata,
                 tool_call_id,
+                status,
+                artifact,
             })
         })
     }
@@ -315,6 +374,19 @@ mod tests {
             text,
             r#"{"content":"","additional_kwargs":{},"response_metadata":{},"type":"ai","name":null,"id":"run-1","example":false,"tool_calls":[],"invalid_tool_calls":[],"usage_metadata":null}"#
         );
+    }
+
+    #[test]
+    fn tool_messages_have_langchains_shape_in_each_generation() {
+        let mut message = Message::tool_result("wikipedia", "call_1", "found".into(), ToolStatus::Error);
+        message.id = Some("t1".into());
+        let latest = serde_json::to_string(&message.wire(Generation::Latest)).unwrap();
+        assert_eq!(
+            latest,
+            r#"{"content":"found","additional_kwargs":{},"response_metadata":{},"type":"tool","name":"wikipedia","id":"t1","tool_call_id":"call_1","artifact":null,"status":"error"}"#
+        );
+        let seed = serde_json::to_string(&message.wire(Generation::Seed)).unwrap();
+        assert_eq!(seed, r#"{"content":"found","additional_kwargs":{},"type":"function","name":"wikipedia"}"#);
     }
 
     #[test]

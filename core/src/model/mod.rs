@@ -10,7 +10,7 @@ pub mod validate;
 
 pub use assistant::{Assistant, AssistantInput, AssistantView};
 pub use feedback::{Feedback, FeedbackInput};
-pub use message::{Content, Generation, Message, MessageType, WireMessage, WireMessages};
+pub use message::{Content, Generation, Message, MessageType, ToolStatus, WireMessage, WireMessages};
 pub use run::{Run, RunStatus};
 pub use thread::{Thread, ThreadInput};
 pub use time::Timestamp;

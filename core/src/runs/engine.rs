@@ -11,13 +11,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::answer::AnswerBuilder;
 use super::dispatch::BackgroundDispatch;
 use super::render;
-use super::{MultitaskStrategy, OnDisconnect, RunError, RunRequest};
+use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
 use crate::config::Config;
-use crate::llm::{ChatRequest, Chunk, LlmError, ModelCatalog};
-use crate::model::{Content, Generation, Message, MessageType, Run, RunStatus, Timestamp, UserId};
+use crate::llm::{answered_conversation, ChatRequest, LlmError, ModelCatalog, ResolvedModel};
+use crate::model::{Generation, Message, MessageType, Run, RunStatus, Timestamp, UserId};
 use crate::store::{Store, StoreError};
+use crate::tools::{AgentTools, Toolbox};
 
 /// Everything a worker needs to execute a started run; serializable so it can cross processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,6 +28,16 @@ pub struct RunJob {
     pub generation: Generation,
     /// The assistant's `configurable` with the request's overrides merged over it.
     pub configurable: Map<String, Value>,
+    /// The most steps an agent may take in this run.
+    #[serde(default = "default_recursion_limit")]
+    pub recursion_limit: u32,
+    /// The run continues the thread (`input: null`): an agent stopped before its tools runs them.
+    #[serde(default)]
+    pub resume: bool,
+}
+
+fn default_recursion_limit() -> u32 {
+    25
 }
 
 /// What a streaming client is sent while a run executes. The channel closing means the end.
@@ -47,6 +59,7 @@ pub struct RunEngine {
 struct Inner {
     store: Arc<dyn Store>,
     models: Arc<ModelCatalog>,
+    tools: Toolbox,
     config: Arc<Config>,
     dispatch: Arc<dyn BackgroundDispatch>,
     /// Runs executing in this process, so a cancel reaches them at once.
@@ -75,6 +88,12 @@ enum Failure {
     Store(StoreError),
     /// The background worker could not be handed the run.
     NotStarted(String),
+    /// The agent's tools could not be set up (a runner that cannot be reached).
+    Tools(String),
+    /// The agent took `recursion_limit` steps without answering.
+    RecursionLimit(u32),
+    /// The run reached `RUN_TIME_LIMIT_SECONDS`.
+    TimeLimit(Duration),
     /// A bug: the run's code panicked.
     Panicked(String),
 }
@@ -91,11 +110,12 @@ impl RunEngine {
     pub fn new(
         store: Arc<dyn Store>,
         models: Arc<ModelCatalog>,
+        tools: Toolbox,
         config: Arc<Config>,
         dispatch: Arc<dyn BackgroundDispatch>,
     ) -> Self {
         let active = Mutex::new(HashMap::new());
-        RunEngine { inner: Arc::new(Inner { store, models, config, dispatch, active }) }
+        RunEngine { inner: Arc::new(Inner { store, models, tools, config, dispatch, active }) }
     }
 
     /// Validates the request and names the run. Errors here are the client's to see as HTTP
@@ -111,8 +131,11 @@ impl RunEngine {
         configurable.insert("thread_id".into(), json!(thread.thread_id));
         configurable.insert("assistant_id".into(), json!(assistant_id));
         self.inner.models.resolve(&configurable)?;
+        self.inner.tools.agent_config(&configurable)?;
 
         let generation = request.input.generation();
+        let resume = request.input == RunInput::Resume;
+        let recursion_limit = request.recursion_limit.unwrap_or(self.inner.config.recursion_limit);
         let mut input = request.input.into_messages();
         input.iter_mut().for_each(Message::ensure_id);
         let now = Timestamp::now();
@@ -126,7 +149,7 @@ impl RunEngine {
             created_at: now,
             updated_at: now,
         };
-        let job = RunJob { run, generation, configurable };
+        let job = RunJob { run, generation, configurable, recursion_limit, resume };
         Ok(PendingRun { job, input, strategy: request.multitask_strategy, on_disconnect: request.on_disconnect })
     }
 
@@ -214,7 +237,7 @@ impl RunEngine {
             let token = self.token(job.run.run_id);
             let mut sink = EventSink::new(listener);
             // A bug that panics ends this run as failed, its thread freed, not the process.
-            let outcome = AssertUnwindSafe(self.drive(&job, &token, &mut sink))
+            let outcome = AssertUnwindSafe(self.drive(&job, &token, &mut sink, started))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| Err(Failure::Panicked(panic_message(&panic))));
@@ -222,7 +245,7 @@ impl RunEngine {
                 sink.send(RunEvent::Error { status_code: failure.status_code(), message: failure.message(&job.run) })
                     .await;
             }
-            let run = self.finish(job.run, outcome.map(|_| ())).await;
+            let run = self.finish(job.run, outcome).await;
             tracing::info!(
                 outcome = run.status.as_str(),
                 duration_ms = started.elapsed().as_millis() as u64,
@@ -271,7 +294,15 @@ impl RunEngine {
         self.active().entry(run_id).or_default().clone()
     }
 
-    async fn drive(&self, job: &RunJob, token: &CancellationToken, sink: &mut EventSink) -> Result<Message, Failure> {
+    /// Calls the model, and for an agent runs the tools it asks for and calls it again, until it
+    /// answers in words. Each AI message and each round of tool messages is stored when complete.
+    async fn drive(
+        &self,
+        job: &RunJob,
+        token: &CancellationToken,
+        sink: &mut EventSink,
+        started: std::time::Instant,
+    ) -> Result<(), Failure> {
         let store = &self.inner.store;
         let run = &job.run;
         let mut running = run.clone();
@@ -279,71 +310,150 @@ impl RunEngine {
         running.updated_at = Timestamp::now();
         store.update_run(&running).await.map_err(Failure::Store)?;
 
-        let history = store.messages(&run.user_id, run.thread_id).await.map_err(Failure::Store)?;
+        let mut history = store.messages(&run.user_id, run.thread_id).await.map_err(Failure::Store)?;
+        let config_failure = |message: String| Failure::Model(LlmError::Upstream { provider: "config", message });
         let resolved =
-            self.inner.models.resolve(&job.configurable).map_err(|error| {
-                Failure::Model(LlmError::Upstream { provider: "config", message: error.to_string() })
-            })?;
+            self.inner.models.resolve(&job.configurable).map_err(|error| config_failure(error.to_string()))?;
+        let agent =
+            self.inner.tools.agent_config(&job.configurable).map_err(|error| config_failure(error.to_string()))?;
         let span = tracing::Span::current();
         span.record("provider", resolved.model.provider());
         span.record("model", resolved.model_id.as_str());
         if job.generation == Generation::Latest {
             sink.send(RunEvent::Data(render::opening(&history))).await;
         }
-        let mut answer = AnswerBuilder::new(job.generation, run.run_id);
+        let beat = self.inner.config.run_lease / 3;
+        let time_limit = self.inner.config.run_time_limit;
+        let mut guard = Guard {
+            run,
+            token,
+            heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + beat, beat),
+            deadline: time_limit.map(|limit| tokio::time::Instant::from_std(started + limit)),
+            time_limit: time_limit.unwrap_or_default(),
+        };
+        let tools = match &agent {
+            Some(agent) if !agent.tools.is_empty() => Some(
+                self.guarded(&mut guard, sink, self.inner.tools.bind(agent))
+                    .await?
+                    .map_err(|e| Failure::Tools(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let interrupt = agent.as_ref().is_some_and(|agent| agent.interrupt_before_action);
+        let mut usage = (0, 0);
+        let mut model_calls = 0;
+        for step in 0.. {
+            if step == job.recursion_limit {
+                return Err(Failure::RecursionLimit(job.recursion_limit));
+            }
+            if let Some(pending) =
+                history.last().filter(|last| last.kind == MessageType::Ai && !last.tool_calls.is_empty())
+            {
+                // With tool confirmation the run stops before each action; a run that continues
+                // the thread is the user's go-ahead for the one it finds.
+                let Some(tools) = tools.as_ref().filter(|_| !interrupt || (step == 0 && job.resume)) else {
+                    break;
+                };
+                let results = self.guarded(&mut guard, sink, tools.run(pending)).await?;
+                store.append_messages(&run.user_id, run.thread_id, &results).await.map_err(Failure::Store)?;
+                sink.send(RunEvent::Data(render::tool_results(job.generation, &history, &results))).await;
+                history.extend(results);
+                continue;
+            }
+            // The run's first answer is named after it, as OpenGPTs does; later ones get their own.
+            let id = if model_calls == 0 { format!("run-{}", run.run_id) } else { format!("run-{}", Uuid::new_v4()) };
+            model_calls += 1;
+            let specs = tools.as_ref().map(AgentTools::specs).unwrap_or_default();
+            let answer = self.model_step(job, &resolved, specs, &history, id, &mut guard, sink).await?;
+            if let Some(tokens) = &answer.usage_metadata {
+                usage.0 += tokens["input_tokens"].as_u64().unwrap_or(0);
+                usage.1 += tokens["output_tokens"].as_u64().unwrap_or(0);
+            }
+            let answered = answer.tool_calls.is_empty();
+            history.push(answer);
+            if answered {
+                break;
+            }
+        }
+        span.record("input_tokens", usage.0);
+        span.record("output_tokens", usage.1);
+        Ok(())
+    }
 
+    /// One model call: streamed to the client as it grows, stored when complete.
+    #[allow(clippy::too_many_arguments)]
+    async fn model_step(
+        &self,
+        job: &RunJob,
+        resolved: &ResolvedModel,
+        tools: Vec<crate::llm::ToolSpec>,
+        history: &[Message],
+        id: String,
+        guard: &mut Guard<'_>,
+        sink: &mut EventSink,
+    ) -> Result<Message, Failure> {
         let request = ChatRequest {
             model: resolved.model_id.clone(),
-            system: resolved.system_message,
-            messages: history.clone(),
+            system: resolved.system_message.clone(),
+            messages: answered_conversation(history),
             max_output_tokens: self.inner.config.max_output_tokens,
+            tools,
         };
-        let mut stream = tokio::select! {
-            _ = token.cancelled() => return Err(Failure::Cancelled),
-            _ = sink.abandoned() => return Err(Failure::Cancelled),
-            stream = resolved.model.stream(request) => stream.map_err(Failure::Model)?,
-        };
+        let mut stream = self.guarded(guard, sink, resolved.model.stream(request)).await?.map_err(Failure::Model)?;
+        let mut answer = AnswerBuilder::new(job.generation, id);
         // Latest clients get the empty AI message first; the seed document's client would print
         // it as a blank line, which its documented output does not show.
         if job.generation == Generation::Latest {
-            sink.progress(job.generation, &history, answer.message()).await;
+            sink.progress(job.generation, history, answer.message()).await;
         }
-        let beat = self.inner.config.run_lease / 3;
-        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-        loop {
-            tokio::select! {
-                biased;
-                _ = token.cancelled() => return Err(Failure::Cancelled),
-                _ = sink.abandoned() => return Err(Failure::Cancelled),
-                _ = heartbeat.tick() => self.heartbeat(run).await?,
-                chunk = stream.next() => match chunk {
-                    None => break,
-                    Some(Err(error)) => return Err(Failure::Model(error)),
-                    Some(Ok(chunk)) => {
-                        if answer.add(chunk) {
-                            sink.progress(job.generation, &history, answer.message()).await;
-                        }
-                    }
-                }
+        while let Some(chunk) = self.guarded(guard, sink, stream.next()).await? {
+            if answer.add(chunk.map_err(Failure::Model)?) {
+                sink.progress(job.generation, history, answer.message()).await;
             }
         }
         let answer = answer.finish(&resolved.model_id);
-        if let Some(usage) = &answer.usage_metadata {
-            span.record("input_tokens", usage["input_tokens"].as_u64());
-            span.record("output_tokens", usage["output_tokens"].as_u64());
-        }
         // The finished message goes out twice, as OpenGPTs sends it: once as the model's last
-        // chunk and once as the stored message (which, for seed clients, carries AgentFinish).
+        // chunk and once as the stored message (which, for seed clients, carries the agent step).
         let mut last_chunk = answer.clone();
         last_chunk.additional_kwargs.remove("agent");
-        sink.progress(job.generation, &history, &last_chunk).await;
-        sink.progress(job.generation, &history, &answer).await;
-        // The answer is stored while the lease is still held: no other run can slip in between.
-        store
+        sink.progress(job.generation, history, &last_chunk).await;
+        sink.progress(job.generation, history, &answer).await;
+        // Stored while the lease is still held: no other run can slip in between.
+        let run = &job.run;
+        self.inner
+            .store
             .append_messages(&run.user_id, run.thread_id, std::slice::from_ref(&answer))
             .await
             .map_err(Failure::Store)?;
         Ok(answer)
+    }
+
+    /// Awaits `work` while keeping the run's lease, and gives up on a cancel, a client gone
+    /// (when that cancels), or the run's time limit.
+    async fn guarded<T>(
+        &self,
+        guard: &mut Guard<'_>,
+        sink: &EventSink,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, Failure> {
+        tokio::pin!(work);
+        let deadline = async {
+            match guard.deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                biased;
+                _ = guard.token.cancelled() => return Err(Failure::Cancelled),
+                _ = sink.abandoned() => return Err(Failure::Cancelled),
+                _ = &mut deadline => return Err(Failure::TimeLimit(guard.time_limit)),
+                _ = guard.heartbeat.tick() => self.heartbeat(guard.run).await?,
+                done = &mut work => return Ok(done),
+            }
+        }
     }
 
     /// Keeps the thread's lease, notices a cancel recorded by another process, and refreshes the
@@ -392,7 +502,9 @@ impl Failure {
             Failure::Cancelled => 409,
             Failure::Model(error) => error.status_code(),
             Failure::Store(_) => 503,
-            Failure::NotStarted(_) => 502,
+            Failure::NotStarted(_) | Failure::Tools(_) => 502,
+            Failure::RecursionLimit(_) => 500,
+            Failure::TimeLimit(_) => 504,
             Failure::Panicked(_) => 500,
         }
     }
@@ -404,6 +516,16 @@ impl Failure {
             Failure::Model(error) => error.to_string(),
             Failure::Store(error) => format!("The data store failed: {error}"),
             Failure::NotStarted(reason) => format!("The run was not started: {reason}"),
+            Failure::Tools(reason) => format!("The agent's tools could not be set up: {reason}"),
+            Failure::RecursionLimit(limit) => format!(
+                "The agent took {limit} steps without a final answer (the recursion limit; set config.recursion_limit \
+                 to allow more). Every step so far is saved; send input null to go on"
+            ),
+            Failure::TimeLimit(limit) => format!(
+                "The run stopped after {} s, its time limit, before the function would be stopped. Every completed \
+                 step is saved; send input null to go on",
+                limit.as_secs()
+            ),
             Failure::Panicked(reason) => {
                 tracing::error!(run_id = %run.run_id, %reason, "the run panicked");
                 "The server failed while running it (an internal error, logged)".into()
@@ -412,67 +534,13 @@ impl Failure {
     }
 }
 
-/// The AI message as the model's chunks build it: text, tool calls, usage and finish reason.
-struct AnswerBuilder {
-    message: Message,
-    generation: Generation,
-    text: String,
-    calls: Vec<ToolCallBuilder>,
-    finish_reason: Option<String>,
-}
-
-impl AnswerBuilder {
-    fn new(generation: Generation, run_id: Uuid) -> Self {
-        let mut message = Message::new(MessageType::Ai, "");
-        message.id = Some(format!("run-{run_id}"));
-        AnswerBuilder { message, generation, text: String::new(), calls: Vec::new(), finish_reason: None }
-    }
-
-    fn message(&self) -> &Message {
-        &self.message
-    }
-
-    /// Takes one chunk in; true when the visible message changed.
-    fn add(&mut self, chunk: Chunk) -> bool {
-        match chunk {
-            Chunk::Text(delta) => {
-                self.text.push_str(&delta);
-                self.message.content = Content::Text(self.text.clone());
-                return true;
-            }
-            Chunk::ToolCall { index, id, name, arguments } => {
-                if self.calls.len() <= index {
-                    self.calls.resize_with(index + 1, ToolCallBuilder::default);
-                }
-                self.calls[index].add(id, name, &arguments);
-            }
-            Chunk::Usage { input_tokens, output_tokens } => {
-                self.message.usage_metadata = Some(json!({
-                    "input_tokens": input_tokens,
-                    "output_tokens": output_tokens,
-                    "total_tokens": input_tokens + output_tokens,
-                }));
-            }
-            Chunk::Finish { reason } => self.finish_reason = Some(reason),
-        }
-        false
-    }
-
-    /// The message as stored: with its tool calls, metadata, and the seed era's AgentFinish.
-    fn finish(self, model_id: &str) -> Message {
-        let mut message = self.message;
-        message.tool_calls = self.calls.into_iter().map(ToolCallBuilder::build).collect();
-        let finish_reason = self.finish_reason.unwrap_or_else(|| "stop".into());
-        message.response_metadata.insert("finish_reason".into(), json!(finish_reason));
-        message.response_metadata.insert("model_name".into(), json!(model_id));
-        if self.generation == Generation::Seed {
-            let text = self.text;
-            message
-                .additional_kwargs
-                .insert("agent".into(), json!({"return_values": {"output": text}, "log": text, "type": "AgentFinish"}));
-        }
-        message
-    }
+/// What keeps a run honest while it waits on a model or a tool.
+struct Guard<'a> {
+    run: &'a Run,
+    token: &'a CancellationToken,
+    heartbeat: tokio::time::Interval,
+    deadline: Option<tokio::time::Instant>,
+    time_limit: Duration,
 }
 
 /// Sends to a streaming client while it listens; renders nothing once it has gone.
@@ -511,30 +579,5 @@ impl EventSink {
             Some(sender) if self.cancel_on_disconnect => sender.closed().await,
             _ => std::future::pending().await,
         }
-    }
-}
-
-/// Collects a streamed tool call's fragments into LangChain's `{name, args, id, type}`.
-#[derive(Default)]
-struct ToolCallBuilder {
-    id: Option<String>,
-    name: Option<String>,
-    arguments: String,
-}
-
-impl ToolCallBuilder {
-    fn add(&mut self, id: Option<String>, name: Option<String>, arguments: &str) {
-        self.id = self.id.take().or(id);
-        self.name = self.name.take().or(name);
-        self.arguments.push_str(arguments);
-    }
-
-    fn build(self) -> Value {
-        let args: Value = if self.arguments.is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(&self.arguments).unwrap_or(Value::String(self.arguments))
-        };
-        json!({"name": self.name, "args": args, "id": self.id, "type": "tool_call"})
     }
 }

@@ -4,7 +4,11 @@
 //! appends its input, streams the model, and appends the finished AI message. It executes in its
 //! own task, apart from any HTTP connection, so a client that leaves does not lose the answer;
 //! a model that fails leaves the input in place and no half answer behind.
+//!
+//! An agent's run loops: the model answers with tool calls, the tools run, their answers go
+//! back to the model, until it answers in words. Each step is stored as it completes.
 
+mod answer;
 mod dispatch;
 mod engine;
 mod render;
@@ -16,6 +20,7 @@ pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
 
 use crate::llm::ModelConfigError;
 use crate::store::StoreError;
+use crate::tools::ToolConfigError;
 
 /// Why a run could not be started (or read, or cancelled). Failures after the start belong to
 /// the run: they end up in its record and stream, not here.
@@ -25,6 +30,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Model(#[from] ModelConfigError),
+    #[error(transparent)]
+    Tools(#[from] ToolConfigError),
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
 }

@@ -44,3 +44,18 @@ pub fn progress(generation: Generation, history: &[Message], current: &Message) 
 pub fn opening(history: &[Message]) -> String {
     serde_json::to_string(&crate::model::WireMessages(history, Generation::Latest)).unwrap_or_default()
 }
+
+/// The payload announcing a round of tool answers: latest clients get the tool messages (all of
+/// one round in one event), seed clients the whole thread.
+pub fn tool_results(generation: Generation, history: &[Message], results: &[Message]) -> String {
+    let rendered = match generation {
+        Generation::Seed => {
+            let thread: Vec<Message> = history.iter().chain(results).cloned().collect();
+            serde_json::to_string(
+                &serde_json::json!({"messages": crate::model::WireMessages(&thread, Generation::Seed)}),
+            )
+        }
+        Generation::Latest => serde_json::to_string(&crate::model::WireMessages(results, Generation::Latest)),
+    };
+    rendered.unwrap_or_default()
+}

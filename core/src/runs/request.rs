@@ -105,6 +105,8 @@ pub struct RunRequest {
     pub input: RunInput,
     /// `configurable` values that override the assistant's for this run only.
     pub configurable: Map<String, Value>,
+    /// `config.recursion_limit`: the most steps this run's agent may take.
+    pub recursion_limit: Option<u32>,
     pub multitask_strategy: MultitaskStrategy,
     /// Unset: each generation's habit. The latest UI cancels by closing the stream; the seed
     /// era's clients relied on the run finishing.
@@ -127,6 +129,18 @@ impl FromJson for RunRequest {
                 fields.push_error(FieldError::new("dict_type", &loc, "Input should be a valid dictionary", other));
                 None
             }
+        };
+        let recursion_limit = match config.as_ref().and_then(|config| config.get("recursion_limit")) {
+            None | Some(Value::Null) => None,
+            Some(raw) => match raw.as_u64().filter(|limit| (1..=1000).contains(limit)) {
+                Some(limit) => Some(limit as u32),
+                None => {
+                    let loc = fields.loc().key("config").key("recursion_limit");
+                    let message = "Input should be an integer from 1 to 1000";
+                    fields.push_error(FieldError::new("int_type", &loc, message, raw));
+                    None
+                }
+            },
         };
         let input_loc = fields.loc().key("input");
         let input = match fields.raw("input") {
@@ -161,6 +175,7 @@ impl FromJson for RunRequest {
                 assistant_id,
                 input,
                 configurable: configurable?,
+                recursion_limit,
                 multitask_strategy,
                 on_disconnect,
             })
