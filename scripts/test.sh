@@ -11,7 +11,7 @@
 # - the playground page (GET /) in headless Chromium.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
-HTTP_SUITES=(api:: frontends:: isolation:: runs_stream:: walkthrough::)
+HTTP_SUITES=(agents:: api:: frontends:: isolation:: runs_stream:: walkthrough::)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -46,7 +46,8 @@ echo "== the Lambda functions behind cargo lambda watch"
 WATCH_PORT=
 for _ in 1 2 3 4 5; do
   port=$((20000 + RANDOM % 40000))
-  STORE=sqlite SQLITE_PATH="$WORK/lambda.sqlite3" OFFLINE_TOKEN_DELAY_MS=30 \
+  # Wikipedia at a closed port: agents' tool calls there fail, which the functions must survive.
+  STORE=sqlite SQLITE_PATH="$WORK/lambda.sqlite3" OFFLINE_TOKEN_DELAY_MS=30 WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php \
     RUN_WORKER_FUNCTION=run-worker AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" \
     cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" >"$WORK/watch.log" 2>&1 &
   pid=$!

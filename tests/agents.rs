@@ -560,3 +560,19 @@ async fn seed_clients_see_the_function_messages_of_their_era() {
     let (_, stored) = app.get(&format!("/threads/{thread_id}/messages"), "seed-agent").await;
     assert_eq!(types(&stored["messages"]), ["human", "ai", "function", "ai"]);
 }
+
+#[tokio::test]
+async fn a_run_at_its_time_limit_stops_between_steps_with_a_clear_error() {
+    let services = mock_services::start().await;
+    let mut vars = tool_vars(&services);
+    vars.extend([("WIKIPEDIA_API_URL", format!("{}/slow", services.base_url)), ("RUN_TIME_LIMIT_SECONDS", "1".into())]);
+    let app = app(vars).await;
+    let (_, thread_id) = app.thread("deadline-user", agent("Offline", wikipedia(), false)).await;
+    let events = app.stream("deadline-user", ask(&thread_id, "search wikipedia")).await;
+    let error = events.iter().find(|e| e.event == "error").expect("an error event").json();
+    assert_eq!(error["status_code"], 504);
+    assert!(error["message"].as_str().unwrap().contains("its time limit"), "{error}");
+    let state = thread_state(&app, "deadline-user", &thread_id).await;
+    assert_eq!(types(&state["values"]), ["human", "ai"], "the tool step was cut off whole");
+    assert_eq!(state["next"], json!(["action"]), "and the thread says how to go on");
+}

@@ -59,3 +59,39 @@ async fn streamed_events_arrive_as_they_are_produced() {
     assert!(arrivals.len() >= 10, "{} reads: {arrivals:?}", arrivals.len());
     assert!(spread >= Duration::from_millis(200), "all within {spread:?}: {arrivals:?}");
 }
+
+/// Tools run inside the functions that run the model: `runs-stream` for a stream, `run-worker`
+/// for a background run. The emulator's Wikipedia is a closed port, so the call fails, and the
+/// agent says so.
+#[tokio::test]
+async fn agents_run_their_tools_in_the_stream_and_worker_functions() {
+    let app = emulator();
+    let tools = json!([{"id": "w", "type": "wikipedia", "name": "Wikipedia", "description": "", "config": {}}]);
+    let config =
+        json!({"configurable": {"type": "agent", "type==agent/agent_type": "Offline", "type==agent/tools": tools}});
+    let input = json!([{"type": "human", "content": "search wikipedia for the moon"}]);
+    for path in ["/runs/stream", "/runs"] {
+        let (_, thread_id) = app.thread("agent-lambda-user", config.clone()).await;
+        let response = app
+            .request(Method::POST, path, Some("agent-lambda-user"))
+            .json(&json!({"thread_id": thread_id, "input": input}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body = response.text().await.unwrap();
+        if path == "/runs" {
+            let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let run = app.wait_for_run("agent-lambda-user", run["run_id"].as_str().unwrap()).await;
+            assert_eq!(run["status"], "success", "{run}");
+        } else {
+            assert!(body.contains("event: end") && !body.contains("event: error"), "{body}");
+        }
+        let (_, state) = app.get(&format!("/threads/{thread_id}/state"), "agent-lambda-user").await;
+        let values = state["values"].as_array().unwrap();
+        let kinds: Vec<&str> = values.iter().map(|m| m["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["human", "ai", "tool", "ai"], "{path}: {state}");
+        assert_eq!(values[2]["status"], "error", "{path}");
+        assert!(values[2]["content"].as_str().unwrap().contains("Wikipedia could not be reached"), "{path}: {state}");
+    }
+}

@@ -206,3 +206,30 @@ fn each_auth_type_reaches_the_functions_as_that_authentication() {
     assert!(serde_yaml::to_string(rule).unwrap().contains("yes-anyone-can-act-as-any-user"));
     assert_eq!(template["Outputs"]["AuthWarning"]["Condition"].as_str(), Some("UseCookie"));
 }
+
+/// Functions that run models (and so agents' tool loops) stop a run cleanly, between steps and
+/// with an error event, before Lambda's timeout would kill them mid-step; and every function
+/// that reads tools' keys (saving an agent checks them) can read the provider secret.
+#[test]
+fn functions_that_run_agents_stop_before_their_timeout() {
+    let template = template();
+    let global_timeout = template["Globals"]["Function"]["Timeout"].as_u64().unwrap();
+    for binary in ["runs", "runs-stream", "run-worker", "api", "assistants"] {
+        let (name, function) = template["Resources"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .find(|(_, resource)| resource["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+            .unwrap_or_else(|| panic!("no function builds {binary}"));
+        let properties = &function["Properties"];
+        let variables = &properties["Environment"]["Variables"];
+        assert!(!variables["PROVIDER_SECRET_ARN"].is_null(), "{name:?} cannot read the provider secret");
+        if binary == "assistants" {
+            continue;
+        }
+        let timeout = properties["Timeout"].as_u64().unwrap_or(global_timeout);
+        let limit =
+            variables["RUN_TIME_LIMIT_SECONDS"].as_u64().unwrap_or_else(|| panic!("{name:?} has no run time limit"));
+        assert!(limit + 5 <= timeout, "{name:?}: a {limit} s run limit leaves no room in a {timeout} s timeout");
+    }
+}

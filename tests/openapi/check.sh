@@ -9,9 +9,10 @@ set -euo pipefail
 WORK=$1
 . "$(dirname "${BASH_SOURCE[0]}")/../start-api.sh"
 # OpenAI is configured at a closed port, so runs naming its models fail and streams with `error`
-# events are checked too.
+# events are checked too; so are the agents' tools, whose failures become tool messages.
 start_api "$WORK/openapi-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=0 \
-  OPENAI_API_KEY=unused OPENAI_BASE_URL=http://127.0.0.1:9/v1
+  OPENAI_API_KEY=unused OPENAI_BASE_URL=http://127.0.0.1:9/v1 \
+  WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php ARXIV_API_URL=http://127.0.0.1:9/arxiv
 
 status=0
 python "$(dirname "${BASH_SOURCE[0]}")/stream_events.py" "$BASE" || status=1

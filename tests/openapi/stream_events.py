@@ -1,7 +1,8 @@
 """Every event of real /runs/stream answers, validated against /openapi.json's `StreamEvent`.
 
-Streams of both generations (object input, list input, null input to continue), and a failing
-run (the server's OpenAI endpoint is a closed port).
+Streams of both generations (object input, list input, null input to continue), a failing
+run (the server's OpenAI endpoint is a closed port), and agents whose tools run (and fail: the
+tool's service is a closed port too), stopping for confirmation and going on.
 `data` is JSON text: it is decoded and validated against the event's `contentSchema`.
 
 Usage: stream_events.py BASE_URL
@@ -65,6 +66,11 @@ def main():
         ({"type": "chatbot", "type==chatbot/llm_type": "Offline"}, [[{"type": "human", "content": "hi, my name is Ann"}], None]),
         ({"agent_type": "Offline"}, [{"messages": [{"type": "human", "content": "what is my name?"}]}]),
         ({"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}, [[{"type": "human", "content": "this fails"}]]),
+        ({"type": "agent", "type==agent/agent_type": "Offline", "type==agent/interrupt_before_action": True,
+          "type==agent/tools": [{"id": "w", "type": "wikipedia", "name": "Wikipedia", "description": "", "config": {}}]},
+         [[{"type": "human", "content": "search wikipedia for the moon"}], None]),
+        ({"agent_type": "Offline", "tools": ["Wikipedia", "Arxiv"]},
+         [{"messages": [{"type": "human", "content": "search wikipedia and arxiv"}]}]),
     ]:
         assistant = post("/assistants", {"name": "events", "config": {"configurable": configurable}}).json()
         thread = post("/threads", {"name": "events", "assistant_id": assistant["assistant_id"]}).json()
