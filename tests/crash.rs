@@ -1,6 +1,7 @@
 //! A server killed (SIGKILL) in the middle of a streamed run, restarted on the same SQLite file:
 //! the thread is consistent, it is not locked past the lease, the lost run says what happened,
-//! and nothing secret reached the logs.
+//! and nothing secret reached the logs. An agent killed mid-loop leaves the steps it completed,
+//! and the next run goes on from there.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -23,10 +24,11 @@ fn api_binary() -> PathBuf {
 }
 
 /// Starts the server on a port of its choosing and reads the address it logs.
-async fn start(database: &PathBuf, upstream: &str, log: &PathBuf) -> (Child, TestApp) {
+async fn start(database: &PathBuf, upstream: &str, log: &PathBuf, extra: &[(&str, String)]) -> (Child, TestApp) {
     let logged_before = std::fs::read_to_string(log).map(|text| text.len()).unwrap_or(0);
     let output = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let child = Command::new(api_binary())
+        .envs(extra.iter().map(|(name, value)| (*name, value.as_str())))
         .env("PORT", "0")
         .env("STORE", "sqlite")
         .env("SQLITE_PATH", database)
@@ -60,7 +62,7 @@ async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
     .await;
     let database = temp_path("crash.sqlite3");
     let log = database.with_file_name("server.log");
-    let (mut server, app) = start(&database, &upstream.base_url, &log).await;
+    let (mut server, app) = start(&database, &upstream.base_url, &log, &[]).await;
 
     let (_, thread_id) =
         app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
@@ -76,28 +78,14 @@ async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
     server.wait().unwrap();
     drop(reader);
 
-    let (mut server, app) = start(&database, &upstream.base_url, &log).await;
+    let (mut server, app) = start(&database, &upstream.base_url, &log, &[]).await;
     let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
     let values = state["values"].as_array().expect("the thread survived");
     assert_eq!(values.len(), 1, "the input is kept and no half answer is stored: {state}");
     assert_eq!(values[0]["content"], "before the crash");
 
     // Not locked past the lease: within a few seconds a new run goes through to the end.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let events = loop {
-        let response = app
-            .request(Method::POST, "/runs/stream", Some(USER))
-            .json(&json!({"thread_id": thread_id, "input": null}))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 200 {
-            break parse_sse(&response.text().await.unwrap());
-        }
-        assert_eq!(response.status(), 409, "only the old lease may refuse");
-        assert!(Instant::now() < deadline, "the thread stayed locked");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let events = continue_when_free(&app, &thread_id).await;
     assert_eq!(events.last().unwrap().event, "end");
     assert!(events.iter().all(|event| event.event != "error"), "{events:?}");
     let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
@@ -116,4 +104,69 @@ async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
     assert!(!logs.contains('\x1b'), "colour codes in a log that is not a terminal");
     assert!(logs.contains(r#"route="/runs/stream"}: answered status=200"#), "no request line: {logs}");
     assert!(logs.contains("run finished") && logs.contains("outcome=\"success\""), "no run line: {logs}");
+}
+
+/// Waits out the killed run's lease, then continues the thread with `input: null`.
+async fn continue_when_free(app: &TestApp, thread_id: &str) -> Vec<integration_tests::SseEvent> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = app
+            .request(Method::POST, "/runs/stream", Some(USER))
+            .json(&json!({"thread_id": thread_id, "input": null}))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            return parse_sse(&response.text().await.unwrap());
+        }
+        assert_eq!(response.status(), 409, "only the old lease may refuse");
+        assert!(Instant::now() < deadline, "the thread stayed locked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_agent_killed_while_its_tool_runs_is_continued_by_the_next_run() {
+    let services = integration_tests::mock_services::start().await;
+    let database = temp_path("agent-crash.sqlite3");
+    let log = database.with_file_name("server.log");
+    // The tool takes seconds: the server is killed while it runs.
+    let extra = [("WIKIPEDIA_API_URL", format!("{}/slow/w/api.php", services.base_url))];
+    let (mut server, app) = start(&database, "http://127.0.0.1:9/v1", &log, &extra).await;
+    let tools = json!([integration_tests::mock_services::ui_tool("wikipedia", json!({}))]);
+    let (_, thread_id) = app
+        .thread(
+            USER,
+            json!({"configurable": {"type": "agent", "type==agent/agent_type": "Offline", "type==agent/tools": tools}}),
+        )
+        .await;
+    let mut reader = app
+        .open_stream(
+            USER,
+            &json!({"thread_id": thread_id, "input": [{"type": "human", "content": "search wikipedia"}]}),
+        )
+        .await;
+    reader.read_until(|text| text.matches(r#""finish_reason":"tool_calls""#).count() >= 2).await;
+    // The AI message is stored right after it is sent; the tool then runs for seconds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill().expect("SIGKILL");
+    server.wait().unwrap();
+    drop(reader);
+    let services_called = services.requests().len();
+    assert_eq!(services_called, 1, "the tool was running when the server died");
+
+    let (mut server, app) = start(&database, "http://127.0.0.1:9/v1", &log, &extra).await;
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    let kinds: Vec<&str> = state["values"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["human", "ai"], "the completed step is kept: {state}");
+    assert_eq!(state["values"][1]["tool_calls"][0]["name"], "wikipedia");
+
+    let events = continue_when_free(&app, &thread_id).await;
+    assert!(events.iter().all(|event| event.event != "error"), "{events:?}");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    let kinds: Vec<&str> = state["values"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["human", "ai", "tool", "ai"], "{state}");
+    assert_eq!(services.requests().len(), 2, "the pending call ran once more, to completion");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

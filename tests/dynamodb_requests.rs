@@ -18,7 +18,8 @@ async fn requests_per_endpoint() {
     // A second client of the same table, whose requests are not counted, to watch runs finish.
     let observer = DynamoStore::connect(settings).await.unwrap();
     let counter = store.requests();
-    let app = spawn_app_with(test_config(|_| None), Arc::new(store)).await;
+    let app_store: Arc<dyn Store> = Arc::new(store);
+    let app = spawn_app_with(test_config(|_| None), app_store.clone()).await;
     let user = "counted";
     let mut rows: Vec<(String, u64)> = Vec::new();
     let mut measure = |label: &str, before: u64| rows.push((label.to_string(), counter.get() - before));
@@ -84,6 +85,25 @@ async fn requests_per_endpoint() {
     // `end` comes once the run is recorded and its thread freed.
     assert_eq!(events.last().unwrap().event, "end");
     measure("POST /runs/stream (whole run)", before);
+    // An agent's run: the model asks for a tool, the tool answers, the model answers; each
+    // step is stored as it completes.
+    let services = integration_tests::mock_services::start().await;
+    let agent_app = spawn_app_with(
+        test_config(|name| (name == "WIKIPEDIA_API_URL").then(|| format!("{}/w/api.php", services.base_url))),
+        app_store.clone(),
+    )
+    .await;
+    let tools = json!([integration_tests::mock_services::ui_tool("wikipedia", json!({}))]);
+    let config =
+        json!({"configurable": {"type": "agent", "type==agent/agent_type": "Offline", "type==agent/tools": tools}});
+    let (_, agent_thread) = agent_app.thread(user, config).await;
+    let before = counter.get();
+    let events = agent_app
+        .stream(user, json!({"thread_id": agent_thread, "input": [{"type": "human", "content": "search wikipedia"}]}))
+        .await;
+    assert_eq!(events.last().unwrap().event, "end");
+    measure("POST /runs/stream (agent: model, tool round, model)", before);
+
     let before = counter.get();
     app.delete(&format!("/threads/{thread_id}"), user).await;
     measure("DELETE /threads/{id} (6 messages, 2 runs)", before);
@@ -101,4 +121,8 @@ async fn requests_per_endpoint() {
     assert_eq!(count("POST /assistants"), 1);
     assert_eq!(count("GET /assistants"), 1);
     assert_eq!(count("POST /threads/{id}/messages"), 2, "reserve, then one transaction");
+    let per_step =
+        (count("POST /runs/stream (agent: model, tool round, model)") - count("POST /runs/stream (whole run)")) / 2;
+    println!("\nDynamoDB requests per agent step (a tool round, or a model call after one): {per_step}");
+    assert_eq!(per_step, 2, "each step is one append: reserve, then one transaction");
 }

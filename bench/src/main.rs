@@ -4,6 +4,7 @@
 //!   make bench                 # full run (release build)
 //!   cargo run -p bench -- --smoke   # tiny counts: checks the benchmark itself works
 
+mod agents;
 mod crud;
 mod server;
 mod stats;
@@ -30,6 +31,7 @@ async fn main() {
     let smoke = std::env::args().any(|arg| arg == "--smoke");
     // --lambda is for scripts/bench.sh, which builds and lists the function zips after this.
     let (crud_requests, stream_repeats_fast, stream_repeats_slow) = if smoke { (50, 2, 1) } else { (4000, 40, 5) };
+    let agent_repeats = if smoke { 3 } else { 200 };
     let binary = api_binary();
     assert!(binary.exists(), "build the api binary first: cargo build --release -p api");
     let data = std::env::temp_dir().join(format!("opengpts-bench-{}", std::process::id()));
@@ -116,6 +118,25 @@ async fn main() {
             "user_cpu_per_token_us": cpu_per_token.user.as_secs_f64() * 1e6}));
     }
     report.insert("streaming".into(), json!(streams));
+
+    // The agent loop: what each step costs beyond the model and the tool, per local store.
+    let (llm, services) = (agents::upstream().await, agents::services().await);
+    println!("\n| store | agent run | added per step p50 ms | p99 ms |\n|---|---|---|---|");
+    let mut agent_rows = Vec::new();
+    for store in ["memory", "sqlite"] {
+        let mut env = agents::env(&llm, &services);
+        env.push(("STORE", store.to_string()));
+        env.push(("SQLITE_PATH", data.join(format!("agents-{store}.sqlite3")).display().to_string()));
+        let server = Server::start(&binary, &env).await;
+        let added = agents::added_per_step(&server, &llm, &services, agent_repeats).await;
+        println!(
+            "| {store} | model, tool round, model ({agent_repeats} runs) | {:.3} | {:.3} |",
+            added.p50_ms, added.p99_ms
+        );
+        agent_rows.push(json!({"store": store, "steps": agents::STEPS, "runs": agent_repeats,
+            "added_per_step_p50_ms": added.p50_ms, "added_per_step_p99_ms": added.p99_ms}));
+    }
+    report.insert("agent_steps".into(), json!(agent_rows));
     let _ = std::fs::remove_dir_all(&data);
     println!("\n{}", serde_json::Value::Object(report));
 }

@@ -186,9 +186,10 @@ pub fn tokenize(text: &str) -> Vec<String> {
         let continues_word = c.is_alphanumeric() || c == '\'';
         let current_is_word = current.chars().last().is_some_and(|last| last.is_alphanumeric() || last == '\'');
         let only_space = !current.is_empty() && current.chars().all(char::is_whitespace);
-        if continues_word && (current_is_word || only_space || current.is_empty()) {
-            current.push(c);
-        } else if c.is_whitespace() && (current.is_empty() || only_space) {
+        // A word goes on, or takes the spaces before it; spaces gather until a word comes.
+        let joins_word = continues_word && (current_is_word || only_space || current.is_empty());
+        let joins_space = c.is_whitespace() && (current.is_empty() || only_space);
+        if joins_word || joins_space {
             current.push(c);
         } else {
             if !current.is_empty() {
@@ -231,7 +232,7 @@ mod tests {
     #[test]
     fn remembers_the_name_and_answers_in_spanish_when_asked() {
         let intro = human("hi! my name is bob");
-        assert_eq!(reply(&[intro.clone()]), "Hello, Bob! How can I assist you today?");
+        assert_eq!(reply(std::slice::from_ref(&intro)), "Hello, Bob! How can I assist you today?");
         let question = human("whats my name? respond in spanish");
         assert_eq!(reply(&[intro, question]), "Tu nombre es Bob.");
     }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::http::{fetch, json};
+use super::http::{fetch, fetch_json};
 use super::{BoundTool, Call, ToolError, Toolbox};
 use crate::llm::ToolSpec;
 
@@ -30,14 +30,9 @@ fn join(base: &url::Url, path: &str) -> Result<url::Url, ToolError> {
 /// Connery's runner API: `GET /v1/actions` lists, `POST /v1/actions/{id}/run` runs.
 pub async fn connery_tools(toolbox: &Toolbox, runner: &url::Url) -> Result<Vec<BoundTool>, ToolError> {
     let inner = &toolbox.inner;
-    let key = inner
-        .settings
-        .connery_runner_api_key
-        .as_ref()
-        .ok_or_else(|| ToolError::Failed("CONNERY_RUNNER_API_KEY is not set".into()))?;
+    let key = connery_key(toolbox)?;
     let request = inner.guarded.get(join(runner, "v1/actions")?).header("x-api-key", key.expose());
-    let listed =
-        json("The Connery runner", &fetch("The Connery runner", request, inner.settings.max_response_bytes).await?)?;
+    let listed = fetch_json("The Connery runner", request, inner.settings.max_response_bytes).await?;
     if listed.get("status").and_then(Value::as_str) != Some("success") {
         return Err(ToolError::Failed(format!(
             "The Connery runner did not list its actions: {}",
@@ -80,19 +75,19 @@ pub async fn run_connery(
     args: &Value,
 ) -> Result<String, ToolError> {
     let inner = &toolbox.inner;
-    let key = inner
-        .settings
-        .connery_runner_api_key
-        .as_ref()
-        .ok_or_else(|| ToolError::Failed("CONNERY_RUNNER_API_KEY is not set".into()))?;
+    let key = connery_key(toolbox)?;
     let url = join(runner, &format!("v1/actions/{action_id}/run"))?;
     let request = inner.guarded.post(url).header("x-api-key", key.expose()).json(&json!({"input": args}));
-    let answer =
-        json("The Connery runner", &fetch("The Connery runner", request, inner.settings.max_response_bytes).await?)?;
+    let answer = fetch_json("The Connery runner", request, inner.settings.max_response_bytes).await?;
     match answer.get("status").and_then(Value::as_str) {
         Some("success") => Ok(answer.pointer("/data/output").cloned().unwrap_or(Value::Null).to_string()),
         _ => Err(ToolError::Failed(format!("the action failed: {}", connery_error(&answer)))),
     }
+}
+
+fn connery_key(toolbox: &Toolbox) -> Result<&crate::config::Secret, ToolError> {
+    let key = toolbox.inner.settings.connery_runner_api_key.as_ref();
+    key.ok_or_else(|| ToolError::Failed("CONNERY_RUNNER_API_KEY is not set".into()))
 }
 
 fn connery_error(answer: &Value) -> String {
@@ -104,8 +99,7 @@ fn connery_error(answer: &Value) -> String {
 pub async fn action_server_tools(toolbox: &Toolbox, server: &url::Url) -> Result<Vec<BoundTool>, ToolError> {
     let inner = &toolbox.inner;
     let request = authorized(toolbox, inner.guarded.get(join(server, "openapi.json")?));
-    let document =
-        json("The Action Server", &fetch("The Action Server", request, inner.settings.max_response_bytes).await?)?;
+    let document = fetch_json("The Action Server", request, inner.settings.max_response_bytes).await?;
     let schemas = document.pointer("/components/schemas").cloned().unwrap_or(Value::Null);
     let paths = document.get("paths").and_then(Value::as_object).into_iter().flatten();
     let mut tools = Vec::new();

@@ -179,8 +179,16 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// Parses a service's JSON answer.
-pub fn json(service: &str, text: &str) -> Result<serde_json::Value, ToolError> {
+/// Fetches a service's JSON answer.
+pub async fn fetch_json(
+    service: &str,
+    request: reqwest::RequestBuilder,
+    max_bytes: usize,
+) -> Result<serde_json::Value, ToolError> {
+    json(service, &fetch(service, request, max_bytes).await?)
+}
+
+fn json(service: &str, text: &str) -> Result<serde_json::Value, ToolError> {
     serde_json::from_str(text)
         .map_err(|error| ToolError::Failed(format!("{service} sent something that is not JSON: {error}")))
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::http::{fetch, json};
+use super::http::{fetch, fetch_json};
 use super::{query, ToolError, ToolKind, Toolbox};
 use crate::llm::ToolSpec;
 
@@ -73,7 +73,7 @@ pub async fn call(toolbox: &Toolbox, kind: ToolKind, args: &Value) -> Result<Str
                 ("exintro", "1"),
                 ("explaintext", "1"),
             ]);
-            let answer = json("Wikipedia", &fetch("Wikipedia", request, max).await?)?;
+            let answer = fetch_json("Wikipedia", request, max).await?;
             let mut pages: Vec<&Value> =
                 answer.pointer("/query/pages").and_then(Value::as_array).into_iter().flatten().collect();
             pages.sort_by_key(|page| page.get("index").and_then(Value::as_u64).unwrap_or(u64::MAX));
@@ -90,7 +90,7 @@ pub async fn call(toolbox: &Toolbox, kind: ToolKind, args: &Value) -> Result<Str
                 ("no_html", "1"),
                 ("skip_disambig", "1"),
             ]);
-            let answer = json("DuckDuckGo", &fetch("DuckDuckGo", request, max).await?)?;
+            let answer = fetch_json("DuckDuckGo", request, max).await?;
             let mut found: Vec<String> = ["Answer", "AbstractText", "Definition"]
                 .iter()
                 .map(|key| text(&answer, key))
@@ -116,7 +116,7 @@ pub async fn call(toolbox: &Toolbox, kind: ToolKind, args: &Value) -> Result<Str
                 .post(url)
                 .bearer_auth(key.expose())
                 .json(&json!({"query": query, "max_results": 5, "include_answer": answer_only}));
-            let answer = json("Tavily", &fetch("Tavily", request, max).await?)?;
+            let answer = fetch_json("Tavily", request, max).await?;
             if answer_only {
                 return Ok(or_nothing(
                     vec![text(&answer, "answer")].into_iter().filter(|a| !a.is_empty()).collect(),
@@ -164,7 +164,7 @@ pub async fn call(toolbox: &Toolbox, kind: ToolKind, args: &Value) -> Result<Str
                 ("retmode", "json"),
                 ("retmax", "3"),
             ]);
-            let found = json("PubMed", &fetch("PubMed", search, max).await?)?;
+            let found = fetch_json("PubMed", search, max).await?;
             let ids: Vec<&str> = found
                 .pointer("/esearchresult/idlist")
                 .and_then(Value::as_array)
@@ -201,7 +201,7 @@ pub async fn call(toolbox: &Toolbox, kind: ToolKind, args: &Value) -> Result<Str
             let url = format!("{}/search", settings.you_url.trim_end_matches('/'));
             let request =
                 client.get(url).header("X-API-Key", key.expose()).query(&[("query", query), ("num_web_results", "3")]);
-            let answer = json("You.com", &fetch("You.com", request, max).await?)?;
+            let answer = fetch_json("You.com", request, max).await?;
             let found: Vec<String> = answer
                 .get("hits")
                 .and_then(Value::as_array)
@@ -220,7 +220,7 @@ pub async fn call(toolbox: &Toolbox, kind: ToolKind, args: &Value) -> Result<Str
             let request = client.post(url).bearer_auth(key.expose()).json(&json!({
                 "model": "dall-e-3", "prompt": query, "n": 1, "size": "1024x1024", "quality": "hd",
             }));
-            let answer = json("DALL-E", &fetch("DALL-E", request, max).await?)?;
+            let answer = fetch_json("DALL-E", request, max).await?;
             answer
                 .pointer("/data/0/url")
                 .and_then(Value::as_str)
