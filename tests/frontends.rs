@@ -162,29 +162,30 @@ async fn every_message_has_an_id_so_an_edit_replaces_it() {
     )
     .await;
     let thread_id = thread["thread_id"].as_str().unwrap();
-    // The latest UI sends RAG runs in the seed shape, and reads the latest one.
+    // The latest UI sends RAG runs in the seed shape, and gets the latest one, as OpenGPTs
+    // answers it (its transcript 35): lists of messages, each with its id.
     let body = json!({"input": {"messages": [human("what is the secret word?")]}, "thread_id": thread_id});
     let events = app.stream(&me, body).await;
     let last_data = events.iter().rev().find(|event| event.event == "data").unwrap().json();
-    assert!(last_data["messages"].as_array().unwrap().iter().all(|m| m.get("id").is_none()), "seed-shaped events");
+    assert!(last_data.as_array().unwrap().iter().all(|m| m["id"].is_string()), "latest-shaped events");
     let state = ok(&app, Method::GET, &format!("/threads/{thread_id}/state"), &me, None).await;
     let values = state["values"].as_array().unwrap();
-    assert_eq!(values.len(), 2);
+    assert_eq!(values.len(), 4, "the question, the retrieval call and its documents, the answer");
     assert!(values.iter().all(|m| m["id"].is_string()), "{state}");
 
-    let mut edited = values[1].clone();
+    let mut edited = values[3].clone();
     edited["content"] = json!("The secret word is (edited)");
     ok(&app, Method::POST, &format!("/threads/{thread_id}/state"), &me, Some(json!({"values": [edited]}))).await;
     let state = ok(&app, Method::GET, &format!("/threads/{thread_id}/state"), &me, None).await;
-    let contents: Vec<&str> =
-        state["values"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
-    assert_eq!(contents, ["what is the secret word?", "The secret word is (edited)"]);
+    let values = state["values"].as_array().unwrap();
+    assert_eq!(values.len(), 4, "replaced, not added");
+    assert_eq!(values[3]["content"], "The secret word is (edited)");
     let history = ok(&app, Method::GET, &format!("/threads/{thread_id}/history"), &me, None).await;
-    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history.as_array().unwrap().len(), 4);
     assert_eq!(history[0]["values"], state["values"]);
     assert_eq!(history[0]["parent"], history[1]["config"]);
-    assert_eq!(history[1]["parent"], Value::Null);
-    assert_eq!(history[1]["next"], json!(["chat_retrieval"]), "an older state awaited the answer");
+    assert_eq!(history[3]["parent"], Value::Null);
+    assert_eq!(history[3]["next"], json!(["chat_retrieval"]), "an older state awaited the answer");
 }
 
 #[tokio::test]

@@ -95,3 +95,27 @@ async fn agents_run_their_tools_in_the_stream_and_worker_functions() {
         assert!(values[2]["content"].as_str().unwrap().contains("Wikipedia could not be reached"), "{path}: {state}");
     }
 }
+
+/// `/ingest` is its own function: the multipart body reaches it whole, and the RAG bot, in
+/// `runs-stream`, finds what it stored.
+#[tokio::test]
+async fn files_uploaded_through_the_ingest_function_are_found_by_a_rag_bot() {
+    let app = emulator();
+    let user = "ingest-lambda-user";
+    let config = json!({"configurable": {"type": "chat_retrieval", "type==chat_retrieval/llm_type": "Offline"}});
+    let assistant_id = app.assistant(user, config, false).await;
+    let notes = b"The secret code word is PAPAYA-42.\nThe moon base is called Tranquility.";
+    let files: [(&str, &str, &[u8]); 1] = [("notes.txt", "text/plain", notes)];
+    let (status, ids) =
+        crate::retrieval::ingest(&app, user, &files, Some(json!({"configurable": {"assistant_id": assistant_id}})))
+            .await;
+    assert_eq!(status, 200, "{ids}");
+    let (_, thread) = app.post("/threads", user, json!({"name": "t", "assistant_id": assistant_id})).await;
+    let thread_id = thread["thread_id"].as_str().unwrap();
+    let input = json!({"messages": [{"type": "human", "content": "what is the secret code word?"}]});
+    let events = app.stream(user, json!({"thread_id": thread_id, "input": input})).await;
+    assert!(events.iter().all(|event| event.event != "error"), "{events:?}");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), user).await;
+    let answer = state["values"][3]["content"].as_str().unwrap();
+    assert!(answer.contains("PAPAYA-42"), "{state}");
+}

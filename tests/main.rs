@@ -17,6 +17,7 @@ mod jwt;
 mod lambda_emulator;
 mod lambda_events;
 mod providers;
+mod retrieval;
 mod routes;
 mod runs_stream;
 mod store_contract;

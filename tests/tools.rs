@@ -4,18 +4,23 @@
 use integration_tests::mock_services::{self, query_param, tool_vars, ui_tool};
 use integration_tests::{spawn_app_with, test_config, test_store};
 use opengpts::model::{Message, MessageType, ToolStatus};
+use std::sync::Arc;
+
+use opengpts::documents::{Library, OfflineEmbedder};
+use opengpts::store::MemoryStore;
 use opengpts::tools::{AgentConfig, AgentTools, Toolbox};
 use serde_json::{json, Value};
 
 fn toolbox(vars: Vec<(&'static str, String)>) -> Toolbox {
     let config = test_config(move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.clone()));
-    Toolbox::new(&config)
+    let library = Library::new(Arc::new(MemoryStore::new()), Arc::new(OfflineEmbedder));
+    Toolbox::new(&config, library)
 }
 
 async fn bind(toolbox: &Toolbox, tools: Value) -> AgentTools {
     let configurable = json!({"type": "agent", "type==agent/tools": tools});
     let agent = AgentConfig::read(configurable.as_object().unwrap()).unwrap().expect("an agent");
-    toolbox.bind(&agent).await.expect("the tools bind")
+    toolbox.bind(&agent, &[]).await.expect("the tools bind")
 }
 
 /// Calls each `(tool name, args)` at once, as one AI message asks.
@@ -242,12 +247,12 @@ async fn configured_urls_cannot_reach_private_addresses() {
         let configurable = json!({"type==agent/tools": runner(url)});
         AgentConfig::read(configurable.as_object().unwrap()).unwrap().unwrap()
     };
-    let by_name = allowed.bind(&agent(format!("http://localhost:{port}/actions"))).await.err().expect("refused");
+    let by_name = allowed.bind(&agent(format!("http://localhost:{port}/actions")), &[]).await.err().expect("refused");
     assert!(by_name.to_string().contains("localhost resolves to a loopback address"), "{by_name}");
-    let bound = allowed.bind(&agent(format!("{}/actions", mock.base_url))).await.expect("allowlisted");
+    let bound = allowed.bind(&agent(format!("{}/actions", mock.base_url)), &[]).await.expect("allowlisted");
     assert_eq!(bound.specs()[0].name, "greeter_greet");
     let redirected =
-        allowed.bind(&agent(format!("{}/redirect-to-metadata", mock.base_url))).await.err().expect("refused");
+        allowed.bind(&agent(format!("{}/redirect-to-metadata", mock.base_url)), &[]).await.err().expect("refused");
     assert!(redirected.to_string().contains("169.254.169.254"), "{redirected}");
     assert!(mock.requests().iter().all(|r| !r.path_and_query.contains("meta-data")));
 }
@@ -274,10 +279,10 @@ async fn the_assistant_form_offers_the_tools_as_the_uis_read_them() {
         .collect();
     assert_eq!(picker[0], (json!("Action Server by Sema4.ai"), json!("action_server_by_sema4ai"), true));
     assert!(picker.iter().any(|(name, kind, _)| name == "Wikipedia" && kind == "wikipedia"));
-    assert!(
-        picker.iter().all(|(name, _, _)| name != "Retrieval"),
-        "retrieval is not offered until files can be ingested"
-    );
+    assert!(picker.iter().any(|(name, kind, _)| name == "Retrieval" && kind == "retrieval"));
+    assert!(picker.iter().all(|(name, _, _)| !name.as_str().unwrap().contains("Kay.ai")), "not in this build");
+    let retrieval_description = fields["type==agent/retrieval_description"]["default"].as_str().unwrap();
+    assert!(retrieval_description.starts_with("Can be used to look up"));
     assert_eq!(fields["type==agent/interrupt_before_action"]["title"], "Tool Confirmation");
     assert_eq!(fields["type==agent/interrupt_before_action"]["type"], "boolean");
     let seed = fields["tools"]["items"]["enum"].as_array().unwrap();

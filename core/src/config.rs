@@ -85,6 +85,9 @@ pub struct Config {
     pub offline_token_delay: Duration,
     pub providers: ProviderConfig,
     pub tools: ToolSettings,
+    pub embeddings: EmbeddingSettings,
+    /// The largest `/ingest` body: its files together, as uploaded.
+    pub max_ingest_bytes: usize,
     /// The most steps (model calls and tool rounds) an agent run may take (`config.recursion_limit`
     /// overrides it per run).
     pub recursion_limit: u32,
@@ -146,6 +149,17 @@ pub struct ProviderConfig {
     /// Model ids, overridable per OpenGPTs model name.
     pub model_ids: ModelIds,
     pub request_timeout: Duration,
+}
+
+/// How ingested files and questions are embedded (`EMBEDDINGS_PROVIDER`).
+#[derive(Debug, Clone)]
+pub struct EmbeddingSettings {
+    /// `offline` (lexical, no network) or `openai` (any OpenAI-compatible `/embeddings`).
+    pub provider: String,
+    pub model: String,
+    /// Defaults to `OPENAI_BASE_URL` and `OPENAI_API_KEY`.
+    pub base_url: Option<String>,
+    pub api_key: Option<Secret>,
 }
 
 /// The agents' tools: where each service is, its key, and the bounds on every call.
@@ -238,6 +252,22 @@ impl Config {
             sse_ping_interval: Duration::from_millis(env.parse("SSE_PING_MS", 15_000)?),
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
             recursion_limit: env.parse("RECURSION_LIMIT", 25)?,
+            max_ingest_bytes: env.parse("MAX_INGEST_BYTES", 4 << 20)?,
+            embeddings: EmbeddingSettings {
+                provider: match env.text("EMBEDDINGS_PROVIDER").as_deref().unwrap_or("offline") {
+                    provider @ ("offline" | "openai") => provider.to_string(),
+                    other => {
+                        return Err(ConfigError {
+                            name: "EMBEDDINGS_PROVIDER",
+                            value: other.into(),
+                            reason: "expected offline or openai".into(),
+                        })
+                    }
+                },
+                model: env.text("EMBEDDINGS_MODEL").unwrap_or_else(|| "text-embedding-3-small".into()),
+                base_url: env.text("EMBEDDINGS_BASE_URL"),
+                api_key: env.secret("EMBEDDINGS_API_KEY"),
+            },
             run_time_limit: env
                 .text("RUN_TIME_LIMIT_SECONDS")
                 .map(|_| env.parse("RUN_TIME_LIMIT_SECONDS", 0))

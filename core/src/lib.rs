@@ -5,6 +5,7 @@
 //! - [`model`]: the wire types, parsed once from JSON into values that are valid by construction.
 //! - [`store`]: the one [`store::Store`] trait through which all data flows, and its backends.
 //! - [`llm`]: the [`llm::ChatModel`] trait and the model providers.
+//! - [`documents`]: uploaded files: parsed, chunked, embedded, searched.
 //! - [`tools`]: the agents' tools and the services behind them.
 //! - [`runs`]: the run engine behind `/runs` and `/runs/stream`.
 //! - [`api`]: the HTTP routers, auth, and the one error type mapped to status codes.
@@ -12,6 +13,7 @@
 
 pub mod api;
 pub mod config;
+pub mod documents;
 pub mod llm;
 pub mod model;
 pub mod runs;

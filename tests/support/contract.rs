@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use opengpts::model::{Assistant, FeedbackInput, Message, MessageType, Run, RunStatus, Thread, Timestamp, UserId};
+use opengpts::model::{
+    Assistant, DocumentChunk, EmbedderId, FeedbackInput, Message, MessageType, Run, RunStatus, Thread, Timestamp,
+    UserId,
+};
 use opengpts::store::{Entity, Store, StoreError};
 use serde_json::{json, Map};
 use uuid::Uuid;
@@ -385,6 +388,67 @@ pub async fn a_message_larger_than_an_item_round_trips(store: SharedStore) {
     assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap()[1], edited);
 }
 
+fn file_chunks(namespace: Uuid, source: &str, count: usize, dimensions: usize) -> Vec<DocumentChunk> {
+    let file_id = Uuid::new_v4();
+    (0..count)
+        .map(|position| DocumentChunk {
+            id: Uuid::new_v4(),
+            namespace,
+            file_id,
+            source: source.to_string(),
+            position: position as u32,
+            text: format!("{source} part {position}: {}", "words ".repeat(150)),
+            // Unit-length vectors with one strong dimension each, as embedders make them.
+            vector: (0..dimensions)
+                .map(|d| if d == position % dimensions { 0.96 } else { 0.28 / (dimensions as f32).sqrt() })
+                .collect(),
+        })
+        .collect()
+}
+
+pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner(store: SharedStore) {
+    let embedder = EmbedderId { name: "test-embedder".into(), dimensions: 8 };
+    let owner = assistant("ann", false, 1);
+    store.put_assistant(&owner).await.unwrap();
+    let chat = thread("ann", owner.assistant_id, 2);
+    store.put_thread(&chat).await.unwrap();
+    assert!(store.documents(owner.assistant_id).await.unwrap().chunks.is_empty());
+
+    // Enough chunks to need several write batches and read pages.
+    let notes = file_chunks(owner.assistant_id, "notes.txt", 60, 8);
+    store.add_document(owner.assistant_id, &embedder, &notes).await.unwrap();
+    let memo = file_chunks(owner.assistant_id, "memo.pdf", 2, 8);
+    store.add_document(owner.assistant_id, &embedder, &memo).await.unwrap();
+    let index = store.documents(owner.assistant_id).await.unwrap();
+    assert_eq!(index.embedder.as_ref(), Some(&embedder));
+    assert_eq!(index.chunks.len(), 62);
+    let read = index.chunks.iter().find(|chunk| chunk.id == notes[7].id).expect("every chunk comes back");
+    assert_eq!((read.text.as_str(), read.source.as_str(), read.position), (notes[7].text.as_str(), "notes.txt", 7));
+    // Stores may keep vectors more compactly; their direction survives.
+    let cosine: f32 = read.vector.iter().zip(&notes[7].vector).map(|(a, b)| a * b).sum::<f32>()
+        / (read.vector.iter().map(|v| v * v).sum::<f32>().sqrt()
+            * notes[7].vector.iter().map(|v| v * v).sum::<f32>().sqrt());
+    assert!(cosine > 0.999, "{cosine}");
+
+    // Another embedder cannot add to this index.
+    let other = EmbedderId { name: "another".into(), dimensions: 8 };
+    let refused = store.add_document(owner.assistant_id, &other, &file_chunks(owner.assistant_id, "x.txt", 1, 8)).await;
+    assert!(
+        matches!(&refused, Err(StoreError::IndexMismatch { recorded, .. }) if *recorded == embedder),
+        "{refused:?}"
+    );
+    assert_eq!(store.documents(owner.assistant_id).await.unwrap().chunks.len(), 62, "nothing of it was kept");
+
+    // Namespaces are apart, and files go with their assistant or thread.
+    store.add_document(chat.thread_id, &other, &file_chunks(chat.thread_id, "chat.md", 3, 8)).await.unwrap();
+    assert_eq!(store.documents(chat.thread_id).await.unwrap().chunks.len(), 3);
+    store.delete_thread(&user("ann"), chat.thread_id).await.unwrap();
+    assert!(store.documents(chat.thread_id).await.unwrap().chunks.is_empty());
+    assert_eq!(store.documents(chat.thread_id).await.unwrap().embedder, None);
+    store.delete_assistant(&user("ann"), owner.assistant_id).await.unwrap();
+    assert!(store.documents(owner.assistant_id).await.unwrap().chunks.is_empty());
+}
+
 /// Expands to one test per contract case; `$make` is an async expression giving a fresh store.
 #[macro_export]
 macro_rules! store_contract {
@@ -403,6 +467,7 @@ macro_rules! store_contract {
             feedback_is_kept_per_run_in_order_and_goes_with_the_thread,
             lists_span_many_pages,
             a_message_larger_than_an_item_round_trips,
+            files_are_indexed_whole_with_their_embedder_and_go_with_their_owner,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {

@@ -22,6 +22,9 @@ pub enum ApiError {
     NotFound(Entity),
     #[error("{0}")]
     Conflict(String),
+    /// 415: a file of a type that cannot be read; the detail names the file.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 413: the detail names what was too large and the limit.
     #[error("{0}")]
     TooLarge(String),
@@ -57,6 +60,10 @@ impl From<StoreError> for ApiError {
                 ),
                 retry_after_seconds: 5,
             },
+            StoreError::IndexMismatch { recorded, offered } => ApiError::Conflict(format!(
+                "The files here were indexed with {recorded}, but this server now embeds with {offered}; \
+                 delete and upload them again, or set EMBEDDINGS_PROVIDER back"
+            )),
             StoreError::Backend(reason) => {
                 tracing::error!(%reason, "store backend failed");
                 ApiError::Unavailable("The data store is unavailable; try again".into())
@@ -88,6 +95,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,

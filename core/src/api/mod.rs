@@ -5,6 +5,7 @@ pub mod assistants;
 pub mod auth;
 mod error;
 pub mod extract;
+pub mod ingest;
 pub mod jwt;
 pub mod limits;
 pub mod meta;
@@ -27,6 +28,7 @@ pub use auth::{Authenticator, CookieAuth, User};
 pub use error::ApiError;
 
 use crate::config::{AuthConfig, Config, ConfigError};
+use crate::documents::{embedder_from_config, Library};
 use crate::llm::ModelCatalog;
 use crate::runs::{BackgroundDispatch, InProcessDispatch, RunEngine};
 use crate::store::Store;
@@ -40,6 +42,7 @@ pub struct AppState {
     pub auth: Arc<dyn Authenticator>,
     pub models: Arc<ModelCatalog>,
     pub tools: Toolbox,
+    pub library: Library,
     pub runs: RunEngine,
 }
 
@@ -56,8 +59,10 @@ impl AppState {
     ) -> Result<Self, ConfigError> {
         let config = Arc::new(config);
         let models = Arc::new(ModelCatalog::new(&config));
-        let tools = Toolbox::new(&config);
-        let runs = RunEngine::new(store.clone(), models.clone(), tools.clone(), config.clone(), dispatch);
+        let library = Library::new(store.clone(), embedder_from_config(&config));
+        let tools = Toolbox::new(&config, library.clone());
+        let runs =
+            RunEngine::new(store.clone(), models.clone(), tools.clone(), library.clone(), config.clone(), dispatch);
         let auth: Arc<dyn Authenticator> = match &config.auth {
             AuthConfig::Cookie { uuid_only } => Arc::new(CookieAuth { uuid_only: *uuid_only }),
             AuthConfig::JwtLocal { jwt, algorithm, decode_key } => {
@@ -69,7 +74,7 @@ impl AppState {
             }
             AuthConfig::JwtOidc { jwt } => Arc::new(jwt::OidcJwt::new(jwt.clone())),
         };
-        Ok(AppState { config, store, auth, models, tools, runs })
+        Ok(AppState { config, store, auth, models, tools, library, runs })
     }
 }
 
@@ -85,10 +90,13 @@ pub enum Function {
     Runs,
     /// `POST /runs/stream`, answered through Lambda response streaming.
     RunsStream,
+    /// `POST /ingest`: uploaded files read, embedded and stored.
+    Ingest,
 }
 
 impl Function {
-    pub const ALL: [Function; 4] = [Function::Assistants, Function::Threads, Function::Runs, Function::RunsStream];
+    pub const ALL: [Function; 5] =
+        [Function::Assistants, Function::Threads, Function::Runs, Function::RunsStream, Function::Ingest];
 
     /// The binary's name under `functions/`, as `template.yaml` and `cargo lambda` call it.
     pub fn binary(self) -> &'static str {
@@ -97,6 +105,7 @@ impl Function {
             Function::Threads => "threads",
             Function::Runs => "runs",
             Function::RunsStream => "runs-stream",
+            Function::Ingest => "ingest",
         }
     }
 
@@ -106,6 +115,7 @@ impl Function {
             Function::Threads => threads::routes(),
             Function::Runs => runs::routes(),
             Function::RunsStream => runs::stream_routes(),
+            Function::Ingest => ingest::routes(),
         }
     }
 }
@@ -113,7 +123,11 @@ impl Function {
 /// Every route of the API: what `functions/api` and the local server answer. `RunsStream`'s one
 /// route is among the `Runs` routes.
 pub fn routes() -> Routes {
-    Function::Assistants.routes().merge(Function::Threads.routes()).merge(Function::Runs.routes())
+    Function::Assistants
+        .routes()
+        .merge(Function::Threads.routes())
+        .merge(Function::Runs.routes())
+        .merge(Function::Ingest.routes())
 }
 
 /// A router that knows its paths, so the route table can be compared with its descriptions.

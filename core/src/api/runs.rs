@@ -14,7 +14,7 @@ use crate::llm::{DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES};
 use crate::model::{Feedback, FeedbackInput, Run};
 use crate::runs::{Listener, MultitaskStrategy, OnDisconnect, RunError, RunEvent, RunRequest};
 use crate::store::StoreError;
-use crate::tools::ToolKind;
+use crate::tools::{ToolKind, RETRIEVAL_DESCRIPTION};
 
 /// Enough buffered events that a briefly slow client does not hold the model back.
 const STREAM_BUFFER: usize = 256;
@@ -223,6 +223,11 @@ pub fn config_schema() -> Value {
                         "type": "array",
                         "default": [],
                         "items": {"anyOf": ToolKind::all_offered().map(tool_schema).collect::<Vec<_>>()},
+                    },
+                    "type==agent/retrieval_description": {
+                        "title": "Retrieval Instructions",
+                        "type": "string",
+                        "default": RETRIEVAL_DESCRIPTION,
                     },
                     "type==agent/interrupt_before_action": {
                         "title": "Tool Confirmation",

@@ -65,10 +65,18 @@ pub enum Chunk {
 
 pub type ChunkStream = BoxStream<'static, Result<Chunk, LlmError>>;
 
+/// What a RAG bot's model is told between its instructions and the retrieved text.
+pub const RETRIEVAL_PROMPT: &str =
+    "Respond to the user using ONLY the context provided below. Do not make anything up.";
+
 #[async_trait]
 pub trait ChatModel: Send + Sync + 'static {
     /// The provider's name, for error messages and metadata.
     fn provider(&self) -> &'static str;
+    /// Whether it can write a search query from a conversation (a RAG bot's later turns).
+    fn writes_search_queries(&self) -> bool {
+        true
+    }
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError>;
 }
 

@@ -9,6 +9,10 @@
 //! `tavily`, `image`), the name's words run together without "search" (`pubmed`), or the whole
 //! name (`you_search`). Every tool named is called, in the order of the tools, with the message
 //! as its `query`. Once the tools have answered, it reports what each returned.
+//!
+//! As a RAG bot it answers with the start of the best passage retrieval found in your files (or
+//! says nothing matched), and searches with your last message as it is: it cannot rewrite a
+//! question from the conversation.
 
 use std::time::Duration;
 
@@ -34,6 +38,10 @@ impl ChatModel for OfflineModel {
         "offline"
     }
 
+    fn writes_search_queries(&self) -> bool {
+        false
+    }
+
     async fn stream(&self, request: ChatRequest) -> Result<ChunkStream, LlmError> {
         let calls = tool_calls(&request.messages, &request.tools);
         if !calls.is_empty() {
@@ -42,7 +50,9 @@ impl ChatModel for OfflineModel {
             tracing::debug!(count, "the offline model calls tools");
             return Ok(futures::stream::iter(chunks.collect::<Vec<_>>()).boxed());
         }
-        let answer = tool_report(&request.messages).unwrap_or_else(|| reply(&request.messages));
+        let answer = tool_report(&request.messages)
+            .or_else(|| context_report(request.system.as_deref()))
+            .unwrap_or_else(|| reply(&request.messages));
         let mut tokens = tokenize(&answer);
         let cut = tokens.len() > request.max_output_tokens as usize;
         tokens.truncate(request.max_output_tokens as usize);
@@ -119,6 +129,17 @@ fn tool_report(messages: &[Message]) -> Option<String> {
         })
         .collect();
     Some(format!("Here is what the tools found. {}", lines.join(" ")))
+}
+
+/// A RAG bot's answer: the start of the best passage found in the user's files.
+fn context_report(system: Option<&str>) -> Option<String> {
+    let (_, context) = system?.split_once(super::RETRIEVAL_PROMPT)?;
+    let context = context.trim();
+    if context.is_empty() {
+        return Some("Nothing in your files matches that.".into());
+    }
+    let passage: String = context.chars().take(300).collect();
+    Some(format!("From your files: {passage}"))
 }
 
 /// The answer to the conversation so far, decided by its last human message.

@@ -214,11 +214,9 @@ impl Serialize for WireMessage<'_> {
                 if let Some(name) = &m.name {
                     map.serialize_entry("name", name)?;
                 }
-                // No `id`: seed-era shapes had none, and every stored message now has one.
+                // No `id`: seed-era shapes had none, and every stored message now has one. No
+                // `tool_calls` either: the era's calls are `additional_kwargs.function_call`.
                 map.serialize_entry("example", &m.example)?;
-                if !m.tool_calls.is_empty() {
-                    map.serialize_entry("tool_calls", &m.tool_calls)?;
-                }
                 if let Some(tool_call_id) = &m.tool_call_id {
                     map.serialize_entry("tool_call_id", tool_call_id)?;
                 }

@@ -1,6 +1,7 @@
 //! The wire types of the OpenGPTs API, serialized exactly as its clients expect.
 
 mod assistant;
+mod document;
 mod feedback;
 mod message;
 mod run;
@@ -9,6 +10,7 @@ mod time;
 pub mod validate;
 
 pub use assistant::{Assistant, AssistantInput, AssistantView};
+pub use document::{DocumentChunk, DocumentIndex, EmbedderId};
 pub use feedback::{Feedback, FeedbackInput};
 pub use message::{Content, Generation, Message, MessageType, ToolStatus, WireMessage, WireMessages};
 pub use run::{Run, RunStatus};

@@ -16,10 +16,11 @@ use super::dispatch::BackgroundDispatch;
 use super::render;
 use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
 use crate::config::Config;
-use crate::llm::{answered_conversation, ChatRequest, LlmError, ModelCatalog, ResolvedModel};
-use crate::model::{Generation, Message, MessageType, Run, RunStatus, Timestamp, UserId};
+use crate::documents::{Library, TOP_K};
+use crate::llm::{answered_conversation, ChatRequest, LlmError, ModelCatalog, ResolvedModel, RETRIEVAL_PROMPT};
+use crate::model::{Content, Generation, Message, MessageType, Run, RunStatus, Timestamp, ToolStatus, UserId};
 use crate::store::{Store, StoreError};
-use crate::tools::{AgentTools, Toolbox};
+use crate::tools::{AgentConfig, AgentTools, Toolbox};
 
 /// Everything a worker needs to execute a started run; serializable so it can cross processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +61,7 @@ struct Inner {
     store: Arc<dyn Store>,
     models: Arc<ModelCatalog>,
     tools: Toolbox,
+    library: Library,
     config: Arc<Config>,
     dispatch: Arc<dyn BackgroundDispatch>,
     /// Runs executing in this process, so a cancel reaches them at once.
@@ -111,11 +113,12 @@ impl RunEngine {
         store: Arc<dyn Store>,
         models: Arc<ModelCatalog>,
         tools: Toolbox,
+        library: Library,
         config: Arc<Config>,
         dispatch: Arc<dyn BackgroundDispatch>,
     ) -> Self {
         let active = Mutex::new(HashMap::new());
-        RunEngine { inner: Arc::new(Inner { store, models, tools, config, dispatch, active }) }
+        RunEngine { inner: Arc::new(Inner { store, models, tools, library, config, dispatch, active }) }
     }
 
     /// Validates the request and names the run. Errors here are the client's to see as HTTP
@@ -133,7 +136,11 @@ impl RunEngine {
         self.inner.models.resolve(&configurable)?;
         self.inner.tools.agent_config(&configurable)?;
 
-        let generation = request.input.generation();
+        // RAG bots came with the latest generation: their clients read its shapes.
+        let generation = match configurable.get("type").and_then(Value::as_str) {
+            Some("chat_retrieval") => Generation::Latest,
+            _ => request.input.generation(),
+        };
         let resume = request.input == RunInput::Resume;
         let recursion_limit = request.recursion_limit.unwrap_or(self.inner.config.recursion_limit);
         let mut input = request.input.into_messages();
@@ -331,15 +338,38 @@ impl RunEngine {
             deadline: time_limit.map(|limit| tokio::time::Instant::from_std(started + limit)),
             time_limit: time_limit.unwrap_or_default(),
         };
-        let tools = match &agent {
-            Some(agent) if !agent.tools.is_empty() => Some(
-                self.guarded(&mut guard, sink, self.inner.tools.bind(agent))
-                    .await?
-                    .map_err(|e| Failure::Tools(e.to_string()))?,
-            ),
+        let usage = if job.configurable.get("type").and_then(Value::as_str) == Some("chat_retrieval") {
+            self.answer_from_files(job, &resolved, &mut history, &mut guard, sink).await?
+        } else {
+            self.agent_loop(job, &resolved, agent.as_ref(), &mut history, &mut guard, sink).await?
+        };
+        span.record("input_tokens", usage.0);
+        span.record("output_tokens", usage.1);
+        Ok(())
+    }
+
+    /// A chatbot answers once; an agent calls tools until it answers in words. Returns the
+    /// tokens used (input, output).
+    async fn agent_loop(
+        &self,
+        job: &RunJob,
+        resolved: &ResolvedModel,
+        agent: Option<&AgentConfig>,
+        history: &mut Vec<Message>,
+        guard: &mut Guard<'_>,
+        sink: &mut EventSink,
+    ) -> Result<(u64, u64), Failure> {
+        let run = &job.run;
+        let store = &self.inner.store;
+        let tools = match agent {
+            Some(agent) if !agent.tools.is_empty() => {
+                let namespaces = [run.assistant_id, run.thread_id];
+                let bound = self.guarded(guard, sink, self.inner.tools.bind(agent, &namespaces)).await?;
+                Some(bound.map_err(|e| Failure::Tools(e.to_string()))?)
+            }
             _ => None,
         };
-        let interrupt = agent.as_ref().is_some_and(|agent| agent.interrupt_before_action);
+        let interrupt = agent.is_some_and(|agent| agent.interrupt_before_action);
         let mut usage = (0, 0);
         let mut model_calls = 0;
         for step in 0.. {
@@ -354,30 +384,110 @@ impl RunEngine {
                 let Some(tools) = tools.as_ref().filter(|_| !interrupt || (step == 0 && job.resume)) else {
                     break;
                 };
-                let results = self.guarded(&mut guard, sink, tools.run(pending)).await?;
+                let results = self.guarded(guard, sink, tools.run(pending)).await?;
                 store.append_messages(&run.user_id, run.thread_id, &results).await.map_err(Failure::Store)?;
-                sink.send(RunEvent::Data(render::tool_results(job.generation, &history, &results))).await;
+                sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
                 history.extend(results);
                 continue;
             }
             // The run's first answer is named after it, as OpenGPTs does; later ones get their own.
             let id = if model_calls == 0 { format!("run-{}", run.run_id) } else { format!("run-{}", Uuid::new_v4()) };
             model_calls += 1;
-            let specs = tools.as_ref().map(AgentTools::specs).unwrap_or_default();
-            let answer = self.model_step(job, &resolved, specs, &history, id, &mut guard, sink).await?;
-            if let Some(tokens) = &answer.usage_metadata {
-                usage.0 += tokens["input_tokens"].as_u64().unwrap_or(0);
-                usage.1 += tokens["output_tokens"].as_u64().unwrap_or(0);
-            }
+            let request = ChatRequest {
+                model: resolved.model_id.clone(),
+                system: resolved.system_message.clone(),
+                messages: answered_conversation(history),
+                max_output_tokens: self.inner.config.max_output_tokens,
+                tools: tools.as_ref().map(AgentTools::specs).unwrap_or_default(),
+            };
+            let answer = self.model_step(job, resolved, request, history, id, guard, sink).await?;
+            add_usage(&mut usage, &answer);
             let answered = answer.tool_calls.is_empty();
             history.push(answer);
             if answered {
                 break;
             }
         }
-        span.record("input_tokens", usage.0);
-        span.record("output_tokens", usage.1);
-        Ok(())
+        Ok(usage)
+    }
+
+    /// A RAG bot's turn, as OpenGPTs' `chat_retrieval` takes it: a search query (the question,
+    /// or with a conversation behind it one the model writes), the files' best chunks shown as
+    /// a retrieval call and its documents, then an answer from those chunks alone.
+    async fn answer_from_files(
+        &self,
+        job: &RunJob,
+        resolved: &ResolvedModel,
+        history: &mut Vec<Message>,
+        guard: &mut Guard<'_>,
+        sink: &mut EventSink,
+    ) -> Result<(u64, u64), Failure> {
+        let run = &job.run;
+        let store = &self.inner.store;
+        // What the model reads: the words said, not the retrieval steps.
+        let said = |messages: &[Message]| -> Vec<Message> {
+            let spoken =
+                |m: &&Message| matches!(m.kind, MessageType::Human | MessageType::Ai) && m.tool_calls.is_empty();
+            messages.iter().filter(spoken).cloned().collect()
+        };
+        let conversation = said(history);
+        let question = conversation.iter().rev().find(|m| m.kind == MessageType::Human).map(|m| m.content.text());
+        let mut usage = (0, 0);
+        if let Some(question) = question {
+            let earlier_answers = conversation.iter().any(|m| m.kind == MessageType::Ai);
+            let (query, id) = if earlier_answers && resolved.model.writes_search_queries() {
+                let request = search_query_request(resolved, &conversation, self.inner.config.max_output_tokens);
+                let written =
+                    self.guarded(guard, sink, collect_text(resolved, request)).await?.map_err(Failure::Model)?;
+                (written, format!("run-{}", Uuid::new_v4()))
+            } else {
+                (question, Uuid::new_v4().to_string())
+            };
+            let call_id = Uuid::new_v4().simple().to_string();
+            let mut ask = Message::new(MessageType::Ai, "");
+            ask.id = Some(id);
+            ask.tool_calls =
+                vec![json!({"name": "retrieval", "args": {"query": query}, "id": call_id, "type": "tool_call"})];
+            store
+                .append_messages(&run.user_id, run.thread_id, std::slice::from_ref(&ask))
+                .await
+                .map_err(Failure::Store)?;
+            sink.progress(job.generation, history, &ask).await;
+            history.push(ask);
+
+            let namespaces = [run.assistant_id, run.thread_id];
+            let found = self.guarded(guard, sink, self.inner.library.search(&namespaces, &query, TOP_K)).await?;
+            let found = found.map_err(|error| Failure::Tools(error.to_string()))?;
+            let documents = found
+                .iter()
+                .map(|chunk| {
+                    json!({"id": null, "metadata": {"source": chunk.source, "namespace": chunk.namespace},
+                    "page_content": chunk.text, "type": "Document"})
+                })
+                .collect();
+            let mut documents_message = Message::tool_result("retrieval", &call_id, String::new(), ToolStatus::Success);
+            documents_message.content = Content::Parts(documents);
+            let results = [documents_message];
+            store.append_messages(&run.user_id, run.thread_id, &results).await.map_err(Failure::Store)?;
+            sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
+            history.extend(results);
+
+            let context: Vec<&str> = found.iter().map(|chunk| chunk.text.as_str()).collect();
+            let instructions = resolved.system_message.as_deref().unwrap_or(crate::llm::DEFAULT_SYSTEM_MESSAGE);
+            let system = format!("{instructions}\n\n{RETRIEVAL_PROMPT}\n\n{}", context.join("\n"));
+            let request = ChatRequest {
+                model: resolved.model_id.clone(),
+                system: Some(system),
+                messages: said(history),
+                max_output_tokens: self.inner.config.max_output_tokens,
+                tools: Vec::new(),
+            };
+            let answer =
+                self.model_step(job, resolved, request, history, format!("run-{}", run.run_id), guard, sink).await?;
+            add_usage(&mut usage, &answer);
+            history.push(answer);
+        }
+        Ok(usage)
     }
 
     /// One model call: streamed to the client as it grows, stored when complete.
@@ -386,19 +496,12 @@ impl RunEngine {
         &self,
         job: &RunJob,
         resolved: &ResolvedModel,
-        tools: Vec<crate::llm::ToolSpec>,
+        request: ChatRequest,
         history: &[Message],
         id: String,
         guard: &mut Guard<'_>,
         sink: &mut EventSink,
     ) -> Result<Message, Failure> {
-        let request = ChatRequest {
-            model: resolved.model_id.clone(),
-            system: resolved.system_message.clone(),
-            messages: answered_conversation(history),
-            max_output_tokens: self.inner.config.max_output_tokens,
-            tools,
-        };
         let mut stream = self.guarded(guard, sink, resolved.model.stream(request)).await?.map_err(Failure::Model)?;
         let mut answer = AnswerBuilder::new(job.generation, id);
         // Latest clients get the empty AI message first; the seed document's client would print
@@ -532,6 +635,45 @@ impl Failure {
             }
         }
     }
+}
+
+fn add_usage(usage: &mut (u64, u64), answer: &Message) {
+    if let Some(tokens) = &answer.usage_metadata {
+        usage.0 += tokens["input_tokens"].as_u64().unwrap_or(0);
+        usage.1 += tokens["output_tokens"].as_u64().unwrap_or(0);
+    }
+}
+
+/// Asks the model for a search query that serves the conversation's last message.
+fn search_query_request(resolved: &ResolvedModel, conversation: &[Message], max_output_tokens: u32) -> ChatRequest {
+    let lines: Vec<String> = conversation
+        .iter()
+        .map(|m| format!("{}: {}", if m.kind == MessageType::Ai { "Assistant" } else { "User" }, m.content.text()))
+        .collect();
+    let prompt = format!(
+        "Here is a conversation:\n\n{}\n\nWrite the search query that would find what is needed to answer its \
+         last message: a few words or a question. Reply with the query alone.",
+        lines.join("\n")
+    );
+    ChatRequest {
+        model: resolved.model_id.clone(),
+        system: None,
+        messages: vec![Message::new(MessageType::Human, prompt)],
+        max_output_tokens,
+        tools: Vec::new(),
+    }
+}
+
+/// A model's whole text answer, not streamed to anyone.
+async fn collect_text(resolved: &ResolvedModel, request: ChatRequest) -> Result<String, LlmError> {
+    let mut stream = resolved.model.stream(request).await?;
+    let mut text = String::new();
+    while let Some(chunk) = stream.next().await {
+        if let crate::llm::Chunk::Text(delta) = chunk? {
+            text.push_str(&delta);
+        }
+    }
+    Ok(text.trim().to_string())
 }
 
 /// What keeps a run honest while it waits on a model or a tool.

@@ -141,7 +141,7 @@ pub async fn lambda(function: Function) -> Result<(), Error> {
     let app = lambda_app(function.routes(), state);
     match function {
         Function::RunsStream => lambda_http::run_with_streaming_response(app).await,
-        Function::Assistants | Function::Threads | Function::Runs => lambda_http::run(app).await,
+        Function::Assistants | Function::Threads | Function::Runs | Function::Ingest => lambda_http::run(app).await,
     }
 }
 

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{Entity, Store, StoreError, StoreResult, ThreadView};
-use crate::model::{Assistant, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId};
+use crate::model::{
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -22,6 +24,7 @@ struct Inner {
     runs: HashMap<Uuid, Run>,
     /// Per run, oldest first.
     feedback: HashMap<Uuid, Vec<Feedback>>,
+    documents: HashMap<Uuid, DocumentIndex>,
 }
 
 struct ThreadRecord {
@@ -99,6 +102,7 @@ impl Store for MemoryStore {
         match inner.assistants.get(&assistant_id) {
             Some(assistant) if &assistant.user_id == user => {
                 inner.assistants.remove(&assistant_id);
+                inner.documents.remove(&assistant_id);
                 Ok(())
             }
             _ => Err(StoreError::NotFound(Entity::Assistant)),
@@ -136,6 +140,7 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         inner.own_thread(user, thread_id)?;
         inner.threads.remove(&thread_id);
+        inner.documents.remove(&thread_id);
         let Inner { runs, feedback, .. } = &mut *inner;
         runs.retain(|run_id, run| {
             let keep = run.thread_id != thread_id;
@@ -259,5 +264,22 @@ impl Store for MemoryStore {
 
     async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>> {
         Ok(self.lock().feedback.get(&run.run_id).cloned().unwrap_or_default())
+    }
+
+    async fn add_document(&self, namespace: Uuid, embedder: &EmbedderId, chunks: &[DocumentChunk]) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let index = inner.documents.entry(namespace).or_default();
+        match &index.embedder {
+            Some(recorded) if recorded != embedder => {
+                return Err(StoreError::IndexMismatch { recorded: recorded.clone(), offered: embedder.clone() })
+            }
+            _ => index.embedder = Some(embedder.clone()),
+        }
+        index.chunks.extend_from_slice(chunks);
+        Ok(())
+    }
+
+    async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
+        Ok(self.lock().documents.get(&namespace).cloned().unwrap_or_default())
     }
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{Assistant, Feedback, Message, Run, RunStatus, Thread, UserId};
+use crate::model::{
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, UserId,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
@@ -48,6 +50,9 @@ pub enum StoreError {
     /// The user already has as many runs going as allowed.
     #[error("{limit} runs of this user are already going")]
     TooManyRuns { limit: u32 },
+    /// A namespace's files were embedded by another embedder than the one adding to it.
+    #[error("the files here were indexed with {recorded}, not {offered}")]
+    IndexMismatch { recorded: EmbedderId, offered: EmbedderId },
     #[error("store backend failed: {0}")]
     Backend(String),
 }
@@ -79,6 +84,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_assistants(&self, user: &UserId) -> StoreResult<Vec<Assistant>>;
     /// Every user's public assistants, most recently updated first.
     async fn list_public_assistants(&self) -> StoreResult<Vec<Assistant>>;
+    /// Deletes the assistant and the files uploaded to it.
     async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()>;
 
     /// Creates or replaces a thread, keeping its messages. Another user's id is `NotFound`.
@@ -86,7 +92,7 @@ pub trait Store: Send + Sync + 'static {
     async fn get_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Thread>;
     /// The user's threads, most recently updated first.
     async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>>;
-    /// Deletes the thread with its messages and runs.
+    /// Deletes the thread with its messages, runs and the files uploaded to it.
     async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()>;
 
     /// The thread's messages in the order they were added.
@@ -112,4 +118,11 @@ pub trait Store: Send + Sync + 'static {
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;
     /// The feedback on `run`, oldest first.
     async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>>;
+
+    /// Adds one file's chunks (all of one `file_id`) to `namespace`'s index, whose owner the
+    /// caller has checked: readers see the whole file or none of it, whatever fails part-way.
+    /// The index keeps the embedder of its first file; another is `IndexMismatch`.
+    async fn add_document(&self, namespace: Uuid, embedder: &EmbedderId, chunks: &[DocumentChunk]) -> StoreResult<()>;
+    /// The complete files of a namespace, in the order they were added.
+    async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex>;
 }

@@ -14,7 +14,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{Entity, Store, StoreError, StoreResult, ThreadView};
-use crate::model::{Assistant, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId};
+use crate::model::{
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS assistants (
@@ -60,6 +62,17 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback (run_id, seq);
 CREATE INDEX IF NOT EXISTS feedback_by_thread ON feedback (thread_id);
+CREATE TABLE IF NOT EXISTS document_indexes (
+    namespace TEXT PRIMARY KEY,
+    embedder TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS document_chunks (
+    namespace TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (namespace, seq)
+);
 ";
 
 pub struct SqliteStore {
@@ -251,7 +264,7 @@ impl Store for SqliteStore {
             let sql = "DELETE FROM assistants WHERE assistant_id = ?1 AND user_id = ?2";
             match tx.execute(sql, params![assistant_id.to_string(), user.as_str()])? {
                 0 => Err(StoreError::NotFound(Entity::Assistant)),
-                _ => Ok(()),
+                _ => delete_documents(tx, assistant_id),
             }
         })
         .await
@@ -305,7 +318,7 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM runs WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM feedback WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM threads WHERE thread_id = ?1", params![id])?;
-            Ok(())
+            delete_documents(tx, thread_id)
         })
         .await
     }
@@ -494,4 +507,71 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn add_document(&self, namespace: Uuid, embedder: &EmbedderId, chunks: &[DocumentChunk]) -> StoreResult<()> {
+        let (embedder, chunks) = (embedder.clone(), chunks.to_vec());
+        self.write(move |tx| {
+            let id = namespace.to_string();
+            let recorded: Option<String> = tx
+                .query_row("SELECT embedder FROM document_indexes WHERE namespace = ?1", params![id], |row| row.get(0))
+                .optional()?;
+            match recorded.map(|text| from_json::<EmbedderId>(&text)).transpose()? {
+                Some(recorded) if recorded != embedder => {
+                    return Err(StoreError::IndexMismatch { recorded, offered: embedder })
+                }
+                Some(_) => {}
+                None => {
+                    let sql = "INSERT INTO document_indexes (namespace, embedder) VALUES (?1, ?2)";
+                    tx.execute(sql, params![id, to_json(&embedder)?])?;
+                }
+            }
+            let next: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM document_chunks WHERE namespace = ?1",
+                params![id],
+                |row| row.get(0),
+            )?;
+            let mut insert =
+                tx.prepare("INSERT INTO document_chunks (namespace, seq, body, vector) VALUES (?1, ?2, ?3, ?4)")?;
+            for (offset, chunk) in chunks.iter().enumerate() {
+                let vector: Vec<u8> = chunk.vector.iter().flat_map(|value| value.to_le_bytes()).collect();
+                let body = DocumentChunk { vector: Vec::new(), ..chunk.clone() };
+                insert.execute(params![id, next + offset as i64, to_json(&body)?, vector])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
+        self.call(move |connection| {
+            let tx = connection.transaction()?;
+            let id = namespace.to_string();
+            let embedder: Option<String> = tx
+                .query_row("SELECT embedder FROM document_indexes WHERE namespace = ?1", params![id], |row| row.get(0))
+                .optional()?;
+            let mut select =
+                tx.prepare("SELECT body, vector FROM document_chunks WHERE namespace = ?1 ORDER BY seq")?;
+            let rows =
+                select.query_map(params![id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+            let mut chunks = Vec::new();
+            for row in rows {
+                let (body, vector) = row?;
+                let mut chunk: DocumentChunk = from_json(&body)?;
+                chunk.vector = vector
+                    .chunks_exact(4)
+                    .map(|bytes| f32::from_le_bytes(bytes.try_into().expect("4 bytes")))
+                    .collect();
+                chunks.push(chunk);
+            }
+            Ok(DocumentIndex { embedder: embedder.map(|text| from_json(&text)).transpose()?, chunks })
+        })
+        .await
+    }
+}
+
+fn delete_documents(tx: &Transaction<'_>, namespace: Uuid) -> StoreResult<()> {
+    let id = namespace.to_string();
+    tx.execute("DELETE FROM document_chunks WHERE namespace = ?1", params![id])?;
+    tx.execute("DELETE FROM document_indexes WHERE namespace = ?1", params![id])?;
+    Ok(())
 }

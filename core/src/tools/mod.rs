@@ -13,6 +13,7 @@ use futures::future::join_all;
 use serde_json::{json, Map, Value};
 
 use crate::config::{Config, ToolSettings};
+use crate::documents::{Library, TOP_K};
 use crate::llm::ToolSpec;
 use crate::model::validate::{FieldError, Loc};
 use crate::model::{Message, ToolStatus};
@@ -88,10 +89,9 @@ impl ToolKind {
         KINDS.iter().find(|entry| entry.3 == Some(name) || entry.2 == name).map(|entry| entry.0)
     }
 
-    /// Whether this build offers the tool: Retrieval waits for file ingestion, and Kay.ai's API
-    /// is not available to build against.
+    /// Whether this build offers the tool: Kay.ai's API is not available to build against.
     pub fn offered(self) -> bool {
-        !matches!(self, ToolKind::Retrieval | ToolKind::SecFilings | ToolKind::PressReleases)
+        !matches!(self, ToolKind::SecFilings | ToolKind::PressReleases)
     }
 
     /// The tools of this build, in the order the assistant form lists them.
@@ -130,7 +130,14 @@ pub struct ConfiguredTool {
 pub struct AgentConfig {
     pub tools: Vec<ConfiguredTool>,
     pub interrupt_before_action: bool,
+    /// What the model is told the Retrieval tool is for.
+    pub retrieval_description: Option<String>,
 }
+
+/// OpenGPTs' default description of the Retrieval tool, in its own words to the model.
+pub const RETRIEVAL_DESCRIPTION: &str = "Can be used to look up information that was uploaded to this assistant.
+If the user is referencing particular files, that is often a good hint that information may be here.
+If the user asks a vague question, they are likely meaning to look up info from this retriever, and you should call it!";
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ToolConfigError {
@@ -189,6 +196,11 @@ impl AgentConfig {
             Some(Value::Bool(flag)) => *flag,
             Some(other) => return Err(ToolConfigError::NotABoolean { key: key.into(), value: other.clone() }),
         };
+        agent.retrieval_description = configurable
+            .get("type==agent/retrieval_description")
+            .and_then(Value::as_str)
+            .filter(|text| !text.trim().is_empty())
+            .map(str::to_string);
         Ok(Some(agent))
     }
 }
@@ -235,6 +247,7 @@ struct ToolboxInner {
     guarded: reqwest::Client,
     guard: UrlGuard,
     settings: ToolSettings,
+    library: Library,
     openai_api_key: Option<crate::config::Secret>,
     openai_base_url: String,
 }
@@ -265,8 +278,17 @@ pub struct BoundTool {
 #[derive(Debug, Clone)]
 enum Call {
     Service(ToolKind),
-    Connery { runner: url::Url, action_id: String },
-    ActionServer { url: url::Url },
+    Connery {
+        runner: url::Url,
+        action_id: String,
+    },
+    /// The files of the run's assistant and thread.
+    Retrieval {
+        namespaces: Vec<uuid::Uuid>,
+    },
+    ActionServer {
+        url: url::Url,
+    },
 }
 
 /// The tools of one run.
@@ -277,7 +299,7 @@ pub struct AgentTools {
 }
 
 impl Toolbox {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, library: Library) -> Self {
         let settings = config.tools.clone();
         let user_agent = concat!("opengpts-serverless/", env!("CARGO_PKG_VERSION"));
         let client = reqwest::Client::builder()
@@ -293,6 +315,7 @@ impl Toolbox {
                 guarded,
                 guard,
                 settings,
+                library,
                 openai_api_key: config.providers.openai_api_key.clone(),
                 openai_base_url: config.providers.openai_base_url.clone(),
             }),
@@ -325,8 +348,6 @@ impl Toolbox {
         let settings = &self.inner.settings;
         let missing = |variable| ToolConfigError::MissingKey { key: key.into(), index, name, variable };
         match tool.kind {
-            // Saved as the UI sends it, so the form keeps working; the model is not offered it.
-            ToolKind::Retrieval => Ok(()),
             ToolKind::SecFilings | ToolKind::PressReleases => {
                 Err(ToolConfigError::NotOffered { key: key.into(), index, name })
             }
@@ -366,9 +387,10 @@ impl Toolbox {
         Ok(url)
     }
 
-    /// The tools a run may call. User-hosted runners are asked for their actions now; one that
+    /// The tools a run may call; Retrieval searches the files of `namespaces` (the run's
+    /// assistant and thread). User-hosted runners are asked for their actions now; one that
     /// cannot be reached fails the run with a message naming it.
-    pub async fn bind(&self, agent: &AgentConfig) -> Result<AgentTools, ToolError> {
+    pub async fn bind(&self, agent: &AgentConfig, namespaces: &[uuid::Uuid]) -> Result<AgentTools, ToolError> {
         let mut tools = Vec::new();
         for tool in agent.tools.iter().filter(|tool| tool.kind.offered()) {
             match tool.kind {
@@ -379,6 +401,21 @@ impl Toolbox {
                 ToolKind::ActionServer => {
                     let url = self.runner_url(tool).map_err(ToolError::Failed)?;
                     tools.extend(actions::action_server_tools(self, &url).await?);
+                }
+                ToolKind::Retrieval => {
+                    let description = agent.retrieval_description.as_deref().unwrap_or(RETRIEVAL_DESCRIPTION);
+                    tools.push(BoundTool {
+                        spec: ToolSpec {
+                            name: "Retriever".into(),
+                            description: description.to_string(),
+                            parameters: json!({
+                                "properties": {"query": {"description": "query to look up in retriever", "type": "string"}},
+                                "required": ["query"],
+                                "type": "object",
+                            }),
+                        },
+                        call: Call::Retrieval { namespaces: namespaces.to_vec() },
+                    })
                 }
                 kind => tools.push(BoundTool { spec: services::spec(kind), call: Call::Service(kind) }),
             }
@@ -451,6 +488,12 @@ impl AgentTools {
             Call::Service(kind) => services::call(&self.toolbox, *kind, args).await,
             Call::Connery { runner, action_id } => actions::run_connery(&self.toolbox, runner, action_id, args).await,
             Call::ActionServer { url } => actions::run_action_server(&self.toolbox, url, args).await,
+            Call::Retrieval { namespaces } => {
+                let found = self.toolbox.inner.library.search(namespaces, query(args)?, TOP_K).await;
+                let found = found.map_err(|error| ToolError::Failed(error.to_string()))?;
+                let texts: Vec<&str> = found.iter().map(|chunk| chunk.text.as_str()).collect();
+                Ok(if texts.is_empty() { "No uploaded file matches the query.".into() } else { texts.join("\n\n") })
+            }
         }
     }
 }
@@ -499,7 +542,12 @@ mod tests {
 
     #[test]
     fn unknown_tools_and_missing_keys_name_what_is_wrong() {
-        let toolbox = Toolbox::new(&Config::defaults());
+        let config = Config::defaults();
+        let library = Library::new(
+            std::sync::Arc::new(crate::store::MemoryStore::new()),
+            std::sync::Arc::new(crate::documents::OfflineEmbedder),
+        );
+        let toolbox = Toolbox::new(&config, library);
         let config = |tools: Value| configurable(json!({"configurable": {"type==agent/tools": tools}}));
         let error = toolbox.check_config(&config(json!([{"type": "python_repl"}]))).unwrap_err().into_field_error();
         assert_eq!(error.loc.last(), Some(&json!(0)));

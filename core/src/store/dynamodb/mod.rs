@@ -32,7 +32,10 @@
 //! - a run's feedback: one Query of its thread's partition for `sk` beginning with `F#<run_id>#`;
 //!   it goes when the thread goes.
 //! - creates and replaces are conditional on the owner: a PUT cannot take over another user's id.
+//! - ingested files: a namespace's partition (`documents.rs`), read with one Query; deleted
+//!   with their assistant or thread.
 
+mod documents;
 mod errors;
 mod messages;
 mod requests;
@@ -53,7 +56,9 @@ pub use table::{TableDefinition, TABLE};
 
 use super::{Entity, Store, StoreError, StoreResult, ThreadView};
 use crate::config::DynamoSettings;
-use crate::model::{Assistant, Feedback, Message, Run, RunStatus, Thread, UserId};
+use crate::model::{
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, UserId,
+};
 use errors::{backend, conditional, sdk_error};
 use requests::CountRequests;
 use table::{assistant_pk, body, key, order_key, owned, s, text, thread_pk, to_json, Item};
@@ -158,14 +163,20 @@ impl DynamoStore {
 
     /// Deletes keys in batches of 25, retrying what DynamoDB leaves unprocessed.
     async fn delete_all(&self, keys: Vec<Item>) -> StoreResult<()> {
-        for chunk in keys.chunks(BATCH_ITEMS) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|key| {
-                    let delete = DeleteRequest::builder().set_key(Some(key.clone())).build().map_err(backend)?;
-                    Ok(WriteRequest::builder().delete_request(delete).build())
-                })
-                .collect::<StoreResult<_>>()?;
+        let requests: Vec<WriteRequest> = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder().set_key(Some(key)).build().map_err(backend)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<StoreResult<_>>()?;
+        self.write_all(requests).await
+    }
+
+    /// Writes in batches of 25, retrying what DynamoDB leaves unprocessed.
+    async fn write_all(&self, writes: Vec<WriteRequest>) -> StoreResult<()> {
+        for chunk in writes.chunks(BATCH_ITEMS) {
+            let mut requests = chunk.to_vec();
             for attempt in 0.. {
                 let output = self
                     .client
@@ -256,7 +267,8 @@ impl Store for DynamoStore {
     }
 
     async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()> {
-        self.delete_owned(key(assistant_pk(assistant_id), "A"), user, Entity::Assistant).await
+        self.delete_owned(key(assistant_pk(assistant_id), "A"), user, Entity::Assistant).await?;
+        self.delete_documents(assistant_id).await
     }
 
     async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
@@ -296,7 +308,8 @@ impl Store for DynamoStore {
             }
             keys.push(key(thread_pk(thread_id), sk));
         }
-        self.delete_all(keys).await
+        self.delete_all(keys).await?;
+        self.delete_documents(thread_id).await
     }
 
     async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {
@@ -350,5 +363,13 @@ impl Store for DynamoStore {
 
     async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>> {
         self.list_feedback(run).await
+    }
+
+    async fn add_document(&self, namespace: Uuid, embedder: &EmbedderId, chunks: &[DocumentChunk]) -> StoreResult<()> {
+        self.put_document(namespace, embedder, chunks).await
+    }
+
+    async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
+        self.read_documents(namespace).await
     }
 }

@@ -1,0 +1,118 @@
+//! `POST /ingest`: files uploaded to an assistant (the bot form) or a thread (the chat box), as
+//! `multipart/form-data` with one or more `files` parts and a `config` part holding
+//! `{"configurable": {"assistant_id": …}}` or `{"configurable": {"thread_id": …}}`. Only the
+//! owner may upload. The answer lists each file's stored chunk ids.
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
+use axum::routing::post;
+use axum::Json;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::auth::User;
+use super::{ApiError, AppState, Routes};
+use crate::documents::{DocumentError, ParseError, UploadedFile};
+use crate::model::validate::{FieldError, Loc};
+use crate::model::UserId;
+use crate::store::{Entity, StoreError};
+
+pub fn routes() -> Routes {
+    // The body is read under MAX_INGEST_BYTES below, not axum's default limit.
+    Routes::default().route("/ingest", post(ingest).layer(DefaultBodyLimit::disable()))
+}
+
+fn invalid(loc: Loc, kind: &'static str, message: impl Into<String>, input: Value) -> ApiError {
+    ApiError::Validation(vec![FieldError::new(kind, &loc, message.into(), &input)])
+}
+
+/// The namespace named by `config`: an assistant or a thread the user owns.
+async fn namespace(state: &AppState, user: &UserId, config: Option<String>) -> Result<Uuid, ApiError> {
+    let loc = Loc::body().key("config");
+    let text = config.ok_or_else(|| invalid(loc.clone(), "missing", "Field required", Value::Null))?;
+    let parsed: Value = serde_json::from_str(&text)
+        .map_err(|error| invalid(loc.clone(), "json_invalid", format!("Invalid JSON: {error}"), json!(text)))?;
+    let configurable = parsed.get("configurable").and_then(Value::as_object).ok_or_else(|| {
+        invalid(
+            loc.key("configurable"),
+            "missing",
+            "Field required: an object with assistant_id or thread_id",
+            parsed.clone(),
+        )
+    })?;
+    let loc = loc.key("configurable");
+    let id =
+        |key: &str| -> Result<Option<Uuid>, ApiError> {
+            match configurable.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => value.as_str().and_then(|text| Uuid::parse_str(text).ok()).map(Some).ok_or_else(|| {
+                    invalid(loc.key(key), "uuid_parsing", "Input should be a valid UUID", value.clone())
+                }),
+            }
+        };
+    match (id("assistant_id")?, id("thread_id")?) {
+        (Some(assistant_id), None) => {
+            let assistant = state.store.get_assistant(user, assistant_id).await?;
+            // A public assistant may be read by all, but only its owner adds files to it.
+            if &assistant.user_id != user {
+                return Err(StoreError::NotFound(Entity::Assistant).into());
+            }
+            Ok(assistant_id)
+        }
+        (None, Some(thread_id)) => Ok(state.store.get_thread(user, thread_id).await?.thread_id),
+        _ => Err(invalid(
+            loc,
+            "value_error",
+            "Exactly one of assistant_id or thread_id must be given",
+            Value::Object(configurable.clone()),
+        )),
+    }
+}
+
+async fn ingest(State(state): State<AppState>, User(user): User, request: Request) -> Result<Json<Value>, ApiError> {
+    let limit = state.config.max_ingest_bytes;
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::TooLarge(format!(
+            "The upload is larger than {limit} bytes (MAX_INGEST_BYTES); send fewer or smaller files"
+        ))
+    })?;
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let mut multipart = Multipart::from_request(request, &state).await.map_err(|rejection| {
+        ApiError::BadRequest(format!("The body must be multipart/form-data: {}", rejection.body_text()))
+    })?;
+    let (mut files, mut config) = (Vec::new(), None);
+    let unreadable = |error: axum::extract::multipart::MultipartError| {
+        ApiError::BadRequest(format!("The multipart body could not be read: {}", error.body_text()))
+    };
+    while let Some(field) = multipart.next_field().await.map_err(unreadable)? {
+        match field.name() {
+            Some("files") => {
+                let name = field.file_name().unwrap_or("upload").to_string();
+                files.push(UploadedFile { name, bytes: field.bytes().await.map_err(unreadable)? });
+            }
+            Some("config") => config = Some(field.text().await.map_err(unreadable)?),
+            _ => {}
+        }
+    }
+    if files.is_empty() {
+        return Err(invalid(Loc::body().key("files"), "missing", "Field required", Value::Null));
+    }
+    let namespace = namespace(&state, &user, config).await?;
+    let ids = state.library.ingest(namespace, files).await?;
+    Ok(Json(json!(ids)))
+}
+
+impl From<DocumentError> for ApiError {
+    fn from(error: DocumentError) -> Self {
+        match error {
+            DocumentError::Parse(error @ ParseError::Unsupported { .. }) => {
+                ApiError::UnsupportedMediaType(error.to_string())
+            }
+            DocumentError::Parse(error) => {
+                invalid(Loc::body().key("files"), "value_error", error.to_string(), Value::Null)
+            }
+            DocumentError::Embeddings(error) => ApiError::BadGateway(error.to_string()),
+            DocumentError::Store(error) => error.into(),
+        }
+    }
+}

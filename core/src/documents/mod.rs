@@ -1,0 +1,121 @@
+//! Files users upload to an assistant or a thread, made searchable: read to text (`parse`),
+//! split into overlapping chunks (`split`), embedded (`embed`), stored through the [`Store`],
+//! and searched (`search`).
+
+mod embed;
+mod parse;
+mod search;
+mod split;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use embed::{embedder_from_config, offline_vector, Embedder, EmbeddingsError, OfflineEmbedder};
+pub use parse::{detect, extract_text, FileKind, ParseError};
+pub use split::{split_text, CHUNK_OVERLAP, CHUNK_SIZE};
+
+use crate::model::{DocumentChunk, EmbedderId};
+use crate::store::{Store, StoreError};
+
+/// How many chunks a search returns, as OpenGPTs' retriever does.
+pub const TOP_K: usize = 4;
+
+/// One uploaded file.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    pub name: String,
+    pub bytes: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DocumentError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Embeddings(#[from] EmbeddingsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The files of every assistant and thread, through one embedder.
+#[derive(Clone)]
+pub struct Library {
+    store: Arc<dyn Store>,
+    embedder: Arc<dyn Embedder>,
+}
+
+impl Library {
+    pub fn new(store: Arc<dyn Store>, embedder: Arc<dyn Embedder>) -> Self {
+        Library { store, embedder }
+    }
+
+    /// Reads, splits and embeds every file, then stores each whole: one list of chunk ids per
+    /// file. A file that cannot be read, or an embedder that fails, fails the request before
+    /// anything is stored.
+    pub async fn ingest(&self, namespace: Uuid, files: Vec<UploadedFile>) -> Result<Vec<Vec<Uuid>>, DocumentError> {
+        let mut prepared = Vec::with_capacity(files.len());
+        for file in files {
+            // Parsing is CPU work; it leaves the async threads free.
+            let texts = tokio::task::spawn_blocking(move || -> Result<(String, Vec<String>), ParseError> {
+                let kind = detect(&file.name, &file.bytes)?;
+                let text = extract_text(&file.name, kind, &file.bytes)?;
+                Ok((file.name, split_text(&text)))
+            })
+            .await
+            .map_err(|error| StoreError::Backend(format!("the file reader stopped: {error}")))??;
+            prepared.push(texts);
+        }
+        // Every file is embedded before any is stored: a failing embedder stores nothing.
+        let mut files = Vec::with_capacity(prepared.len());
+        for (source, texts) in prepared {
+            let vectors = self.embedder.embed(&texts).await?;
+            let file_id = Uuid::new_v4();
+            let chunks: Vec<DocumentChunk> = texts
+                .into_iter()
+                .zip(vectors)
+                .enumerate()
+                .map(|(position, (text, vector))| DocumentChunk {
+                    id: Uuid::new_v4(),
+                    namespace,
+                    file_id,
+                    source: source.clone(),
+                    position: position as u32,
+                    text,
+                    vector,
+                })
+                .collect();
+            files.push(chunks);
+        }
+        let mut answers = Vec::with_capacity(files.len());
+        for chunks in files {
+            let embedder = EmbedderId { name: self.embedder.name(), dimensions: chunks[0].vector.len() };
+            self.store.add_document(namespace, &embedder, &chunks).await?;
+            answers.push(chunks.iter().map(|chunk| chunk.id).collect());
+        }
+        Ok(answers)
+    }
+
+    /// The chunks of these namespaces most like `query`, best first.
+    pub async fn search(
+        &self,
+        namespaces: &[Uuid],
+        query: &str,
+        k: usize,
+    ) -> Result<Vec<DocumentChunk>, DocumentError> {
+        let mut chunks = Vec::new();
+        let query_vector = self.embedder.embed(&[query.to_string()]).await?.pop().unwrap_or_default();
+        let current = EmbedderId { name: self.embedder.name(), dimensions: query_vector.len() };
+        for namespace in namespaces {
+            let index = self.store.documents(*namespace).await?;
+            match index.embedder {
+                Some(recorded) if recorded != current => {
+                    return Err(StoreError::IndexMismatch { recorded, offered: current }.into())
+                }
+                _ => chunks.extend(index.chunks),
+            }
+        }
+        let found = search::top_k(&query_vector, &chunks, k, self.embedder.lexical());
+        Ok(found.into_iter().map(|(_, chunk)| chunk.clone()).collect())
+    }
+}
