@@ -6,6 +6,7 @@
 
 mod agents;
 mod crud;
+mod retrieval;
 mod server;
 mod stats;
 mod streaming;
@@ -32,6 +33,7 @@ async fn main() {
     // --lambda is for scripts/bench.sh, which builds and lists the function zips after this.
     let (crud_requests, stream_repeats_fast, stream_repeats_slow) = if smoke { (50, 2, 1) } else { (4000, 40, 5) };
     let agent_repeats = if smoke { 3 } else { 200 };
+    let (ingest_mb, chunk_counts, searches) = if smoke { (1, [200, 1000], 5) } else { (5, [1_000, 10_000], 100) };
     let binary = api_binary();
     assert!(binary.exists(), "build the api binary first: cargo build --release -p api");
     let data = std::env::temp_dir().join(format!("opengpts-bench-{}", std::process::id()));
@@ -137,6 +139,34 @@ async fn main() {
             "added_per_step_p50_ms": added.p50_ms, "added_per_step_p99_ms": added.p99_ms}));
     }
     report.insert("agent_steps".into(), json!(agent_rows));
+
+    // Files: reading, splitting, embedding (offline) and storing; searching per local store.
+    println!(
+        "\n| store | ingest MB/s (offline embedder) | search, {} chunks: p50 / p99 ms | search, {} chunks: p50 / p99 ms |\n|---|---|---|---|",
+        chunk_counts[0], chunk_counts[1]
+    );
+    let _ = std::fs::create_dir_all(&data);
+    let mut file_rows = Vec::new();
+    for (store_name, store) in retrieval::stores(&data) {
+        let ingested = retrieval::ingest(store.clone(), ingest_mb).await;
+        let small = retrieval::search(store.clone(), chunk_counts[0], searches).await;
+        let large = retrieval::search(store, chunk_counts[1], searches).await;
+        println!(
+            "| {store_name} | {:.1} | {:.2} / {:.2} | {:.2} / {:.2} |",
+            ingested.mb_per_second, small.p50_ms, small.p99_ms, large.p50_ms, large.p99_ms
+        );
+        file_rows.push(json!({"store": store_name, "ingest_mb_per_s": ingested.mb_per_second,
+            "search_chunks": chunk_counts, "search_p50_ms": [small.p50_ms, large.p50_ms], "search_p99_ms": [small.p99_ms, large.p99_ms]}));
+    }
+    let units = |chunks: usize, dimensions: usize| retrieval::dynamodb_read_units(chunks, dimensions);
+    println!(
+        "DynamoDB, one search (a strongly consistent Query of the namespace): {} read units over 1,000 chunks and {} over \
+         10,000 with the offline embedder (1,024 dimensions); {} and {} with 1,536-dimension vectors",
+        units(1_000, 1024), units(10_000, 1024), units(1_000, 1536), units(10_000, 1536)
+    );
+    report.insert("files".into(), json!({"stores": file_rows,
+        "dynamodb_read_units_per_search": {"1000_chunks_1024_dims": units(1_000, 1024), "10000_chunks_1024_dims": units(10_000, 1024),
+            "1000_chunks_1536_dims": units(1_000, 1536), "10000_chunks_1536_dims": units(10_000, 1536)}}));
     let _ = std::fs::remove_dir_all(&data);
     println!("\n{}", serde_json::Value::Object(report));
 }
