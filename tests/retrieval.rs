@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use integration_tests::mock_provider::{openai_embeddings, openai_events, parts, MockProvider, RecordedRequest, Reply};
+use integration_tests::mock_provider::{
+    openai_embeddings, openai_events, parts, titan_embeddings, MockProvider, RecordedRequest, Reply,
+};
 use integration_tests::mock_services::ui_tool;
 use integration_tests::{spawn_app_with, test_config, test_store, SseEvent, TestApp};
 use opengpts::documents::{Library, OfflineEmbedder, UploadedFile};
@@ -340,6 +342,31 @@ async fn the_right_passage_is_found_through_an_openai_compatible_embedder() {
     assert_eq!(requests[0].headers["authorization"], "Bearer sk-embed");
     assert_eq!(requests[0].body["model"], "text-embedding-3-small");
     assert_eq!(requests[0].body["input"].as_array().unwrap().len(), 1, "one chunk per file");
+}
+
+/// Titan through the real AWS SDK client (signed requests, its endpoint override), against a
+/// local server speaking Bedrock's `InvokeModel`.
+#[tokio::test]
+async fn the_right_passage_is_found_through_titan_embeddings_on_bedrock() {
+    assert!(
+        std::env::var("AWS_ACCESS_KEY_ID").is_ok() && std::env::var("AWS_REGION").is_ok(),
+        "AWS_ACCESS_KEY_ID and AWS_REGION are not set: run `make test`, which gives the AWS SDK test credentials"
+    );
+    let bedrock = MockProvider::start(titan_embeddings).await;
+    let vars = [
+        ("EMBEDDINGS_PROVIDER", "bedrock".to_string()),
+        ("EMBEDDINGS_DIMENSIONS", "512".into()),
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", bedrock.base_url.clone()),
+    ];
+    let config = test_config(|name| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.clone()));
+    let library = Library::new(Arc::new(MemoryStore::new()), opengpts::documents::embedder_from_config(&config));
+    check_quality(&library).await;
+    let request = &bedrock.requests()[0];
+    assert_eq!(request.path_and_query, "/model/amazon.titan-embed-text-v2%3A0/invoke");
+    assert!(request.headers["authorization"].to_str().unwrap().starts_with("AWS4-HMAC-SHA256 "), "signed with SigV4");
+    assert_eq!(request.body["dimensions"], 512);
+    assert_eq!(request.body["normalize"], true);
+    assert!(request.body["inputText"].is_string());
 }
 
 #[tokio::test]

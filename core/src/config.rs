@@ -154,9 +154,15 @@ pub struct ProviderConfig {
 /// How ingested files and questions are embedded (`EMBEDDINGS_PROVIDER`).
 #[derive(Debug, Clone)]
 pub struct EmbeddingSettings {
-    /// `offline` (lexical, no network) or `openai` (any OpenAI-compatible `/embeddings`).
+    /// `offline` (lexical, no network), `openai` (any OpenAI-compatible `/embeddings`) or
+    /// `bedrock` (Amazon Titan Text Embeddings through the AWS SDK).
     pub provider: String,
-    pub model: String,
+    /// Unset: `text-embedding-3-small` (openai), `amazon.titan-embed-text-v2:0` (bedrock).
+    pub model: Option<String>,
+    /// Bedrock's Titan v2 embeds in 256, 512 or 1,024 dimensions.
+    pub dimensions: u32,
+    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`: a local Bedrock stand-in; unset: AWS.
+    pub bedrock_endpoint_url: Option<String>,
     /// Defaults to `OPENAI_BASE_URL` and `OPENAI_API_KEY`.
     pub base_url: Option<String>,
     pub api_key: Option<Secret>,
@@ -255,16 +261,20 @@ impl Config {
             max_ingest_bytes: env.parse("MAX_INGEST_BYTES", 4 << 20)?,
             embeddings: EmbeddingSettings {
                 provider: match env.text("EMBEDDINGS_PROVIDER").as_deref().unwrap_or("offline") {
-                    provider @ ("offline" | "openai") => provider.to_string(),
+                    provider @ ("offline" | "openai" | "bedrock") => provider.to_string(),
                     other => {
                         return Err(ConfigError {
                             name: "EMBEDDINGS_PROVIDER",
                             value: other.into(),
-                            reason: "expected offline or openai".into(),
+                            reason: "expected offline, openai or bedrock".into(),
                         })
                     }
                 },
-                model: env.text("EMBEDDINGS_MODEL").unwrap_or_else(|| "text-embedding-3-small".into()),
+                model: env.text("EMBEDDINGS_MODEL"),
+                dimensions: env.parse("EMBEDDINGS_DIMENSIONS", 1024)?,
+                bedrock_endpoint_url: env
+                    .text("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+                    .or_else(|| env.text("AWS_ENDPOINT_URL")),
                 base_url: env.text("EMBEDDINGS_BASE_URL"),
                 api_key: env.secret("EMBEDDINGS_API_KEY"),
             },

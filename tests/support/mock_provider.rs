@@ -311,40 +311,46 @@ pub fn gemini_function_call_events(calls: &[(&str, Value)]) -> Vec<String> {
     vec![format!("data: {body}\r\n\r\n")]
 }
 
-/// OpenAI's `POST /embeddings` answer, as its API reference shows it, for a stand-in model:
-/// each text becomes a normalised bag of its words (without the commonest English ones) hashed
-/// into 256 dimensions. It is no language model, but like one it puts texts that share words
-/// near each other.
-pub fn openai_embeddings(request: &RecordedRequest) -> Reply {
+/// A stand-in embedding model: a text becomes a normalised bag of its words (without the
+/// commonest English ones) hashed into 256 dimensions. It is no language model, but like one it
+/// puts texts that share words near each other.
+pub fn bag_of_words(text: &str) -> Vec<f64> {
     const COMMON: [&str; 24] = [
-        "the", "a", "an", "of", "in", "on", "is", "are", "was", "and", "or", "to", "for", "what", "which", "how",
-        "why", "where", "did", "does", "do", "its", "it", "by",
+        "the", "a", "an", "of", "in", "on", "is", "are", "was", "and", "or", "to", "for", "what", "which",
+        "how", "why", "where", "did", "does", "do", "its", "it", "by",
     ];
+    let mut vector = vec![0f64; 256];
+    let lower = text.to_lowercase();
+    for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty() && !COMMON.contains(w)) {
+        let hash = word.bytes().fold(5381u64, |h, b| h.wrapping_mul(33) ^ u64::from(b));
+        vector[(hash % 256) as usize] += 1.0;
+    }
+    let norm = vector.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-9);
+    vector.iter().map(|v| v / norm).collect()
+}
+
+/// OpenAI's `POST /embeddings` answer, as its API reference shows it, from [`bag_of_words`].
+pub fn openai_embeddings(request: &RecordedRequest) -> Reply {
     let inputs: Vec<String> = match &request.body["input"] {
         Value::String(text) => vec![text.clone()],
         Value::Array(texts) => texts.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        _ => {
-            return Reply::json_error(
-                400,
-                json!({"error": {"message": "'input' is required", "type": "invalid_request_error"}}),
-            )
-        }
+        _ => return Reply::json_error(400, json!({"error": {"message": "'input' is required", "type": "invalid_request_error"}})),
     };
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(index, text)| {
-            let mut vector = vec![0f64; 256];
-            let lower = text.to_lowercase();
-            for word in lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty() && !COMMON.contains(w)) {
-                let hash = word.bytes().fold(5381u64, |h, b| h.wrapping_mul(33) ^ u64::from(b));
-                vector[(hash % 256) as usize] += 1.0;
-            }
-            let norm = vector.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-9);
-            json!({"object": "embedding", "index": index, "embedding": vector.iter().map(|v| v / norm).collect::<Vec<_>>()})
-        })
+        .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": bag_of_words(text)}))
         .collect();
     let tokens: usize = inputs.iter().map(|text| text.split_whitespace().count()).sum();
     Reply::json(json!({"object": "list", "data": data, "model": request.body["model"],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}))
+}
+
+/// Bedrock's `InvokeModel` answer for Amazon Titan Text Embeddings v2 (`POST
+/// /model/{modelId}/invoke`), as its model documentation shows it, from [`bag_of_words`].
+pub fn titan_embeddings(request: &RecordedRequest) -> Reply {
+    let Some(text) = request.body["inputText"].as_str() else {
+        return Reply::json_error(400, json!({"message": "Malformed input request: required key [inputText] not found"}));
+    };
+    Reply::json(json!({"embedding": bag_of_words(text), "inputTextTokenCount": text.split_whitespace().count()}))
 }

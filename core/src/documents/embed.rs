@@ -1,5 +1,6 @@
 //! Embeddings behind one trait, built once per process: an OpenAI-compatible `/embeddings`
-//! endpoint (OpenAI, Azure's compatible endpoint, Ollama, vLLM …), or the offline embedder.
+//! endpoint (OpenAI, Azure's compatible endpoint, Ollama, vLLM …), Amazon Titan Text
+//! Embeddings through Bedrock's `InvokeModel` (IAM credentials, no key), or the offline embedder.
 //!
 //! The offline embedder is lexical, and says so: each word (lower-cased letters and digits) is
 //! hashed to one of 1,024 dimensions with a sign, weighted 1 + ln(count), and the vector is
@@ -123,7 +124,79 @@ impl Embedder for OpenAiEmbedder {
     }
 }
 
-/// The embedder `EMBEDDINGS_PROVIDER` names: `offline` (the default) or `openai`.
+/// Amazon Titan Text Embeddings (v2) through Bedrock's `InvokeModel`: one text a request, a
+/// few at once. The client is made on first use, with the function's IAM role and region.
+pub struct BedrockEmbedder {
+    client: tokio::sync::OnceCell<aws_sdk_bedrockruntime::Client>,
+    endpoint_url: Option<String>,
+    model: String,
+    dimensions: u32,
+}
+
+impl BedrockEmbedder {
+    async fn client(&self) -> &aws_sdk_bedrockruntime::Client {
+        self.client
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+                if let Some(endpoint) = &self.endpoint_url {
+                    loader = loader.endpoint_url(endpoint);
+                }
+                aws_sdk_bedrockruntime::Client::new(&loader.load().await)
+            })
+            .await
+    }
+
+    async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbeddingsError> {
+        let body = json!({"inputText": text, "dimensions": self.dimensions, "normalize": true});
+        let output = self
+            .client()
+            .await
+            .invoke_model()
+            .model_id(&self.model)
+            .content_type("application/json")
+            .accept("application/json")
+            .body(aws_sdk_bedrockruntime::primitives::Blob::new(body.to_string()))
+            .send()
+            .await
+            .map_err(|error| {
+                let reason = match error.as_service_error() {
+                    Some(service) => service.to_string(),
+                    None => aws_sdk_bedrockruntime::error::DisplayErrorContext(&error).to_string(),
+                };
+                EmbeddingsError(format!("Bedrock {}: {reason}", self.model))
+            })?;
+        let answer: Value = serde_json::from_slice(output.body().as_ref())
+            .map_err(|error| EmbeddingsError(format!("Bedrock sent something that is not JSON: {error}")))?;
+        let vector: Vec<f32> = answer
+            .get("embedding")
+            .and_then(Value::as_array)
+            .map(|values| values.iter().filter_map(Value::as_f64).map(|value| value as f32).collect())
+            .unwrap_or_default();
+        if vector.is_empty() {
+            return Err(EmbeddingsError("Bedrock answered without an embedding".into()));
+        }
+        Ok(vector)
+    }
+}
+
+#[async_trait]
+impl Embedder for BedrockEmbedder {
+    fn name(&self) -> String {
+        format!("bedrock:{}", self.model)
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingsError> {
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(8) {
+            for vector in futures::future::join_all(batch.iter().map(|text| self.embed_one(text))).await {
+                vectors.push(vector?);
+            }
+        }
+        Ok(vectors)
+    }
+}
+
+/// The embedder `EMBEDDINGS_PROVIDER` names: `offline` (the default), `openai` or `bedrock`.
 pub fn embedder_from_config(config: &Config) -> std::sync::Arc<dyn Embedder> {
     let settings = &config.embeddings;
     match settings.provider.as_str() {
@@ -135,7 +208,13 @@ pub fn embedder_from_config(config: &Config) -> std::sync::Arc<dyn Embedder> {
                 .unwrap_or_default(),
             base_url: settings.base_url.clone().unwrap_or_else(|| config.providers.openai_base_url.clone()),
             api_key: settings.api_key.clone().or_else(|| config.providers.openai_api_key.clone()),
-            model: settings.model.clone(),
+            model: settings.model.clone().unwrap_or_else(|| "text-embedding-3-small".into()),
+        }),
+        "bedrock" => std::sync::Arc::new(BedrockEmbedder {
+            client: tokio::sync::OnceCell::new(),
+            endpoint_url: settings.bedrock_endpoint_url.clone(),
+            model: settings.model.clone().unwrap_or_else(|| "amazon.titan-embed-text-v2:0".into()),
+            dimensions: settings.dimensions,
         }),
         _ => std::sync::Arc::new(OfflineEmbedder),
     }
