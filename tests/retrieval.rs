@@ -251,6 +251,27 @@ async fn bad_uploads_get_clear_errors_and_store_nothing() {
     assert_eq!(response.status(), 400, "not multipart");
 }
 
+/// The seed UI saves a new assistant and uploads its files at once: the upload may come first.
+#[tokio::test]
+async fn an_upload_that_arrives_before_its_assistant_waits_for_it() {
+    let app = Arc::new(app().await);
+    let user = "racing-user";
+    let assistant_id = Uuid::new_v4().to_string();
+    let upload = {
+        let (app, id) = (app.clone(), assistant_id.clone());
+        tokio::spawn(async move {
+            ingest(&app, user, &[("notes.txt", "text/plain", NOTES.as_bytes())], for_assistant(&id)).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let body = json!({"name": "Seed Retrieval Bot", "config": rag()["configurable"].clone().as_object().map(|c| json!({"configurable": c})), "public": false});
+    let (status, _) = app.put(&format!("/assistants/{assistant_id}"), user, body).await;
+    assert_eq!(status, 200);
+    let (status, ids) = upload.await.unwrap();
+    assert_eq!(status, 200, "{ids}");
+    assert!(chunks_of(&app, user, &assistant_id, "secret code word").await[0].contains("PAPAYA-42"));
+}
+
 #[tokio::test]
 async fn only_the_owner_adds_files_and_no_one_else_finds_them() {
     let app = app().await;

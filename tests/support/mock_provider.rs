@@ -316,8 +316,8 @@ pub fn gemini_function_call_events(calls: &[(&str, Value)]) -> Vec<String> {
 /// puts texts that share words near each other.
 pub fn bag_of_words(text: &str) -> Vec<f64> {
     const COMMON: [&str; 24] = [
-        "the", "a", "an", "of", "in", "on", "is", "are", "was", "and", "or", "to", "for", "what", "which",
-        "how", "why", "where", "did", "does", "do", "its", "it", "by",
+        "the", "a", "an", "of", "in", "on", "is", "are", "was", "and", "or", "to", "for", "what", "which", "how",
+        "why", "where", "did", "does", "do", "its", "it", "by",
     ];
     let mut vector = vec![0f64; 256];
     let lower = text.to_lowercase();
@@ -334,7 +334,12 @@ pub fn openai_embeddings(request: &RecordedRequest) -> Reply {
     let inputs: Vec<String> = match &request.body["input"] {
         Value::String(text) => vec![text.clone()],
         Value::Array(texts) => texts.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-        _ => return Reply::json_error(400, json!({"error": {"message": "'input' is required", "type": "invalid_request_error"}})),
+        _ => {
+            return Reply::json_error(
+                400,
+                json!({"error": {"message": "'input' is required", "type": "invalid_request_error"}}),
+            )
+        }
     };
     let data: Vec<Value> = inputs
         .iter()
@@ -350,7 +355,10 @@ pub fn openai_embeddings(request: &RecordedRequest) -> Reply {
 /// /model/{modelId}/invoke`), as its model documentation shows it, from [`bag_of_words`].
 pub fn titan_embeddings(request: &RecordedRequest) -> Reply {
     let Some(text) = request.body["inputText"].as_str() else {
-        return Reply::json_error(400, json!({"message": "Malformed input request: required key [inputText] not found"}));
+        return Reply::json_error(
+            400,
+            json!({"message": "Malformed input request: required key [inputText] not found"}),
+        );
     };
     Reply::json(json!({"embedding": bag_of_words(text), "inputTextTokenCount": text.split_whitespace().count()}))
 }

@@ -51,7 +51,7 @@ async fn namespace(state: &AppState, user: &UserId, config: Option<String>) -> R
         };
     match (id("assistant_id")?, id("thread_id")?) {
         (Some(assistant_id), None) => {
-            let assistant = state.store.get_assistant(user, assistant_id).await?;
+            let assistant = assistant_when_saved(state, user, assistant_id).await?;
             // A public assistant may be read by all, but only its owner adds files to it.
             if &assistant.user_id != user {
                 return Err(StoreError::NotFound(Entity::Assistant).into());
@@ -65,6 +65,27 @@ async fn namespace(state: &AppState, user: &UserId, config: Option<String>) -> R
             "Exactly one of assistant_id or thread_id must be given",
             Value::Object(configurable.clone()),
         )),
+    }
+}
+
+/// How long an upload waits for its assistant to be saved.
+const ASSISTANT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The assistant, waiting a little for it to appear: the seed UI saves a new assistant (a PUT to
+/// an id it made) and uploads its files at the same moment, so the upload may come first.
+async fn assistant_when_saved(
+    state: &AppState,
+    user: &UserId,
+    assistant_id: Uuid,
+) -> Result<crate::model::Assistant, StoreError> {
+    let deadline = tokio::time::Instant::now() + ASSISTANT_WAIT;
+    loop {
+        match state.store.get_assistant(user, assistant_id).await {
+            Err(StoreError::NotFound(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            found => return found,
+        }
     }
 }
 

@@ -21,7 +21,8 @@ pub fn top_k<'a>(query: &[f32], chunks: &'a [DocumentChunk], k: usize, lexical: 
     } else {
         vec![1.0; dimensions]
     };
-    let weighted_norm = |vector: &[f32]| vector.iter().zip(&squared_weights).map(|(v, w)| v * v * w).sum::<f32>().sqrt();
+    let weighted_norm =
+        |vector: &[f32]| vector.iter().zip(&squared_weights).map(|(v, w)| v * v * w).sum::<f32>().sqrt();
     let query_norm = weighted_norm(query);
     let mut scored: Vec<(f32, &DocumentChunk)> = comparable()
         .map(|chunk| {
