@@ -47,7 +47,9 @@ WATCH_PORT=
 for _ in 1 2 3 4 5; do
   port=$((20000 + RANDOM % 40000))
   # Wikipedia at a closed port: agents' tool calls there fail, which the functions must survive.
+  # Large uploads go to a bucket of the moto emulator, which serves S3 too.
   STORE=sqlite SQLITE_PATH="$WORK/lambda.sqlite3" OFFLINE_TOKEN_DELAY_MS=30 WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php \
+    UPLOAD_BUCKET=lambda-uploads AWS_ENDPOINT_URL_S3="$DYNAMODB_TEST_ENDPOINT" \
     RUN_WORKER_FUNCTION=run-worker AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" \
     cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" >"$WORK/watch.log" 2>&1 &
   pid=$!

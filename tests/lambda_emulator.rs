@@ -119,3 +119,24 @@ async fn files_uploaded_through_the_ingest_function_are_found_by_a_rag_bot() {
     let answer = state["values"][3]["content"].as_str().unwrap();
     assert!(answer.contains("PAPAYA-42"), "{state}");
 }
+
+/// A file too large for a request: the `ingest` function signs the URL, the file goes to the
+/// (emulated) bucket, and the bucket's event, sent to `ingest-worker` through the Lambda Invoke
+/// API as S3 would send it, reads it.
+#[tokio::test]
+async fn large_files_are_read_by_the_ingest_worker_function() {
+    let app = emulator();
+    let user = "upload-lambda-user";
+    let config = json!({"configurable": {"type": "chat_retrieval", "type==chat_retrieval/llm_type": "Offline"}});
+    let assistant_id = app.assistant(user, config, false).await;
+    let manual = "The moon base is called Tranquility.\n".repeat(50);
+    let for_assistant = json!({"configurable": {"assistant_id": assistant_id}});
+    let (upload_id, key) = crate::uploads::upload(&app, user, for_assistant, "manual.txt", manual.as_bytes()).await;
+    let invoke = format!("{}/2015-03-31/functions/ingest-worker/invocations", app.base);
+    let event = crate::uploads::object_created("lambda-uploads", &key);
+    let response = app.client.post(invoke).json(&event).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let (_, outcome) = app.get(&format!("/ingest/uploads/{upload_id}"), user).await;
+    assert_eq!(outcome["status"], "done", "{outcome}");
+    assert!(outcome["ids"].as_array().unwrap().len() >= 2, "{outcome}");
+}

@@ -23,4 +23,5 @@ mod runs_stream;
 mod store_contract;
 mod template;
 mod tools;
+mod uploads;
 mod walkthrough;

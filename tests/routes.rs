@@ -196,10 +196,11 @@ fn each_function_binary_exists_and_serves_its_own_routes() {
         .unwrap()
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
-    // Beside the HTTP functions: `run-worker` (background runs) and `api` (every route at once,
-    // the Function URL deployment).
+    // Beside the HTTP functions: `run-worker` (background runs), `ingest-worker` (files uploaded
+    // to S3) and `api` (every route at once, the Function URL deployment).
     let mut expected: BTreeSet<String> = Function::ALL.iter().map(|function| function.binary().to_string()).collect();
     expected.insert("run-worker".into());
+    expected.insert("ingest-worker".into());
     expected.insert("api".into());
     let template: serde_yaml::Value = serde_yaml::from_str(&repository_file("template.yaml")).unwrap();
     let deployed: BTreeSet<String> = template["Resources"]

@@ -88,6 +88,8 @@ pub struct Config {
     pub embeddings: EmbeddingSettings,
     /// The largest `/ingest` body: its files together, as uploaded.
     pub max_ingest_bytes: usize,
+    /// Where files too large for a request go, through presigned URLs (`/ingest/uploads`).
+    pub uploads: Option<UploadSettings>,
     /// The most steps (model calls and tool rounds) an agent run may take (`config.recursion_limit`
     /// overrides it per run).
     pub recursion_limit: u32,
@@ -149,6 +151,18 @@ pub struct ProviderConfig {
     /// Model ids, overridable per OpenGPTs model name.
     pub model_ids: ModelIds,
     pub request_timeout: Duration,
+}
+
+/// The S3 bucket for large uploads (`UPLOAD_BUCKET`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSettings {
+    pub bucket: String,
+    /// An emulator's URL (moto, LocalStack); `None` for AWS itself.
+    pub endpoint_url: Option<String>,
+    /// Create the bucket when it is missing: the default against an emulator.
+    pub create_bucket: bool,
+    /// The largest file one presigned URL accepts.
+    pub max_bytes: u64,
 }
 
 /// How ingested files and questions are embedded (`EMBEDDINGS_PROVIDER`).
@@ -259,6 +273,18 @@ impl Config {
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
             recursion_limit: env.parse("RECURSION_LIMIT", 25)?,
             max_ingest_bytes: env.parse("MAX_INGEST_BYTES", 4 << 20)?,
+            uploads: match env.text("UPLOAD_BUCKET") {
+                None => None,
+                Some(bucket) => {
+                    let endpoint_url = env.text("AWS_ENDPOINT_URL_S3").or_else(|| env.text("AWS_ENDPOINT_URL"));
+                    Some(UploadSettings {
+                        bucket,
+                        create_bucket: env.parse("UPLOAD_BUCKET_CREATE", endpoint_url.is_some())?,
+                        endpoint_url,
+                        max_bytes: env.parse("MAX_UPLOAD_BYTES", 100 << 20)?,
+                    })
+                }
+            },
             embeddings: EmbeddingSettings {
                 provider: match env.text("EMBEDDINGS_PROVIDER").as_deref().unwrap_or("offline") {
                     provider @ ("offline" | "openai" | "bedrock") => provider.to_string(),

@@ -3,34 +3,47 @@
 //! `{"configurable": {"assistant_id": …}}` or `{"configurable": {"thread_id": …}}`. Only the
 //! owner may upload. The answer lists each file's stored chunk ids.
 
+use axum::extract::Path;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Json;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth::User;
+use super::extract::{path_id, JsonBody};
 use super::{ApiError, AppState, Routes};
+use crate::documents::uploads::{UploadError, UploadOutcome, Uploads};
 use crate::documents::{DocumentError, ParseError, UploadedFile};
 use crate::model::validate::{FieldError, Loc};
+use crate::model::validate::{FieldErrors, FromJson, ObjectReader};
 use crate::model::UserId;
 use crate::store::{Entity, StoreError};
 
 pub fn routes() -> Routes {
-    // The body is read under MAX_INGEST_BYTES below, not axum's default limit.
-    Routes::default().route("/ingest", post(ingest).layer(DefaultBodyLimit::disable()))
+    Routes::default()
+        // The body is read under MAX_INGEST_BYTES below, not axum's default limit.
+        .route("/ingest", post(ingest).layer(DefaultBodyLimit::disable()))
+        .route("/ingest/uploads", post(start_upload))
+        .route("/ingest/uploads/{upload_id}", get(upload_status))
 }
 
 fn invalid(loc: Loc, kind: &'static str, message: impl Into<String>, input: Value) -> ApiError {
     ApiError::Validation(vec![FieldError::new(kind, &loc, message.into(), &input)])
 }
 
-/// The namespace named by `config`: an assistant or a thread the user owns.
+/// The namespace named by `config` (JSON text, as multipart carries it).
 async fn namespace(state: &AppState, user: &UserId, config: Option<String>) -> Result<Uuid, ApiError> {
     let loc = Loc::body().key("config");
     let text = config.ok_or_else(|| invalid(loc.clone(), "missing", "Field required", Value::Null))?;
     let parsed: Value = serde_json::from_str(&text)
         .map_err(|error| invalid(loc.clone(), "json_invalid", format!("Invalid JSON: {error}"), json!(text)))?;
+    owned_namespace(state, user, &parsed).await
+}
+
+/// An assistant or a thread the user owns, named by `config.configurable`.
+async fn owned_namespace(state: &AppState, user: &UserId, parsed: &Value) -> Result<Uuid, ApiError> {
+    let loc = Loc::body().key("config");
     let configurable = parsed.get("configurable").and_then(Value::as_object).ok_or_else(|| {
         invalid(
             loc.key("configurable"),
@@ -134,6 +147,77 @@ impl From<DocumentError> for ApiError {
             }
             DocumentError::Embeddings(error) => ApiError::BadGateway(error.to_string()),
             DocumentError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// The body of `POST /ingest/uploads`: which file, how large, and for whom.
+pub struct UploadRequest {
+    config: Value,
+    file_name: String,
+    size: u64,
+}
+
+impl FromJson for UploadRequest {
+    fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
+        let mut fields = ObjectReader::new(value, loc)?;
+        let config = fields.required::<serde_json::Map<String, Value>>("config").map(Value::Object);
+        let file_name = fields.required::<String>("file_name");
+        let size = fields.required::<u64>("size");
+        fields.finish(|| Some(UploadRequest { config: config?, file_name: file_name?, size: size? }))
+    }
+}
+
+fn uploads(state: &AppState) -> Result<&Uploads, ApiError> {
+    state.uploads.as_deref().ok_or_else(|| {
+        ApiError::BadRequest(
+            "This server takes no uploads through S3 (UPLOAD_BUCKET is not set): send files to POST /ingest".into(),
+        )
+    })
+}
+
+/// A presigned URL for one file too large for `/ingest`; its ingestion runs once S3 has it.
+async fn start_upload(
+    State(state): State<AppState>,
+    User(user): User,
+    JsonBody(request): JsonBody<UploadRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let uploads = uploads(&state)?;
+    // A type that cannot be read is refused now, not after the upload.
+    if let Err(error @ ParseError::Unsupported { .. }) = crate::documents::detect(&request.file_name, b"?") {
+        return Err(ApiError::UnsupportedMediaType(error.to_string()));
+    }
+    let namespace = owned_namespace(&state, &user, &request.config).await?;
+    let upload = uploads.presign(namespace, &request.file_name, request.size).await?;
+    Ok(Json(json!(upload)))
+}
+
+async fn upload_status(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(upload_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let upload_id = path_id(&upload_id, "upload_id")?;
+    let outcome = uploads(&state)?.outcome(upload_id).await?;
+    // A finished upload is shown to the owner of its assistant or thread only.
+    if let UploadOutcome::Done { namespace, .. } | UploadOutcome::Failed { namespace, .. } = &outcome {
+        let owns_assistant = matches!(state.store.get_assistant(&user, *namespace).await, Ok(a) if a.user_id == user);
+        if !owns_assistant && state.store.get_thread(&user, *namespace).await.is_err() {
+            return Err(ApiError::NotFound(Entity::Upload));
+        }
+    }
+    Ok(Json(json!(outcome)))
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::TooLarge { .. } => ApiError::TooLarge(error.to_string()),
+            UploadError::ForeignKey(_) => ApiError::BadRequest(error.to_string()),
+            UploadError::S3(reason) => {
+                tracing::error!(%reason, "the upload bucket failed");
+                ApiError::BadGateway("The upload bucket could not be reached; try again".into())
+            }
         }
     }
 }

@@ -28,6 +28,7 @@ pub use auth::{Authenticator, CookieAuth, User};
 pub use error::ApiError;
 
 use crate::config::{AuthConfig, Config, ConfigError};
+use crate::documents::uploads::Uploads;
 use crate::documents::{embedder_from_config, Library};
 use crate::llm::ModelCatalog;
 use crate::runs::{BackgroundDispatch, InProcessDispatch, RunEngine};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub models: Arc<ModelCatalog>,
     pub tools: Toolbox,
     pub library: Library,
+    /// Large files through presigned S3 URLs, when `UPLOAD_BUCKET` is set.
+    pub uploads: Option<Arc<Uploads>>,
     pub runs: RunEngine,
 }
 
@@ -74,7 +77,8 @@ impl AppState {
             }
             AuthConfig::JwtOidc { jwt } => Arc::new(jwt::OidcJwt::new(jwt.clone())),
         };
-        Ok(AppState { config, store, auth, models, tools, library, runs })
+        let uploads = config.uploads.clone().map(|settings| Arc::new(Uploads::new(settings)));
+        Ok(AppState { config, store, auth, models, tools, library, uploads, runs })
     }
 }
 

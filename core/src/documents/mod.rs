@@ -6,6 +6,7 @@ mod embed;
 mod parse;
 mod search;
 mod split;
+pub mod uploads;
 
 use std::sync::Arc;
 

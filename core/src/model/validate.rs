@@ -84,6 +84,14 @@ impl FromJson for bool {
     }
 }
 
+impl FromJson for u64 {
+    fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
+        value
+            .as_u64()
+            .ok_or_else(|| vec![FieldError::new("int_type", loc, "Input should be a whole number, 0 or more", value)])
+    }
+}
+
 impl FromJson for Map<String, Value> {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
         match value {

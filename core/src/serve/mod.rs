@@ -145,6 +145,21 @@ pub async fn lambda(function: Function) -> Result<(), Error> {
     }
 }
 
+/// `functions/ingest-worker`: reads the files S3 reports uploaded (object-created events).
+pub async fn ingest_worker() -> Result<(), Error> {
+    logging::init();
+    let state = state_from_env().await?;
+    let uploads = state.uploads.clone().ok_or("the ingest worker needs UPLOAD_BUCKET")?;
+    let library = state.library.clone();
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(
+        move |event: lambda_http::LambdaEvent<serde_json::Value>| {
+            let (uploads, library) = (uploads.clone(), library.clone());
+            async move { uploads.handle_event(&library, &event.payload).await.map_err(Error::from) }
+        },
+    ))
+    .await
+}
+
 /// `functions/run-worker`: executes the background runs that `runs` hands over.
 pub async fn run_worker() -> Result<(), Error> {
     logging::init();

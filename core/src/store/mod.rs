@@ -24,6 +24,7 @@ pub enum Entity {
     Assistant,
     Thread,
     Run,
+    Upload,
 }
 
 impl std::fmt::Display for Entity {
@@ -32,6 +33,7 @@ impl std::fmt::Display for Entity {
             Entity::Assistant => "Assistant",
             Entity::Thread => "Thread",
             Entity::Run => "Run",
+            Entity::Upload => "Upload",
         })
     }
 }
