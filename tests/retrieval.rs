@@ -390,6 +390,42 @@ async fn the_right_passage_is_found_through_titan_embeddings_on_bedrock() {
     assert!(request.body["inputText"].is_string());
 }
 
+/// The embedder fails on the second file: the first, already embedded, is not stored either.
+#[tokio::test]
+async fn an_embedder_failing_part_way_stores_nothing() {
+    let embeddings = MockProvider::start(|request: &RecordedRequest| {
+        if request.body["input"].to_string().contains("FAILS") {
+            Reply::json_error(500, json!({"error": {"message": "The server had an error", "type": "server_error"}}))
+        } else {
+            openai_embeddings(request)
+        }
+    })
+    .await;
+    let base = format!("{}/v1", embeddings.base_url);
+    let app = spawn_app_with(
+        test_config(move |name| match name {
+            "EMBEDDINGS_PROVIDER" => Some("openai".into()),
+            "OPENAI_API_KEY" => Some("sk".into()),
+            "OPENAI_BASE_URL" => Some(base.clone()),
+            _ => None,
+        }),
+        test_store().await,
+    )
+    .await;
+    let user = "half-user";
+    let assistant_id = app.assistant(user, rag(), false).await;
+    let files: [(&str, &str, &[u8]); 2] =
+        [("first.txt", "text/plain", b"The first file says KIWI."), ("second.txt", "text/plain", b"This one FAILS.")];
+    let (status, answer) = ingest(&app, user, &files, for_assistant(&assistant_id)).await;
+    assert_eq!(status, 502, "{answer}");
+    assert!(answer["detail"].as_str().unwrap().contains("The server had an error"), "{answer}");
+    assert_eq!(embeddings.requests().len(), 2, "both files were sent to be embedded");
+    let (status, _) = ingest(&app, user, &[("third.txt", "text/plain", b"LIME")], for_assistant(&assistant_id)).await;
+    assert_eq!(status, 200);
+    let found = chunks_of(&app, user, &assistant_id, "KIWI first").await;
+    assert_eq!(found, ["LIME"], "only the later file was stored");
+}
+
 #[tokio::test]
 async fn a_change_of_embedder_is_a_clear_error() {
     let embeddings = MockProvider::start(openai_embeddings).await;
