@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use integration_tests::mock_provider::{
-    anthropic_events, anthropic_tool_use_events, gemini_events, gemini_function_call_events, openai_events,
-    openai_tool_call_events, parts, MockProvider, RecordedRequest, Reply,
+    anthropic_events, anthropic_tool_use_events, bedrock_converse_events, gemini_events, gemini_function_call_events,
+    openai_events, openai_tool_call_events, parts, MockProvider, RecordedRequest, Reply,
 };
 use integration_tests::mock_services::{self, query_param, tool_vars, ui_tool};
 use integration_tests::{spawn_app_with, test_config, test_store, SseEvent, TestApp};
@@ -155,11 +155,27 @@ fn scripted(provider: &'static str) -> impl Fn(&RecordedRequest) -> Reply + Send
                 .as_array()
                 .and_then(|m| m.last())
                 .is_some_and(|m| m["content"][0]["type"] == "tool_result"),
+            "bedrock" => body["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .is_some_and(|m| m["content"][0].get("toolResult").is_some()),
             _ => body["contents"]
                 .as_array()
                 .and_then(|c| c.last())
                 .is_some_and(|c| c["parts"][0].get("functionResponse").is_some()),
         };
+        match (provider, tool_answered) {
+            ("bedrock", false) => {
+                return Reply::eventstream(bedrock_converse_events(
+                    &[],
+                    &[("tooluse_1", "wikipedia", r#"{"query": "the moon"}"#)],
+                ))
+            }
+            ("bedrock", true) => {
+                return Reply::eventstream(bedrock_converse_events(&["Based", " on", " the", " tool"], &[]))
+            }
+            _ => {}
+        }
         let events = match (provider, tool_answered) {
             ("openai", false) => openai_tool_call_events(&[("call_Ab3", "wikipedia", r#"{"query":"the moon"}"#)]),
             ("openai", true) => openai_events(&["Based", " on", " the", " tool"]),
@@ -177,7 +193,13 @@ fn scripted(provider: &'static str) -> impl Fn(&RecordedRequest) -> Reply + Send
 #[tokio::test]
 async fn every_provider_speaks_its_own_tool_protocol() {
     let services = mock_services::start().await;
-    for (provider, model) in [("openai", "GPT 4o"), ("anthropic", "Claude 2"), ("gemini", "GEMINI")] {
+    let providers = [
+        ("openai", "GPT 4o"),
+        ("anthropic", "Claude 2"),
+        ("gemini", "GEMINI"),
+        ("bedrock", "Claude 2 (Amazon Bedrock)"),
+    ];
+    for (provider, model) in providers {
         let llm = MockProvider::start(scripted(provider)).await;
         let mut vars = tool_vars(&services);
         vars.extend([
@@ -187,6 +209,8 @@ async fn every_provider_speaks_its_own_tool_protocol() {
             ("ANTHROPIC_BASE_URL", llm.base_url.clone()),
             ("GEMINI_API_KEY", "gm".into()),
             ("GEMINI_BASE_URL", llm.base_url.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", llm.base_url.clone()),
         ]);
         let app = app(vars).await;
         let (_, thread_id) = app.thread("provider-user", agent(model, wikipedia(), false)).await;
@@ -245,6 +269,18 @@ async fn every_provider_speaks_its_own_tool_protocol() {
                     messages[n - 1],
                     json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01A", "content": content, "is_error": false}]})
                 );
+            }
+            "bedrock" => {
+                let spec = &first["toolConfig"]["tools"][0]["toolSpec"];
+                assert_eq!(spec["name"], "wikipedia");
+                assert_eq!(spec["inputSchema"]["json"]["required"], json!(["query"]));
+                let messages = second["messages"].as_array().unwrap();
+                let n = messages.len();
+                let asked =
+                    json!({"toolUse": {"toolUseId": "tooluse_1", "name": "wikipedia", "input": {"query": "the moon"}}});
+                assert_eq!(messages[n - 2], json!({"role": "assistant", "content": [asked]}));
+                let answered = json!({"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": content}], "status": "success"}});
+                assert_eq!(messages[n - 1], json!({"role": "user", "content": [answered]}));
             }
             _ => {
                 assert_eq!(first["tools"][0]["functionDeclarations"][0]["name"], "wikipedia");

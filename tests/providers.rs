@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use integration_tests::mock_provider::{
-    anthropic_events, gemini_events, last_user_text, openai_events, parts, split_parts, MockProvider, Part, Reply,
+    anthropic_events, bedrock_converse_events, eventstream_frame, gemini_events, last_user_text, openai_events, parts,
+    split_parts, MockProvider, Part, Reply,
 };
 use integration_tests::test_config;
 use opengpts::llm::{ChatRequest, Chunk, LlmError, ModelCatalog, ResolvedModel};
@@ -315,4 +316,77 @@ async fn gemini_safety_blocks_and_errors_are_clear() {
         chunks[0].as_ref().unwrap_err().to_string(),
         "gemini answered HTTP 400: API key not valid. Please pass a valid API key."
     );
+}
+
+/// Bedrock goes through the AWS SDK, which signs with the environment's credentials.
+fn bedrock(mock: &MockProvider) -> Vec<(&'static str, String)> {
+    assert!(
+        std::env::var("AWS_ACCESS_KEY_ID").is_ok(),
+        "AWS_ACCESS_KEY_ID is not set: run `make test`, which gives the AWS SDK test credentials"
+    );
+    vec![
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", mock.base_url.clone()),
+        ("OFFLINE_FALLBACK", "false".into()),
+    ]
+}
+
+const BEDROCK: fn() -> Value = || json!({"agent_type": "Claude 2 (Amazon Bedrock)", "system_message": "Be brief"});
+
+#[tokio::test]
+async fn bedrock_converse_stream_through_the_aws_sdk() {
+    let mock = MockProvider::start(|_| Reply::eventstream(bedrock_converse_events(&["Hel", "lo", "!"], &[]))).await;
+    let resolved = model(bedrock(&mock), BEDROCK());
+    assert_eq!(
+        (resolved.model.provider(), resolved.model_id.as_str()),
+        ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0")
+    );
+    let chunks = run(&resolved).await;
+    assert_eq!(texts(&chunks), "Hello!");
+    let tail: Vec<&Chunk> =
+        chunks.iter().filter_map(|c| c.as_ref().ok()).filter(|c| !matches!(c, Chunk::Text(_))).collect();
+    assert_eq!(tail, [&Chunk::Finish { reason: "stop".into() }, &Chunk::Usage { input_tokens: 30, output_tokens: 3 }]);
+
+    let request = &mock.requests()[0];
+    assert_eq!(request.path_and_query, "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream");
+    assert!(request.headers["authorization"].to_str().unwrap().starts_with("AWS4-HMAC-SHA256 "), "signed with SigV4");
+    assert_eq!(request.body["system"], json!([{"text": "Be brief"}]));
+    assert_eq!(request.body["inferenceConfig"]["maxTokens"], 321);
+    assert_eq!(request.body["messages"][0], json!({"role": "user", "content": [{"text": "hi"}]}));
+    assert_eq!(request.body["messages"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn bedrock_throttling_and_validation_errors_are_clear() {
+    let throttled = MockProvider::start(|_| Reply {
+        status: 429,
+        headers: vec![("content-type", "application/json".into()), ("x-amzn-errortype", "ThrottlingException".into())],
+        parts: vec![Part::now(r#"{"message":"Too many requests, please wait before trying again."}"#)],
+    })
+    .await;
+    let chunks = run(&model(bedrock(&throttled), BEDROCK())).await;
+    let error = chunks[0].as_ref().unwrap_err();
+    assert_eq!(error.status_code(), 429, "{error}");
+    assert!(error.to_string().contains("ThrottlingException: Too many requests"), "{error}");
+
+    let invalid = MockProvider::start(|_| Reply {
+        status: 400,
+        headers: vec![("content-type", "application/json".into()), ("x-amzn-errortype", "ValidationException".into())],
+        parts: vec![Part::now(r#"{"message":"The provided model identifier is invalid."}"#)],
+    })
+    .await;
+    let chunks = run(&model(bedrock(&invalid), BEDROCK())).await;
+    let error = chunks[0].as_ref().unwrap_err().to_string();
+    assert_eq!(error, "bedrock answered HTTP 400: ValidationException: The provided model identifier is invalid.");
+
+    let mid_stream = MockProvider::start(|_| {
+        let mut frames = bedrock_converse_events(&["part"], &[]);
+        frames.insert(2, eventstream_frame("exception", "throttlingException", json!({"message": "Rate exceeded"})));
+        Reply::eventstream(frames)
+    })
+    .await;
+    let chunks = run(&model(bedrock(&mid_stream), BEDROCK())).await;
+    assert_eq!(texts(&chunks), "part");
+    let last = chunks.last().unwrap().as_ref().unwrap_err().to_string();
+    assert!(last.contains("bedrock reported an error mid-stream") && last.contains("Rate exceeded"), "{last}");
 }

@@ -145,6 +145,11 @@ pub struct ProviderConfig {
     pub gemini_api_key: Option<Secret>,
     pub gemini_base_url: String,
     pub groq_base_url: String,
+    /// Amazon Bedrock is used when a region is known (`AWS_REGION`, as on Lambda): it needs no
+    /// key, only the function's IAM role.
+    pub bedrock_region: Option<String>,
+    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`: a local Bedrock stand-in; unset: AWS.
+    pub bedrock_endpoint_url: Option<String>,
     /// When an assistant names a model whose provider has no credentials here, the offline model
     /// answers instead of the run failing (so the API works out of the box).
     pub offline_fallback: bool,
@@ -215,6 +220,7 @@ pub struct ModelIds {
     pub ollama: String,
     pub mixtral: String,
     pub gemini: String,
+    pub bedrock: String,
 }
 
 impl Config {
@@ -353,6 +359,10 @@ impl Config {
                 gemini_base_url: env
                     .text("GEMINI_BASE_URL")
                     .unwrap_or_else(|| "https://generativelanguage.googleapis.com".into()),
+                bedrock_region: env.text("AWS_REGION").or_else(|| env.text("AWS_DEFAULT_REGION")),
+                bedrock_endpoint_url: env
+                    .text("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+                    .or_else(|| env.text("AWS_ENDPOINT_URL")),
                 offline_fallback: env.parse("OFFLINE_FALLBACK", true)?,
                 model_ids: ModelIds {
                     gpt_35_turbo: env.text("OPENAI_MODEL_GPT_35_TURBO").unwrap_or_else(|| "gpt-3.5-turbo".into()),
@@ -362,6 +372,9 @@ impl Config {
                     ollama: env.text("OLLAMA_MODEL").unwrap_or_else(|| "llama3".into()),
                     mixtral: env.text("GROQ_MODEL").unwrap_or_else(|| "mixtral-8x7b-32768".into()),
                     gemini: env.text("GEMINI_MODEL").unwrap_or_else(|| "gemini-2.0-flash".into()),
+                    bedrock: env
+                        .text("BEDROCK_MODEL")
+                        .unwrap_or_else(|| "anthropic.claude-3-haiku-20240307-v1:0".into()),
                 },
                 request_timeout: Duration::from_secs(env.parse("LLM_TIMEOUT_SECONDS", 60)?),
             },

@@ -12,7 +12,8 @@ WORK=$1
 # events are checked too; so are the agents' tools, whose failures become tool messages.
 start_api "$WORK/openapi-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=0 \
   OPENAI_API_KEY=unused OPENAI_BASE_URL=http://127.0.0.1:9/v1 \
-  WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php ARXIV_API_URL=http://127.0.0.1:9/arxiv
+  WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php ARXIV_API_URL=http://127.0.0.1:9/arxiv \
+  AWS_ENDPOINT_URL_BEDROCK_RUNTIME=http://127.0.0.1:9
 
 status=0
 python "$(dirname "${BASH_SOURCE[0]}")/stream_events.py" "$BASE" || status=1

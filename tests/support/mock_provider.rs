@@ -362,3 +362,67 @@ pub fn titan_embeddings(request: &RecordedRequest) -> Reply {
     };
     Reply::json(json!({"embedding": bag_of_words(text), "inputTextTokenCount": text.split_whitespace().count()}))
 }
+
+/// One frame of Bedrock's `ConverseStream` answer (`application/vnd.amazon.eventstream`), as
+/// the AWS event stream encoding defines it: prelude, headers, JSON payload, CRCs. `kind` is
+/// `event` (with an `:event-type`) or `exception` (with an `:exception-type`).
+pub fn eventstream_frame(kind: &str, name: &str, payload: Value) -> Vec<u8> {
+    use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+    let type_header = if kind == "event" { ":event-type" } else { ":exception-type" };
+    let message = Message::new(payload.to_string().into_bytes())
+        .add_header(Header::new(type_header, HeaderValue::String(name.to_string().into())))
+        .add_header(Header::new(":content-type", HeaderValue::String("application/json".into())))
+        .add_header(Header::new(":message-type", HeaderValue::String(kind.to_string().into())));
+    let mut frame = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&message, &mut frame).expect("an encodable frame");
+    frame
+}
+
+/// A ConverseStream answer: text tokens, then the tool calls (id, name, input JSON in pieces),
+/// the stop reason and the usage metadata, each its own frame, as Bedrock's API reference shows.
+pub fn bedrock_converse_events(tokens: &[&str], calls: &[(&str, &str, &str)]) -> Vec<Vec<u8>> {
+    let event = |name: &str, payload: Value| eventstream_frame("event", name, payload);
+    let mut frames = vec![event("messageStart", json!({"role": "assistant"}))];
+    if !tokens.is_empty() {
+        frames.extend(
+            tokens
+                .iter()
+                .map(|token| event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": token}}))),
+        );
+        frames.push(event("contentBlockStop", json!({"contentBlockIndex": 0})));
+    }
+    for (offset, (id, name, input)) in calls.iter().enumerate() {
+        let block = offset + 1;
+        frames.push(event(
+            "contentBlockStart",
+            json!({"contentBlockIndex": block, "start": {"toolUse": {"toolUseId": id, "name": name}}}),
+        ));
+        let characters: Vec<char> = input.chars().collect();
+        for piece in characters.chunks(8) {
+            let piece: String = piece.iter().collect();
+            frames.push(event(
+                "contentBlockDelta",
+                json!({"contentBlockIndex": block, "delta": {"toolUse": {"input": piece}}}),
+            ));
+        }
+        frames.push(event("contentBlockStop", json!({"contentBlockIndex": block})));
+    }
+    let stop = if calls.is_empty() { "end_turn" } else { "tool_use" };
+    frames.push(event("messageStop", json!({"stopReason": stop})));
+    frames.push(event(
+        "metadata",
+        json!({"usage": {"inputTokens": 30, "outputTokens": tokens.len() + calls.len(), "totalTokens": 30 + tokens.len() + calls.len()},
+            "metrics": {"latencyMs": 120}}),
+    ));
+    frames
+}
+
+impl Reply {
+    pub fn eventstream(frames: Vec<Vec<u8>>) -> Self {
+        Reply {
+            status: 200,
+            headers: vec![("content-type", "application/vnd.amazon.eventstream".into())],
+            parts: frames.into_iter().map(Part::now).collect(),
+        }
+    }
+}

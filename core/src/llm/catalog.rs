@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{AnthropicModel, ChatModel, GeminiModel, KeyedEndpoint, OfflineModel, OpenAiEndpoint, OpenAiModel};
+use super::{
+    AnthropicModel, BedrockModel, ChatModel, GeminiModel, KeyedEndpoint, OfflineModel, OpenAiEndpoint, OpenAiModel,
+};
 use crate::config::{Config, Secret};
 use crate::model::validate::{FieldError, Loc};
 
@@ -78,6 +80,7 @@ pub struct ModelCatalog {
     ollama: Option<Arc<dyn ChatModel>>,
     groq: Option<Arc<dyn ChatModel>>,
     gemini: Option<Arc<dyn ChatModel>>,
+    bedrock: Option<Arc<dyn ChatModel>>,
     config: crate::config::ProviderConfig,
 }
 
@@ -136,6 +139,9 @@ impl ModelCatalog {
                 .gemini_api_key
                 .as_ref()
                 .map(|key| Arc::new(GeminiModel::new(keyed(&providers.gemini_base_url, key))) as Arc<dyn ChatModel>),
+            bedrock: providers.bedrock_region.as_ref().map(|_| {
+                Arc::new(BedrockModel::new(providers.bedrock_endpoint_url.clone(), timeout)) as Arc<dyn ChatModel>
+            }),
             config: providers.clone(),
         }
     }
@@ -191,8 +197,9 @@ impl ModelCatalog {
             "Mixtral" => (&self.groq, ids.mixtral.clone(), "GROQ_API_KEY"),
             "GEMINI" => (&self.gemini, ids.gemini.clone(), "GEMINI_API_KEY"),
             "Offline" => return Ok((self.offline.clone(), "offline".into())),
-            // Named by OpenGPTs but without a provider in this build yet.
-            "Claude 2 (Amazon Bedrock)" => (&None, String::new(), "a provider this build does not have yet"),
+            "Claude 2 (Amazon Bedrock)" => {
+                (&self.bedrock, ids.bedrock.clone(), "AWS_REGION (and IAM access to the model)")
+            }
             other => return Err(ModelConfigError::Unknown { key: key.to_string(), value: Value::from(other) }),
         };
         match provider {

@@ -2,6 +2,7 @@
 //! [`ModelCatalog`] that turns an assistant's OpenGPTs configuration into a provider and model id.
 
 mod anthropic;
+mod bedrock;
 mod catalog;
 mod gemini;
 mod offline;
@@ -10,6 +11,7 @@ pub mod partial_json;
 mod sse_client;
 
 pub use anthropic::AnthropicModel;
+pub use bedrock::BedrockModel;
 pub use catalog::{
     ModelCatalog, ModelConfigError, ResolvedModel, DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES,
 };
