@@ -8,6 +8,7 @@
 #   formats, the store contract on every backend, the Lambda functions;
 # - the HTTP suites again on each persistent store;
 # - schemathesis over /openapi.json against the running server;
+# - the UI upload script against the emulator's S3 and CloudFront;
 # - the playground page (GET /) in headless Chromium.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
@@ -74,6 +75,9 @@ done
 
 echo "== schemathesis over /openapi.json"
 bash tests/openapi/check.sh "$WORK" || status=1
+
+echo "== scripts/upload-ui.sh against the emulator's S3 and CloudFront"
+python tests/ui_upload/check.py "$DYNAMODB_TEST_ENDPOINT" || status=1
 
 echo "== the playground page in headless Chromium"
 bash tests/playground/check.sh "$WORK" || status=1

@@ -256,3 +256,52 @@ async fn the_function_url_variant_serves_every_route_from_one_streaming_function
 fn function_named_opt(binary: &str) -> Option<Function> {
     Function::ALL.into_iter().find(|function| function.binary() == binary)
 }
+
+/// CloudFront's path patterns: `*` any run of characters (slashes too), `?` one character.
+fn glob_matches(pattern: &[u8], path: &[u8]) -> bool {
+    match (pattern.first(), path.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob_matches(&pattern[1..], path) || (!path.is_empty() && glob_matches(pattern, &path[1..])),
+        (Some(b'?'), Some(_)) => glob_matches(&pattern[1..], &path[1..]),
+        (Some(p), Some(c)) if p == c => glob_matches(&pattern[1..], &path[1..]),
+        _ => false,
+    }
+}
+
+/// With `UiHosting=cloudfront`, one origin serves the UI and the API: every documented API path
+/// reaches the API (uncached, cookies forwarded), and the UI's own routes reach its bucket.
+#[test]
+fn the_ui_distribution_sends_every_api_path_to_the_api_and_the_rest_to_the_ui() {
+    let template: serde_yaml::Value = serde_yaml::from_str(&repository_file("template.yaml")).unwrap();
+    let config = &template["Resources"]["UiDistribution"]["Properties"]["DistributionConfig"];
+    let behaviors: Vec<&serde_yaml::Value> = config["CacheBehaviors"].as_sequence().unwrap().iter().collect();
+    // CloudFront takes the first behaviour, in order, whose pattern matches; else the default.
+    let origin_of = |path: &str| -> (String, Option<String>) {
+        let behavior = behaviors
+            .iter()
+            .find(|b| glob_matches(b["PathPattern"].as_str().unwrap().as_bytes(), path.as_bytes()))
+            .copied()
+            .unwrap_or(&config["DefaultCacheBehavior"]);
+        (
+            behavior["TargetOriginId"].as_str().unwrap().to_string(),
+            behavior["CachePolicyId"].as_str().map(str::to_string),
+        )
+    };
+    const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+    for (path, _) in documented() {
+        if path == "/" {
+            continue; // the UI takes the root; the playground stays at the API's own URL
+        }
+        let concrete = concrete(&path);
+        for spelling in [concrete.clone(), format!("{concrete}/")] {
+            assert_eq!(origin_of(&spelling), ("api".to_string(), Some(CACHING_DISABLED.to_string())), "{spelling}");
+        }
+    }
+    for ui_route in ["/", "/index.html", "/assets/index-3f2a1b.js", "/thread/abc", "/assistant/abc", "/new"] {
+        assert_eq!(origin_of(ui_route).0, "ui", "{ui_route}");
+    }
+    assert!(
+        behaviors.iter().all(|b| b["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"),
+        "all but Host, cookies too"
+    );
+}

@@ -1,5 +1,5 @@
 //! Embeddings behind one trait, built once per process: an OpenAI-compatible `/embeddings`
-//! endpoint (OpenAI, Azure's compatible endpoint, Ollama, vLLM …), Amazon Titan Text
+//! endpoint that takes a bearer key (OpenAI, Ollama, vLLM …), Amazon Titan Text
 //! Embeddings through Bedrock's `InvokeModel` (IAM credentials, no key), or the offline embedder.
 //!
 //! The offline embedder is lexical, and says so: each word (lower-cased letters and digits) is
