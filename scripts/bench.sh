@@ -3,9 +3,16 @@
 # Pass --lambda to also build every Lambda function's release zip and list the sizes.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cargo build --release --quiet -p api -p bench
-"$CARGO_TARGET_DIR/release/bench" "$@"
+# The DynamoDB emulator, for the cold-start measurement (the store a function connects to at init).
+. scripts/python-tools.sh
+WORK=$(mktemp -d)
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+python tests/dynamodb-emulator.py "$WORK/address" >"$WORK/emulator.log" 2>&1 &
+EMULATOR=$!
+trap 'kill $EMULATOR 2>/dev/null; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 300); do [ -s "$WORK/address" ] && break; sleep 0.1; done
+DYNAMODB_BENCH_ENDPOINT=$(cat "$WORK/address") "$CARGO_TARGET_DIR/release/bench" "$@"
 if [[ " $* " == *" --lambda "* ]]; then
-  . scripts/python-tools.sh
   # The deployable build: the `lambda` profile (size-optimised, fat LTO), as infra/deploy.sh uses.
   cargo lambda build --profile lambda --output-format zip --quiet 2>&1 | tail -3
   echo "| function | zip | bootstrap |"

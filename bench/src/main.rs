@@ -6,6 +6,7 @@
 
 mod agents;
 mod crud;
+mod lambda_init;
 mod retrieval;
 mod server;
 mod stats;
@@ -167,6 +168,40 @@ async fn main() {
     report.insert("files".into(), json!({"stores": file_rows,
         "dynamodb_read_units_per_search": {"1000_chunks_1024_dims": units(1_000, 1024), "10000_chunks_1024_dims": units(10_000, 1024),
             "1000_chunks_1536_dims": units(1_000, 1536), "10000_chunks_1536_dims": units(10_000, 1536)}}));
+    // A cold start as Lambda gives it, against a Runtime API stub and the DynamoDB emulator.
+    match std::env::var("DYNAMODB_BENCH_ENDPOINT") {
+        Ok(endpoint) => {
+            let env = vec![
+                ("STORE", "dynamodb".to_string()),
+                ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+                ("TABLE_NAME", "bench-cold-start".into()),
+                ("AWS_REGION", "us-east-1".into()),
+            ];
+            // The first start creates the table; the measured ones find it.
+            lambda_init::measure(&binary, &env).await;
+            let starts = if smoke { 2 } else { 10 };
+            let (mut inits, mut firsts) = (Vec::new(), Vec::new());
+            for _ in 0..starts {
+                let cold = lambda_init::measure(&binary, &env).await;
+                inits.push(cold.init);
+                firsts.push(cold.first_invocation);
+            }
+            let (init, first) = (stats::summarize(&mut inits), stats::summarize(&mut firsts));
+            println!(
+                "\nLambda cold start of the api binary ({starts} starts, DynamoDB emulator): exec to first `next` p50 {:.1} ms, p99 {:.1} ms; \
+                 first invocation (GET /assistants) p50 {:.1} ms, p99 {:.1} ms",
+                init.p50_ms, init.p99_ms, first.p50_ms, first.p99_ms
+            );
+            report.insert(
+                "cold_start".into(),
+                json!({"starts": starts, "init_p50_ms": init.p50_ms, "init_p99_ms": init.p99_ms,
+                "first_invocation_p50_ms": first.p50_ms, "first_invocation_p99_ms": first.p99_ms}),
+            );
+        }
+        Err(_) => println!(
+            "\nLambda cold start: not measured (DYNAMODB_BENCH_ENDPOINT is unset; `make bench` starts the emulator)"
+        ),
+    }
     let _ = std::fs::remove_dir_all(&data);
     println!("\n{}", serde_json::Value::Object(report));
 }
