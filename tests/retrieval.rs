@@ -17,7 +17,10 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// A multipart body as a browser's `FormData` writes it: the files first, then `config`.
-pub fn form(files: &[(&str, &str, &[u8])], config: Option<Value>) -> (String, Vec<u8>) {
+/// One file part: its name, content type and bytes.
+pub type FilePart<'a> = (&'a str, &'a str, &'a [u8]);
+
+pub fn form(files: &[FilePart], config: Option<Value>) -> (String, Vec<u8>) {
     let boundary = "----WebKitFormBoundary7MA4YWxkTrZu0gW";
     let mut body = Vec::new();
     for (name, content_type, bytes) in files {
@@ -73,7 +76,7 @@ pub fn pdf(text: &str) -> Vec<u8> {
     let xref = out.len();
     write!(out, "xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).unwrap();
     for offset in offsets {
-        write!(out, "{offset:010} 00000 n \n").unwrap();
+        writeln!(out, "{offset:010} 00000 n ").unwrap();
     }
     write!(out, "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).unwrap();
     out
@@ -184,7 +187,9 @@ async fn bad_uploads_get_clear_errors_and_store_nothing() {
     let user = "bad-upload-user";
     let assistant_id = app.assistant(user, rag(), false).await;
     let config = for_assistant(&assistant_id);
-    let cases: Vec<(Vec<(&str, &str, &[u8])>, Option<Value>, u16, &str)> = vec![
+    // (files, config, status, what the detail says)
+    type Case<'a> = (Vec<(&'a str, &'a str, &'a [u8])>, Option<Value>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![("data.json", "application/json", b"{}")],
             config.clone(),

@@ -127,29 +127,17 @@ impl Embedder for OpenAiEmbedder {
 /// Amazon Titan Text Embeddings (v2) through Bedrock's `InvokeModel`: one text a request, a
 /// few at once. The client is made on first use, with the function's IAM role and region.
 pub struct BedrockEmbedder {
-    client: tokio::sync::OnceCell<aws_sdk_bedrockruntime::Client>,
-    endpoint_url: Option<String>,
+    client: crate::llm::BedrockClient,
     model: String,
     dimensions: u32,
 }
 
 impl BedrockEmbedder {
-    async fn client(&self) -> &aws_sdk_bedrockruntime::Client {
-        self.client
-            .get_or_init(|| async {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-                if let Some(endpoint) = &self.endpoint_url {
-                    loader = loader.endpoint_url(endpoint);
-                }
-                aws_sdk_bedrockruntime::Client::new(&loader.load().await)
-            })
-            .await
-    }
-
     async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbeddingsError> {
         let body = json!({"inputText": text, "dimensions": self.dimensions, "normalize": true});
         let output = self
-            .client()
+            .client
+            .get()
             .await
             .invoke_model()
             .model_id(&self.model)
@@ -211,8 +199,7 @@ pub fn embedder_from_config(config: &Config) -> std::sync::Arc<dyn Embedder> {
             model: settings.model.clone().unwrap_or_else(|| "text-embedding-3-small".into()),
         }),
         "bedrock" => std::sync::Arc::new(BedrockEmbedder {
-            client: tokio::sync::OnceCell::new(),
-            endpoint_url: settings.bedrock_endpoint_url.clone(),
+            client: crate::llm::BedrockClient::new(settings.bedrock_endpoint_url.clone()),
             model: settings.model.clone().unwrap_or_else(|| "amazon.titan-embed-text-v2:0".into()),
             dimensions: settings.dimensions,
         }),

@@ -20,19 +20,19 @@ use super::{system_and_turns, ChatModel, ChatRequest, Chunk, ChunkStream, LlmErr
 
 const PROVIDER: &str = "bedrock";
 
-pub struct BedrockModel {
+/// A Bedrock runtime client, made on first use (loading the SDK's configuration is async): the
+/// function's credentials and region, at `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` when set.
+pub struct BedrockClient {
     client: tokio::sync::OnceCell<aws_sdk_bedrockruntime::Client>,
-    /// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`: a local stand-in; unset: AWS.
     endpoint_url: Option<String>,
-    timeout: Duration,
 }
 
-impl BedrockModel {
-    pub fn new(endpoint_url: Option<String>, timeout: Duration) -> Self {
-        BedrockModel { client: tokio::sync::OnceCell::new(), endpoint_url, timeout }
+impl BedrockClient {
+    pub fn new(endpoint_url: Option<String>) -> Self {
+        BedrockClient { client: tokio::sync::OnceCell::new(), endpoint_url }
     }
 
-    async fn client(&self) -> &aws_sdk_bedrockruntime::Client {
+    pub async fn get(&self) -> &aws_sdk_bedrockruntime::Client {
         self.client
             .get_or_init(|| async {
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
@@ -42,6 +42,17 @@ impl BedrockModel {
                 aws_sdk_bedrockruntime::Client::new(&loader.load().await)
             })
             .await
+    }
+}
+
+pub struct BedrockModel {
+    client: BedrockClient,
+    timeout: Duration,
+}
+
+impl BedrockModel {
+    pub fn new(endpoint_url: Option<String>, timeout: Duration) -> Self {
+        BedrockModel { client: BedrockClient::new(endpoint_url), timeout }
     }
 }
 
@@ -227,7 +238,8 @@ impl ChatModel for BedrockModel {
         let (system, turns) = system_and_turns(&request);
         let inference = InferenceConfiguration::builder().max_tokens(request.max_output_tokens as i32).build();
         let mut call = self
-            .client()
+            .client
+            .get()
             .await
             .converse_stream()
             .model_id(&request.model)

@@ -11,7 +11,7 @@ pub mod partial_json;
 mod sse_client;
 
 pub use anthropic::AnthropicModel;
-pub use bedrock::BedrockModel;
+pub use bedrock::{BedrockClient, BedrockModel};
 pub use catalog::{
     ModelCatalog, ModelConfigError, ResolvedModel, DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES,
 };
