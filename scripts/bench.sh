@@ -19,7 +19,7 @@ if [[ " $* " == *" --lambda "* ]]; then
   echo "|---|---|---|"
   for zip in "$CARGO_TARGET_DIR"/lambda/*/bootstrap.zip; do
     function=$(basename "$(dirname "$zip")")
-    [ "$function" = api ] && continue
+    case "$function" in api | bench) continue ;; esac
     unzipped=$(python3 -c "import zipfile,sys; print(sum(i.file_size for i in zipfile.ZipFile(sys.argv[1]).infolist()))" "$zip")
     echo "| $function | $(( $(stat -c %s "$zip") / 1024 )) KiB | $(( unzipped / 1024 )) KiB |"
   done
