@@ -110,11 +110,7 @@ impl Uploads {
     async fn client(&self) -> Result<&aws_sdk_s3::Client, UploadError> {
         self.client
             .get_or_try_init(|| async {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-                if let Some(endpoint) = &self.settings.endpoint_url {
-                    loader = loader.endpoint_url(endpoint);
-                }
-                let shared = loader.load().await;
+                let shared = crate::config::aws_sdk_config(self.settings.endpoint_url.as_deref()).await;
                 // Emulators serve buckets under the path, not as host names.
                 let config = aws_sdk_s3::config::Builder::from(&shared)
                     .force_path_style(self.settings.endpoint_url.is_some())

@@ -35,11 +35,7 @@ impl BedrockClient {
     pub async fn get(&self) -> &aws_sdk_bedrockruntime::Client {
         self.client
             .get_or_init(|| async {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-                if let Some(endpoint) = &self.endpoint_url {
-                    loader = loader.endpoint_url(endpoint);
-                }
-                aws_sdk_bedrockruntime::Client::new(&loader.load().await)
+                aws_sdk_bedrockruntime::Client::new(&crate::config::aws_sdk_config(self.endpoint_url.as_deref()).await)
             })
             .await
     }

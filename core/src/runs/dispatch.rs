@@ -48,11 +48,8 @@ pub struct LambdaDispatch {
 
 impl LambdaDispatch {
     pub async fn new(function: String, endpoint_url: Option<String>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(endpoint) = endpoint_url {
-            loader = loader.endpoint_url(endpoint);
-        }
-        LambdaDispatch { client: aws_sdk_lambda::Client::new(&loader.load().await), function }
+        let shared = crate::config::aws_sdk_config(endpoint_url.as_deref()).await;
+        LambdaDispatch { client: aws_sdk_lambda::Client::new(&shared), function }
     }
 
     fn error(&self, reason: impl std::fmt::Display) -> DispatchError {
