@@ -121,8 +121,13 @@ async fn requests_per_endpoint() {
     assert_eq!(count("POST /assistants"), 1);
     assert_eq!(count("GET /assistants"), 1);
     assert_eq!(count("POST /threads/{id}/messages"), 2, "reserve, then one transaction");
+    // A run reads the thread with its messages and the assistant, starts in one transaction
+    // (lease, record, input) and ends in one (answer, record, lease given back).
+    assert_eq!(count("POST /runs/stream (whole run)"), 4);
+    // In the background it is recorded pending, then running when a worker takes it.
+    assert_eq!(count("POST /runs (whole run: answer and background work)"), 5);
     let per_step =
         (count("POST /runs/stream (agent: model, tool round, model)") - count("POST /runs/stream (whole run)")) / 2;
     println!("\nDynamoDB requests per agent step (a tool round, or a model call after one): {per_step}");
-    assert_eq!(per_step, 2, "each step is one append: reserve, then one transaction");
+    assert_eq!(per_step, 1, "each step is one transaction at the revision the run knows");
 }

@@ -198,6 +198,45 @@ async fn a_second_run_on_a_busy_thread_waits_its_turn() {
         state["values"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(kinds(&state), ["human", "ai", "human", "ai"]);
     assert_eq!((contents[0], contents[2]), ("first tab", "second tab"));
+    // The second run read the thread before the first answered; once it held the thread it
+    // read it again, so its model saw the first answer.
+    let requests = mock.requests();
+    let roles: Vec<&str> = requests.last().unwrap().body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .filter(|role| *role != "system")
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+}
+
+/// A message added while a run answers (another tab's `POST /threads/{id}/messages`) is kept,
+/// and the answer goes after it: neither is lost, whichever store moved first.
+#[tokio::test]
+async fn a_message_added_while_a_run_answers_is_kept_before_the_answer() {
+    let mock = slow_upstream().await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 4o", &[]).await;
+    let mut stream = app
+        .open_stream(USER, &json!({"thread_id": thread_id, "input": [{"type": "human", "content": "question"}]}))
+        .await;
+    stream.read_until(|text| text.contains("event: data")).await;
+    let (status, _) = app
+        .post(
+            &format!("/threads/{thread_id}/messages"),
+            USER,
+            json!({"messages": [{"type": "human", "content": "aside"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    stream.read_to_end().await;
+    let events = stream.events();
+    assert!(events.iter().all(|event| event.event != "error"), "{events:?}");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(kinds(&state), ["human", "human", "ai"]);
+    assert_eq!(state["values"][1]["content"], "aside");
+    assert!(state["values"][2]["content"].as_str().unwrap().starts_with("t0 "), "{state}");
+    assert_eq!(state["next"], json!([]), "the run let go of the thread");
 }
 
 /// `interrupt` cancels the running run (its partial answer is dropped) and runs this one.

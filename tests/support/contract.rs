@@ -8,7 +8,7 @@ use opengpts::model::{
     Assistant, DocumentChunk, EmbedderId, FeedbackInput, Message, MessageType, Run, RunStatus, Thread, Timestamp,
     UserId,
 };
-use opengpts::store::{Entity, Store, StoreError};
+use opengpts::store::{Entity, Revision, RunStart, Store, StoreError};
 use serde_json::{json, Map};
 use uuid::Uuid;
 
@@ -141,20 +141,20 @@ pub async fn threads_are_owned_and_deleted_with_messages_and_runs(store: SharedS
     for result in [
         store.get_thread(&user("bob"), thread.thread_id).await.map(|_| ()),
         store.messages(&user("bob"), thread.thread_id).await.map(|_| ()),
-        store.append_messages(&user("bob"), thread.thread_id, &[human("x")]).await,
+        store.append_messages(&user("bob"), thread.thread_id, &[human("x")], None).await.map(|_| ()),
         store.upsert_messages(&user("bob"), thread.thread_id, &[human("x")]).await,
         store.delete_thread(&user("bob"), thread.thread_id).await,
     ] {
         assert!(matches!(result, Err(StoreError::NotFound(Entity::Thread))), "{result:?}");
     }
 
-    store.append_messages(&user("ann"), thread.thread_id, &[human("kept until delete")]).await.unwrap();
+    store.append_messages(&user("ann"), thread.thread_id, &[human("kept until delete")], None).await.unwrap();
     let mut renamed = thread.clone();
     renamed.name = "renamed".into();
     store.put_thread(&renamed).await.unwrap();
     assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap().len(), 1, "a rename keeps messages");
     let finished = run("ann", &thread);
-    store.start_run(&finished, Duration::from_secs(60), None).await.unwrap();
+    store.start_run(RunStart::new(&finished, Duration::from_secs(60))).await.unwrap();
 
     store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
     assert!(matches!(store.get_thread(&user("ann"), thread.thread_id).await, Err(StoreError::NotFound(_))));
@@ -169,11 +169,11 @@ pub async fn threads_are_owned_and_deleted_with_messages_and_runs(store: SharedS
 pub async fn messages_keep_order_and_upsert_by_id(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let (first, second) = (human("first"), human("second"));
-    store.append_messages(&user("ann"), thread.thread_id, &[first.clone(), second.clone()]).await.unwrap();
+    store.append_messages(&user("ann"), thread.thread_id, &[first.clone(), second.clone()], None).await.unwrap();
     let mut ai = Message::new(MessageType::Ai, "answer");
     ai.response_metadata.insert("finish_reason".into(), json!("stop"));
     ai.tool_calls = vec![json!({"name": "search", "args": {"q": "x"}, "id": "call_1", "type": "tool_call"})];
-    store.append_messages(&user("ann"), thread.thread_id, std::slice::from_ref(&ai)).await.unwrap();
+    store.append_messages(&user("ann"), thread.thread_id, std::slice::from_ref(&ai), None).await.unwrap();
     let stored = store.messages(&user("ann"), thread.thread_id).await.unwrap();
     assert_eq!(stored, vec![first.clone(), second.clone(), ai.clone()], "every field round-trips");
 
@@ -191,7 +191,7 @@ pub async fn parallel_appends_lose_nothing_and_keep_each_batch_in_order(store: S
         async move {
             for batch in 0..3 {
                 let messages: Vec<Message> = (0..3).map(|i| human(&format!("w{writer} b{batch} m{i}"))).collect();
-                store.append_messages(&user("ann"), thread.thread_id, &messages).await.unwrap();
+                store.append_messages(&user("ann"), thread.thread_id, &messages, None).await.unwrap();
             }
         }
     });
@@ -210,37 +210,151 @@ pub async fn parallel_appends_lose_nothing_and_keep_each_batch_in_order(store: S
     }
 }
 
+/// Ends `run` as `status`, with its last messages.
+async fn end(store: &SharedStore, run: &Run, status: RunStatus, messages: &[Message]) {
+    let mut ended = run.clone();
+    ended.status = status;
+    store.finish_run(&ended, messages, None).await.unwrap();
+}
+
+async fn revision(store: &SharedStore, thread: &Thread) -> Revision {
+    store.thread_view(&user("ann"), thread.thread_id).await.unwrap().revision
+}
+
+pub async fn a_run_starts_with_its_input_and_ends_with_its_answer(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let empty = revision(&store, &thread).await;
+    let after_a = store.append_messages(&user("ann"), thread.thread_id, &[human("a")], None).await.unwrap();
+    assert_ne!(after_a, empty, "an append moves the revision");
+    assert_eq!(revision(&store, &thread).await, after_a, "and says where it moved to");
+
+    let mut first = run("ann", &thread);
+    first.status = RunStatus::Running;
+    let lease = Duration::from_secs(60);
+    let input = [human("b")];
+    let started =
+        store.start_run(RunStart { input: &input, seen: Some(after_a), ..RunStart::new(&first, lease) }).await.unwrap();
+    assert!(started.unchanged);
+    assert_eq!(started.revision, revision(&store, &thread).await);
+    assert_eq!(contents(&store.messages(&user("ann"), thread.thread_id).await.unwrap()), ["a", "b"]);
+    assert_eq!(store.get_run(&user("ann"), first.run_id).await.unwrap(), first, "recorded as given");
+
+    // A refused start leaves no input behind.
+    let refused = run("ann", &thread);
+    let result = store.start_run(RunStart { input: &[human("x")], ..RunStart::new(&refused, lease) }).await;
+    assert!(matches!(result, Err(StoreError::ThreadBusy { .. })), "{result:?}");
+
+    // Someone adds a message while the run answers: the answer goes after it all the same.
+    store.append_messages(&user("ann"), thread.thread_id, &[human("c")], None).await.unwrap();
+    let answer = Message::new(MessageType::Ai, "answer");
+    first.status = RunStatus::Success;
+    store.finish_run(&first, std::slice::from_ref(&answer), Some(started.revision)).await.unwrap();
+    let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
+    assert_eq!(contents(&view.messages), ["a", "b", "c", "answer"]);
+    assert_eq!((view.running, view.last_outcome), (false, Some(RunStatus::Success)));
+    assert_eq!(store.get_run(&user("ann"), first.run_id).await.unwrap(), first);
+
+    // A start from an old reading is told that the thread moved on.
+    let second = run("ann", &thread);
+    let started = store.start_run(RunStart { seen: Some(after_a), ..RunStart::new(&second, lease) }).await.unwrap();
+    assert!(!started.unchanged);
+    assert_eq!(started.revision, view.revision, "no input: where the thread was");
+    end(&store, &second, RunStatus::Success, &[]).await;
+
+    // Replacing a message moves the revision too.
+    let mut edited = view.messages[0].clone();
+    edited.content = opengpts::model::Content::Text("a, edited".into());
+    store.upsert_messages(&user("ann"), thread.thread_id, &[edited]).await.unwrap();
+    let third = run("ann", &thread);
+    let started =
+        store.start_run(RunStart { seen: Some(view.revision), ..RunStart::new(&third, lease) }).await.unwrap();
+    assert!(!started.unchanged, "a replaced message is a change");
+    assert_eq!(revision(&store, &thread).await, started.revision);
+    // An append that knows the revision, and one whose knowledge is old, both land in order.
+    let known = store.append_messages(&user("ann"), thread.thread_id, &[human("d")], Some(started.revision)).await;
+    let stale = store.append_messages(&user("ann"), thread.thread_id, &[human("e")], Some(started.revision)).await;
+    assert!(stale.unwrap() > known.unwrap());
+    let stored = contents(&store.messages(&user("ann"), thread.thread_id).await.unwrap());
+    assert_eq!(stored, ["a, edited", "b", "c", "answer", "d", "e"]);
+    end(&store, &third, RunStatus::Success, &[]).await;
+}
+
+pub async fn a_large_input_starts_whole_or_not_at_all(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    // More messages than one DynamoDB transaction holds, and one in parts.
+    let mut input: Vec<Message> = (0..120).map(|i| human(&format!("{i:03}"))).collect();
+    input.push(human(&"long ".repeat(70_000)));
+    let (holder, waiting) = (run("ann", &thread), run("ann", &thread));
+    let lease = Duration::from_secs(60);
+    store.start_run(RunStart::new(&holder, lease)).await.unwrap();
+    let refused = store.start_run(RunStart { input: &input, ..RunStart::new(&waiting, lease) }).await;
+    assert!(matches!(refused, Err(StoreError::ThreadBusy { .. })), "{refused:?}");
+    assert!(store.messages(&user("ann"), thread.thread_id).await.unwrap().is_empty());
+    end(&store, &holder, RunStatus::Success, &[]).await;
+    let started = store.start_run(RunStart { input: &input, ..RunStart::new(&waiting, lease) }).await.unwrap();
+    assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap(), input);
+    assert_eq!(started.revision, revision(&store, &thread).await);
+}
+
+pub async fn a_run_keeps_its_answer_whatever_became_of_its_thread(store: SharedStore) {
+    // Its lease ran out and another run holds the thread: the answer is kept, the lease is not its.
+    let thread = new_thread(&store, "ann").await;
+    let (slow, next) = (run("ann", &thread), run("ann", &thread));
+    store.start_run(RunStart::new(&slow, Duration::from_millis(200))).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while store.start_run(RunStart::new(&next, Duration::from_secs(60))).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the expired lease was never given up");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    end(&store, &slow, RunStatus::Success, &[Message::new(MessageType::Ai, "late answer")]).await;
+    let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
+    assert_eq!(contents(&view.messages), ["late answer"]);
+    assert!(view.running, "the thread is still the next run's");
+    assert_eq!(store.get_run(&user("ann"), slow.run_id).await.unwrap().status, RunStatus::Success);
+
+    // Its thread was deleted: nothing comes back.
+    let gone = new_thread(&store, "ann").await;
+    let orphan = run("ann", &gone);
+    let started = store.start_run(RunStart::new(&orphan, Duration::from_secs(60))).await.unwrap();
+    store.delete_thread(&user("ann"), gone.thread_id).await.unwrap();
+    let mut ended = orphan.clone();
+    ended.status = RunStatus::Success;
+    store.finish_run(&ended, &[Message::new(MessageType::Ai, "nobody")], Some(started.revision)).await.unwrap();
+    assert!(matches!(store.messages(&user("ann"), gone.thread_id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.get_run(&user("ann"), orphan.run_id).await, Err(StoreError::NotFound(_))));
+}
+
 pub async fn a_thread_has_one_lease_at_a_time(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let (first, second) = (run("ann", &thread), run("ann", &thread));
     let lease = Duration::from_secs(60);
-    store.start_run(&first, lease, None).await.unwrap();
-    match store.start_run(&second, lease, None).await {
+    store.start_run(RunStart::new(&first, lease)).await.unwrap();
+    match store.start_run(RunStart::new(&second, lease)).await {
         Err(StoreError::ThreadBusy { run_id }) => assert_eq!(run_id, first.run_id),
         other => panic!("expected ThreadBusy, got {other:?}"),
     }
     assert!(matches!(store.get_run(&user("ann"), second.run_id).await, Err(StoreError::NotFound(_))), "no trace");
     store.renew_lease(thread.thread_id, first.run_id, lease).await.unwrap();
-    store.release_lease(thread.thread_id, second.run_id, RunStatus::Success).await.unwrap();
-    assert!(store.start_run(&second, lease, None).await.is_err(), "only the holder releases");
-    store.release_lease(thread.thread_id, first.run_id, RunStatus::Success).await.unwrap();
-    store.start_run(&second, lease, None).await.unwrap();
+    end(&store, &second, RunStatus::Success, &[]).await;
+    assert!(store.start_run(RunStart::new(&second, lease)).await.is_err(), "only the holder releases");
+    end(&store, &first, RunStatus::Success, &[]).await;
+    store.start_run(RunStart::new(&second, lease)).await.unwrap();
 
     // Runs of other threads are not affected, and the race for a free thread has one winner.
     let other = new_thread(&store, "ann").await;
     let contenders: Vec<Run> = (0..6).map(|_| run("ann", &other)).collect();
-    let results = futures::future::join_all(contenders.iter().map(|r| store.start_run(r, lease, None))).await;
+    let results = futures::future::join_all(contenders.iter().map(|r| store.start_run(RunStart::new(r, lease)))).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
 }
 
 pub async fn an_expired_lease_can_be_taken_and_its_old_holder_knows(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let (crashed, next) = (run("ann", &thread), run("ann", &thread));
-    store.start_run(&crashed, Duration::from_millis(200), None).await.unwrap();
-    assert!(store.start_run(&next, Duration::from_secs(60), None).await.is_err());
+    store.start_run(RunStart::new(&crashed, Duration::from_millis(200))).await.unwrap();
+    assert!(store.start_run(RunStart::new(&next, Duration::from_secs(60))).await.is_err());
     // Once the lease has run out, the next run takes the thread.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while let Err(error) = store.start_run(&next, Duration::from_secs(60), None).await {
+    while let Err(error) = store.start_run(RunStart::new(&next, Duration::from_secs(60))).await {
         assert!(matches!(error, StoreError::ThreadBusy { .. }), "{error}");
         assert!(std::time::Instant::now() < deadline, "the expired lease was never given up");
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -254,9 +368,9 @@ pub async fn an_expired_lease_can_be_taken_and_its_old_holder_knows(store: Share
 pub async fn feedback_is_kept_per_run_in_order_and_goes_with_the_thread(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let (judged, other) = (run("ann", &thread), run("ann", &thread));
-    store.start_run(&judged, Duration::from_secs(60), None).await.unwrap();
-    store.release_lease(thread.thread_id, judged.run_id, RunStatus::Success).await.unwrap();
-    store.start_run(&other, Duration::from_secs(60), None).await.unwrap();
+    store.start_run(RunStart::new(&judged, Duration::from_secs(60))).await.unwrap();
+    end(&store, &judged, RunStatus::Success, &[]).await;
+    store.start_run(RunStart::new(&other, Duration::from_secs(60))).await.unwrap();
     let mut given = Vec::new();
     for (score, comment) in [(json!(1), None), (json!(0), Some("changed my mind"))] {
         let input = FeedbackInput {
@@ -286,19 +400,19 @@ pub async fn the_view_tells_whether_a_run_answers_and_how_the_last_ended(store: 
     ));
 
     let cancelled = run("ann", &thread);
-    store.start_run(&cancelled, Duration::from_secs(60), None).await.unwrap();
-    store.append_messages(&user("ann"), thread.thread_id, &[human("stop me")]).await.unwrap();
+    store.start_run(RunStart::new(&cancelled, Duration::from_secs(60))).await.unwrap();
+    store.append_messages(&user("ann"), thread.thread_id, &[human("stop me")], None).await.unwrap();
     let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
     assert!(view.running);
     assert_eq!(contents(&view.messages), ["stop me"]);
-    store.release_lease(thread.thread_id, Uuid::new_v4(), RunStatus::Success).await.unwrap();
+    end(&store, &run("ann", &thread), RunStatus::Success, &[]).await;
     assert!(store.thread_view(&user("ann"), thread.thread_id).await.unwrap().running, "only the holder releases");
-    store.release_lease(thread.thread_id, cancelled.run_id, RunStatus::Cancelled).await.unwrap();
+    end(&store, &cancelled, RunStatus::Cancelled, &[]).await;
     let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
     assert_eq!((view.running, view.last_outcome), (false, Some(RunStatus::Cancelled)));
 
     // New words make the last outcome old news.
-    store.append_messages(&user("ann"), thread.thread_id, &[human("go on")]).await.unwrap();
+    store.append_messages(&user("ann"), thread.thread_id, &[human("go on")], None).await.unwrap();
     assert_eq!(store.thread_view(&user("ann"), thread.thread_id).await.unwrap().last_outcome, None);
 }
 
@@ -309,26 +423,43 @@ pub async fn a_user_has_at_most_the_allowed_runs_going(store: SharedStore) {
         threads.push(new_thread(&store, "ann").await);
     }
     let runs: Vec<Run> = threads.iter().map(|thread| run("ann", thread)).collect();
-    store.start_run(&runs[0], Duration::from_millis(300), limit).await.unwrap();
-    store.start_run(&runs[1], Duration::from_secs(60), limit).await.unwrap();
+    store
+        .start_run(RunStart { max_user_runs: limit, ..RunStart::new(&runs[0], Duration::from_millis(300)) })
+        .await
+        .unwrap();
+    store
+        .start_run(RunStart { max_user_runs: limit, ..RunStart::new(&runs[1], Duration::from_secs(60)) })
+        .await
+        .unwrap();
     assert!(matches!(
-        store.start_run(&runs[2], Duration::from_secs(60), limit).await,
+        store.start_run(RunStart { max_user_runs: limit, ..RunStart::new(&runs[2], Duration::from_secs(60)) }).await,
         Err(StoreError::TooManyRuns { limit: 2 })
     ));
     let bob = new_thread(&store, "bob").await;
-    store.start_run(&run("bob", &bob), Duration::from_secs(60), limit).await.unwrap();
+    store
+        .start_run(RunStart { max_user_runs: limit, ..RunStart::new(&run("bob", &bob), Duration::from_secs(60)) })
+        .await
+        .unwrap();
 
     // A run that stopped renewing (its process died) gives its place back when its lease runs out.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while let Err(error) = store.start_run(&runs[2], Duration::from_secs(60), limit).await {
+    while let Err(error) =
+        store.start_run(RunStart { max_user_runs: limit, ..RunStart::new(&runs[2], Duration::from_secs(60)) }).await
+    {
         assert!(matches!(error, StoreError::TooManyRuns { .. }), "{error}");
         assert!(std::time::Instant::now() < deadline, "the expired run kept its place");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // A finished run gives its place back at once.
-    assert!(store.start_run(&runs[3], Duration::from_secs(60), limit).await.is_err());
-    store.release_lease(threads[1].thread_id, runs[1].run_id, RunStatus::Success).await.unwrap();
-    store.start_run(&runs[3], Duration::from_secs(60), limit).await.unwrap();
+    assert!(store
+        .start_run(RunStart { max_user_runs: limit, ..RunStart::new(&runs[3], Duration::from_secs(60)) })
+        .await
+        .is_err());
+    end(&store, &runs[1], RunStatus::Success, &[]).await;
+    store
+        .start_run(RunStart { max_user_runs: limit, ..RunStart::new(&runs[3], Duration::from_secs(60)) })
+        .await
+        .unwrap();
 
     // Simultaneous starts on free threads: exactly as many as allowed go through.
     let mut racing = Vec::new();
@@ -337,14 +468,17 @@ pub async fn a_user_has_at_most_the_allowed_runs_going(store: SharedStore) {
     }
     let racers: Vec<Run> = racing.iter().map(|thread| run("cyd", thread)).collect();
     let results =
-        futures::future::join_all(racers.iter().map(|r| store.start_run(r, Duration::from_secs(60), Some(3)))).await;
+        futures::future::join_all(racers.iter().map(|r| {
+            store.start_run(RunStart { max_user_runs: Some(3), ..RunStart::new(r, Duration::from_secs(60)) })
+        }))
+        .await;
     assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 3, "{results:?}");
 }
 
 pub async fn runs_are_owned_and_updated(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let mut started = run("ann", &thread);
-    store.start_run(&started, Duration::from_secs(60), None).await.unwrap();
+    store.start_run(RunStart::new(&started, Duration::from_secs(60))).await.unwrap();
     assert_eq!(store.get_run(&user("ann"), started.run_id).await.unwrap(), started);
     assert!(matches!(store.get_run(&user("bob"), started.run_id).await, Err(StoreError::NotFound(Entity::Run))));
     started.status = RunStatus::Error;
@@ -366,7 +500,7 @@ pub async fn lists_span_many_pages(store: SharedStore) {
     assert_eq!(store.list_public_assistants().await.unwrap().len(), 30);
     let messages: Vec<Message> = (0..230).map(|i| human(&format!("{i:03}"))).collect();
     for batch in messages.chunks(40) {
-        store.append_messages(&user("ann"), thread.thread_id, batch).await.unwrap();
+        store.append_messages(&user("ann"), thread.thread_id, batch, None).await.unwrap();
     }
     assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap(), messages);
 }
@@ -375,7 +509,7 @@ pub async fn a_message_larger_than_an_item_round_trips(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let big = human(&"large answer ".repeat(60_000));
     store
-        .append_messages(&user("ann"), thread.thread_id, &[human("before"), big.clone(), human("after")])
+        .append_messages(&user("ann"), thread.thread_id, &[human("before"), big.clone(), human("after")], None)
         .await
         .unwrap();
     let stored = store.messages(&user("ann"), thread.thread_id).await.unwrap();
@@ -460,6 +594,9 @@ macro_rules! store_contract {
             messages_keep_order_and_upsert_by_id,
             parallel_appends_lose_nothing_and_keep_each_batch_in_order,
             a_thread_has_one_lease_at_a_time,
+            a_run_starts_with_its_input_and_ends_with_its_answer,
+            a_large_input_starts_whole_or_not_at_all,
+            a_run_keeps_its_answer_whatever_became_of_its_thread,
             an_expired_lease_can_be_taken_and_its_old_holder_knows,
             runs_are_owned_and_updated,
             a_user_has_at_most_the_allowed_runs_going,

@@ -12,7 +12,7 @@ use super::extract::{path_id, JsonBody};
 use super::{limits, sse, ApiError, AppState, Routes};
 use crate::llm::{DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES};
 use crate::model::{Feedback, FeedbackInput, Run};
-use crate::runs::{Listener, MultitaskStrategy, OnDisconnect, RunError, RunEvent, RunRequest};
+use crate::runs::{Execution, Listener, MultitaskStrategy, OnDisconnect, RunError, RunEvent, RunRequest};
 use crate::store::StoreError;
 use crate::tools::{ToolKind, RETRIEVAL_DESCRIPTION};
 
@@ -49,7 +49,7 @@ async fn create(
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<Json<Run>, ApiError> {
     check_limits(&state, &request)?;
-    let pending = state.runs.prepare(user, request).await?;
+    let pending = state.runs.prepare(user, request, Execution::Background).await?;
     // A busy thread is waited for here (bounded), so the answer says whether the run started.
     let job = state.runs.acquire(&pending, Some(&|| true)).await?;
     let run = job.run.clone();
@@ -63,7 +63,7 @@ async fn stream(
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<axum::response::Response, ApiError> {
     check_limits(&state, &request)?;
-    let pending = state.runs.prepare(user, request).await?;
+    let pending = state.runs.prepare(user, request, Execution::Streamed).await?;
     // A free thread is taken before answering, so a refusal is an HTTP error. A busy one, unless
     // the client asked for `reject`, is waited for inside the stream, with pings meanwhile.
     let started = match state.runs.acquire(&pending, None).await {

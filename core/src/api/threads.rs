@@ -120,7 +120,7 @@ async fn add_messages(
     let thread_id = path_id(&thread_id, "thread_id")?;
     limits::check_messages(&state.config.limits, &messages, "messages")?;
     messages.iter_mut().for_each(Message::ensure_id);
-    state.store.append_messages(&user, thread_id, &messages).await?;
+    state.store.append_messages(&user, thread_id, &messages, None).await?;
     Ok(Json(Value::Null))
 }
 

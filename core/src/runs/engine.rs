@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::documents::{Library, TOP_K};
 use crate::llm::{answered_conversation, ChatRequest, LlmError, ModelCatalog, ResolvedModel, RETRIEVAL_PROMPT};
 use crate::model::{Content, Generation, Message, MessageType, Run, RunStatus, Timestamp, ToolStatus, UserId};
-use crate::store::{Store, StoreError};
+use crate::store::{Revision, RunStart, Store, StoreError};
 use crate::tools::{AgentConfig, AgentTools, Toolbox};
 
 /// Everything a worker needs to execute a started run; serializable so it can cross processes.
@@ -35,6 +35,25 @@ pub struct RunJob {
     /// The run continues the thread (`input: null`): an agent stopped before its tools runs them.
     #[serde(default)]
     pub resume: bool,
+    /// The thread as the run found it, when the process that started it executes it.
+    #[serde(skip)]
+    snapshot: Option<Snapshot>,
+}
+
+/// A thread's messages and their revision, as read before the run started.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    history: Vec<Message>,
+    revision: Revision,
+}
+
+/// How a run executes once it holds its thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Execution {
+    /// At once, in this process, with a client listening: it is recorded running from the start.
+    Streamed,
+    /// Handed to the background dispatcher: pending until a worker takes it.
+    Background,
 }
 
 fn default_recursion_limit() -> u32 {
@@ -73,6 +92,8 @@ struct Inner {
 pub struct PendingRun {
     pub job: RunJob,
     input: Vec<Message>,
+    /// The thread as read while validating.
+    found: Snapshot,
     pub strategy: MultitaskStrategy,
     pub on_disconnect: OnDisconnect,
 }
@@ -123,9 +144,17 @@ impl RunEngine {
 
     /// Validates the request and names the run. Errors here are the client's to see as HTTP
     /// errors; nothing is stored yet.
-    pub async fn prepare(&self, user: UserId, request: RunRequest) -> Result<PendingRun, RunError> {
+    pub async fn prepare(
+        &self,
+        user: UserId,
+        request: RunRequest,
+        execution: Execution,
+    ) -> Result<PendingRun, RunError> {
         let store = &self.inner.store;
-        let thread = store.get_thread(&user, request.thread_id).await?;
+        // The messages come with the thread in one read; the run starts from them unless they
+        // change before it takes the thread.
+        let view = store.thread_view(&user, request.thread_id).await?;
+        let thread = view.thread;
         let assistant_id = request.assistant_id.unwrap_or(thread.assistant_id);
         let assistant = store.get_assistant(&user, assistant_id).await?;
         let mut configurable = assistant.configurable().clone();
@@ -151,17 +180,26 @@ impl RunEngine {
             thread_id: thread.thread_id,
             assistant_id,
             user_id: user,
-            status: RunStatus::Pending,
+            status: match execution {
+                Execution::Streamed => RunStatus::Running,
+                Execution::Background => RunStatus::Pending,
+            },
             error: None,
             created_at: now,
             updated_at: now,
         };
-        let job = RunJob { run, generation, configurable, recursion_limit, resume };
-        Ok(PendingRun { job, input, strategy: request.multitask_strategy, on_disconnect: request.on_disconnect })
+        let job = RunJob { run, generation, configurable, recursion_limit, resume, snapshot: None };
+        Ok(PendingRun {
+            job,
+            input,
+            found: Snapshot { history: view.messages, revision: view.revision },
+            strategy: request.multitask_strategy,
+            on_disconnect: request.on_disconnect,
+        })
     }
 
-    /// Takes the thread's lease and appends the input: from the returned job on, failures belong
-    /// to the run. A busy thread is `ThreadBusy` at once without `wait_while`, or under `reject`;
+    /// Takes the thread's lease and appends the input, at once: from the returned job on, failures
+    /// belong to the run. A busy thread is `ThreadBusy` at once without `wait_while`, or under `reject`;
     /// otherwise the run waits for the thread (cancelling its holder first under `interrupt`) for
     /// at most `RUN_QUEUE_WAIT_SECONDS`, and while `wait_while` holds (a client still listening).
     pub async fn acquire(
@@ -174,9 +212,16 @@ impl RunEngine {
         let deadline = tokio::time::Instant::now() + self.inner.config.run_queue_wait;
         let mut pause = Duration::from_millis(20);
         let mut interrupted = None;
-        loop {
-            match store.start_run(run, self.inner.config.run_lease, self.inner.config.max_runs_per_user).await {
-                Ok(()) => break,
+        let start = RunStart {
+            run,
+            lease: self.inner.config.run_lease,
+            max_user_runs: self.inner.config.max_runs_per_user,
+            input: &pending.input,
+            seen: Some(pending.found.revision),
+        };
+        let started = loop {
+            match store.start_run(start).await {
+                Ok(started) => break started,
                 Err(StoreError::ThreadBusy { run_id: holder })
                     if wait_while.is_some_and(|wanted| wanted())
                         && pending.strategy != MultitaskStrategy::Reject
@@ -197,16 +242,13 @@ impl RunEngine {
                 }
                 Err(error) => return Err(error.into()),
             }
-        }
+        };
         self.active().insert(run.run_id, CancellationToken::new());
-        let job = pending.job.clone();
-        if !pending.input.is_empty() {
-            if let Err(error) = store.append_messages(&run.user_id, run.thread_id, &pending.input).await {
-                // Nothing of the input was stored (appends are all or nothing): end the run and
-                // free the thread before answering.
-                self.finish(job.run, Err(Failure::Store(error.clone()))).await;
-                return Err(error.into());
-            }
+        let mut job = pending.job.clone();
+        if started.unchanged {
+            let mut history = pending.found.history.clone();
+            history.extend_from_slice(&pending.input);
+            job.snapshot = Some(Snapshot { history, revision: started.revision });
         }
         Ok(job)
     }
@@ -217,7 +259,7 @@ impl RunEngine {
         let run = job.run.clone();
         let dispatch = &self.inner.dispatch;
         if let Err(error) = dispatch.dispatch(self, job).await {
-            self.finish(run, Err(Failure::NotStarted(error.to_string()))).await;
+            self.finish(run, Err(Failure::NotStarted(error.to_string())), Progress::default()).await;
             return Err(error.into());
         }
         if !dispatch.executes_here() {
@@ -229,7 +271,7 @@ impl RunEngine {
 
     /// Executes a started run to its end and returns its final record. `events`, when given,
     /// receives the stream's payloads; a receiver that goes away does not stop the run.
-    pub async fn execute(&self, job: RunJob, listener: Option<Listener>) -> Run {
+    pub async fn execute(&self, mut job: RunJob, listener: Option<Listener>) -> Run {
         let span = tracing::info_span!(
             "run",
             run_id = %job.run.run_id,
@@ -243,8 +285,10 @@ impl RunEngine {
         async {
             let token = self.token(job.run.run_id);
             let mut sink = EventSink::new(listener);
+            let snapshot = job.snapshot.take();
+            let mut progress = Progress::default();
             // A bug that panics ends this run as failed, its thread freed, not the process.
-            let outcome = AssertUnwindSafe(self.drive(&job, &token, &mut sink, started))
+            let outcome = AssertUnwindSafe(self.drive(&job, snapshot, &mut progress, &token, &mut sink, started))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| Err(Failure::Panicked(panic_message(&panic))));
@@ -252,7 +296,12 @@ impl RunEngine {
                 sink.send(RunEvent::Error { status_code: failure.status_code(), message: failure.message(&job.run) })
                     .await;
             }
-            let run = self.finish(job.run, outcome).await;
+            let answered = outcome.is_ok();
+            let run = self.finish(job.run, outcome, progress).await;
+            if answered && run.status == RunStatus::Error {
+                let message = run.error.clone().unwrap_or_default();
+                sink.send(RunEvent::Error { status_code: Failure::STORE_STATUS, message }).await;
+            }
             tracing::info!(
                 outcome = run.status.as_str(),
                 duration_ms = started.elapsed().as_millis() as u64,
@@ -302,22 +351,32 @@ impl RunEngine {
     }
 
     /// Calls the model, and for an agent runs the tools it asks for and calls it again, until it
-    /// answers in words. Each AI message and each round of tool messages is stored when complete.
+    /// answers in words. Each step is stored when complete; the answer goes with the run's end.
     async fn drive(
         &self,
         job: &RunJob,
+        snapshot: Option<Snapshot>,
+        progress: &mut Progress,
         token: &CancellationToken,
         sink: &mut EventSink,
         started: std::time::Instant,
     ) -> Result<(), Failure> {
         let store = &self.inner.store;
         let run = &job.run;
-        let mut running = run.clone();
-        running.status = RunStatus::Running;
-        running.updated_at = Timestamp::now();
-        store.update_run(&running).await.map_err(Failure::Store)?;
-
-        let mut history = store.messages(&run.user_id, run.thread_id).await.map_err(Failure::Store)?;
+        if run.status != RunStatus::Running {
+            let mut running = run.clone();
+            running.status = RunStatus::Running;
+            running.updated_at = Timestamp::now();
+            store.update_run(&running).await.map_err(Failure::Store)?;
+        }
+        let Snapshot { mut history, revision } = match snapshot {
+            Some(snapshot) => snapshot,
+            None => {
+                let view = store.thread_view(&run.user_id, run.thread_id).await.map_err(Failure::Store)?;
+                Snapshot { history: view.messages, revision: view.revision }
+            }
+        };
+        progress.revision = Some(revision);
         let config_failure = |message: String| Failure::Model(LlmError::Upstream { provider: "config", message });
         let resolved =
             self.inner.models.resolve(&job.configurable).map_err(|error| config_failure(error.to_string()))?;
@@ -339,9 +398,9 @@ impl RunEngine {
             time_limit: time_limit.unwrap_or_default(),
         };
         let usage = if job.configurable.get("type").and_then(Value::as_str) == Some("chat_retrieval") {
-            self.answer_from_files(job, &resolved, &mut history, &mut guard, sink).await?
+            self.answer_from_files(job, &resolved, &mut history, progress, &mut guard, sink).await?
         } else {
-            self.agent_loop(job, &resolved, agent.as_ref(), &mut history, &mut guard, sink).await?
+            self.agent_loop(job, &resolved, agent.as_ref(), &mut history, progress, &mut guard, sink).await?
         };
         span.record("input_tokens", usage.0);
         span.record("output_tokens", usage.1);
@@ -356,11 +415,11 @@ impl RunEngine {
         resolved: &ResolvedModel,
         agent: Option<&AgentConfig>,
         history: &mut Vec<Message>,
+        progress: &mut Progress,
         guard: &mut Guard<'_>,
         sink: &mut EventSink,
     ) -> Result<(u64, u64), Failure> {
         let run = &job.run;
-        let store = &self.inner.store;
         let tools = match agent {
             Some(agent) if !agent.tools.is_empty() => {
                 let namespaces = [run.assistant_id, run.thread_id];
@@ -385,7 +444,7 @@ impl RunEngine {
                     break;
                 };
                 let results = self.guarded(guard, sink, tools.run(pending)).await?;
-                store.append_messages(&run.user_id, run.thread_id, &results).await.map_err(Failure::Store)?;
+                self.keep(run, progress, &results).await?;
                 sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
                 history.extend(results);
                 continue;
@@ -402,11 +461,13 @@ impl RunEngine {
             };
             let answer = self.model_step(job, resolved, request, history, id, guard, sink).await?;
             add_usage(&mut usage, &answer);
-            let answered = answer.tool_calls.is_empty();
-            history.push(answer);
-            if answered {
+            if answer.tool_calls.is_empty() {
+                progress.answer.push(answer);
                 break;
             }
+            // Stored before its tools run, so a run stopped among them can be taken up again.
+            self.keep(run, progress, std::slice::from_ref(&answer)).await?;
+            history.push(answer);
         }
         Ok(usage)
     }
@@ -419,11 +480,11 @@ impl RunEngine {
         job: &RunJob,
         resolved: &ResolvedModel,
         history: &mut Vec<Message>,
+        progress: &mut Progress,
         guard: &mut Guard<'_>,
         sink: &mut EventSink,
     ) -> Result<(u64, u64), Failure> {
         let run = &job.run;
-        let store = &self.inner.store;
         // What the model reads: the words said, not the retrieval steps.
         let said = |messages: &[Message]| -> Vec<Message> {
             let spoken =
@@ -448,10 +509,7 @@ impl RunEngine {
             ask.id = Some(id);
             ask.tool_calls =
                 vec![json!({"name": "retrieval", "args": {"query": query}, "id": call_id, "type": "tool_call"})];
-            store
-                .append_messages(&run.user_id, run.thread_id, std::slice::from_ref(&ask))
-                .await
-                .map_err(Failure::Store)?;
+            self.keep(run, progress, std::slice::from_ref(&ask)).await?;
             sink.progress(job.generation, history, &ask).await;
             history.push(ask);
 
@@ -468,7 +526,7 @@ impl RunEngine {
             let mut documents_message = Message::tool_result("retrieval", &call_id, String::new(), ToolStatus::Success);
             documents_message.content = Content::Parts(documents);
             let results = [documents_message];
-            store.append_messages(&run.user_id, run.thread_id, &results).await.map_err(Failure::Store)?;
+            self.keep(run, progress, &results).await?;
             sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
             history.extend(results);
 
@@ -485,12 +543,12 @@ impl RunEngine {
             let answer =
                 self.model_step(job, resolved, request, history, format!("run-{}", run.run_id), guard, sink).await?;
             add_usage(&mut usage, &answer);
-            history.push(answer);
+            progress.answer.push(answer);
         }
         Ok(usage)
     }
 
-    /// One model call: streamed to the client as it grows, stored when complete.
+    /// One model call, streamed to the client as it grows. The caller stores the message.
     #[allow(clippy::too_many_arguments)]
     async fn model_step(
         &self,
@@ -521,14 +579,15 @@ impl RunEngine {
         last_chunk.additional_kwargs.remove("agent");
         sink.progress(job.generation, history, &last_chunk).await;
         sink.progress(job.generation, history, &answer).await;
-        // Stored while the lease is still held: no other run can slip in between.
-        let run = &job.run;
-        self.inner
-            .store
-            .append_messages(&run.user_id, run.thread_id, std::slice::from_ref(&answer))
-            .await
-            .map_err(Failure::Store)?;
         Ok(answer)
+    }
+
+    /// Stores a step's messages (while the lease is held: no other run can slip in between).
+    async fn keep(&self, run: &Run, progress: &mut Progress, messages: &[Message]) -> Result<(), Failure> {
+        let store = &self.inner.store;
+        let revision = store.append_messages(&run.user_id, run.thread_id, messages, progress.revision).await;
+        progress.revision = Some(revision.map_err(Failure::Store)?);
+        Ok(())
     }
 
     /// Awaits `work` while keeping the run's lease, and gives up on a cancel, a client gone
@@ -572,21 +631,21 @@ impl RunEngine {
         store.update_run(&current).await.map_err(Failure::Store)
     }
 
-    /// Records how the run ended and gives its thread back.
-    async fn finish(&self, mut run: Run, outcome: Result<(), Failure>) -> Run {
-        let store = &self.inner.store;
+    /// Stores the answer, records how the run ended and gives its thread back, at once.
+    async fn finish(&self, mut run: Run, outcome: Result<(), Failure>, progress: Progress) -> Run {
         (run.status, run.error) = match outcome {
             Ok(()) => (RunStatus::Success, None),
             Err(Failure::Cancelled) => (RunStatus::Cancelled, None),
             Err(failure) => (RunStatus::Error, Some(failure.message(&run))),
         };
         run.updated_at = Timestamp::now();
-        // The thread is freed first: a client that sees the run finished can start the next one.
-        if let Err(error) = store.release_lease(run.thread_id, run.run_id, run.status).await {
-            tracing::error!(run_id = %run.run_id, %error, "could not release the thread; its lease will expire");
-        }
-        if let Err(error) = store.update_run(&run).await {
-            tracing::error!(run_id = %run.run_id, %error, "could not record the run's end");
+        if let Err(error) = self.inner.store.finish_run(&run, &progress.answer, progress.revision).await {
+            tracing::error!(run_id = %run.run_id, %error, "could not record the run's end; its lease will expire");
+            // The answer was not kept: the run did not succeed, and its client is told.
+            if run.status == RunStatus::Success {
+                run.status = RunStatus::Error;
+                run.error = Some(Failure::Store(error).message(&run));
+            }
         }
         self.active().remove(&run.run_id);
         run
@@ -599,12 +658,14 @@ impl RunEngine {
 }
 
 impl Failure {
+    const STORE_STATUS: u16 = 503;
+
     /// The `status_code` of the stream's error event.
     fn status_code(&self) -> u16 {
         match self {
             Failure::Cancelled => 409,
             Failure::Model(error) => error.status_code(),
-            Failure::Store(_) => 503,
+            Failure::Store(_) => Failure::STORE_STATUS,
             Failure::NotStarted(_) | Failure::Tools(_) => 502,
             Failure::RecursionLimit(_) => 500,
             Failure::TimeLimit(_) => 504,
@@ -674,6 +735,15 @@ async fn collect_text(resolved: &ResolvedModel, request: ChatRequest) -> Result<
         }
     }
     Ok(text.trim().to_string())
+}
+
+/// Where a run stands in its thread.
+#[derive(Default)]
+struct Progress {
+    /// The thread's revision as the run last read or wrote it.
+    revision: Option<Revision>,
+    /// The final answer: stored with the run's end, in the same write.
+    answer: Vec<Message>,
 }
 
 /// What keeps a run honest while it waits on a model or a tool.

@@ -15,7 +15,7 @@ mod render;
 mod request;
 
 pub use dispatch::{BackgroundDispatch, DispatchError, InProcessDispatch, LambdaDispatch};
-pub use engine::{Listener, PendingRun, RunEngine, RunEvent, RunJob};
+pub use engine::{Execution, Listener, PendingRun, RunEngine, RunEvent, RunJob};
 pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
 
 use crate::llm::ModelConfigError;

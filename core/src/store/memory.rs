@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Entity, Store, StoreError, StoreResult, ThreadView};
+use super::{Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView};
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
 };
@@ -32,6 +32,18 @@ struct ThreadRecord {
     messages: Vec<Message>,
     lease: Option<Lease>,
     last_outcome: Option<RunStatus>,
+    revision: Revision,
+}
+
+impl ThreadRecord {
+    fn add(&mut self, messages: &[Message]) -> Revision {
+        if !messages.is_empty() {
+            self.messages.extend_from_slice(messages);
+            self.last_outcome = None;
+            self.revision.0 += messages.len() as u64;
+        }
+        self.revision
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -118,8 +130,13 @@ impl Store for MemoryStore {
                 Ok(())
             }
             None => {
-                let record =
-                    ThreadRecord { thread: thread.clone(), messages: Vec::new(), lease: None, last_outcome: None };
+                let record = ThreadRecord {
+                    thread: thread.clone(),
+                    messages: Vec::new(),
+                    lease: None,
+                    last_outcome: None,
+                    revision: Revision::default(),
+                };
                 inner.threads.insert(thread.thread_id, record);
                 Ok(())
             }
@@ -165,17 +182,18 @@ impl Store for MemoryStore {
             messages: record.messages.clone(),
             running: record.lease.is_some_and(|lease| lease.expires_at > now),
             last_outcome: record.last_outcome,
+            revision: record.revision,
         })
     }
 
-    async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
-        let mut inner = self.lock();
-        let record = inner.own_thread(user, thread_id)?;
-        record.messages.extend_from_slice(messages);
-        if !messages.is_empty() {
-            record.last_outcome = None;
-        }
-        Ok(())
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+        _seen: Option<Revision>,
+    ) -> StoreResult<Revision> {
+        Ok(self.lock().own_thread(user, thread_id)?.add(messages))
     }
 
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
@@ -187,17 +205,20 @@ impl Store for MemoryStore {
                 .as_ref()
                 .and_then(|id| record.messages.iter_mut().find(|stored| stored.id.as_ref() == Some(id)));
             match existing {
-                Some(stored) => *stored = message.clone(),
+                Some(stored) => {
+                    *stored = message.clone();
+                    record.revision.0 += 1;
+                }
                 None => {
-                    record.messages.push(message.clone());
-                    record.last_outcome = None;
+                    record.add(std::slice::from_ref(message));
                 }
             }
         }
         Ok(())
     }
 
-    async fn start_run(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()> {
+    async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {
+        let RunStart { run, lease, max_user_runs, input, seen } = start;
         let mut inner = self.lock();
         let now = Timestamp::now();
         // A thread's runs are its owner's, so the user's running runs are their leased threads.
@@ -214,8 +235,10 @@ impl Store for MemoryStore {
             return Err(StoreError::TooManyRuns { limit });
         }
         record.lease = Some(Lease { run_id: run.run_id, expires_at: now.plus(lease) });
+        let unchanged = seen == Some(record.revision);
+        let revision = record.add(input);
         inner.runs.insert(run.run_id, run.clone());
-        Ok(())
+        Ok(Started { revision, unchanged })
     }
 
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
@@ -247,12 +270,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()> {
-        if let Some(record) = self.lock().threads.get_mut(&thread_id) {
-            if record.lease.is_some_and(|held| held.run_id == run_id) {
-                record.lease = None;
-                record.last_outcome = Some(outcome);
-            }
+    async fn finish_run(&self, run: &Run, messages: &[Message], _seen: Option<Revision>) -> StoreResult<()> {
+        let mut inner = self.lock();
+        let Ok(record) = inner.own_thread(&run.user_id, run.thread_id) else { return Ok(()) };
+        record.add(messages);
+        if record.lease.is_some_and(|held| held.run_id == run.run_id) {
+            record.lease = None;
+            record.last_outcome = Some(run.status);
+        }
+        if let Some(stored) = inner.runs.get_mut(&run.run_id) {
+            *stored = run.clone();
         }
         Ok(())
     }

@@ -70,6 +70,43 @@ pub struct ThreadView {
     pub running: bool,
     /// How the last run to let go of the thread ended, unless messages were added since.
     pub last_outcome: Option<RunStatus>,
+    pub revision: Revision,
+}
+
+/// Where a thread's messages stand. It moves on whenever a message is added or replaced, so a
+/// run that read the thread at one revision knows, when it starts, whether what it read is
+/// still the thread; and a backend that knows it can write without reading first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Revision(pub u64);
+
+/// A run taking its thread.
+#[derive(Debug, Clone, Copy)]
+pub struct RunStart<'a> {
+    /// Recorded as given.
+    pub run: &'a Run,
+    pub lease: Duration,
+    /// At most this many of the user's runs may hold threads (in any process).
+    pub max_user_runs: Option<u32>,
+    /// Added to the thread with the start: both happen or neither.
+    pub input: &'a [Message],
+    /// The revision at which the caller read the thread, if it did.
+    pub seen: Option<Revision>,
+}
+
+impl<'a> RunStart<'a> {
+    pub fn new(run: &'a Run, lease: Duration) -> Self {
+        RunStart { run, lease, max_user_runs: None, input: &[], seen: None }
+    }
+}
+
+/// A run that holds its thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Started {
+    /// The thread's revision with the input added.
+    pub revision: Revision,
+    /// No message changed between `seen` and the start: what the caller read, with the input
+    /// after it, is the thread.
+    pub unchanged: bool,
 }
 
 #[async_trait]
@@ -101,20 +138,32 @@ pub trait Store: Send + Sync + 'static {
     async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>>;
     /// The thread with its messages and what its runs are doing, read at once.
     async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView>;
-    async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
+    /// Adds messages after the others, all or nothing, and returns the thread's new revision.
+    /// `seen`, the revision the caller last read, lets a backend write in one step when nothing
+    /// changed since; the result is the same either way.
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+        seen: Option<Revision>,
+    ) -> StoreResult<Revision>;
     /// Replaces the messages whose `id` matches one in `messages`; appends the others.
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
 
-    /// Records a new run and takes its thread's lease for `lease`, atomically: `ThreadBusy` when
-    /// another run holds an unexpired lease, `TooManyRuns` when `max_user_runs` of the user's
-    /// runs already hold leases (on any thread, in any process).
-    async fn start_run(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()>;
+    /// Records a new run, takes its thread's lease and adds its input, atomically: `ThreadBusy`
+    /// when another run holds an unexpired lease, `TooManyRuns` when `max_user_runs` of the
+    /// user's runs already hold leases (on any thread, in any process); nothing is stored then.
+    async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started>;
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run>;
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
     /// Extends the lease of a run still holding it; `LeaseLost` otherwise.
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()>;
-    /// Gives the lease back if `run_id` still holds it, noting how the run ended.
-    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()>;
+    /// Ends a run at once: adds its last messages, records `run` as it ended, and gives its
+    /// thread back noting the outcome. A run that lost its lease still has its messages and
+    /// record kept; the lease is not its to give. A thread deleted meanwhile took the run with
+    /// it: nothing is kept, and that is no error. `seen` is as for `append_messages`.
+    async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()>;
 
     /// Keeps feedback on `run` (whose owner the caller has checked). It goes with the run's thread.
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Entity, Store, StoreError, StoreResult, ThreadView};
+use super::{Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView};
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
 };
@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS threads (
     body TEXT NOT NULL,
     lease_run_id TEXT,
     lease_expires_ms INTEGER,
-    last_outcome TEXT
+    last_outcome TEXT,
+    revision INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS threads_by_user ON threads (user_id, updated_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -109,13 +110,15 @@ impl SqliteStore {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.execute_batch(SCHEMA)?;
-        // Files made before threads recorded their last run's outcome.
+        // Files made before threads recorded their last run's outcome, or their revision.
         let columns: Vec<String> = connection
             .prepare("SELECT name FROM pragma_table_info('threads')")?
             .query_map([], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
-        if !columns.iter().any(|column| column == "last_outcome") {
-            connection.execute_batch("ALTER TABLE threads ADD COLUMN last_outcome TEXT")?;
+        for (column, definition) in [("last_outcome", "TEXT"), ("revision", "INTEGER NOT NULL DEFAULT 0")] {
+            if !columns.iter().any(|found| found == column) {
+                connection.execute_batch(&format!("ALTER TABLE threads ADD COLUMN {column} {definition}"))?;
+            }
         }
         Ok(SqliteStore { connection: Arc::new(Mutex::new(connection)) })
     }
@@ -188,8 +191,27 @@ fn insert_message(connection: &Connection, thread_id: &str, seq: i64, message: &
         "INSERT INTO messages (thread_id, seq, message_id, body) VALUES (?1, ?2, ?3, ?4)",
         params![thread_id, seq, message.id, to_json(message)?],
     )?;
-    connection.execute("UPDATE threads SET last_outcome = NULL WHERE thread_id = ?1", params![thread_id])?;
+    connection.execute(
+        "UPDATE threads SET last_outcome = NULL, revision = revision + 1 WHERE thread_id = ?1",
+        params![thread_id],
+    )?;
     Ok(())
+}
+
+/// Adds messages after the thread's others; returns its revision then.
+fn insert_messages(connection: &Connection, thread_id: &str, messages: &[Message]) -> StoreResult<Revision> {
+    let first = next_seq(connection, thread_id)?;
+    for (offset, message) in messages.iter().enumerate() {
+        insert_message(connection, thread_id, first + offset as i64, message)?;
+    }
+    revision(connection, thread_id)
+}
+
+fn revision(connection: &Connection, thread_id: &str) -> StoreResult<Revision> {
+    let revision: i64 =
+        connection
+            .query_row("SELECT revision FROM threads WHERE thread_id = ?1", params![thread_id], |row| row.get(0))?;
+    Ok(Revision(revision as u64))
 }
 
 fn next_seq(connection: &Connection, thread_id: &str) -> StoreResult<i64> {
@@ -338,9 +360,12 @@ impl Store for SqliteStore {
         self.call(move |connection| {
             let tx = connection.transaction()?;
             let id = thread_id.to_string();
-            let sql = "SELECT body, lease_expires_ms, last_outcome FROM threads WHERE thread_id = ?1 AND user_id = ?2";
-            let (body, lease_expires, last_outcome): (String, Option<i64>, Option<String>) = tx
-                .query_row(sql, params![id, user.as_str()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            let sql = "SELECT body, lease_expires_ms, last_outcome, revision FROM threads \
+                       WHERE thread_id = ?1 AND user_id = ?2";
+            let (body, lease_expires, last_outcome, revision): (String, Option<i64>, Option<String>, i64) = tx
+                .query_row(sql, params![id, user.as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
                 .optional()?
                 .ok_or(StoreError::NotFound(Entity::Thread))?;
             let messages = bodies(&tx, "SELECT body FROM messages WHERE thread_id = ?1 ORDER BY seq", params![id])?;
@@ -349,21 +374,23 @@ impl Store for SqliteStore {
                 messages,
                 running: lease_expires.is_some_and(|expires| expires > millis(Timestamp::now())),
                 last_outcome: last_outcome.as_deref().and_then(RunStatus::from_name),
+                revision: Revision(revision as u64),
             })
         })
         .await
     }
 
-    async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+        _seen: Option<Revision>,
+    ) -> StoreResult<Revision> {
         let (user, messages) = (user.clone(), messages.to_vec());
         self.write(move |tx| {
             own_thread(tx, &user, thread_id)?;
-            let id = thread_id.to_string();
-            let first = next_seq(tx, &id)?;
-            for (offset, message) in messages.iter().enumerate() {
-                insert_message(tx, &id, first + offset as i64, message)?;
-            }
-            Ok(())
+            insert_messages(tx, &thread_id.to_string(), &messages)
         })
         .await
     }
@@ -381,7 +408,9 @@ impl Store for SqliteStore {
                     )?,
                     None => 0,
                 };
-                if replaced == 0 {
+                if replaced > 0 {
+                    tx.execute("UPDATE threads SET revision = revision + 1 WHERE thread_id = ?1", params![id])?;
+                } else {
                     let seq = next_seq(tx, &id)?;
                     insert_message(tx, &id, seq, message)?;
                 }
@@ -391,8 +420,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn start_run(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()> {
-        let run = run.clone();
+    async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {
+        let RunStart { run, lease, max_user_runs, input, seen } = start;
+        let (run, input) = (run.clone(), input.to_vec());
         self.write(move |tx| {
             own_thread(tx, &run.user_id, run.thread_id)?;
             let now = Timestamp::now();
@@ -428,7 +458,10 @@ impl Store for SqliteStore {
                 "INSERT INTO runs (run_id, user_id, thread_id, body) VALUES (?1, ?2, ?3, ?4)",
                 params![run.run_id.to_string(), run.user_id.as_str(), run.thread_id.to_string(), to_json(&run)?],
             )?;
-            Ok(())
+            let thread_id = run.thread_id.to_string();
+            let unchanged = seen == Some(revision(tx, &thread_id)?);
+            let revision = insert_messages(tx, &thread_id, &input)?;
+            Ok(Started { revision, unchanged })
         })
         .await
     }
@@ -470,13 +503,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()> {
+    async fn finish_run(&self, run: &Run, messages: &[Message], _seen: Option<Revision>) -> StoreResult<()> {
+        let (run, messages) = (run.clone(), messages.to_vec());
         self.write(move |tx| {
+            if own_thread(tx, &run.user_id, run.thread_id).is_err() {
+                return Ok(());
+            }
+            let thread_id = run.thread_id.to_string();
+            insert_messages(tx, &thread_id, &messages)?;
             tx.execute(
                 "UPDATE threads SET lease_run_id = NULL, lease_expires_ms = NULL, last_outcome = ?3 \
                  WHERE thread_id = ?1 AND lease_run_id = ?2",
-                params![thread_id.to_string(), run_id.to_string(), outcome.as_str()],
+                params![thread_id, run.run_id.to_string(), run.status.as_str()],
             )?;
+            tx.execute("UPDATE runs SET body = ?1 WHERE run_id = ?2", params![to_json(&run)?, run.run_id.to_string()])?;
             Ok(())
         })
         .await

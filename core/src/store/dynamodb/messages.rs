@@ -1,21 +1,29 @@
-//! A thread's messages: one item each (in parts when large), sequence numbers reserved on the
-//! thread item, writes all or nothing.
+//! A thread's messages: one item each (in parts when large), in order of sequence numbers that
+//! the thread item gives out, written all or nothing.
+//!
+//! The thread item's `next_seq` is the last sequence number given out, and so the thread's
+//! [`Revision`]: every write of messages moves it. A writer that knows it (it read the thread,
+//! or wrote last) writes messages and moves it in one transaction, on condition that it has not
+//! moved; one that does not, or finds it moved, first reserves numbers with an UpdateItem.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::errors::{backend, sdk_error};
 use super::table::{from_json, has, key, message_sk, n, number, owned, s, text, thread_pk, to_json, Item};
 use super::DynamoStore;
 use crate::model::{Message, UserId};
-use crate::store::{Entity, Store, StoreError, StoreResult};
+use crate::store::{Entity, Revision, StoreError, StoreResult};
 
 /// Largest slice of a message's JSON kept in one item, well under DynamoDB's 400 KB item limit.
 const PART_BYTES: usize = 300 * 1024;
-/// TransactWriteItems takes at most 100 actions; one is the counter or lease update.
-const TRANSACTION_ITEMS: usize = 99;
+/// TransactWriteItems takes at most 100 actions.
+const TRANSACTION_ITEMS: usize = 100;
+/// ...and at most 4 MB in all; this leaves room for the actions' other parts.
+const TRANSACTION_BYTES: usize = 3_500_000;
 
 /// Splits text into parts of at most `PART_BYTES`, never inside a character.
 fn split_parts(text: &str) -> Vec<&str> {
@@ -32,6 +40,44 @@ fn split_parts(text: &str) -> Vec<&str> {
     }
     parts.push(rest);
     parts
+}
+
+/// The revision a thread item records.
+pub(super) fn revision(thread: &Item) -> Revision {
+    Revision(number(thread, "next_seq").unwrap_or(0) as u64)
+}
+
+/// The condition that the thread is still at `seen`, and its value.
+pub(super) fn at_revision(
+    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    condition: &str,
+    seen: Revision,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    // Before the first message the counter is absent, not zero.
+    match seen.0 {
+        0 => update.condition_expression(format!("{condition} AND attribute_not_exists(next_seq)")),
+        last => update
+            .condition_expression(format!("{condition} AND next_seq = :seen"))
+            .expression_attribute_values(":seen", n(last)),
+    }
+}
+
+/// Whether items and `others` more actions fit one transaction.
+pub(super) fn fit_one_transaction(items: &[Item], others: usize) -> bool {
+    let bytes: usize =
+        items.iter().flat_map(|item| item.values()).map(|value| value.as_s().map(String::len).unwrap_or(64)).sum();
+    items.len() + others <= TRANSACTION_ITEMS && bytes <= TRANSACTION_BYTES
+}
+
+/// Why a transaction on a thread did not go through.
+pub(super) enum Refusal {
+    /// The thread item's condition failed; the item as it was (`None`: there is none).
+    Thread(Option<Item>),
+    /// The condition of the action at this position failed.
+    Action(usize),
+    /// Another transaction touched the same items at the same moment; trying again may pass.
+    Conflict,
+    Failed(StoreError),
 }
 
 impl DynamoStore {
@@ -85,6 +131,15 @@ impl DynamoStore {
             .collect())
     }
 
+    /// The items of messages numbered from just after `after`.
+    pub(super) fn items_after(&self, thread_id: Uuid, after: Revision, messages: &[Message]) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::with_capacity(messages.len());
+        for (offset, message) in messages.iter().enumerate() {
+            items.extend(self.message_items(thread_id, after.0 + 1 + offset as u64, message)?);
+        }
+        Ok(items)
+    }
+
     /// Reserves `count` sequence numbers on a thread the user owns; returns the first.
     async fn reserve(&self, user: &UserId, thread_id: Uuid, count: usize) -> StoreResult<u64> {
         let output = self
@@ -114,10 +169,84 @@ impl DynamoStore {
         Ok(last as u64 - count as u64 + 1)
     }
 
+    /// One transaction: `thread` (the update of the thread item, whose old item comes back if
+    /// its condition fails), then `actions`, then puts of `items`.
+    pub(super) async fn transact(
+        &self,
+        thread: Update,
+        actions: Vec<TransactWriteItem>,
+        items: Vec<Item>,
+    ) -> Result<(), Refusal> {
+        let mut transaction =
+            self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(thread).build());
+        for action in actions {
+            transaction = transaction.transact_items(action);
+        }
+        for item in items {
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build();
+            transaction = transaction.transact_items(
+                TransactWriteItem::builder().put(put.map_err(|e| Refusal::Failed(backend(e)))?).build(),
+            );
+        }
+        let Err(error) = transaction.send().await else { return Ok(()) };
+        let reasons = match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled.cancellation_reasons(),
+            _ => return Err(Refusal::Failed(sdk_error(error))),
+        };
+        let failed = |code: &str| reasons.iter().position(|reason| reason.code() == Some(code));
+        match failed("ConditionalCheckFailed") {
+            Some(0) => Err(Refusal::Thread(reasons[0].item().cloned())),
+            Some(index) => Err(Refusal::Action(index)),
+            None if failed("TransactionConflict").is_some() => Err(Refusal::Conflict),
+            None => Err(Refusal::Failed(sdk_error(error))),
+        }
+    }
+
+    /// The update of a thread item that gives out the numbers of `count` new messages after
+    /// `seen`, on `condition` and that it is still at `seen`. `set` and `remove` are more of
+    /// the update's clauses, comma-separated.
+    pub(super) fn thread_update(
+        &self,
+        thread_id: Uuid,
+        condition: &str,
+        seen: Revision,
+        count: usize,
+        set: &[&str],
+        remove: &[&str],
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        let mut set = set.to_vec();
+        let mut remove = remove.to_vec();
+        if count > 0 {
+            set.push("next_seq = :next");
+            // New messages: the last run's outcome no longer describes the thread's end.
+            if !set.iter().any(|clause| clause.starts_with("last_outcome")) {
+                remove.push("last_outcome");
+            }
+        }
+        let mut expression = Vec::new();
+        if !set.is_empty() {
+            expression.push(format!("SET {}", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expression.push(format!("REMOVE {}", remove.join(", ")));
+        }
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(thread_pk(thread_id), "M")))
+            .update_expression(expression.join(" "))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if count > 0 {
+            update = update.expression_attribute_values(":next", n(seen.0 + count as u64));
+        }
+        at_revision(update, condition, seen)
+    }
+
     /// Writes items all or nothing (in as few transactions as the limits allow).
-    pub(super) async fn put_all(&self, items: Vec<Item>) -> StoreResult<()> {
-        for chunk in items.chunks(TRANSACTION_ITEMS) {
-            let mut transaction = self.client.transact_write_items();
+    pub(super) async fn put_all(&self, items: Vec<Item>, with_first: Option<Update>) -> StoreResult<()> {
+        let mut with_first = with_first.map(|update| TransactWriteItem::builder().update(update).build());
+        for chunk in items.chunks(TRANSACTION_ITEMS - 1) {
+            let mut transaction =
+                self.client.transact_write_items().set_transact_items(with_first.take().map(|first| vec![first]));
             for item in chunk {
                 let put =
                     Put::builder().table_name(&self.table).set_item(Some(item.clone())).build().map_err(backend)?;
@@ -128,16 +257,37 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn append(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+    pub(super) async fn append(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+        seen: Option<Revision>,
+    ) -> StoreResult<Revision> {
         if messages.is_empty() {
-            return self.get_thread(user, thread_id).await.map(|_| ());
+            let thread = owned(self.get(thread_pk(thread_id), "M").await?, user, Entity::Thread)?;
+            return Ok(revision(&thread));
+        }
+        if let Some(seen) = seen {
+            let items = self.items_after(thread_id, seen, messages)?;
+            if fit_one_transaction(&items, 1) {
+                let update = self
+                    .thread_update(thread_id, "user_id = :user", seen, messages.len(), &[], &[])
+                    .expression_attribute_values(":user", s(user.as_str()))
+                    .build()
+                    .map_err(backend)?;
+                match self.transact(update, Vec::new(), items).await {
+                    Ok(()) => return Ok(Revision(seen.0 + messages.len() as u64)),
+                    Err(Refusal::Failed(error)) => return Err(error),
+                    // Moved on, or not the user's: the plain way finds out which.
+                    Err(_) => {}
+                }
+            }
         }
         let first = self.reserve(user, thread_id, messages.len()).await?;
-        let mut items = Vec::with_capacity(messages.len());
-        for (offset, message) in messages.iter().enumerate() {
-            items.extend(self.message_items(thread_id, first + offset as u64, message)?);
-        }
-        self.put_all(items).await
+        let items = self.items_after(thread_id, Revision(first - 1), messages)?;
+        self.put_all(items, None).await?;
+        Ok(Revision(first - 1 + messages.len() as u64))
     }
 
     pub(super) async fn upsert(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
@@ -163,9 +313,25 @@ impl DynamoStore {
                 None => appended.push(message.clone()),
             }
         }
-        self.put_all(replacements).await?;
+        if !replacements.is_empty() {
+            // A replaced message moves the revision too: a run that read the old one must not
+            // take it for the thread. The number it takes is left unused.
+            let moved = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(thread_pk(thread_id), "M")))
+                .update_expression("ADD next_seq :one")
+                .condition_expression("user_id = :user")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":user", s(user.as_str()))
+                .build()
+                .map_err(backend)?;
+            self.put_all(replacements, Some(moved)).await?;
+        }
         self.delete_all(stale_parts).await?;
-        self.append(user, thread_id, &appended).await
+        if !appended.is_empty() {
+            self.append(user, thread_id, &appended, None).await?;
+        }
+        Ok(())
     }
 }
 

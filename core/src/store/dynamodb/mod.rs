@@ -18,11 +18,17 @@
 //! - public assistants: Query the sparse `gsi2`.
 //! - a thread's messages: one Query of the thread's partition for `sk` beginning with `M`. It
 //!   returns the thread item first (checking ownership) and then the messages in order.
-//! - append: one UpdateItem on the thread item reserves a range of sequence numbers (only if the
-//!   user owns the thread), then one TransactWriteItems writes the messages all or nothing.
+//! - append: the thread item's `next_seq` is the last sequence number given out, and the
+//!   thread's revision. A writer that knows it writes the messages in one TransactWriteItems that
+//!   moves it on, on condition that it has not moved; otherwise one UpdateItem reserves a range
+//!   of numbers (only if the user owns the thread), then one TransactWriteItems writes them.
 //! - a message larger than an item is stored in parts under consecutive `sk`s and rejoined on read.
 //! - start a run: one TransactWriteItems takes the lease on the thread item (if it is free or
-//!   expired), writes the run and a pointer to it in the thread's partition.
+//!   expired, and the thread is at the revision the run read), writes the run, a pointer to it
+//!   in the thread's partition and the run's input. When it fails on its condition, the thread
+//!   item comes back with the refusal: busy, gone, or moved on (then it is tried again there).
+//! - end a run: one TransactWriteItems adds its answer, records its status and gives the lease
+//!   back (on condition that the run holds it and the thread is where the run left it).
 //! - delete a thread: the thread item goes first (conditionally on its owner), then everything in
 //!   its partition and the runs it points to, in batches.
 //! - the per-user run limit: the lease transaction also adds `<run_id>#<thread_id>` to the user's
@@ -54,7 +60,7 @@ use uuid::Uuid;
 pub use requests::RequestCounter;
 pub use table::{TableDefinition, TABLE};
 
-use super::{Entity, Store, StoreError, StoreResult, ThreadView};
+use super::{Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView};
 use crate::config::DynamoSettings;
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, UserId,
@@ -326,19 +332,26 @@ impl Store for DynamoStore {
             last_outcome: text(&thread, "last_outcome").ok().and_then(RunStatus::from_name),
             thread: body(&thread)?,
             messages: messages.into_iter().map(|(_, message)| message).collect(),
+            revision: messages::revision(&thread),
         })
     }
 
-    async fn append_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
-        self.append(user, thread_id, messages).await
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+        seen: Option<Revision>,
+    ) -> StoreResult<Revision> {
+        self.append(user, thread_id, messages, seen).await
     }
 
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
         self.upsert(user, thread_id, messages).await
     }
 
-    async fn start_run(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()> {
-        self.take_lease(run, lease, max_user_runs).await
+    async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {
+        self.start(start).await
     }
 
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
@@ -353,8 +366,8 @@ impl Store for DynamoStore {
         self.renew(thread_id, run_id, lease).await
     }
 
-    async fn release_lease(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()> {
-        self.release(thread_id, run_id, outcome).await
+    async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
+        self.finish(run, messages, seen).await
     }
 
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {

@@ -1,54 +1,95 @@
-//! Runs and the per-thread lease: a run and its lease are taken in one transaction.
+//! Runs and the per-thread lease. A run starts in one transaction (the lease, its record and its
+//! input) and ends in one (its last messages, its record and the lease given back).
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::errors::{backend, conditional, sdk_error};
-use super::table::{body, key, millis, n, number, owned, run_pk, s, text, thread_pk, to_json};
+use super::messages::{fit_one_transaction, revision, Refusal};
+use super::table::{body, has, key, millis, n, number, owned, run_pk, s, text, thread_pk, to_json, Item};
 use super::DynamoStore;
-use crate::model::{Feedback, Run, RunStatus, Timestamp, UserId};
-use crate::store::{Entity, StoreError, StoreResult};
+use crate::model::{Feedback, Message, Run, RunStatus, Timestamp, UserId};
+use crate::store::{Entity, Revision, RunStart, Started, StoreError, StoreResult};
+
+/// How many times a start or an end is tried again when the thread's messages moved meanwhile
+/// (someone added some) or another transaction collided with it.
+const ATTEMPTS: usize = 5;
+
+/// Why a start did not go through.
+enum StartRefusal {
+    /// The thread's messages moved on; it is at this revision now.
+    Moved(Revision),
+    Full(u32),
+    Failed(StoreError),
+}
 
 impl DynamoStore {
-    /// Takes the lease, and under a per-user limit a place among the user's running runs; when
-    /// the user's places look full, the ones whose runs no longer hold their thread are freed
-    /// and the start is tried once more.
-    pub(super) async fn take_lease(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()> {
-        match self.lease_transaction(run, lease, max_user_runs).await {
-            Err(StoreError::TooManyRuns { limit }) if self.free_stale_places(&run.user_id, limit).await? => {
-                self.lease_transaction(run, lease, max_user_runs).await
+    pub(super) async fn start(&self, start: RunStart<'_>) -> StoreResult<Started> {
+        let run = start.run;
+        let (mut seen, mut unchanged) = match start.seen {
+            Some(seen) => (seen, true),
+            None => {
+                (revision(&owned(self.get(thread_pk(run.thread_id), "M").await?, &run.user_id, Entity::Thread)?), false)
             }
-            other => other,
+        };
+        let mut freed_places = false;
+        for _ in 0..ATTEMPTS {
+            match self.start_transaction(&start, seen).await {
+                Ok(revision) => return Ok(Started { revision, unchanged }),
+                Err(StartRefusal::Moved(now)) => {
+                    (seen, unchanged) = (now, unchanged && now == seen);
+                }
+                // The user's places look full: those of runs that no longer hold their thread
+                // are freed, and the start is tried once more.
+                Err(StartRefusal::Full(limit))
+                    if !freed_places && self.free_stale_places(&run.user_id, limit).await? =>
+                {
+                    freed_places = true;
+                }
+                Err(StartRefusal::Full(limit)) => return Err(StoreError::TooManyRuns { limit }),
+                Err(StartRefusal::Failed(error)) => return Err(error),
+            }
         }
+        Err(backend("the thread kept changing while the run started"))
     }
 
-    async fn lease_transaction(&self, run: &Run, lease: Duration, max_user_runs: Option<u32>) -> StoreResult<()> {
+    /// Takes the lease (if the thread is free and still at `seen`), records the run with a
+    /// pointer from its thread, takes a place among the user's runs, and adds the input. An
+    /// input too large for one transaction follows it, and is undone with the start if it fails.
+    async fn start_transaction(&self, start: &RunStart<'_>, seen: Revision) -> Result<Revision, StartRefusal> {
+        let failed = |error| StartRefusal::Failed(error);
+        let run = start.run;
         let now = Timestamp::now();
-        let take_lease = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(thread_pk(run.thread_id), "M")))
-            .update_expression("SET lease_run_id = :run, lease_expires = :expires")
-            .condition_expression("user_id = :user AND (attribute_not_exists(lease_run_id) OR lease_expires <= :now)")
+        let items = self.items_after(run.thread_id, seen, start.input).map_err(failed)?;
+        let actions = 3 + usize::from(start.max_user_runs.is_some());
+        let input_inside = fit_one_transaction(&items, actions);
+        let take_lease = self
+            .thread_update(
+                run.thread_id,
+                "user_id = :user AND (attribute_not_exists(lease_run_id) OR lease_expires <= :now)",
+                seen,
+                start.input.len(),
+                &["lease_run_id = :run", "lease_expires = :expires"],
+                &[],
+            )
             .expression_attribute_values(":run", s(run.run_id.to_string()))
-            .expression_attribute_values(":expires", n(millis(now.plus(lease))))
+            .expression_attribute_values(":expires", n(millis(now.plus(start.lease))))
             .expression_attribute_values(":now", n(millis(now)))
             .expression_attribute_values(":user", s(run.user_id.as_str()))
             .build()
-            .map_err(backend)?;
+            .map_err(|error| failed(backend(error)))?;
         let mut record = key(run_pk(run.run_id), "R");
         record.insert("user_id".into(), s(run.user_id.as_str()));
-        record.insert("body".into(), s(to_json(run)?));
+        record.insert("body".into(), s(to_json(run).map_err(failed)?));
         let pointer = key(thread_pk(run.thread_id), &format!("R#{}", run.run_id));
-        let mut transaction =
-            self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(take_lease).build());
+        let mut actions = Vec::new();
         for item in [record, pointer] {
-            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(backend)?;
-            transaction = transaction.transact_items(TransactWriteItem::builder().put(put).build());
+            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build();
+            actions.push(TransactWriteItem::builder().put(put.map_err(|error| failed(backend(error)))?).build());
         }
-        if let Some(limit) = max_user_runs {
+        if let Some(limit) = start.max_user_runs {
             // The user's places: a string set of `<run_id>#<thread_id>`, at most `limit` long.
             let take_place = Update::builder()
                 .table_name(&self.table)
@@ -58,26 +99,104 @@ impl DynamoStore {
                 .expression_attribute_values(":place", place(run.run_id, run.thread_id))
                 .expression_attribute_values(":limit", n(limit))
                 .build()
-                .map_err(backend)?;
-            transaction = transaction.transact_items(TransactWriteItem::builder().update(take_place).build());
+                .map_err(|error| failed(backend(error)))?;
+            actions.push(TransactWriteItem::builder().update(take_place).build());
         }
-        let Err(error) = transaction.send().await else { return Ok(()) };
-        let refused: Vec<bool> = match error.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
-                .cancellation_reasons()
-                .iter()
-                .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
-                .collect(),
-            _ => return Err(sdk_error(error)),
+        let (inside, after) = if input_inside { (items, Vec::new()) } else { (Vec::new(), items) };
+        match self.transact(take_lease, actions, inside).await {
+            Ok(()) => {}
+            Err(Refusal::Thread(old)) => return Err(start_refused(old, run, seen, now)),
+            Err(Refusal::Action(3)) => return Err(StartRefusal::Full(start.max_user_runs.unwrap_or_default())),
+            Err(Refusal::Action(_)) | Err(Refusal::Conflict) => return Err(StartRefusal::Moved(seen)),
+            Err(Refusal::Failed(error)) => return Err(failed(error)),
+        }
+        if !after.is_empty() {
+            if let Err(error) = self.put_all(after, None).await {
+                self.undo_start(run).await;
+                return Err(failed(error));
+            }
+        }
+        Ok(Revision(seen.0 + start.input.len() as u64))
+    }
+
+    /// Takes back a start whose input could not be written: the lease, the run and its pointer.
+    /// The numbers it gave out stay unused.
+    async fn undo_start(&self, run: &Run) {
+        let mut transaction = self.client.transact_write_items();
+        for item in [key(run_pk(run.run_id), "R"), key(thread_pk(run.thread_id), &format!("R#{}", run.run_id))] {
+            if let Ok(delete) = Delete::builder().table_name(&self.table).set_key(Some(item)).build() {
+                transaction = transaction.transact_items(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        let undone = async {
+            transaction.send().await.map_err(sdk_error)?;
+            self.release(run.thread_id, run.run_id, None).await
         };
-        if refused.first() == Some(&true) {
-            let thread = owned(self.get(thread_pk(run.thread_id), "M").await?, &run.user_id, Entity::Thread)?;
-            let holder = text(&thread, "lease_run_id").ok().and_then(|id| Uuid::parse_str(id).ok());
-            return Err(StoreError::ThreadBusy { run_id: holder.unwrap_or(Uuid::nil()) });
+        if let Err(error) = undone.await {
+            tracing::error!(run_id = %run.run_id, %error, "could not undo a failed start; its lease will expire");
         }
-        match max_user_runs {
-            Some(limit) if refused.get(3) == Some(&true) => Err(StoreError::TooManyRuns { limit }),
-            _ => Err(sdk_error(error)),
+    }
+
+    /// Adds the run's last messages, records it and gives its thread back, in one transaction
+    /// when it still holds the lease and its messages fit; in steps otherwise.
+    pub(super) async fn finish(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
+        let mut seen = match seen {
+            Some(seen) => seen,
+            None => match self.get(thread_pk(run.thread_id), "M").await? {
+                Some(thread) if has(&thread, "user_id", run.user_id.as_str()) => revision(&thread),
+                _ => return Ok(()),
+            },
+        };
+        for _ in 0..ATTEMPTS {
+            let items = self.items_after(run.thread_id, seen, messages)?;
+            if !fit_one_transaction(&items, 2) {
+                break;
+            }
+            let release = self
+                .thread_update(
+                    run.thread_id,
+                    "lease_run_id = :run",
+                    seen,
+                    messages.len(),
+                    &["last_outcome = :outcome"],
+                    &["lease_run_id", "lease_expires"],
+                )
+                .expression_attribute_values(":run", s(run.run_id.to_string()))
+                .expression_attribute_values(":outcome", s(run.status.as_str()))
+                .build()
+                .map_err(backend)?;
+            let record = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(run_pk(run.run_id), "R")))
+                .update_expression("SET body = :body")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":body", s(to_json(run)?))
+                .build()
+                .map_err(backend)?;
+            let record = TransactWriteItem::builder().update(record).build();
+            match self.transact(release, vec![record], items).await {
+                Ok(()) => return Ok(()),
+                // Deleted with its thread.
+                Err(Refusal::Thread(None)) => return Ok(()),
+                Err(Refusal::Thread(Some(thread))) if has(&thread, "lease_run_id", &run.run_id.to_string()) => {
+                    seen = revision(&thread);
+                }
+                Err(Refusal::Conflict) => {}
+                // The lease is another run's now, or the record is gone.
+                Err(Refusal::Thread(Some(_))) | Err(Refusal::Action(_)) => break,
+                Err(Refusal::Failed(error)) => return Err(error),
+            }
+        }
+        if !messages.is_empty() {
+            match self.append(&run.user_id, run.thread_id, messages, None).await {
+                Err(StoreError::NotFound(Entity::Thread)) => return Ok(()),
+                other => other?,
+            };
+        }
+        self.release(run.thread_id, run.run_id, Some(run.status)).await?;
+        match self.write_run(run).await {
+            Err(StoreError::NotFound(Entity::Run)) => Ok(()),
+            other => other,
         }
     }
 
@@ -153,20 +272,23 @@ impl DynamoStore {
         conditional(renewed, Err(StoreError::LeaseLost { run_id }))
     }
 
-    pub(super) async fn release(&self, thread_id: Uuid, run_id: Uuid, outcome: RunStatus) -> StoreResult<()> {
-        let released = self
+    /// Gives the lease back if `run_id` still holds it, noting how the run ended (if it ran).
+    async fn release(&self, thread_id: Uuid, run_id: Uuid, outcome: Option<RunStatus>) -> StoreResult<()> {
+        let mut release = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(thread_pk(thread_id), "M")))
-            .update_expression("REMOVE lease_run_id, lease_expires SET last_outcome = :outcome")
             .condition_expression("lease_run_id = :run")
-            .expression_attribute_values(":run", s(run_id.to_string()))
-            .expression_attribute_values(":outcome", s(outcome.as_str()))
-            .send()
-            .await;
+            .expression_attribute_values(":run", s(run_id.to_string()));
+        release = match outcome {
+            Some(outcome) => release
+                .update_expression("REMOVE lease_run_id, lease_expires SET last_outcome = :outcome")
+                .expression_attribute_values(":outcome", s(outcome.as_str())),
+            None => release.update_expression("REMOVE lease_run_id, lease_expires"),
+        };
         // Someone else holds it now, or the thread is gone: nothing of ours to give back.
-        conditional(released, Ok(()))
+        conditional(release.send().await, Ok(()))
     }
 
     pub(super) async fn put_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {
@@ -191,4 +313,20 @@ fn user_pk(user: &UserId) -> String {
 /// A run's place among its user's running runs.
 fn place(run_id: Uuid, thread_id: Uuid) -> AttributeValue {
     AttributeValue::Ss(vec![format!("{run_id}#{thread_id}")])
+}
+
+/// What a refused start's thread item says: not there or not the user's, busy, or moved on.
+fn start_refused(old: Option<Item>, run: &Run, seen: Revision, now: Timestamp) -> StartRefusal {
+    let thread = match owned(old, &run.user_id, Entity::Thread) {
+        Ok(thread) => thread,
+        Err(error) => return StartRefusal::Failed(error),
+    };
+    let holder = text(&thread, "lease_run_id").ok().and_then(|id| Uuid::parse_str(id).ok());
+    match holder {
+        Some(holder) if number(&thread, "lease_expires").is_some_and(|expires| expires > millis(now)) => {
+            StartRefusal::Failed(StoreError::ThreadBusy { run_id: holder })
+        }
+        // Moved on, or a lease that expired just now: either way, again from where it is.
+        _ => StartRefusal::Moved(revision(&thread).max(seen)),
+    }
 }
