@@ -2,7 +2,7 @@
 # The benchmark: release build of the server, measured from outside. Loopback only, bounded loops.
 # Pass --lambda to also build every Lambda function's release zip and list the sizes.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-cargo build --release --quiet -p api -p bench
+cargo build --release --quiet -p api -p assistants -p threads -p runs -p runs-stream -p run-worker -p ingest -p ingest-worker -p bench
 # The DynamoDB emulator, for the cold-start measurement (the store a function connects to at init).
 . scripts/python-tools.sh
 WORK=$(mktemp -d)

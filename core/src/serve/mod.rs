@@ -149,6 +149,7 @@ pub async fn lambda(function: Function) -> Result<(), Error> {
 pub async fn ingest_worker() -> Result<(), Error> {
     logging::init();
     let state = state_from_env().await?;
+    state.store.warm_up().await;
     let uploads = state.uploads.clone().ok_or("the ingest worker needs UPLOAD_BUCKET")?;
     let library = state.library.clone();
     lambda_http::lambda_runtime::run(lambda_http::service_fn(
