@@ -377,6 +377,34 @@ async fn a_worker_that_cannot_be_invoked_is_a_clear_502_and_frees_the_thread() {
     assert_eq!(status, StatusCode::BAD_GATEWAY, "the thread was free again, not busy: {again}");
 }
 
+/// At init the functions that hand runs to `run-worker` open their connection to Lambda with a
+/// read of its configuration (Lambda's `GetFunctionConfiguration`: nothing runs); a background
+/// run is then an `Event` invoke carrying the job.
+#[tokio::test]
+async fn the_worker_is_reached_at_init_with_a_read_and_runs_with_an_event() {
+    let lambda = MockProvider::start(|request| match request.path_and_query.ends_with("/configuration") {
+        true => Reply::json(json!({"FunctionName": "run-worker", "State": "Active"})),
+        false => Reply { status: 202, headers: vec![], parts: vec![] },
+    })
+    .await;
+    let dispatch = LambdaDispatch::new("run-worker".into(), Some(lambda.base_url.clone())).await;
+    let state = AppState::with_dispatch(test_config(|_| None), test_store().await, Arc::new(dispatch)).unwrap();
+    state.warm_up().await;
+    let requests = lambda.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0].path_and_query, "/2015-03-31/functions/run-worker/configuration");
+
+    let app = spawn_state(state).await;
+    let (_, thread_id) = app.thread(USER, CHATBOT()).await;
+    let (status, run) =
+        app.post("/runs", USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]})).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    let requests = lambda.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[1].headers["x-amz-invocation-type"], "Event");
+    assert_eq!(requests[1].body["run"]["run_id"], run["run_id"]);
+}
+
 /// `MAX_RUNS_PER_USER`: one more run than allowed is a 429 with `retry-after`, other users are
 /// not affected, and a finished run makes room.
 #[tokio::test]

@@ -55,6 +55,12 @@ impl AppState {
         Self::with_dispatch(config, store, Arc::new(InProcessDispatch))
     }
 
+    /// Opens, during a Lambda's init, the connections its first request would otherwise pay
+    /// for: the store's, and the run worker's where runs are handed to one.
+    pub async fn warm_up(&self) {
+        tokio::join!(self.store.warm_up(), self.runs.warm_up());
+    }
+
     pub fn with_dispatch(
         config: Config,
         store: Arc<dyn Store>,

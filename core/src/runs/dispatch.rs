@@ -21,6 +21,10 @@ pub trait BackgroundDispatch: Send + Sync + 'static {
 
     /// Whether the run executes in this process, where a cancel can reach it directly.
     fn executes_here(&self) -> bool;
+
+    /// Opens the connection to the worker ahead of the first run (a Lambda's init is the time
+    /// for it). Failures are ignored: the first run finds out.
+    async fn warm_up(&self) {}
 }
 
 /// A task in this process: the local server, where the process outlives the request.
@@ -74,5 +78,11 @@ impl BackgroundDispatch for LambdaDispatch {
 
     fn executes_here(&self) -> bool {
         false
+    }
+
+    async fn warm_up(&self) {
+        // A read that changes nothing. Not a `DryRun` invoke: emulators such as `cargo lambda
+        // watch` run the function for one.
+        let _ = self.client.get_function_configuration().function_name(&self.function).send().await;
     }
 }

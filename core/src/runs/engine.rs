@@ -314,6 +314,11 @@ impl RunEngine {
         .await
     }
 
+    /// Opens the connection to the background worker ahead of the first run.
+    pub async fn warm_up(&self) {
+        self.inner.dispatch.warm_up().await;
+    }
+
     /// A run's record. One still marked pending or running, but silent for longer than a lease,
     /// lost its process (a crash, a timeout): it is recorded as failed, since its thread's lease
     /// has expired and the thread has been free for other runs since.

@@ -82,7 +82,7 @@ pub async fn api() -> Result<(), Error> {
     let state = state_from_env().await?;
     if under_lambda() {
         // The run stream answers through response streaming, so this function streams too.
-        state.store.warm_up().await;
+        state.warm_up().await;
         return lambda_http::run_with_streaming_response(lambda_app(api::routes(), state)).await;
     }
     let address = (state.config.host, state.config.port);
@@ -137,7 +137,7 @@ pub fn lambda_app(routes: Routes, state: AppState) -> Lambda {
 pub async fn lambda(function: Function) -> Result<(), Error> {
     logging::init();
     let state = state_from_env().await?;
-    state.store.warm_up().await;
+    state.warm_up().await;
     let app = lambda_app(function.routes(), state);
     match function {
         Function::RunsStream => lambda_http::run_with_streaming_response(app).await,
@@ -149,7 +149,7 @@ pub async fn lambda(function: Function) -> Result<(), Error> {
 pub async fn ingest_worker() -> Result<(), Error> {
     logging::init();
     let state = state_from_env().await?;
-    state.store.warm_up().await;
+    state.warm_up().await;
     let uploads = state.uploads.clone().ok_or("the ingest worker needs UPLOAD_BUCKET")?;
     let library = state.library.clone();
     lambda_http::lambda_runtime::run(lambda_http::service_fn(
@@ -165,7 +165,7 @@ pub async fn ingest_worker() -> Result<(), Error> {
 pub async fn run_worker() -> Result<(), Error> {
     logging::init();
     let state = state_from_env().await?;
-    state.store.warm_up().await;
+    state.warm_up().await;
     let engine = state.runs;
     lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<RunJob>| {
         let engine = engine.clone();
