@@ -1,9 +1,10 @@
 //! The run engine: one path for background runs (`/runs`) and streamed runs (`/runs/stream`).
 //!
-//! A run takes its thread's lease in the store (so two runs never interleave on one thread),
-//! appends its input, streams the model, and appends the finished AI message. It executes in its
-//! own task, apart from any HTTP connection, so a client that leaves does not lose the answer;
-//! a model that fails leaves the input in place and no half answer behind.
+//! A run takes its thread's lease in the store (so two runs never interleave on one thread)
+//! together with its input, streams the model, and stores the finished AI message together with
+//! its end (its status, the lease given back). It executes in its own task, apart from any HTTP
+//! connection, so a client that leaves does not lose the answer; a model that fails leaves the
+//! input in place and no half answer behind.
 //!
 //! An agent's run loops: the model answers with tool calls, the tools run, their answers go
 //! back to the model, until it answers in words. Each step is stored as it completes.
