@@ -253,7 +253,17 @@ async fn bad_uploads_get_clear_errors_and_store_nothing() {
     assert_eq!(status, 413, "{answer}");
     assert!(answer["detail"].as_str().unwrap().contains("MAX_INGEST_BYTES"));
     let response = app.request(Method::POST, "/ingest", Some(user)).json(&json!({})).send().await.unwrap();
-    assert_eq!(response.status(), 400, "not multipart");
+    assert_eq!(response.status(), 415, "not multipart");
+    let answer: Value = response.json().await.unwrap();
+    assert!(answer["detail"].as_str().unwrap().contains("this body is application/json"), "{answer}");
+    let broken = app
+        .request(Method::POST, "/ingest", Some(user))
+        .header("content-type", "multipart/form-data")
+        .body("no boundary")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 400, "multipart without a boundary");
 }
 
 /// The seed UI saves a new assistant and uploads its files at once: the upload may come first.

@@ -80,9 +80,9 @@ pub fn cases() -> Vec<Case> {
         },
         Case {
             function: "ingest",
-            first: "POST /ingest, not multipart (400)",
+            first: "POST /ingest, not multipart (refused)",
             event: http("POST", "/ingest", Some(json!({}))),
-            answer: Expected::Status(400),
+            answer: Expected::Status(415),
         },
         Case { function: "run-worker", first: "a run on a missing thread", event: run_job, answer: Expected::Answer },
         Case { function: "ingest-worker", first: "a missing upload (error)", event: upload, answer: Expected::Error },

@@ -105,6 +105,13 @@ async fn assistant_when_saved(
 async fn ingest(State(state): State<AppState>, User(user): User, request: Request) -> Result<Json<Value>, ApiError> {
     let limit = state.config.max_ingest_bytes;
     let (parts, body) = request.into_parts();
+    let content_type = parts.headers.get(axum::http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
+    if !content_type.is_some_and(|value| value.starts_with("multipart/form-data")) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "POST /ingest takes multipart/form-data (the parts 'files' and 'config'); this body is {}",
+            content_type.unwrap_or("without a Content-Type")
+        )));
+    }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::TooLarge(format!(
             "The upload is larger than {limit} bytes (MAX_INGEST_BYTES); send fewer or smaller files"
