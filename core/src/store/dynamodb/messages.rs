@@ -47,21 +47,6 @@ pub(super) fn revision(thread: &Item) -> Revision {
     Revision(number(thread, "next_seq").unwrap_or(0) as u64)
 }
 
-/// The condition that the thread is still at `seen`, and its value.
-pub(super) fn at_revision(
-    update: aws_sdk_dynamodb::types::builders::UpdateBuilder,
-    condition: &str,
-    seen: Revision,
-) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-    // Before the first message the counter is absent, not zero.
-    match seen.0 {
-        0 => update.condition_expression(format!("{condition} AND attribute_not_exists(next_seq)")),
-        last => update
-            .condition_expression(format!("{condition} AND next_seq = :seen"))
-            .expression_attribute_values(":seen", n(last)),
-    }
-}
-
 /// Whether items and `others` more actions fit one transaction.
 pub(super) fn fit_one_transaction(items: &[Item], others: usize) -> bool {
     let bytes: usize =
@@ -183,10 +168,7 @@ impl DynamoStore {
             transaction = transaction.transact_items(action);
         }
         for item in items {
-            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build();
-            transaction = transaction.transact_items(
-                TransactWriteItem::builder().put(put.map_err(|e| Refusal::Failed(backend(e)))?).build(),
-            );
+            transaction = transaction.transact_items(self.put(item).map_err(Refusal::Failed)?);
         }
         let Err(error) = transaction.send().await else { return Ok(()) };
         let reasons = match error.as_service_error() {
@@ -238,7 +220,19 @@ impl DynamoStore {
         if count > 0 {
             update = update.expression_attribute_values(":next", n(seen.0 + count as u64));
         }
-        at_revision(update, condition, seen)
+        // Before the first message the counter is absent, not zero.
+        match seen.0 {
+            0 => update.condition_expression(format!("{condition} AND attribute_not_exists(next_seq)")),
+            last => update
+                .condition_expression(format!("{condition} AND next_seq = :seen"))
+                .expression_attribute_values(":seen", n(last)),
+        }
+    }
+
+    /// A put of `item`, as one action of a transaction.
+    pub(super) fn put(&self, item: Item) -> StoreResult<TransactWriteItem> {
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).build().map_err(backend)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// Writes items all or nothing (in as few transactions as the limits allow).
@@ -248,9 +242,7 @@ impl DynamoStore {
             let mut transaction =
                 self.client.transact_write_items().set_transact_items(with_first.take().map(|first| vec![first]));
             for item in chunk {
-                let put =
-                    Put::builder().table_name(&self.table).set_item(Some(item.clone())).build().map_err(backend)?;
-                transaction = transaction.transact_items(TransactWriteItem::builder().put(put).build());
+                transaction = transaction.transact_items(self.put(item.clone())?);
             }
             transaction.send().await.map_err(sdk_error)?;
         }

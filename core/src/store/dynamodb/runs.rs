@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use uuid::Uuid;
 
 use super::errors::{backend, conditional, sdk_error};
@@ -83,12 +83,7 @@ impl DynamoStore {
         let mut record = key(run_pk(run.run_id), "R");
         record.insert("user_id".into(), s(run.user_id.as_str()));
         record.insert("body".into(), s(to_json(run).map_err(failed)?));
-        let pointer = key(thread_pk(run.thread_id), &format!("R#{}", run.run_id));
-        let mut actions = Vec::new();
-        for item in [record, pointer] {
-            let put = Put::builder().table_name(&self.table).set_item(Some(item)).build();
-            actions.push(TransactWriteItem::builder().put(put.map_err(|error| failed(backend(error)))?).build());
-        }
+        let mut actions = vec![self.put(record).map_err(failed)?, self.put(pointer(run)).map_err(failed)?];
         if let Some(limit) = start.max_user_runs {
             // The user's places: a string set of `<run_id>#<thread_id>`, at most `limit` long.
             let take_place = Update::builder()
@@ -123,7 +118,7 @@ impl DynamoStore {
     /// The numbers it gave out stay unused.
     async fn undo_start(&self, run: &Run) {
         let mut transaction = self.client.transact_write_items();
-        for item in [key(run_pk(run.run_id), "R"), key(thread_pk(run.thread_id), &format!("R#{}", run.run_id))] {
+        for item in [key(run_pk(run.run_id), "R"), pointer(run)] {
             if let Ok(delete) = Delete::builder().table_name(&self.table).set_key(Some(item)).build() {
                 transaction = transaction.transact_items(TransactWriteItem::builder().delete(delete).build());
             }
@@ -308,6 +303,11 @@ impl DynamoStore {
 
 fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
+}
+
+/// The key of the item in a thread's partition that points to one of its runs.
+fn pointer(run: &Run) -> Item {
+    key(thread_pk(run.thread_id), &format!("R#{}", run.run_id))
 }
 
 /// A run's place among its user's running runs.
