@@ -7,6 +7,7 @@
 
 mod agents;
 mod api;
+mod bot_forms;
 mod crash;
 mod dynamodb_concurrency;
 mod dynamodb_requests;

@@ -7,10 +7,14 @@ WORK=$1
 HERE="$(dirname "${BASH_SOURCE[0]}")"
 PLAYWRIGHT_VERSION=1.65.1
 NODE_DIR="${OPENGPTS_NODE_DIR:-$HOME/.cache/opengpts-serverless/node}"
-if ! command -v chromium >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "Installing chromium and node (apt)"
+# Only what is missing: a machine whose node comes with its own npm cannot take Debian's npm.
+MISSING=()
+command -v chromium >/dev/null 2>&1 || MISSING+=(chromium)
+command -v npm >/dev/null 2>&1 || MISSING+=(nodejs npm)
+if [ ${#MISSING[@]} -gt 0 ]; then
+  echo "Installing ${MISSING[*]} (apt)"
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium nodejs npm >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${MISSING[@]}" >/dev/null
 fi
 if ! [ -f "$NODE_DIR/node_modules/playwright-core/package.json" ] ||
   ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$NODE_DIR/node_modules/playwright-core/package.json"; then
@@ -18,6 +22,7 @@ if ! [ -f "$NODE_DIR/node_modules/playwright-core/package.json" ] ||
   npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "playwright-core@$PLAYWRIGHT_VERSION"
 fi
 . "$HERE/../start-api.sh"
-# Pauses between the offline model's tokens, so the page can be seen streaming.
-start_api "$WORK/playground-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=50
+# Pauses between the offline model's tokens, so the page can be seen streaming; a small limit on
+# /ingest, so the page's way for large files is taken too.
+start_api "$WORK/playground-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=50 MAX_INGEST_BYTES=65536
 BASE_URL="$BASE" CHROMIUM="$(command -v chromium)" NODE_PATH="$NODE_DIR/node_modules" node --test "$HERE/"

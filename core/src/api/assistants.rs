@@ -10,6 +10,7 @@ use super::auth::User;
 use super::extract::{path_id, query_id, JsonBody, QueryParams};
 use super::{json_response, limits, ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantInput, AssistantView};
+use crate::runs::configurable;
 use crate::store::StoreError;
 use axum::response::Response;
 
@@ -25,7 +26,7 @@ async fn create(
     User(user): User,
     JsonBody(input): JsonBody<AssistantInput>,
 ) -> Result<Json<Assistant>, ApiError> {
-    save(&state, input.into_assistant(Uuid::new_v4(), user)).await
+    save(&state, None, input.into_assistant(Uuid::new_v4(), user)).await
 }
 
 async fn replace(
@@ -35,12 +36,24 @@ async fn replace(
     JsonBody(input): JsonBody<AssistantInput>,
 ) -> Result<Json<Assistant>, ApiError> {
     let assistant_id = path_id(&assistant_id, "assistant_id")?;
-    save(&state, input.into_assistant(assistant_id, user)).await
+    // A bot saved again is an edit of the one stored: what the user changed decides.
+    let stored = match state.store.get_assistant(&user, assistant_id).await {
+        Ok(stored) if stored.user_id == user => Some(stored),
+        Ok(_) | Err(StoreError::NotFound(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    save(&state, stored, input.into_assistant(assistant_id, user)).await
 }
 
-async fn save(state: &AppState, mut assistant: Assistant) -> Result<Json<Assistant>, ApiError> {
+/// Checks and stores a bot, its settings settled (see `runs::configurable`) against `stored`.
+async fn save(
+    state: &AppState,
+    stored: Option<Assistant>,
+    mut assistant: Assistant,
+) -> Result<Json<Assistant>, ApiError> {
     assistant.name = limits::shorten_name(&state.config.limits, assistant.name);
     limits::check_config(&state.config.limits, &assistant.config)?;
+    configurable::settle_config(stored.as_ref().map(|stored| &stored.config), &mut assistant.config);
     state
         .models
         .check_config(&assistant.config)

@@ -26,7 +26,7 @@ pub fn routes() -> Routes {
         .route("/runs", post(create))
         .route("/runs/input_schema", get(|| async { Json(input_schema()) }))
         .route("/runs/output_schema", get(|| async { Json(output_schema()) }))
-        .route("/runs/config_schema", get(|| async { Json(config_schema()) }))
+        .route("/runs/config_schema", get(|State(state): State<AppState>| async move { Json(offered_form(&state)) }))
         .route("/runs/{run_id}", get(read))
         .route("/runs/{run_id}/cancel", post(cancel))
         .route("/runs/feedback", post(add_feedback))
@@ -193,6 +193,20 @@ fn tool_schema(kind: ToolKind) -> Value {
             "multi_use": {"title": "Multi Use", "type": "boolean", "const": kind.multi_use(), "default": kind.multi_use()},
         },
     })
+}
+
+/// The form as this server offers it: a tool whose key the server lacks says which variable it
+/// needs (`x-needs`), so a form can show it unavailable instead of failing on save.
+fn offered_form(state: &AppState) -> Value {
+    let mut schema = config_schema();
+    let tools = &mut schema["properties"]["configurable"]["properties"]["type==agent/tools"]["items"]["anyOf"];
+    for tool in tools.as_array_mut().into_iter().flatten() {
+        let kind = tool["properties"]["type"]["const"].as_str().and_then(ToolKind::from_tag);
+        if let Some(variable) = kind.and_then(|kind| state.tools.missing_variable(kind)) {
+            tool["x-needs"] = json!(variable);
+        }
+    }
+    schema
 }
 
 /// The assistant form both UIs draw: every field with `type`, `title`, `enum` and `default`, as

@@ -20,7 +20,7 @@ use crate::documents::{Library, TOP_K};
 use crate::llm::{answered_conversation, ChatRequest, LlmError, ModelCatalog, ResolvedModel, RETRIEVAL_PROMPT};
 use crate::model::{Content, Generation, Message, MessageType, Run, RunStatus, Timestamp, ToolStatus, UserId};
 use crate::store::{Revision, RunStart, Store, StoreError};
-use crate::tools::{AgentConfig, AgentTools, Toolbox};
+use crate::tools::{AgentConfig, Toolbox};
 
 /// Everything a worker needs to execute a started run; serializable so it can cross processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,8 +157,13 @@ impl RunEngine {
         let thread = view.thread;
         let assistant_id = request.assistant_id.unwrap_or(thread.assistant_id);
         let assistant = store.get_assistant(&user, assistant_id).await?;
-        let mut configurable = assistant.configurable().clone();
+        // The stored bot is settled first (it may predate the rule), then the run's overrides
+        // are read as an edit of it.
+        let mut stored = assistant.configurable().clone();
+        super::configurable::settle(None, &mut stored);
+        let mut configurable = stored.clone();
         configurable.extend(request.configurable);
+        super::configurable::settle(Some(&stored), &mut configurable);
         configurable.insert("user_id".into(), json!(user));
         configurable.insert("thread_id".into(), json!(thread.thread_id));
         configurable.insert("assistant_id".into(), json!(assistant_id));
@@ -425,13 +430,15 @@ impl RunEngine {
         sink: &mut EventSink,
     ) -> Result<(u64, u64), Failure> {
         let run = &job.run;
+        // A bot without tools still answers a call its model makes (with an error the model
+        // reads), so no run ends on a call nobody will answer.
         let tools = match agent {
             Some(agent) if !agent.tools.is_empty() => {
                 let namespaces = [run.assistant_id, run.thread_id];
                 let bound = self.guarded(guard, sink, self.inner.tools.bind(agent, &namespaces)).await?;
-                Some(bound.map_err(|e| Failure::Tools(e.to_string()))?)
+                bound.map_err(|e| Failure::Tools(e.to_string()))?
             }
-            _ => None,
+            _ => self.inner.tools.none(),
         };
         let interrupt = agent.is_some_and(|agent| agent.interrupt_before_action);
         let mut usage = (0, 0);
@@ -445,9 +452,9 @@ impl RunEngine {
             {
                 // With tool confirmation the run stops before each action; a run that continues
                 // the thread is the user's go-ahead for the one it finds.
-                let Some(tools) = tools.as_ref().filter(|_| !interrupt || (step == 0 && job.resume)) else {
+                if interrupt && !(step == 0 && job.resume) {
                     break;
-                };
+                }
                 let results = self.guarded(guard, sink, tools.run(pending)).await?;
                 self.keep(run, progress, &results).await?;
                 sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
@@ -462,7 +469,7 @@ impl RunEngine {
                 system: resolved.system_message.clone(),
                 messages: answered_conversation(history),
                 max_output_tokens: self.inner.config.max_output_tokens,
-                tools: tools.as_ref().map(AgentTools::specs).unwrap_or_default(),
+                tools: tools.specs(),
             };
             let answer = self.model_step(job, resolved, request, history, id, guard, sink).await?;
             add_usage(&mut usage, &answer);

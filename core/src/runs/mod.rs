@@ -10,6 +10,7 @@
 //! back to the model, until it answers in words. Each step is stored as it completes.
 
 mod answer;
+pub mod configurable;
 mod dispatch;
 mod engine;
 mod render;

@@ -132,7 +132,8 @@ impl FromJson for RunRequest {
         };
         let recursion_limit = match config.as_ref().and_then(|config| config.get("recursion_limit")) {
             None | Some(Value::Null) => None,
-            Some(raw) => match raw.as_u64().filter(|limit| (1..=1000).contains(limit)) {
+            // JSON Schema counts 158.0 as an integer, so a client generated from it may send one.
+            Some(raw) => match whole_number(raw).filter(|limit| (1..=1000).contains(limit)) {
                 Some(limit) => Some(limit as u32),
                 None => {
                     let loc = fields.loc().key("config").key("recursion_limit");
@@ -183,6 +184,13 @@ impl FromJson for RunRequest {
     }
 }
 
+/// A JSON number without a fractional part, however it is written (`158` or `158.0`).
+fn whole_number(value: &Value) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| value.as_f64().filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= u32::MAX as f64).map(|n| n as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +230,19 @@ mod tests {
         );
         let errors = parse(json!({"multitask_strategy": "rollback"})).unwrap_err();
         assert_eq!(errors[0].loc, vec![json!("body"), json!("multitask_strategy")]);
+    }
+
+    #[test]
+    fn a_recursion_limit_may_be_written_as_a_whole_float() {
+        let parse = |limit: Value| {
+            RunRequest::from_json(
+                &json!({"thread_id": uuid::Uuid::nil(), "config": {"recursion_limit": limit}}),
+                &Loc::body(),
+            )
+        };
+        assert_eq!(parse(json!(158.0)).unwrap().recursion_limit, Some(158));
+        assert!(parse(json!(158.5)).is_err());
+        assert!(parse(json!(0)).is_err());
     }
 
     #[test]

@@ -81,11 +81,16 @@ impl ToolKind {
         self.entry().4
     }
 
-    fn from_tag(tag: &str) -> Option<Self> {
+    pub fn from_tag(tag: &str) -> Option<Self> {
         KINDS.iter().find(|entry| entry.1 == tag).map(|entry| entry.0)
     }
 
-    fn from_seed_name(name: &str) -> Option<Self> {
+    /// The seed era's name, for the tools it had.
+    pub fn seed_name(self) -> Option<&'static str> {
+        self.entry().3
+    }
+
+    pub fn from_seed_name(name: &str) -> Option<Self> {
         KINDS.iter().find(|entry| entry.3 == Some(name) || entry.2 == name).map(|entry| entry.0)
     }
 
@@ -343,26 +348,38 @@ impl Toolbox {
         Ok(Some(agent))
     }
 
+    /// The variable a tool of `kind` needs and this server lacks, if any (a runner's URL, which
+    /// each assistant gives, aside).
+    pub fn missing_variable(&self, kind: ToolKind) -> Option<&'static str> {
+        let settings = &self.inner.settings;
+        match kind {
+            ToolKind::Tavily | ToolKind::TavilyAnswer if settings.tavily_api_key.is_none() => Some("TAVILY_API_KEY"),
+            ToolKind::YouSearch if settings.you_api_key.is_none() => Some("YDC_API_KEY"),
+            ToolKind::DallE if self.inner.openai_api_key.is_none() => Some("OPENAI_API_KEY"),
+            ToolKind::Connery if settings.connery_runner_api_key.is_none() => Some("CONNERY_RUNNER_API_KEY"),
+            _ => None,
+        }
+    }
+
     fn check_tool(&self, key: &str, index: usize, tool: &ConfiguredTool) -> Result<(), ToolConfigError> {
         let name = tool.kind.display_name();
-        let settings = &self.inner.settings;
         let missing = |variable| ToolConfigError::MissingKey { key: key.into(), index, name, variable };
         match tool.kind {
             ToolKind::SecFilings | ToolKind::PressReleases => {
                 Err(ToolConfigError::NotOffered { key: key.into(), index, name })
             }
-            ToolKind::Tavily | ToolKind::TavilyAnswer if settings.tavily_api_key.is_none() => {
-                Err(missing("TAVILY_API_KEY"))
+            ToolKind::Tavily | ToolKind::TavilyAnswer | ToolKind::YouSearch | ToolKind::DallE
+                if self.missing_variable(tool.kind).is_some() =>
+            {
+                Err(missing(self.missing_variable(tool.kind).unwrap_or_default()))
             }
-            ToolKind::YouSearch if settings.you_api_key.is_none() => Err(missing("YDC_API_KEY")),
-            ToolKind::DallE if self.inner.openai_api_key.is_none() => Err(missing("OPENAI_API_KEY")),
             ToolKind::Connery | ToolKind::ActionServer => {
                 let variable =
                     if tool.kind == ToolKind::Connery { "CONNERY_RUNNER_API_KEY" } else { "ACTION_SERVER_API_KEY" };
                 if tool.config.contains_key("api_key") {
                     return Err(ToolConfigError::KeyInConfig { key: key.into(), index, name, variable });
                 }
-                if tool.kind == ToolKind::Connery && settings.connery_runner_api_key.is_none() {
+                if let Some(variable) = self.missing_variable(tool.kind) {
                     return Err(missing(variable));
                 }
                 self.runner_url(tool).map(|_| ()).map_err(|reason| ToolConfigError::BadUrl {
@@ -424,6 +441,11 @@ impl Toolbox {
         let mut seen = std::collections::HashSet::new();
         tools.retain(|tool| seen.insert(tool.spec.name.clone()));
         Ok(AgentTools { toolbox: self.clone(), tools })
+    }
+
+    /// The tools of a run that has none: every call it is asked for is answered as unknown.
+    pub fn none(&self) -> AgentTools {
+        AgentTools { toolbox: self.clone(), tools: Vec::new() }
     }
 
     pub fn settings(&self) -> &ToolSettings {
