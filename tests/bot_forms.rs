@@ -8,7 +8,6 @@ use integration_tests::mock_provider::{
     openai_events, openai_tool_call_events, parts, MockProvider, RecordedRequest, Reply,
 };
 use integration_tests::{spawn_app_with, test_config, test_store, TestApp};
-use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 const LATEST: &str = "latest";

@@ -13,6 +13,7 @@ mod dynamodb_concurrency;
 mod dynamodb_requests;
 mod frontends;
 mod fuzz;
+mod hostile_files;
 mod isolation;
 mod jwt;
 mod lambda_emulator;

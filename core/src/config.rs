@@ -88,6 +88,7 @@ pub struct Config {
     pub embeddings: EmbeddingSettings,
     /// The largest `/ingest` body: its files together, as uploaded.
     pub max_ingest_bytes: usize,
+    pub ingest: IngestLimits,
     /// Where files too large for a request go, through presigned URLs (`/ingest/uploads`).
     pub uploads: Option<UploadSettings>,
     /// The most steps (model calls and tool rounds) an agent run may take (`config.recursion_limit`
@@ -168,6 +169,43 @@ pub struct UploadSettings {
     pub create_bucket: bool,
     /// The largest file one presigned URL accepts.
     pub max_bytes: u64,
+}
+
+/// What reading one uploaded file may cost, and what a user may store. Each breach is refused
+/// with the variable named, so an operator knows what to raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// The most characters of text one file may yield (`MAX_INGEST_TEXT_CHARS`).
+    pub max_text_chars: usize,
+    /// The most bytes one entry of a zip container (.docx) may inflate to (`MAX_ZIP_ENTRY_BYTES`).
+    pub max_zip_entry_bytes: u64,
+    /// The most chunks one file may be split into (`MAX_CHUNKS_PER_FILE`).
+    pub max_chunks_per_file: usize,
+    /// How long reading one file may take, in CPU and in wall time (`INGEST_FILE_SECONDS`).
+    pub file_seconds: u64,
+    /// How much memory reading one file may take beyond its bytes (`INGEST_FILE_MEMORY_MB`).
+    pub file_memory_mb: u64,
+    /// The most chunks an assistant's or a thread's files may hold together
+    /// (`MAX_CHUNKS_PER_NAMESPACE`).
+    pub max_chunks_per_namespace: u64,
+    /// The most bytes of chunks one user may store across every upload (`MAX_STORED_BYTES_PER_USER`).
+    pub max_stored_bytes_per_user: u64,
+}
+
+impl Default for IngestLimits {
+    /// A 4 MiB upload (`MAX_INGEST_BYTES`) of plain prose passes whole; a file that inflates or
+    /// nests to cost more is refused.
+    fn default() -> Self {
+        IngestLimits {
+            max_text_chars: 4 << 20,
+            max_zip_entry_bytes: 64 << 20,
+            max_chunks_per_file: 6_000,
+            file_seconds: 10,
+            file_memory_mb: 192,
+            max_chunks_per_namespace: 20_000,
+            max_stored_bytes_per_user: 200 << 20,
+        }
+    }
 }
 
 /// How ingested files and questions are embedded (`EMBEDDINGS_PROVIDER`).
@@ -289,6 +327,20 @@ impl Config {
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
             recursion_limit: env.parse("RECURSION_LIMIT", 25)?,
             max_ingest_bytes: env.parse("MAX_INGEST_BYTES", 4 << 20)?,
+            ingest: {
+                let default = IngestLimits::default();
+                IngestLimits {
+                    max_text_chars: env.parse("MAX_INGEST_TEXT_CHARS", default.max_text_chars)?,
+                    max_zip_entry_bytes: env.parse("MAX_ZIP_ENTRY_BYTES", default.max_zip_entry_bytes)?,
+                    max_chunks_per_file: env.parse("MAX_CHUNKS_PER_FILE", default.max_chunks_per_file)?,
+                    file_seconds: env.parse("INGEST_FILE_SECONDS", default.file_seconds)?,
+                    file_memory_mb: env.parse("INGEST_FILE_MEMORY_MB", default.file_memory_mb)?,
+                    max_chunks_per_namespace: env
+                        .parse("MAX_CHUNKS_PER_NAMESPACE", default.max_chunks_per_namespace)?,
+                    max_stored_bytes_per_user: env
+                        .parse("MAX_STORED_BYTES_PER_USER", default.max_stored_bytes_per_user)?,
+                }
+            },
             uploads: match env.text("UPLOAD_BUCKET") {
                 None => None,
                 Some(bucket) => {

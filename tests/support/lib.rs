@@ -2,6 +2,7 @@
 //! servers that speak the model providers' streaming wire formats.
 
 pub mod contract;
+pub mod hostile;
 pub mod mock_provider;
 pub mod mock_services;
 

@@ -149,6 +149,12 @@ impl From<DocumentError> for ApiError {
             DocumentError::Parse(error @ ParseError::Unsupported { .. }) => {
                 ApiError::UnsupportedMediaType(error.to_string())
             }
+            DocumentError::Parse(
+                error @ (ParseError::TooMuchText { .. }
+                | ParseError::InflatesTooMuch { .. }
+                | ParseError::TooManyChunks { .. }
+                | ParseError::TooLarge { .. }),
+            ) => ApiError::TooLarge(error.to_string()),
             DocumentError::Parse(error) => {
                 invalid(Loc::body().key("files"), "value_error", error.to_string(), Value::Null)
             }

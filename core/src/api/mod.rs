@@ -68,7 +68,7 @@ impl AppState {
     ) -> Result<Self, ConfigError> {
         let config = Arc::new(config);
         let models = Arc::new(ModelCatalog::new(&config));
-        let library = Library::new(store.clone(), embedder_from_config(&config));
+        let library = Library::new(store.clone(), embedder_from_config(&config)).with_limits(config.ingest.clone());
         let tools = Toolbox::new(&config, library.clone());
         let runs =
             RunEngine::new(store.clone(), models.clone(), tools.clone(), library.clone(), config.clone(), dispatch);

@@ -4,6 +4,7 @@
 
 mod embed;
 mod parse;
+mod sandbox;
 mod search;
 mod split;
 pub mod uploads;
@@ -14,8 +15,10 @@ use uuid::Uuid;
 
 pub use embed::{embedder_from_config, offline_vector, Embedder, EmbeddingsError, OfflineEmbedder};
 pub use parse::{detect, extract_text, FileKind, ParseError};
+pub use sandbox::read_text;
 pub use split::{split_text, CHUNK_OVERLAP, CHUNK_SIZE};
 
+use crate::config::IngestLimits;
 use crate::model::{DocumentChunk, EmbedderId};
 use crate::store::{Store, StoreError};
 
@@ -44,11 +47,17 @@ pub enum DocumentError {
 pub struct Library {
     store: Arc<dyn Store>,
     embedder: Arc<dyn Embedder>,
+    limits: Arc<IngestLimits>,
 }
 
 impl Library {
     pub fn new(store: Arc<dyn Store>, embedder: Arc<dyn Embedder>) -> Self {
-        Library { store, embedder }
+        Library { store, embedder, limits: Arc::new(IngestLimits::default()) }
+    }
+
+    /// The same library, reading files within `limits`.
+    pub fn with_limits(self, limits: IngestLimits) -> Self {
+        Library { limits: Arc::new(limits), ..self }
     }
 
     /// Reads, splits and embeds every file, then stores each whole: one list of chunk ids per
@@ -58,10 +67,16 @@ impl Library {
         let mut prepared = Vec::with_capacity(files.len());
         for file in files {
             // Parsing is CPU work; it leaves the async threads free.
+            let limits = self.limits.clone();
             let texts = tokio::task::spawn_blocking(move || -> Result<(String, Vec<String>), ParseError> {
                 let kind = detect(&file.name, &file.bytes)?;
-                let text = extract_text(&file.name, kind, &file.bytes)?;
-                Ok((file.name, split_text(&text)))
+                let text = read_text(&file.name, kind, &file.bytes, &limits)?;
+                let chunks = split_text(&text);
+                if chunks.len() > limits.max_chunks_per_file {
+                    let (chunks, limit) = (chunks.len(), limits.max_chunks_per_file);
+                    return Err(ParseError::TooManyChunks { file: file.name, chunks, limit });
+                }
+                Ok((file.name, chunks))
             })
             .await
             .map_err(|error| StoreError::Backend(format!("the file reader stopped: {error}")))??;

@@ -1,0 +1,162 @@
+//! Reading a file under a deadline and a memory cap enforced from outside the reader: it runs in
+//! a child process (a `fork` of this one, so the same code on any binary, tests included) with
+//! kernel limits on its CPU time and address space, and the parent kills it at the wall-clock
+//! deadline. However a hostile file makes a parser behave, the parser's time and memory end with
+//! the child, and the request gets a clear refusal naming the file and the limit.
+
+use std::time::{Duration, Instant};
+
+use super::parse::{extract_text, FileKind, ParseError};
+use crate::config::IngestLimits;
+
+/// The text of `name`, read within `limits`.
+pub fn read_text(name: &str, kind: FileKind, bytes: &[u8], limits: &IngestLimits) -> Result<String, ParseError> {
+    let read = || extract_text(name, kind, bytes, limits.max_text_chars, limits.max_zip_entry_bytes);
+    #[cfg(unix)]
+    {
+        child::run(read, name, limits)
+    }
+    #[cfg(not(unix))]
+    {
+        read()
+    }
+}
+
+#[cfg(unix)]
+mod child {
+    use super::*;
+
+    /// Runs `read` in a forked child, its result sent back as JSON through a pipe.
+    pub fn run(
+        read: impl FnOnce() -> Result<String, ParseError>,
+        name: &str,
+        limits: &IngestLimits,
+    ) -> Result<String, ParseError> {
+        let deadline = Duration::from_secs(limits.file_seconds.max(1));
+        let failed = |reason: String| ParseError::Unreadable {
+            file: name.to_string(),
+            kind: "a file".into(),
+            reason: format!("the reader could not be started ({reason})"),
+        };
+        let mut fds = [0; 2];
+        // SAFETY: `pipe2` fills the two descriptors it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(failed(std::io::Error::last_os_error().to_string()));
+        }
+        let (reading, writing) = (fds[0], fds[1]);
+        // The child's address space may grow this far past the parent's when it forks.
+        let address_space = current_address_space().saturating_add(limits.file_memory_mb << 20);
+        // SAFETY: the child only reads the bytes it was given, allocates (glibc's allocator is
+        // fork-safe), writes to its pipe and leaves with `_exit`: it takes no lock that another
+        // thread of the parent could have held, and runs no destructor of the parent's state.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            unsafe { libc::close(reading) };
+            unsafe { libc::close(writing) };
+            return Err(failed(std::io::Error::last_os_error().to_string()));
+        }
+        if pid == 0 {
+            unsafe { libc::close(reading) };
+            set_limit(libc::RLIMIT_CPU, deadline.as_secs());
+            set_limit(libc::RLIMIT_AS, address_space);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|_| {
+                Err(ParseError::Unreadable {
+                    file: name.into(),
+                    kind: "a file".into(),
+                    reason: "the reader failed".into(),
+                })
+            });
+            let answer = serde_json::to_vec(&result).unwrap_or_default();
+            write_all(writing, &answer);
+            unsafe { libc::_exit(0) };
+        }
+        unsafe { libc::close(writing) };
+        let answer = read_until(reading, Instant::now() + deadline);
+        unsafe { libc::close(reading) };
+        let status = match answer {
+            Some(_) => wait(pid),
+            None => {
+                // SAFETY: `pid` is our child, not yet reaped.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                wait(pid);
+                return Err(ParseError::TooSlow { file: name.to_string(), seconds: deadline.as_secs() });
+            }
+        };
+        match answer.and_then(|bytes| serde_json::from_slice::<Result<String, ParseError>>(&bytes).ok()) {
+            Some(result) => result,
+            // Killed by its CPU limit (SIGXCPU, then SIGKILL) or out of memory (an allocation
+            // failure aborts it), before it could answer.
+            None if matches!(status, Some(libc::SIGXCPU) | Some(libc::SIGKILL)) => {
+                Err(ParseError::TooSlow { file: name.to_string(), seconds: deadline.as_secs() })
+            }
+            None => Err(ParseError::TooLarge { file: name.to_string(), megabytes: limits.file_memory_mb }),
+        }
+    }
+
+    fn set_limit(resource: libc::__rlimit_resource_t, value: u64) {
+        let limit = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
+        // SAFETY: a plain system call on a valid struct.
+        unsafe { libc::setrlimit(resource, &limit) };
+    }
+
+    /// This process's virtual size (`VmSize`), which the child starts from.
+    fn current_address_space() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmSize:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+        // Without /proc (not Linux), no cap on the address space beyond the CPU one.
+        kib.map(|kib| kib << 10).unwrap_or(u64::MAX >> 1)
+    }
+
+    fn write_all(fd: i32, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            // SAFETY: writes from a live slice.
+            let written = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+            if written <= 0 {
+                return;
+            }
+            bytes = &bytes[written as usize..];
+        }
+    }
+
+    /// Everything the child writes, or `None` if it is not done by `deadline`.
+    fn read_until(fd: i32, deadline: Instant) -> Option<Vec<u8>> {
+        let mut answer = Vec::new();
+        let mut buffer = vec![0u8; 64 << 10];
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            let timeout = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd.
+            match unsafe { libc::poll(&mut poll, 1, timeout) } {
+                0 => return None,
+                n if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => continue,
+                n if n < 0 => return Some(answer),
+                _ => {}
+            }
+            // SAFETY: reads into a live buffer of its length.
+            let read = unsafe { libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+            if read <= 0 {
+                return Some(answer);
+            }
+            answer.extend_from_slice(&buffer[..read as usize]);
+        }
+    }
+
+    /// Reaps the child; the signal that ended it, if one did.
+    fn wait(pid: i32) -> Option<i32> {
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child.
+            let reaped = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if reaped == pid {
+                return libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+            }
+            if reaped < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return None;
+            }
+        }
+    }
+}
