@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use integration_tests::hostile;
 use integration_tests::mock_provider::{
     openai_embeddings, openai_events, parts, titan_embeddings, MockProvider, RecordedRequest, Reply,
 };
@@ -59,27 +60,7 @@ fn for_assistant(id: &str) -> Option<Value> {
 /// A one-page PDF whose page shows `text` in Helvetica, with a correct cross-reference table.
 pub fn pdf(text: &str) -> Vec<u8> {
     let content = format!("BT /F1 12 Tf 72 720 Td ({text}) Tj ET");
-    let objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>"
-            .to_string(),
-        format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_string(),
-    ];
-    let mut out = b"%PDF-1.4\n".to_vec();
-    let mut offsets = Vec::new();
-    for (index, object) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        write!(out, "{} 0 obj\n{object}\nendobj\n", index + 1).unwrap();
-    }
-    let xref = out.len();
-    write!(out, "xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).unwrap();
-    for offset in offsets {
-        writeln!(out, "{offset:010} 00000 n ").unwrap();
-    }
-    write!(out, "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).unwrap();
-    out
+    hostile::pdf_page(hostile::stream_object("", content.as_bytes()), Vec::new(), false)
 }
 
 /// A Word document with these paragraphs.

@@ -83,7 +83,7 @@ fn pdf_of(objects: &[Vec<u8>], broken_xref: bool) -> Vec<u8> {
     out
 }
 
-fn stream_object(dictionary: &str, content: &[u8]) -> Vec<u8> {
+pub fn stream_object(dictionary: &str, content: &[u8]) -> Vec<u8> {
     let mut object = format!("<< {dictionary} /Length {} >>\nstream\n", content.len()).into_bytes();
     object.extend_from_slice(content);
     object.extend_from_slice(b"\nendstream");
@@ -93,7 +93,7 @@ fn stream_object(dictionary: &str, content: &[u8]) -> Vec<u8> {
 const FONT: &str = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>";
 
 /// A one-page PDF whose page draws `content`, with `extra` objects after the five it needs.
-fn pdf_page(content: Vec<u8>, extra: Vec<Vec<u8>>, broken_xref: bool) -> Vec<u8> {
+pub fn pdf_page(content: Vec<u8>, extra: Vec<Vec<u8>>, broken_xref: bool) -> Vec<u8> {
     let mut objects = vec![
         b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),

@@ -16,7 +16,7 @@ use nom::combinator::{map, map_opt, map_res, opt, verify};
 use nom::error::{ErrorKind, ParseError};
 use nom::multi::{fold_many0, fold_many1, many0, many0_count};
 use nom::sequence::{delimited, pair, preceded, separated_pair, terminated};
-use nom::{AsBytes, AsChar, Input, IResult, Parser};
+use nom::{AsBytes, AsChar, IResult, Parser};
 use nom_locate::LocatedSpan;
 
 pub(crate) mod cmap_parser;
