@@ -151,3 +151,55 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn bodies_and_stores_past_their_caps_are_refused_naming_the_variable() {
+    let vars = [
+        ("MAX_THREAD_MESSAGES", "4"),
+        ("MAX_TOOLS_PER_ASSISTANT", "2"),
+        ("MAX_CHUNKS_PER_NAMESPACE", "3"),
+        ("MAX_THREAD_BYTES", "5000"),
+    ];
+    let config = test_config(move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string()));
+    let app = spawn_app_with(config, test_store().await).await;
+    let user = "capped";
+    let detail = |answer: &Value| answer["detail"].to_string();
+
+    let tools: Vec<Value> = ["wikipedia", "arxiv", "pubmed"]
+        .iter()
+        .map(|kind| integration_tests::mock_services::ui_tool(kind, json!({})))
+        .collect();
+    let body = json!({"name": "many tools", "config": {"configurable": {"type": "agent", "type==agent/tools": tools}}});
+    let (status, answer) = app.post("/assistants", user, body).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(detail(&answer).contains("MAX_TOOLS_PER_ASSISTANT"), "{answer}");
+
+    let chatbot = json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "Offline"}});
+    let (assistant_id, thread_id) = app.thread(user, chatbot).await;
+    let messages = |count: usize, size: usize| json!({"messages": (0..count).map(|_| json!({"type": "human", "content": "z".repeat(size)})).collect::<Vec<_>>()});
+    let path = format!("/threads/{thread_id}/messages");
+    assert_eq!(app.post(&path, user, messages(3, 10)).await.0, 200);
+    let (status, answer) = app.post(&path, user, messages(2, 10)).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(detail(&answer).contains("MAX_THREAD_MESSAGES"), "{answer}");
+    let run = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "one more"}, {"type": "human", "content": "and another"}]});
+    let (status, answer) = app.post("/runs", user, run).await;
+    assert_eq!(status, 413, "{answer}");
+    let (status, answer) = app.post(&path, user, messages(1, 6000)).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(detail(&answer).contains("MAX_THREAD_BYTES"), "{answer}");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), user).await;
+    assert_eq!(state["values"].as_array().unwrap().len(), 3, "nothing refused was kept");
+
+    // Files: the assistant's quota of chunks, across uploads.
+    let config = Some(json!({"configurable": {"assistant_id": assistant_id}}));
+    let two_chunks = "zorblax ".repeat(200);
+    let upload = |name: &'static str| {
+        let (app, config, text) = (&app, config.clone(), two_chunks.clone());
+        async move { crate::retrieval::ingest(app, user, &[(name, "text/plain", text.as_bytes())], config).await }
+    };
+    assert_eq!(upload("first.txt").await.0, 200);
+    let (status, answer) = upload("second.txt").await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(detail(&answer).contains("MAX_CHUNKS_PER_NAMESPACE"), "{answer}");
+}

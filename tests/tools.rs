@@ -288,3 +288,67 @@ async fn the_assistant_form_offers_the_tools_as_the_uis_read_them() {
     let seed = fields["tools"]["items"]["enum"].as_array().unwrap();
     assert!(seed.contains(&json!("DDG Search")) && seed.contains(&json!("Wikipedia")), "{seed:?}");
 }
+
+/// A service that answers without end (a gigabyte, lazily), and one that sends its headers and
+/// then nothing; it counts the bytes it managed to send.
+async fn hostile_service() -> (String, Arc<std::sync::atomic::AtomicU64>) {
+    use axum::body::Body;
+    use futures::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let endless = move || {
+        let counter = counter.clone();
+        async move {
+            let chunk = bytes::Bytes::from(vec![b'x'; 64 << 10]);
+            let body = futures::stream::iter(0..(1u64 << 30) / (64 << 10)).map(move |_| {
+                counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                Ok::<_, std::convert::Infallible>(chunk.clone())
+            });
+            axum::response::Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(body))
+                .unwrap()
+        }
+    };
+    let stalled = || async {
+        let body = futures::stream::once(async { Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(b"{")) })
+            .chain(futures::stream::pending());
+        axum::response::Response::builder()
+            .header("content-type", "application/json")
+            .body(Body::from_stream(body))
+            .unwrap()
+    };
+    let app = axum::Router::new()
+        .route("/endless", axum::routing::get(endless))
+        .route("/stalled", axum::routing::get(stalled));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, sent)
+}
+
+#[tokio::test]
+async fn a_tool_answering_gigabytes_or_never_finishing_costs_its_cap_and_its_timeout() {
+    let mock = mock_services::start().await;
+    let (base, sent) = hostile_service().await;
+    let mut vars = tool_vars(&mock);
+    vars.retain(|(name, _)| !["ARXIV_API_URL", "DUCKDUCKGO_API_URL"].contains(name));
+    vars.push(("DUCKDUCKGO_API_URL", format!("{base}/endless")));
+    vars.push(("ARXIV_API_URL", format!("{base}/stalled")));
+    vars.push(("TOOL_TIMEOUT_SECONDS", "2".into()));
+    let tools = bind(&toolbox(vars), json!([ui_tool("ddg_search", json!({})), ui_tool("arxiv", json!({}))])).await;
+    let started = std::time::Instant::now();
+    let results = call(&tools, &[("duckduckgo_search", json!({"query": "x"})), ("arxiv", json!({"query": "x"}))]).await;
+    let took = started.elapsed();
+    assert_eq!(
+        text(&results[0]),
+        "The tool duckduckgo_search failed: DuckDuckGo answered with more than 2097152 bytes"
+    );
+    assert_eq!(text(&results[1]), "The tool arxiv failed: the call took longer than 2 s");
+    assert!(took < std::time::Duration::from_secs(4), "the timeout, and no more: {took:?}");
+    // What the endless service got out before the reader hung up: the cap and what the socket
+    // buffers held, not the gigabyte.
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(sent < 64 << 20, "{sent} bytes were sent");
+}

@@ -128,6 +128,10 @@ pub struct Limits {
     pub max_message_bytes: usize,
     pub max_config_bytes: usize,
     pub max_name_chars: usize,
+    /// A thread this full takes no more input: every run reads it whole.
+    pub max_thread_messages: usize,
+    pub max_thread_bytes: usize,
+    pub max_tools_per_assistant: usize,
 }
 
 /// Model provider credentials and endpoints. A provider is used only when configured.
@@ -318,6 +322,9 @@ impl Config {
                 max_message_bytes: env.parse("MAX_MESSAGE_BYTES", 256 * 1024)?,
                 max_config_bytes: env.parse("MAX_CONFIG_BYTES", 64 * 1024)?,
                 max_name_chars: env.parse("MAX_NAME_CHARS", 256)?,
+                max_thread_messages: env.parse("MAX_THREAD_MESSAGES", 2_000)?,
+                max_thread_bytes: env.parse("MAX_THREAD_BYTES", 8 << 20)?,
+                max_tools_per_assistant: env.parse("MAX_TOOLS_PER_ASSISTANT", 32)?,
             },
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
             run_queue_wait: Duration::from_secs(env.parse("RUN_QUEUE_WAIT_SECONDS", 25)?),

@@ -550,9 +550,14 @@ pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner
 
     // Enough chunks to need several write batches and read pages.
     let notes = file_chunks(owner.assistant_id, "notes.txt", 60, 8);
-    store.add_document(owner.assistant_id, &embedder, &notes).await.unwrap();
+    store.add_document(owner.assistant_id, &embedder, &notes, 62).await.unwrap();
+    // A file past the namespace's quota is refused whole, naming what it would hold.
+    let over = file_chunks(owner.assistant_id, "over.txt", 3, 8);
+    let refused = store.add_document(owner.assistant_id, &embedder, &over, 62).await;
+    assert!(matches!(refused, Err(StoreError::ChunkQuota { would_hold: 63, limit: 62 })), "{refused:?}");
+    assert_eq!(store.documents(owner.assistant_id).await.unwrap().chunks.len(), 60, "nothing of it was kept");
     let memo = file_chunks(owner.assistant_id, "memo.pdf", 2, 8);
-    store.add_document(owner.assistant_id, &embedder, &memo).await.unwrap();
+    store.add_document(owner.assistant_id, &embedder, &memo, 62).await.unwrap();
     let index = store.documents(owner.assistant_id).await.unwrap();
     assert_eq!(index.embedder.as_ref(), Some(&embedder));
     assert_eq!(index.chunks.len(), 62);
@@ -566,7 +571,8 @@ pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner
 
     // Another embedder cannot add to this index.
     let other = EmbedderId { name: "another".into(), dimensions: 8 };
-    let refused = store.add_document(owner.assistant_id, &other, &file_chunks(owner.assistant_id, "x.txt", 1, 8)).await;
+    let refused =
+        store.add_document(owner.assistant_id, &other, &file_chunks(owner.assistant_id, "x.txt", 1, 8), 1000).await;
     assert!(
         matches!(&refused, Err(StoreError::IndexMismatch { recorded, .. }) if *recorded == embedder),
         "{refused:?}"
@@ -574,7 +580,7 @@ pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner
     assert_eq!(store.documents(owner.assistant_id).await.unwrap().chunks.len(), 62, "nothing of it was kept");
 
     // Namespaces are apart, and files go with their assistant or thread.
-    store.add_document(chat.thread_id, &other, &file_chunks(chat.thread_id, "chat.md", 3, 8)).await.unwrap();
+    store.add_document(chat.thread_id, &other, &file_chunks(chat.thread_id, "chat.md", 3, 8), 3).await.unwrap();
     assert_eq!(store.documents(chat.thread_id).await.unwrap().chunks.len(), 3);
     store.delete_thread(&user("ann"), chat.thread_id).await.unwrap();
     assert!(store.documents(chat.thread_id).await.unwrap().chunks.is_empty());

@@ -64,6 +64,10 @@ impl From<StoreError> for ApiError {
                 "The files here were indexed with {recorded}, but this server now embeds with {offered}; \
                  delete and upload them again, or set EMBEDDINGS_PROVIDER back"
             )),
+            StoreError::ChunkQuota { would_hold, limit } => ApiError::TooLarge(format!(
+                "The files of this assistant or thread would hold {would_hold} chunks; at most {limit} may be \
+                 stored (MAX_CHUNKS_PER_NAMESPACE, the template's MaxChunksPerNamespace): upload less, or raise it"
+            )),
             StoreError::Backend(reason) => {
                 tracing::error!(%reason, "store backend failed");
                 ApiError::Unavailable("The data store is unavailable; try again".into())
@@ -78,6 +82,7 @@ impl From<RunError> for ApiError {
             RunError::Store(error) => error.into(),
             RunError::Model(error) => ApiError::Validation(vec![error.into_field_error()]),
             RunError::Tools(error) => ApiError::Validation(vec![error.into_field_error()]),
+            RunError::ThreadFull(detail) => ApiError::TooLarge(detail),
             RunError::Dispatch(error) => {
                 tracing::error!(%error, "background dispatch failed");
                 ApiError::BadGateway(format!("The run could not be started in the background: {error}"))

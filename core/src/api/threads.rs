@@ -120,7 +120,10 @@ async fn add_messages(
     let thread_id = path_id(&thread_id, "thread_id")?;
     limits::check_messages(&state.config.limits, &messages, "messages")?;
     messages.iter_mut().for_each(Message::ensure_id);
-    state.store.append_messages(&user, thread_id, &messages, None).await?;
+    // The thread's messages come with its revision: the append is one write at that revision.
+    let view = state.store.thread_view(&user, thread_id).await?;
+    crate::runs::check_thread_room(&state.config.limits, &view.messages, &messages)?;
+    state.store.append_messages(&user, thread_id, &messages, Some(view.revision)).await?;
     Ok(Json(Value::Null))
 }
 
@@ -287,6 +290,10 @@ async fn update_state(
     let thread_id = path_id(&thread_id, "thread_id")?;
     limits::check_messages(&state.config.limits, &messages, "values")?;
     messages.iter_mut().for_each(Message::ensure_id);
+    let view = state.store.thread_view(&user, thread_id).await?;
+    let kept: Vec<&Message> = view.messages.iter().filter(|old| !messages.iter().any(|new| new.id == old.id)).collect();
+    let kept: Vec<Message> = kept.into_iter().cloned().collect();
+    crate::runs::check_thread_room(&state.config.limits, &kept, &messages)?;
     state.store.upsert_messages(&user, thread_id, &messages).await?;
     Ok(Json(Value::Null))
 }

@@ -106,7 +106,7 @@ impl Library {
         let mut answers = Vec::with_capacity(files.len());
         for chunks in files {
             let embedder = EmbedderId { name: self.embedder.name(), dimensions: chunks[0].vector.len() };
-            self.store.add_document(namespace, &embedder, &chunks).await?;
+            self.store.add_document(namespace, &embedder, &chunks, self.limits.max_chunks_per_namespace).await?;
             answers.push(chunks.iter().map(|chunk| chunk.id).collect());
         }
         Ok(answers)

@@ -179,6 +179,7 @@ impl RunEngine {
         let recursion_limit = request.recursion_limit.unwrap_or(self.inner.config.recursion_limit);
         let mut input = request.input.into_messages();
         input.iter_mut().for_each(Message::ensure_id);
+        super::check_thread_room(&self.inner.config.limits, &view.messages, &input)?;
         let now = Timestamp::now();
         let run = Run {
             run_id: Uuid::new_v4(),

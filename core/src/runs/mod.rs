@@ -36,4 +36,30 @@ pub enum RunError {
     Tools(#[from] ToolConfigError),
     #[error(transparent)]
     Dispatch(#[from] DispatchError),
+    #[error("{0}")]
+    ThreadFull(String),
+}
+
+/// Whether a thread holding `existing` has room for `adding`, under `MAX_THREAD_MESSAGES` and
+/// `MAX_THREAD_BYTES` (of content). A thread that grew without end would make every run read it
+/// all, so past these it takes no more input: the user starts a new thread.
+pub fn check_thread_room(
+    limits: &crate::config::Limits,
+    existing: &[crate::model::Message],
+    adding: &[crate::model::Message],
+) -> Result<(), RunError> {
+    let messages = existing.len() + adding.len();
+    let bytes: usize = existing.iter().chain(adding).map(|message| message.content.len()).sum();
+    let full = |what: &str, count: usize, limit: usize, variable: &str| {
+        RunError::ThreadFull(format!(
+            "The thread would hold {count} {what}; a thread holds at most {limit} ({variable}): start a new thread, or raise {variable}"
+        ))
+    };
+    if messages > limits.max_thread_messages {
+        return Err(full("messages", messages, limits.max_thread_messages, "MAX_THREAD_MESSAGES"));
+    }
+    if bytes > limits.max_thread_bytes {
+        return Err(full("bytes of content", bytes, limits.max_thread_bytes, "MAX_THREAD_BYTES"));
+    }
+    Ok(())
 }

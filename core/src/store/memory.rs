@@ -293,9 +293,19 @@ impl Store for MemoryStore {
         Ok(self.lock().feedback.get(&run.run_id).cloned().unwrap_or_default())
     }
 
-    async fn add_document(&self, namespace: Uuid, embedder: &EmbedderId, chunks: &[DocumentChunk]) -> StoreResult<()> {
+    async fn add_document(
+        &self,
+        namespace: Uuid,
+        embedder: &EmbedderId,
+        chunks: &[DocumentChunk],
+        max_chunks: u64,
+    ) -> StoreResult<()> {
         let mut inner = self.lock();
         let index = inner.documents.entry(namespace).or_default();
+        let would_hold = (index.chunks.len() + chunks.len()) as u64;
+        if would_hold > max_chunks {
+            return Err(StoreError::ChunkQuota { would_hold, limit: max_chunks });
+        }
         match &index.embedder {
             Some(recorded) if recorded != embedder => {
                 return Err(StoreError::IndexMismatch { recorded: recorded.clone(), offered: embedder.clone() })

@@ -55,6 +55,9 @@ pub enum StoreError {
     /// A namespace's files were embedded by another embedder than the one adding to it.
     #[error("the files here were indexed with {recorded}, not {offered}")]
     IndexMismatch { recorded: EmbedderId, offered: EmbedderId },
+    /// The namespace's files would hold more chunks than `limit`.
+    #[error("the files here would hold {would_hold} chunks; at most {limit} may be stored")]
+    ChunkQuota { would_hold: u64, limit: u64 },
     #[error("store backend failed: {0}")]
     Backend(String),
 }
@@ -172,8 +175,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Adds one file's chunks (all of one `file_id`) to `namespace`'s index, whose owner the
     /// caller has checked: readers see the whole file or none of it, whatever fails part-way.
-    /// The index keeps the embedder of its first file; another is `IndexMismatch`.
-    async fn add_document(&self, namespace: Uuid, embedder: &EmbedderId, chunks: &[DocumentChunk]) -> StoreResult<()>;
+    /// The index keeps the embedder of its first file; another is `IndexMismatch`. A file that
+    /// would bring the namespace past `max_chunks` is `ChunkQuota`, checked atomically with the
+    /// write, and nothing of it is stored.
+    async fn add_document(
+        &self,
+        namespace: Uuid,
+        embedder: &EmbedderId,
+        chunks: &[DocumentChunk],
+        max_chunks: u64,
+    ) -> StoreResult<()>;
     /// The complete files of a namespace, in the order they were added.
     async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex>;
 }

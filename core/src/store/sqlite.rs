@@ -548,7 +548,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_document(&self, namespace: Uuid, embedder: &EmbedderId, chunks: &[DocumentChunk]) -> StoreResult<()> {
+    async fn add_document(
+        &self,
+        namespace: Uuid,
+        embedder: &EmbedderId,
+        chunks: &[DocumentChunk],
+        max_chunks: u64,
+    ) -> StoreResult<()> {
         let (embedder, chunks) = (embedder.clone(), chunks.to_vec());
         self.write(move |tx| {
             let id = namespace.to_string();
@@ -565,11 +571,15 @@ impl Store for SqliteStore {
                     tx.execute(sql, params![id, to_json(&embedder)?])?;
                 }
             }
-            let next: i64 = tx.query_row(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM document_chunks WHERE namespace = ?1",
+            let (next, held): (i64, i64) = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1, COUNT(*) FROM document_chunks WHERE namespace = ?1",
                 params![id],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
+            let would_hold = held as u64 + chunks.len() as u64;
+            if would_hold > max_chunks {
+                return Err(StoreError::ChunkQuota { would_hold, limit: max_chunks });
+            }
             let mut insert =
                 tx.prepare("INSERT INTO document_chunks (namespace, seq, body, vector) VALUES (?1, ?2, ?3, ?4)")?;
             for (offset, chunk) in chunks.iter().enumerate() {

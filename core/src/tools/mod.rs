@@ -160,6 +160,8 @@ pub enum ToolConfigError {
     KeyInConfig { key: String, index: usize, name: &'static str, variable: &'static str },
     #[error("'{key}' must be true or false")]
     NotABoolean { key: String, value: Value },
+    #[error("An assistant may have at most {limit} tools (MAX_TOOLS_PER_ASSISTANT); this one has {count}")]
+    TooMany { key: String, count: usize, limit: usize },
 }
 
 impl ToolConfigError {
@@ -168,6 +170,7 @@ impl ToolConfigError {
         let configurable = Loc::body().key("config").key("configurable");
         let (loc, input) = match &self {
             ToolConfigError::NotAList { key } => (configurable.key(key), Value::Null),
+            ToolConfigError::TooMany { key, count, .. } => (configurable.key(key), Value::from(*count)),
             ToolConfigError::NotABoolean { key, value } => (configurable.key(key), value.clone()),
             ToolConfigError::Unknown { key, index, value } => (configurable.key(key).index(*index), value.clone()),
             ToolConfigError::NotOffered { key, index, name }
@@ -255,6 +258,8 @@ struct ToolboxInner {
     library: Library,
     openai_api_key: Option<crate::config::Secret>,
     openai_base_url: String,
+    /// `MAX_TOOLS_PER_ASSISTANT`: each tool is described to the model on every call.
+    max_tools: usize,
 }
 
 /// What one tool call returned: the content the model reads, and whether it worked.
@@ -323,6 +328,7 @@ impl Toolbox {
                 library,
                 openai_api_key: config.providers.openai_api_key.clone(),
                 openai_base_url: config.providers.openai_base_url.clone(),
+                max_tools: config.limits.max_tools_per_assistant,
             }),
         }
     }
@@ -342,6 +348,13 @@ impl Toolbox {
             return Ok(None);
         };
         let key = if configurable.contains_key("type==agent/tools") { "type==agent/tools" } else { "tools" };
+        if agent.tools.len() > self.inner.max_tools {
+            return Err(ToolConfigError::TooMany {
+                key: key.into(),
+                count: agent.tools.len(),
+                limit: self.inner.max_tools,
+            });
+        }
         for (index, tool) in agent.tools.iter().enumerate() {
             self.check_tool(key, index, tool)?;
         }

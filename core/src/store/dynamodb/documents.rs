@@ -2,10 +2,12 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | index | `DOCS#<namespace>` | `I` | `embedder` (JSON), `files` (the complete files' ids, a string set) |
+//! | index | `DOCS#<namespace>` | `I` | `embedder` (JSON), `files` (the complete files' ids, a string set), `chunks` (reserved, a number) |
 //! | chunk | `DOCS#<namespace>` | `C#<file_id>#<position, 6 digits>` | `body` (JSON, no vector), `vector` (binary, int8), `scale` |
 //!
-//! A file's chunks are written in batches, then its id joins `files` in one update: readers
+//! A file first reserves its chunks in the index (`chunks`, under the quota, in the same update
+//! that checks the embedder; given back if the file is not stored), then its chunks are written
+//! in batches, then its id joins `files` in one update: readers
 //! (one Query of the partition) keep only chunks of files in `files`, so a file is searchable
 //! whole or not at all. Vectors are quantised to one byte a dimension (each with its scale):
 //! a 1,536-dimension chunk of 1,000 characters is about 2.7 KB, under one 4 KB read unit.
@@ -42,16 +44,25 @@ impl DynamoStore {
         namespace: Uuid,
         embedder: &EmbedderId,
         chunks: &[DocumentChunk],
+        max_chunks: u64,
     ) -> StoreResult<()> {
         let pk = docs_pk(namespace);
+        let adding = chunks.len() as u64;
+        if adding > max_chunks {
+            return Err(StoreError::ChunkQuota { would_hold: adding, limit: max_chunks });
+        }
         let recorded = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(pk.clone(), "I")))
-            .update_expression("SET embedder = if_not_exists(embedder, :embedder)")
-            .condition_expression("attribute_not_exists(embedder) OR embedder = :embedder")
+            .update_expression("SET embedder = if_not_exists(embedder, :embedder) ADD chunks :adding")
+            .condition_expression(
+                "(attribute_not_exists(embedder) OR embedder = :embedder) AND (attribute_not_exists(chunks) OR chunks <= :room)",
+            )
             .expression_attribute_values(":embedder", s(to_json(embedder)?))
+            .expression_attribute_values(":adding", AttributeValue::N(adding.to_string()))
+            .expression_attribute_values(":room", AttributeValue::N((max_chunks - adding).to_string()))
             .send()
             .await;
         if let Err(error) = recorded {
@@ -59,9 +70,35 @@ impl DynamoStore {
                 return Err(sdk_error(error));
             }
             let index = self.get(pk, "I").await?.ok_or_else(|| backend("the document index vanished"))?;
-            let recorded = super::table::from_json(text(&index, "embedder")?)?;
-            return Err(StoreError::IndexMismatch { recorded, offered: embedder.clone() });
+            let recorded: EmbedderId = super::table::from_json(text(&index, "embedder")?)?;
+            if &recorded != embedder {
+                return Err(StoreError::IndexMismatch { recorded, offered: embedder.clone() });
+            }
+            let held = match index.get("chunks") {
+                Some(AttributeValue::N(held)) => held.parse().unwrap_or(max_chunks),
+                _ => 0,
+            };
+            return Err(StoreError::ChunkQuota { would_hold: held + adding, limit: max_chunks });
         }
+        let stored = self.write_chunks(&pk, chunks).await;
+        if stored.is_err() {
+            // The reservation is given back; the chunks written are never read (not in `files`).
+            let _ = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(pk, "I")))
+                .update_expression("ADD chunks :giving_back")
+                .expression_attribute_values(":giving_back", AttributeValue::N(format!("-{adding}")))
+                .send()
+                .await;
+        }
+        stored
+    }
+
+    /// Writes a file's chunks, then commits it: from then on readers see it whole.
+    async fn write_chunks(&self, pk: &str, chunks: &[DocumentChunk]) -> StoreResult<()> {
+        let pk = pk.to_string();
         let mut writes = Vec::with_capacity(chunks.len());
         for chunk in chunks {
             let mut item = key(pk.clone(), &format!("C#{}#{:06}", chunk.file_id, chunk.position));

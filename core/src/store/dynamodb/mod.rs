@@ -378,8 +378,14 @@ impl Store for DynamoStore {
         self.list_feedback(run).await
     }
 
-    async fn add_document(&self, namespace: Uuid, embedder: &EmbedderId, chunks: &[DocumentChunk]) -> StoreResult<()> {
-        self.put_document(namespace, embedder, chunks).await
+    async fn add_document(
+        &self,
+        namespace: Uuid,
+        embedder: &EmbedderId,
+        chunks: &[DocumentChunk],
+        max_chunks: u64,
+    ) -> StoreResult<()> {
+        self.put_document(namespace, embedder, chunks, max_chunks).await
     }
 
     async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
