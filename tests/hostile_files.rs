@@ -159,6 +159,7 @@ async fn bodies_and_stores_past_their_caps_are_refused_naming_the_variable() {
         ("MAX_TOOLS_PER_ASSISTANT", "2"),
         ("MAX_CHUNKS_PER_NAMESPACE", "3"),
         ("MAX_THREAD_BYTES", "5000"),
+        ("MAX_STORED_BYTES_PER_USER", "6000"),
     ];
     let config = test_config(move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string()));
     let app = spawn_app_with(config, test_store().await).await;
@@ -202,4 +203,10 @@ async fn bodies_and_stores_past_their_caps_are_refused_naming_the_variable() {
     let (status, answer) = upload("second.txt").await;
     assert_eq!(status, 413, "{answer}");
     assert!(detail(&answer).contains("MAX_CHUNKS_PER_NAMESPACE"), "{answer}");
+    // And the user's bytes, across assistants and threads: the thread's upload would pass them.
+    let in_thread = Some(json!({"configurable": {"thread_id": thread_id}}));
+    let (status, answer) =
+        crate::retrieval::ingest(&app, user, &[("third.txt", "text/plain", two_chunks.as_bytes())], in_thread).await;
+    assert_eq!(status, 413, "{answer}");
+    assert!(detail(&answer).contains("MAX_STORED_BYTES_PER_USER"), "{answer}");
 }

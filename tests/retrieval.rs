@@ -330,7 +330,7 @@ async fn check_quality(library: &Library) {
             bytes: passage.as_bytes().to_vec().into(),
         })
         .collect();
-    library.ingest(namespace, files).await.expect("ingested");
+    library.ingest(namespace, &opengpts::model::UserId::new("quality").unwrap(), files).await.expect("ingested");
     for (passage, question) in CORPUS {
         let found = library.search(&[namespace], question, 3).await.unwrap();
         assert!(found.iter().any(|chunk| chunk.text == passage), "{question} did not find {passage:?} in {found:?}");

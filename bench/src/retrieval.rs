@@ -64,7 +64,7 @@ pub async fn ingest(store: Arc<dyn Store>, megabytes: usize) -> Ingested {
         })
         .collect();
     let started = Instant::now();
-    library.ingest(Uuid::new_v4(), files).await.expect("ingested");
+    library.ingest(Uuid::new_v4(), &owner(), files).await.expect("ingested");
     Ingested { mb_per_second: megabytes as f64 / started.elapsed().as_secs_f64() }
 }
 
@@ -80,7 +80,7 @@ pub async fn search(store: Arc<dyn Store>, chunks: usize, searches: usize) -> Su
             bytes: text(per_file * 800, index as u64).into_bytes().into(),
         })
         .collect();
-    library.ingest(namespace, files).await.expect("ingested");
+    library.ingest(namespace, &owner(), files).await.expect("ingested");
     let mut samples: Vec<Duration> = Vec::with_capacity(searches);
     for index in 0..searches {
         let question = text(60, 10_000 + index as u64);
@@ -105,4 +105,8 @@ pub fn dynamodb_read_units(chunks: usize, dimensions: usize) -> f64 {
     let keys = "pk".len() + 42 + "sk".len() + 46;
     let item = keys + "body".len() + body + "vector".len() + dimensions + "scale".len() + 8;
     ((chunks * item) as f64 / 4096.0).ceil()
+}
+
+fn owner() -> opengpts::model::UserId {
+    opengpts::model::UserId::new("bench").expect("a user id")
 }

@@ -8,7 +8,7 @@ use opengpts::model::{
     Assistant, DocumentChunk, EmbedderId, FeedbackInput, Message, MessageType, Run, RunStatus, Thread, Timestamp,
     UserId,
 };
-use opengpts::store::{Entity, Revision, RunStart, Store, StoreError};
+use opengpts::store::{stored_bytes, DocumentQuota, Entity, Revision, RunStart, Store, StoreError};
 use serde_json::{json, Map};
 use uuid::Uuid;
 
@@ -542,6 +542,8 @@ fn file_chunks(namespace: Uuid, source: &str, count: usize, dimensions: usize) -
 
 pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner(store: SharedStore) {
     let embedder = EmbedderId { name: "test-embedder".into(), dimensions: 8 };
+    let ann = user("ann");
+    let roomy = |max_chunks: u64| DocumentQuota { max_chunks, max_user_bytes: 1 << 40 };
     let owner = assistant("ann", false, 1);
     store.put_assistant(&owner).await.unwrap();
     let chat = thread("ann", owner.assistant_id, 2);
@@ -550,14 +552,14 @@ pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner
 
     // Enough chunks to need several write batches and read pages.
     let notes = file_chunks(owner.assistant_id, "notes.txt", 60, 8);
-    store.add_document(owner.assistant_id, &embedder, &notes, 62).await.unwrap();
+    store.add_document(owner.assistant_id, &ann, &embedder, &notes, roomy(62)).await.unwrap();
     // A file past the namespace's quota is refused whole, naming what it would hold.
     let over = file_chunks(owner.assistant_id, "over.txt", 3, 8);
-    let refused = store.add_document(owner.assistant_id, &embedder, &over, 62).await;
+    let refused = store.add_document(owner.assistant_id, &ann, &embedder, &over, roomy(62)).await;
     assert!(matches!(refused, Err(StoreError::ChunkQuota { would_hold: 63, limit: 62 })), "{refused:?}");
     assert_eq!(store.documents(owner.assistant_id).await.unwrap().chunks.len(), 60, "nothing of it was kept");
     let memo = file_chunks(owner.assistant_id, "memo.pdf", 2, 8);
-    store.add_document(owner.assistant_id, &embedder, &memo, 62).await.unwrap();
+    store.add_document(owner.assistant_id, &ann, &embedder, &memo, roomy(62)).await.unwrap();
     let index = store.documents(owner.assistant_id).await.unwrap();
     assert_eq!(index.embedder.as_ref(), Some(&embedder));
     assert_eq!(index.chunks.len(), 62);
@@ -571,8 +573,8 @@ pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner
 
     // Another embedder cannot add to this index.
     let other = EmbedderId { name: "another".into(), dimensions: 8 };
-    let refused =
-        store.add_document(owner.assistant_id, &other, &file_chunks(owner.assistant_id, "x.txt", 1, 8), 1000).await;
+    let stray = file_chunks(owner.assistant_id, "x.txt", 1, 8);
+    let refused = store.add_document(owner.assistant_id, &ann, &other, &stray, roomy(1000)).await;
     assert!(
         matches!(&refused, Err(StoreError::IndexMismatch { recorded, .. }) if *recorded == embedder),
         "{refused:?}"
@@ -580,12 +582,23 @@ pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner
     assert_eq!(store.documents(owner.assistant_id).await.unwrap().chunks.len(), 62, "nothing of it was kept");
 
     // Namespaces are apart, and files go with their assistant or thread.
-    store.add_document(chat.thread_id, &other, &file_chunks(chat.thread_id, "chat.md", 3, 8), 3).await.unwrap();
+    let talk = file_chunks(chat.thread_id, "chat.md", 3, 8);
+    store.add_document(chat.thread_id, &ann, &other, &talk, roomy(3)).await.unwrap();
     assert_eq!(store.documents(chat.thread_id).await.unwrap().chunks.len(), 3);
-    store.delete_thread(&user("ann"), chat.thread_id).await.unwrap();
+
+    // A user's bytes count across namespaces; deleting one gives its bytes back.
+    let held = stored_bytes(&notes) + stored_bytes(&memo) + stored_bytes(&talk);
+    let late = file_chunks(owner.assistant_id, "late.txt", 1, 8);
+    let tight = DocumentQuota { max_chunks: 1000, max_user_bytes: held + stored_bytes(&late) - 1 };
+    let refused = store.add_document(owner.assistant_id, &ann, &embedder, &late, tight).await;
+    let expected = held + stored_bytes(&late);
+    assert!(matches!(refused, Err(StoreError::ByteQuota { would_hold, .. }) if would_hold == expected), "{refused:?}");
+    assert_eq!(store.documents(owner.assistant_id).await.unwrap().chunks.len(), 62, "nothing of it was kept");
+    store.delete_thread(&ann, chat.thread_id).await.unwrap();
     assert!(store.documents(chat.thread_id).await.unwrap().chunks.is_empty());
     assert_eq!(store.documents(chat.thread_id).await.unwrap().embedder, None);
-    store.delete_assistant(&user("ann"), owner.assistant_id).await.unwrap();
+    store.add_document(owner.assistant_id, &ann, &embedder, &late, tight).await.unwrap();
+    store.delete_assistant(&ann, owner.assistant_id).await.unwrap();
     assert!(store.documents(owner.assistant_id).await.unwrap().chunks.is_empty());
 }
 

@@ -68,6 +68,11 @@ impl From<StoreError> for ApiError {
                 "The files of this assistant or thread would hold {would_hold} chunks; at most {limit} may be \
                  stored (MAX_CHUNKS_PER_NAMESPACE, the template's MaxChunksPerNamespace): upload less, or raise it"
             )),
+            StoreError::ByteQuota { would_hold, limit } => ApiError::TooLarge(format!(
+                "Your files would hold {would_hold} bytes; at most {limit} may be stored per user \
+                 (MAX_STORED_BYTES_PER_USER, the template's MaxStoredBytesPerUser): delete assistants or threads \
+                 with files, or raise it"
+            )),
             StoreError::Backend(reason) => {
                 tracing::error!(%reason, "store backend failed");
                 ApiError::Unavailable("The data store is unavailable; try again".into())

@@ -139,7 +139,7 @@ async fn ingest(State(state): State<AppState>, User(user): User, request: Reques
         return Err(invalid(Loc::body().key("files"), "missing", "Field required", Value::Null));
     }
     let namespace = namespace(&state, &user, config).await?;
-    let ids = state.library.ingest(namespace, files).await?;
+    let ids = state.library.ingest(namespace, &user, files).await?;
     Ok(Json(json!(ids)))
 }
 
@@ -201,7 +201,7 @@ async fn start_upload(
         return Err(ApiError::UnsupportedMediaType(error.to_string()));
     }
     let namespace = owned_namespace(&state, &user, &request.config).await?;
-    let upload = uploads.presign(namespace, &request.file_name, request.size).await?;
+    let upload = uploads.presign(namespace, &user, &request.file_name, request.size).await?;
     Ok(Json(json!(upload)))
 }
 

@@ -19,8 +19,8 @@ pub use sandbox::read_text;
 pub use split::{split_text, CHUNK_OVERLAP, CHUNK_SIZE};
 
 use crate::config::IngestLimits;
-use crate::model::{DocumentChunk, EmbedderId};
-use crate::store::{Store, StoreError};
+use crate::model::{DocumentChunk, EmbedderId, UserId};
+use crate::store::{DocumentQuota, Store, StoreError};
 
 /// How many chunks a search returns, as OpenGPTs' retriever does.
 pub const TOP_K: usize = 4;
@@ -63,7 +63,12 @@ impl Library {
     /// Reads, splits and embeds every file, then stores each whole: one list of chunk ids per
     /// file. A file that cannot be read, or an embedder that fails, fails the request before
     /// anything is stored.
-    pub async fn ingest(&self, namespace: Uuid, files: Vec<UploadedFile>) -> Result<Vec<Vec<Uuid>>, DocumentError> {
+    pub async fn ingest(
+        &self,
+        namespace: Uuid,
+        owner: &UserId,
+        files: Vec<UploadedFile>,
+    ) -> Result<Vec<Vec<Uuid>>, DocumentError> {
         let mut prepared = Vec::with_capacity(files.len());
         for file in files {
             // Parsing is CPU work; it leaves the async threads free.
@@ -106,7 +111,11 @@ impl Library {
         let mut answers = Vec::with_capacity(files.len());
         for chunks in files {
             let embedder = EmbedderId { name: self.embedder.name(), dimensions: chunks[0].vector.len() };
-            self.store.add_document(namespace, &embedder, &chunks, self.limits.max_chunks_per_namespace).await?;
+            let quota = DocumentQuota {
+                max_chunks: self.limits.max_chunks_per_namespace,
+                max_user_bytes: self.limits.max_stored_bytes_per_user,
+            };
+            self.store.add_document(namespace, owner, &embedder, &chunks, quota).await?;
             answers.push(chunks.iter().map(|chunk| chunk.id).collect());
         }
         Ok(answers)

@@ -14,11 +14,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{DocumentError, Library, UploadedFile};
+use super::{DocumentError, Library, ParseError, UploadedFile};
 use crate::config::UploadSettings;
+use crate::model::UserId;
 
 /// How long a presigned URL may be used.
 pub const URL_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// The object metadata that names the user an upload is for (`x-amz-meta-owner`).
+const OWNER_METADATA: &str = "owner";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum UploadError {
@@ -127,7 +131,13 @@ impl Uploads {
     }
 
     /// A URL that accepts one PUT of `size` bytes, for a file of `namespace` (checked by the caller).
-    pub async fn presign(&self, namespace: Uuid, file_name: &str, size: u64) -> Result<PresignedUpload, UploadError> {
+    pub async fn presign(
+        &self,
+        namespace: Uuid,
+        owner: &UserId,
+        file_name: &str,
+        size: u64,
+    ) -> Result<PresignedUpload, UploadError> {
         if size > self.settings.max_bytes {
             return Err(UploadError::TooLarge { size, limit: self.settings.max_bytes });
         }
@@ -141,6 +151,8 @@ impl Uploads {
             .bucket(&self.settings.bucket)
             .key(key)
             .content_length(size as i64)
+            // Signed, so the worker knows whose quota the file counts against.
+            .metadata(OWNER_METADATA, owner.as_str())
             .presigned(presigning)
             .await
             .map_err(sdk_error)?;
@@ -203,8 +215,20 @@ impl Uploads {
         let client = self.client().await?;
         let bucket = &self.settings.bucket;
         let object = client.get_object().bucket(bucket).key(key).send().await.map_err(sdk_error)?;
+        let owner = object
+            .metadata()
+            .and_then(|metadata| metadata.get(OWNER_METADATA))
+            .and_then(|owner| UserId::new(owner.as_str()));
         let bytes = object.body.collect().await.map_err(s3_error)?.into_bytes();
-        let outcome = match library.ingest(namespace, vec![UploadedFile { name, bytes }]).await {
+        let ingested = match &owner {
+            Some(owner) => library.ingest(namespace, owner, vec![UploadedFile { name, bytes }]).await,
+            None => Err(DocumentError::Parse(ParseError::Unreadable {
+                file: name,
+                kind: "an upload".into(),
+                reason: "it was not sent with the headers its presigned URL gave".into(),
+            })),
+        };
+        let outcome = match ingested {
             Ok(mut ids) => UploadOutcome::Done { namespace, ids: ids.pop().unwrap_or_default() },
             Err(DocumentError::Store(error)) => return Err(UploadError::S3(format!("the store failed: {error}"))),
             Err(error) => UploadOutcome::Failed { namespace, detail: error.to_string() },

@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView};
+use super::{
+    stored_bytes, DocumentQuota, Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView,
+};
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
 };
@@ -25,6 +27,8 @@ struct Inner {
     /// Per run, oldest first.
     feedback: HashMap<Uuid, Vec<Feedback>>,
     documents: HashMap<Uuid, DocumentIndex>,
+    /// What each user's files hold, by [`stored_bytes`].
+    stored_bytes: HashMap<UserId, u64>,
 }
 
 struct ThreadRecord {
@@ -64,6 +68,15 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// Deletes a namespace's files and gives their bytes back to `owner`.
+    fn drop_documents(&mut self, owner: &UserId, namespace: Uuid) {
+        if let Some(index) = self.documents.remove(&namespace) {
+            if let Some(held) = self.stored_bytes.get_mut(owner) {
+                *held = held.saturating_sub(stored_bytes(&index.chunks));
+            }
+        }
+    }
+
     fn own_thread(&mut self, user: &UserId, thread_id: Uuid) -> StoreResult<&mut ThreadRecord> {
         self.threads
             .get_mut(&thread_id)
@@ -114,7 +127,7 @@ impl Store for MemoryStore {
         match inner.assistants.get(&assistant_id) {
             Some(assistant) if &assistant.user_id == user => {
                 inner.assistants.remove(&assistant_id);
-                inner.documents.remove(&assistant_id);
+                inner.drop_documents(user, assistant_id);
                 Ok(())
             }
             _ => Err(StoreError::NotFound(Entity::Assistant)),
@@ -157,7 +170,7 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         inner.own_thread(user, thread_id)?;
         inner.threads.remove(&thread_id);
-        inner.documents.remove(&thread_id);
+        inner.drop_documents(user, thread_id);
         let Inner { runs, feedback, .. } = &mut *inner;
         runs.retain(|run_id, run| {
             let keep = run.thread_id != thread_id;
@@ -296,15 +309,21 @@ impl Store for MemoryStore {
     async fn add_document(
         &self,
         namespace: Uuid,
+        owner: &UserId,
         embedder: &EmbedderId,
         chunks: &[DocumentChunk],
-        max_chunks: u64,
+        quota: DocumentQuota,
     ) -> StoreResult<()> {
         let mut inner = self.lock();
+        let adding = stored_bytes(chunks);
+        let user_bytes = inner.stored_bytes.get(owner).copied().unwrap_or(0) + adding;
         let index = inner.documents.entry(namespace).or_default();
         let would_hold = (index.chunks.len() + chunks.len()) as u64;
-        if would_hold > max_chunks {
-            return Err(StoreError::ChunkQuota { would_hold, limit: max_chunks });
+        if would_hold > quota.max_chunks {
+            return Err(StoreError::ChunkQuota { would_hold, limit: quota.max_chunks });
+        }
+        if user_bytes > quota.max_user_bytes {
+            return Err(StoreError::ByteQuota { would_hold: user_bytes, limit: quota.max_user_bytes });
         }
         match &index.embedder {
             Some(recorded) if recorded != embedder => {
@@ -313,6 +332,7 @@ impl Store for MemoryStore {
             _ => index.embedder = Some(embedder.clone()),
         }
         index.chunks.extend_from_slice(chunks);
+        inner.stored_bytes.insert(owner.clone(), user_bytes);
         Ok(())
     }
 

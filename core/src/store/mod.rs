@@ -58,11 +58,27 @@ pub enum StoreError {
     /// The namespace's files would hold more chunks than `limit`.
     #[error("the files here would hold {would_hold} chunks; at most {limit} may be stored")]
     ChunkQuota { would_hold: u64, limit: u64 },
+    /// The owner's files, all namespaces together, would hold more than `limit` bytes.
+    #[error("the user's files would hold {would_hold} bytes; at most {limit} may be stored")]
+    ByteQuota { would_hold: u64, limit: u64 },
     #[error("store backend failed: {0}")]
     Backend(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What one namespace's files, and one user's files together, may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentQuota {
+    pub max_chunks: u64,
+    pub max_user_bytes: u64,
+}
+
+/// The bytes a user's quota counts for chunks: their text, and one byte per dimension of their
+/// vectors (as DynamoDB keeps them, quantised).
+pub fn stored_bytes(chunks: &[DocumentChunk]) -> u64 {
+    chunks.iter().map(|chunk| (chunk.text.len() + chunk.vector.len()) as u64).sum()
+}
 
 /// A thread as its state shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,14 +192,17 @@ pub trait Store: Send + Sync + 'static {
     /// Adds one file's chunks (all of one `file_id`) to `namespace`'s index, whose owner the
     /// caller has checked: readers see the whole file or none of it, whatever fails part-way.
     /// The index keeps the embedder of its first file; another is `IndexMismatch`. A file that
-    /// would bring the namespace past `max_chunks` is `ChunkQuota`, checked atomically with the
-    /// write, and nothing of it is stored.
+    /// would bring the namespace past `quota.max_chunks` is `ChunkQuota`, and one that would
+    /// bring its owner's files past `quota.max_user_bytes` (see [`stored_bytes`]) is `ByteQuota`:
+    /// both checked atomically with the write, and nothing of the file is stored then. Deleting
+    /// the namespace's assistant or thread gives its bytes back.
     async fn add_document(
         &self,
         namespace: Uuid,
+        owner: &UserId,
         embedder: &EmbedderId,
         chunks: &[DocumentChunk],
-        max_chunks: u64,
+        quota: DocumentQuota,
     ) -> StoreResult<()>;
     /// The complete files of a namespace, in the order they were added.
     async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex>;

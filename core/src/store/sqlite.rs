@@ -13,7 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView};
+use super::{
+    stored_bytes, DocumentQuota, Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView,
+};
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
 };
@@ -65,7 +67,9 @@ CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback (run_id, seq);
 CREATE INDEX IF NOT EXISTS feedback_by_thread ON feedback (thread_id);
 CREATE TABLE IF NOT EXISTS document_indexes (
     namespace TEXT PRIMARY KEY,
-    embedder TEXT NOT NULL
+    embedder TEXT NOT NULL,
+    owner TEXT,
+    bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS document_chunks (
     namespace TEXT NOT NULL,
@@ -120,6 +124,17 @@ impl SqliteStore {
                 connection.execute_batch(&format!("ALTER TABLE threads ADD COLUMN {column} {definition}"))?;
             }
         }
+        // Files made before indexes counted their owner's bytes (older files count as none).
+        let columns: Vec<String> = connection
+            .prepare("SELECT name FROM pragma_table_info('document_indexes')")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (column, definition) in [("owner", "TEXT"), ("bytes", "INTEGER NOT NULL DEFAULT 0")] {
+            if !columns.iter().any(|found| found == column) {
+                connection.execute_batch(&format!("ALTER TABLE document_indexes ADD COLUMN {column} {definition}"))?;
+            }
+        }
+        connection.execute_batch("CREATE INDEX IF NOT EXISTS document_indexes_by_owner ON document_indexes (owner)")?;
         Ok(SqliteStore { connection: Arc::new(Mutex::new(connection)) })
     }
 
@@ -551,13 +566,24 @@ impl Store for SqliteStore {
     async fn add_document(
         &self,
         namespace: Uuid,
+        owner: &UserId,
         embedder: &EmbedderId,
         chunks: &[DocumentChunk],
-        max_chunks: u64,
+        quota: DocumentQuota,
     ) -> StoreResult<()> {
-        let (embedder, chunks) = (embedder.clone(), chunks.to_vec());
+        let (owner, embedder, chunks) = (owner.to_string(), embedder.clone(), chunks.to_vec());
         self.write(move |tx| {
             let id = namespace.to_string();
+            let adding = stored_bytes(&chunks);
+            let held: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(bytes), 0) FROM document_indexes WHERE owner = ?1",
+                params![owner],
+                |row| row.get(0),
+            )?;
+            let user_bytes = held as u64 + adding;
+            if user_bytes > quota.max_user_bytes {
+                return Err(StoreError::ByteQuota { would_hold: user_bytes, limit: quota.max_user_bytes });
+            }
             let recorded: Option<String> = tx
                 .query_row("SELECT embedder FROM document_indexes WHERE namespace = ?1", params![id], |row| row.get(0))
                 .optional()?;
@@ -567,18 +593,22 @@ impl Store for SqliteStore {
                 }
                 Some(_) => {}
                 None => {
-                    let sql = "INSERT INTO document_indexes (namespace, embedder) VALUES (?1, ?2)";
-                    tx.execute(sql, params![id, to_json(&embedder)?])?;
+                    let sql = "INSERT INTO document_indexes (namespace, embedder, owner) VALUES (?1, ?2, ?3)";
+                    tx.execute(sql, params![id, to_json(&embedder)?, owner])?;
                 }
             }
+            tx.execute(
+                "UPDATE document_indexes SET bytes = bytes + ?2, owner = ?3 WHERE namespace = ?1",
+                params![id, adding as i64, owner],
+            )?;
             let (next, held): (i64, i64) = tx.query_row(
                 "SELECT COALESCE(MAX(seq), 0) + 1, COUNT(*) FROM document_chunks WHERE namespace = ?1",
                 params![id],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
             let would_hold = held as u64 + chunks.len() as u64;
-            if would_hold > max_chunks {
-                return Err(StoreError::ChunkQuota { would_hold, limit: max_chunks });
+            if would_hold > quota.max_chunks {
+                return Err(StoreError::ChunkQuota { would_hold, limit: quota.max_chunks });
             }
             let mut insert =
                 tx.prepare("INSERT INTO document_chunks (namespace, seq, body, vector) VALUES (?1, ?2, ?3, ?4)")?;

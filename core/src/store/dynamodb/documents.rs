@@ -2,28 +2,36 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | index | `DOCS#<namespace>` | `I` | `embedder` (JSON), `files` (the complete files' ids, a string set), `chunks` (reserved, a number) |
+//! | index | `DOCS#<namespace>` | `I` | `embedder` (JSON), `files` (the complete files' ids, a string set), `chunks` and `bytes` (reserved), `owner` |
+//! | usage | `USAGE#<user>` | `U` | `bytes`: what the user's files hold, all namespaces together |
 //! | chunk | `DOCS#<namespace>` | `C#<file_id>#<position, 6 digits>` | `body` (JSON, no vector), `vector` (binary, int8), `scale` |
 //!
-//! A file first reserves its chunks in the index (`chunks`, under the quota, in the same update
-//! that checks the embedder; given back if the file is not stored), then its chunks are written
+//! A file first reserves its chunks in the index and charges its bytes to its owner, in one
+//! transaction whose conditions are the embedder and both quotas (given back if the file is not
+//! stored; deleting the namespace gives its bytes back), then its chunks are written
 //! in batches, then its id joins `files` in one update: readers
 //! (one Query of the partition) keep only chunks of files in `files`, so a file is searchable
 //! whole or not at all. Vectors are quantised to one byte a dimension (each with its scale):
 //! a 1,536-dimension chunk of 1,000 characters is about 2.7 KB, under one 4 KB read unit.
 
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Update, WriteRequest};
 use uuid::Uuid;
 
-use super::errors::{backend, is_conditional, sdk_error};
+use super::errors::{backend, sdk_error};
 use super::table::{body, key, s, text, to_json, Item};
 use super::DynamoStore;
-use crate::model::{DocumentChunk, DocumentIndex, EmbedderId};
-use crate::store::{StoreError, StoreResult};
+use crate::model::{DocumentChunk, DocumentIndex, EmbedderId, UserId};
+use crate::store::{stored_bytes, DocumentQuota, StoreError, StoreResult};
 
 fn docs_pk(namespace: Uuid) -> String {
     format!("DOCS#{namespace}")
+}
+
+/// A user's stored bytes, across all their files.
+fn usage_pk(owner: impl std::fmt::Display) -> String {
+    format!("USAGE#{owner}")
 }
 
 /// int8 values and the scale that turns them back into floats.
@@ -42,58 +50,118 @@ impl DynamoStore {
     pub(super) async fn put_document(
         &self,
         namespace: Uuid,
+        owner: &UserId,
         embedder: &EmbedderId,
         chunks: &[DocumentChunk],
-        max_chunks: u64,
+        quota: DocumentQuota,
     ) -> StoreResult<()> {
         let pk = docs_pk(namespace);
-        let adding = chunks.len() as u64;
-        if adding > max_chunks {
-            return Err(StoreError::ChunkQuota { would_hold: adding, limit: max_chunks });
+        let (adding, bytes) = (chunks.len() as u64, stored_bytes(chunks));
+        if adding > quota.max_chunks {
+            return Err(StoreError::ChunkQuota { would_hold: adding, limit: quota.max_chunks });
         }
-        let recorded = self
-            .client
-            .update_item()
+        if bytes > quota.max_user_bytes {
+            return Err(StoreError::ByteQuota { would_hold: bytes, limit: quota.max_user_bytes });
+        }
+        let number = |value: u64| AttributeValue::N(value.to_string());
+        let reserve = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(pk.clone(), "I")))
-            .update_expression("SET embedder = if_not_exists(embedder, :embedder) ADD chunks :adding")
+            .update_expression("SET embedder = if_not_exists(embedder, :embedder), #owner = :owner ADD chunks :adding, bytes :bytes")
             .condition_expression(
                 "(attribute_not_exists(embedder) OR embedder = :embedder) AND (attribute_not_exists(chunks) OR chunks <= :room)",
             )
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":embedder", s(to_json(embedder)?))
-            .expression_attribute_values(":adding", AttributeValue::N(adding.to_string()))
-            .expression_attribute_values(":room", AttributeValue::N((max_chunks - adding).to_string()))
+            .expression_attribute_values(":owner", s(owner.to_string()))
+            .expression_attribute_values(":adding", number(adding))
+            .expression_attribute_values(":bytes", number(bytes))
+            .expression_attribute_values(":room", number(quota.max_chunks - adding))
+            .build()
+            .map_err(backend)?;
+        let charge = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(usage_pk(owner), "U")))
+            .update_expression("ADD bytes :bytes")
+            .condition_expression("attribute_not_exists(bytes) OR bytes <= :room")
+            .expression_attribute_values(":bytes", number(bytes))
+            .expression_attribute_values(":room", number(quota.max_user_bytes - bytes))
+            .build()
+            .map_err(backend)?;
+        let reserved = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(reserve).build())
+            .transact_items(TransactWriteItem::builder().update(charge).build())
             .send()
             .await;
-        if let Err(error) = recorded {
-            if !is_conditional(&error) {
-                return Err(sdk_error(error));
-            }
-            let index = self.get(pk, "I").await?.ok_or_else(|| backend("the document index vanished"))?;
-            let recorded: EmbedderId = super::table::from_json(text(&index, "embedder")?)?;
-            if &recorded != embedder {
-                return Err(StoreError::IndexMismatch { recorded, offered: embedder.clone() });
-            }
-            let held = match index.get("chunks") {
-                Some(AttributeValue::N(held)) => held.parse().unwrap_or(max_chunks),
-                _ => 0,
+        if let Err(error) = reserved {
+            let refused = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .position(|reason| reason.code() == Some("ConditionalCheckFailed")),
+                _ => None,
             };
-            return Err(StoreError::ChunkQuota { would_hold: held + adding, limit: max_chunks });
+            return Err(match refused {
+                Some(0) => self.refusal_of_index(&pk, embedder, adding, quota.max_chunks).await?,
+                Some(_) => {
+                    let usage = self.get(usage_pk(owner), "U").await?.unwrap_or_default();
+                    let held = super::table::number(&usage, "bytes").unwrap_or(0) as u64;
+                    StoreError::ByteQuota { would_hold: held + bytes, limit: quota.max_user_bytes }
+                }
+                None => sdk_error(error),
+            });
         }
         let stored = self.write_chunks(&pk, chunks).await;
         if stored.is_err() {
             // The reservation is given back; the chunks written are never read (not in `files`).
-            let _ = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(pk, "I")))
-                .update_expression("ADD chunks :giving_back")
-                .expression_attribute_values(":giving_back", AttributeValue::N(format!("-{adding}")))
-                .send()
-                .await;
+            self.give_back(&pk, owner, adding, bytes).await;
         }
         stored
+    }
+
+    /// Why the index refused a file: another embedder, or its quota of chunks.
+    async fn refusal_of_index(
+        &self,
+        pk: &str,
+        embedder: &EmbedderId,
+        adding: u64,
+        max_chunks: u64,
+    ) -> StoreResult<StoreError> {
+        let index = self.get(pk.to_string(), "I").await?.ok_or_else(|| backend("the document index vanished"))?;
+        let recorded: EmbedderId = super::table::from_json(text(&index, "embedder")?)?;
+        if &recorded != embedder {
+            return Ok(StoreError::IndexMismatch { recorded, offered: embedder.clone() });
+        }
+        let held = super::table::number(&index, "chunks").unwrap_or(0) as u64;
+        Ok(StoreError::ChunkQuota { would_hold: held + adding, limit: max_chunks })
+    }
+
+    /// Takes back what a file reserved (chunks in its index) or charged (bytes to its owner).
+    async fn give_back(&self, pk: &str, owner: &UserId, chunks: u64, bytes: u64) {
+        let minus = |value: u64| AttributeValue::N(format!("-{value}"));
+        let mut transaction = self.client.transact_write_items();
+        let updates = [
+            (key(pk.to_string(), "I"), "ADD chunks :chunks, bytes :bytes", Some(minus(chunks))),
+            (key(usage_pk(owner), "U"), "ADD bytes :bytes", None),
+        ];
+        for (item, expression, chunks) in updates {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(item))
+                .update_expression(expression)
+                .expression_attribute_values(":bytes", minus(bytes));
+            if let Some(chunks) = chunks {
+                update = update.expression_attribute_values(":chunks", chunks);
+            }
+            if let Ok(update) = update.build() {
+                transaction = transaction.transact_items(TransactWriteItem::builder().update(update).build());
+            }
+        }
+        if let Err(error) = transaction.send().await {
+            tracing::error!(error = %sdk_error(error), "could not give back a failed upload's quota");
+        }
     }
 
     /// Writes a file's chunks, then commits it: from then on readers see it whole.
@@ -155,12 +223,27 @@ impl DynamoStore {
         Ok(DocumentIndex { embedder, chunks })
     }
 
+    /// Deletes a namespace's files, and gives their bytes back to their owner.
     pub(super) async fn delete_documents(&self, namespace: Uuid) -> StoreResult<()> {
         let pk = docs_pk(namespace);
         let items = self.query_all(None, "pk = :pk", vec![(":pk", s(pk.clone()))], false).await?;
         let keys: Vec<Item> =
             items.iter().map(|item| Ok(key(pk.clone(), text(item, "sk")?))).collect::<StoreResult<_>>()?;
-        self.delete_all(keys).await
+        self.delete_all(keys).await?;
+        let index = items.iter().find(|item| text(item, "sk").is_ok_and(|sk| sk == "I"));
+        let charged = index.and_then(|index| Some((text(index, "owner").ok()?, super::table::number(index, "bytes")?)));
+        if let Some((owner, bytes)) = charged.filter(|(_, bytes)| *bytes > 0) {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(usage_pk(owner), "U")))
+                .update_expression("ADD bytes :bytes")
+                .expression_attribute_values(":bytes", AttributeValue::N(format!("-{bytes}")))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        Ok(())
     }
 }
 

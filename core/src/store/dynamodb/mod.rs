@@ -60,7 +60,7 @@ use uuid::Uuid;
 pub use requests::RequestCounter;
 pub use table::{TableDefinition, TABLE};
 
-use super::{Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView};
+use super::{DocumentQuota, Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView};
 use crate::config::DynamoSettings;
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, UserId,
@@ -381,11 +381,12 @@ impl Store for DynamoStore {
     async fn add_document(
         &self,
         namespace: Uuid,
+        owner: &UserId,
         embedder: &EmbedderId,
         chunks: &[DocumentChunk],
-        max_chunks: u64,
+        quota: DocumentQuota,
     ) -> StoreResult<()> {
-        self.put_document(namespace, embedder, chunks, max_chunks).await
+        self.put_document(namespace, owner, embedder, chunks, quota).await
     }
 
     async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
