@@ -98,6 +98,20 @@ fn from_json<T: DeserializeOwned>(text: &str) -> StoreResult<T> {
     serde_json::from_str(text).map_err(|error| StoreError::Backend(format!("a stored record is unreadable: {error}")))
 }
 
+/// Adds the `columns` (name, definition) that `table` lacks.
+fn add_missing_columns(connection: &Connection, table: &str, columns: &[(&str, &str)]) -> StoreResult<()> {
+    let present: Vec<String> = connection
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (column, definition) in columns {
+        if !present.iter().any(|found| found == column) {
+            connection.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn millis(at: Timestamp) -> i64 {
     at.datetime().timestamp_millis()
 }
@@ -114,26 +128,18 @@ impl SqliteStore {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.execute_batch(SCHEMA)?;
-        // Files made before threads recorded their last run's outcome, or their revision.
-        let columns: Vec<String> = connection
-            .prepare("SELECT name FROM pragma_table_info('threads')")?
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        for (column, definition) in [("last_outcome", "TEXT"), ("revision", "INTEGER NOT NULL DEFAULT 0")] {
-            if !columns.iter().any(|found| found == column) {
-                connection.execute_batch(&format!("ALTER TABLE threads ADD COLUMN {column} {definition}"))?;
-            }
-        }
-        // Files made before indexes counted their owner's bytes (older files count as none).
-        let columns: Vec<String> = connection
-            .prepare("SELECT name FROM pragma_table_info('document_indexes')")?
-            .query_map([], |row| row.get(0))?
-            .collect::<Result<_, _>>()?;
-        for (column, definition) in [("owner", "TEXT"), ("bytes", "INTEGER NOT NULL DEFAULT 0")] {
-            if !columns.iter().any(|found| found == column) {
-                connection.execute_batch(&format!("ALTER TABLE document_indexes ADD COLUMN {column} {definition}"))?;
-            }
-        }
+        // Files made before threads recorded their last run's outcome, or their revision, and
+        // before file indexes counted their owner's bytes (older files count as none).
+        add_missing_columns(
+            &connection,
+            "threads",
+            &[("last_outcome", "TEXT"), ("revision", "INTEGER NOT NULL DEFAULT 0")],
+        )?;
+        add_missing_columns(
+            &connection,
+            "document_indexes",
+            &[("owner", "TEXT"), ("bytes", "INTEGER NOT NULL DEFAULT 0")],
+        )?;
         connection.execute_batch("CREATE INDEX IF NOT EXISTS document_indexes_by_owner ON document_indexes (owner)")?;
         Ok(SqliteStore { connection: Arc::new(Mutex::new(connection)) })
     }
