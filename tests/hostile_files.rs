@@ -210,3 +210,71 @@ async fn bodies_and_stores_past_their_caps_are_refused_naming_the_variable() {
     assert_eq!(status, 413, "{answer}");
     assert!(detail(&answer).contains("MAX_STORED_BYTES_PER_USER"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_and_a_slow_stream_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let vars = [("IDLE_TIMEOUT_SECONDS", "1"), ("OFFLINE_TOKEN_DELAY_MS", "150")];
+    let config = test_config(move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string()));
+    let app = spawn_app_with(config, test_store().await).await;
+    let address = app.url("").trim_start_matches("http://").trim_end_matches('/').to_string();
+
+    // Half a request, then silence: the server hangs up after the idle timeout.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the connection was closed");
+    assert!(started.elapsed() >= Duration::from_millis(900), "not before the timeout: {:?}", started.elapsed());
+
+    // A stream longer than the timeout keeps writing, so it is not idle.
+    let chatbot = json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "Offline"}});
+    let (_, thread_id) = app.thread("patient", chatbot).await;
+    let started = Instant::now();
+    let events = app
+        .stream(
+            "patient",
+            json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi! my name is bob"}]}),
+        )
+        .await;
+    assert!(started.elapsed() > Duration::from_secs(1), "the stream outlasted the timeout");
+    assert_eq!(events.last().unwrap().event, "end", "{events:?}");
+}
+
+#[tokio::test]
+async fn a_user_has_at_most_the_allowed_streams_open() {
+    let vars = [("MAX_STREAMS_PER_USER", "2"), ("OFFLINE_TOKEN_DELAY_MS", "200")];
+    let config = test_config(move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string()));
+    let app = spawn_app_with(config, test_store().await).await;
+    let chatbot = json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "Offline"}});
+    let ask = |thread_id: &str| json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi! my name is bob"}]});
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (_, thread_id) = app.thread("streamer", chatbot.clone()).await;
+        open.push(app.open_stream("streamer", &ask(&thread_id)).await);
+    }
+    let (_, third) = app.thread("streamer", chatbot.clone()).await;
+    let (status, answer) = app.post("/runs/stream", "streamer", ask(&third)).await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(answer["detail"].as_str().unwrap().contains("MAX_STREAMS_PER_USER"), "{answer}");
+    // Another user is not held back.
+    let (_, theirs) = app.thread("someone-else", chatbot.clone()).await;
+    assert_eq!(app.stream("someone-else", ask(&theirs)).await.last().unwrap().event, "end");
+    // A client that leaves frees its slot.
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = app
+            .request(reqwest::Method::POST, "/runs/stream", Some("streamer"))
+            .json(&ask(&third))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was not freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -81,6 +81,8 @@ pub struct Config {
     pub run_queue_wait: Duration,
     /// Silence after which a stream sends a `: ping` comment.
     pub sse_ping_interval: Duration,
+    /// Silence after which the local server closes a connection (slow or stalled clients).
+    pub idle_timeout: Duration,
     /// Pause between the offline model's tokens, so streaming is visible.
     pub offline_token_delay: Duration,
     pub providers: ProviderConfig,
@@ -132,6 +134,8 @@ pub struct Limits {
     pub max_thread_messages: usize,
     pub max_thread_bytes: usize,
     pub max_tools_per_assistant: usize,
+    /// Streams one user may have open at once in one process.
+    pub max_streams_per_user: usize,
 }
 
 /// Model provider credentials and endpoints. A provider is used only when configured.
@@ -325,12 +329,14 @@ impl Config {
                 max_thread_messages: env.parse("MAX_THREAD_MESSAGES", 2_000)?,
                 max_thread_bytes: env.parse("MAX_THREAD_BYTES", 8 << 20)?,
                 max_tools_per_assistant: env.parse("MAX_TOOLS_PER_ASSISTANT", 32)?,
+                max_streams_per_user: env.parse("MAX_STREAMS_PER_USER", 10)?,
             },
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
             run_queue_wait: Duration::from_secs(env.parse("RUN_QUEUE_WAIT_SECONDS", 25)?),
             max_output_tokens: env.parse("MAX_OUTPUT_TOKENS", 4096)?,
             max_runs_per_user: Some(env.parse("MAX_RUNS_PER_USER", 0)?).filter(|limit| *limit > 0),
             sse_ping_interval: Duration::from_millis(env.parse("SSE_PING_MS", 15_000)?),
+            idle_timeout: Duration::from_secs(env.parse("IDLE_TIMEOUT_SECONDS", 60)?),
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
             recursion_limit: env.parse("RECURSION_LIMIT", 25)?,
             max_ingest_bytes: env.parse("MAX_INGEST_BYTES", 4 << 20)?,

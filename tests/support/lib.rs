@@ -9,7 +9,7 @@ pub mod mock_services;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opengpts::api::{self, AppState};
+use opengpts::api::AppState;
 use opengpts::config::Config;
 use opengpts::config::DynamoSettings;
 use opengpts::store::{DynamoStore, MemoryStore, SqliteStore, Store};
@@ -55,7 +55,7 @@ pub async fn spawn_app_with(config: Config, store: Arc<dyn Store>) -> TestApp {
 pub async fn spawn_state(state: AppState) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = listener.local_addr().expect("bound address");
-    tokio::spawn(opengpts::serve::serve_http(listener, api::app(api::routes(), state)));
+    tokio::spawn(opengpts::serve::serve_http(listener, state));
     TestApp::remote(format!("http://{address}"))
 }
 

@@ -56,3 +56,51 @@ pub fn check_messages(limits: &Limits, messages: &[Message], field: &str) -> Res
     }
     Ok(())
 }
+
+/// The streams each user has open in this process (`MAX_STREAMS_PER_USER`): a stream holds a
+/// connection and a task for as long as its client keeps it, waiting runs included.
+#[derive(Clone)]
+pub struct StreamSlots {
+    open: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<crate::model::UserId, usize>>>,
+    limit: usize,
+}
+
+/// One open stream; dropping it (the response ended, or its client left) frees the slot.
+pub struct StreamSlot {
+    slots: StreamSlots,
+    user: crate::model::UserId,
+}
+
+impl StreamSlots {
+    pub fn new(limit: usize) -> Self {
+        StreamSlots { open: Default::default(), limit }
+    }
+
+    pub fn take(&self, user: &crate::model::UserId) -> Result<StreamSlot, ApiError> {
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(user.clone()).or_default();
+        if *count >= self.limit {
+            return Err(ApiError::TooManyRequests {
+                detail: format!(
+                    "You have {} streams open, the most allowed at once (MAX_STREAMS_PER_USER); close one and try again",
+                    self.limit
+                ),
+                retry_after_seconds: 1,
+            });
+        }
+        *count += 1;
+        Ok(StreamSlot { slots: self.clone(), user: user.clone() })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.user);
+            }
+        }
+    }
+}

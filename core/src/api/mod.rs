@@ -47,6 +47,7 @@ pub struct AppState {
     /// Large files through presigned S3 URLs, when `UPLOAD_BUCKET` is set.
     pub uploads: Option<Arc<Uploads>>,
     pub runs: RunEngine,
+    pub streams: limits::StreamSlots,
 }
 
 impl AppState {
@@ -84,7 +85,8 @@ impl AppState {
             AuthConfig::JwtOidc { jwt } => Arc::new(jwt::OidcJwt::new(jwt.clone())),
         };
         let uploads = config.uploads.clone().map(|settings| Arc::new(Uploads::new(settings)));
-        Ok(AppState { config, store, auth, models, tools, library, uploads, runs })
+        let streams = limits::StreamSlots::new(config.limits.max_streams_per_user);
+        Ok(AppState { config, store, auth, models, tools, library, uploads, runs, streams })
     }
 }
 

@@ -63,6 +63,7 @@ async fn stream(
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<axum::response::Response, ApiError> {
     check_limits(&state, &request)?;
+    let slot = state.streams.take(&user)?;
     let pending = state.runs.prepare(user, request, Execution::Streamed).await?;
     // A free thread is taken before answering, so a refusal is an HTTP error. A busy one, unless
     // the client asked for `reject`, is waited for inside the stream, with pings meanwhile.
@@ -100,7 +101,7 @@ async fn stream(
         engine.execute(job, Some(Listener { events: sender, on_disconnect: pending.on_disconnect })).await;
     };
     tokio::spawn(run.in_current_span());
-    Ok(sse::response(run_id, receiver, state.config.sse_ping_interval))
+    Ok(sse::response(run_id, receiver, state.config.sse_ping_interval, slot))
 }
 
 async fn read(

@@ -22,10 +22,16 @@ fn ping() -> Bytes {
 
 const END: &[u8] = b"event: end\r\n\r\n";
 
-pub fn response(run_id: Uuid, events: mpsc::Receiver<RunEvent>, ping_interval: Duration) -> Response {
+pub fn response(
+    run_id: Uuid,
+    events: mpsc::Receiver<RunEvent>,
+    ping_interval: Duration,
+    slot: super::limits::StreamSlot,
+) -> Response {
     let metadata = frame("metadata", &serde_json::json!({ "run_id": run_id }).to_string());
-    let frames = futures::stream::unfold(Some(events), move |events| async move {
-        let mut events = events?;
+    // The slot goes with the body: it is freed when the response ends or its client leaves.
+    let frames = futures::stream::unfold(Some((events, slot)), move |open| async move {
+        let (mut events, slot) = open?;
         let next = match tokio::time::timeout(ping_interval, events.recv()).await {
             Err(_) => ping(),
             Ok(Some(RunEvent::Data(data))) => frame("data", &data),
@@ -34,7 +40,7 @@ pub fn response(run_id: Uuid, events: mpsc::Receiver<RunEvent>, ping_interval: D
             }
             Ok(None) => return Some((Bytes::from_static(END), None)),
         };
-        Some((next, Some(events)))
+        Some((next, Some((events, slot))))
     });
     let body = futures::stream::once(async move { metadata }).chain(frames).map(Ok::<_, Infallible>);
     (

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -13,6 +12,7 @@ use crate::config::{Config, StoreKind};
 use crate::runs::{BackgroundDispatch, InProcessDispatch, LambdaDispatch, RunJob};
 use crate::store::{DynamoStore, MemoryStore, SqliteStore, Store};
 
+mod idle;
 pub mod logging;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -61,15 +61,11 @@ fn under_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
 }
 
-/// Serves `app` on `listener` until the process is told to stop.
-pub async fn serve_http(listener: TcpListener, app: Router) -> std::io::Result<()> {
-    // Without TCP_NODELAY, small SSE frames wait for the client's delayed ACK (about 40 ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app)
+/// Serves every route with `state` on `listener` until the process is told to stop; a
+/// connection idle for `IDLE_TIMEOUT_SECONDS` is closed.
+pub async fn serve_http(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let listener = idle::IdleListener::new(listener, state.config.idle_timeout);
+    axum::serve(listener, api::app(api::routes(), state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -88,7 +84,7 @@ pub async fn api() -> Result<(), Error> {
     let address = (state.config.host, state.config.port);
     let listener = TcpListener::bind(address).await?;
     tracing::info!("OpenGPTs API listening on http://{}", listener.local_addr()?);
-    serve_http(listener, api::app(api::routes(), state)).await?;
+    serve_http(listener, state).await?;
     Ok(())
 }
 
