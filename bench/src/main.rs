@@ -6,6 +6,7 @@
 
 mod agents;
 mod crud;
+mod hostile;
 mod lambda_init;
 mod retrieval;
 mod server;
@@ -168,6 +169,7 @@ async fn main() {
     report.insert("files".into(), json!({"stores": file_rows,
         "dynamodb_read_units_per_search": {"1000_chunks_1024_dims": units(1_000, 1024), "10000_chunks_1024_dims": units(10_000, 1024),
             "1000_chunks_1536_dims": units(1_000, 1536), "10000_chunks_1536_dims": units(10_000, 1536)}}));
+    report.insert("hostile_files".into(), hostile::run().await);
     // A cold start as Lambda gives it, against a Runtime API stub and the DynamoDB emulator.
     match std::env::var("DYNAMODB_BENCH_ENDPOINT") {
         Ok(endpoint) => {

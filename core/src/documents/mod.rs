@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 pub use embed::{embedder_from_config, offline_vector, Embedder, EmbeddingsError, OfflineEmbedder};
 pub use parse::{detect, extract_text, FileKind, ParseError};
-pub use sandbox::read_text;
+pub use sandbox::{read_text, read_text_measured, ReadCost};
 pub use split::{split_text, CHUNK_OVERLAP, CHUNK_SIZE};
 
 use crate::config::IngestLimits;
