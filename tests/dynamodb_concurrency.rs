@@ -17,7 +17,12 @@ const APPENDS_PER_THREAD: usize = 8;
 
 async fn app() -> TestApp {
     // A small pause between tokens keeps the runs of one thread overlapping.
-    let config = test_config(|name| (name == "OFFLINE_TOKEN_DELAY_MS").then(|| "2".into()));
+    // One user stands for many clients here: the per-user stream limit is not under test.
+    let config = test_config(|name| match name {
+        "OFFLINE_TOKEN_DELAY_MS" => Some("2".into()),
+        "MAX_STREAMS_PER_USER" => Some("1000".into()),
+        _ => None,
+    });
     spawn_app_with(config, Arc::new(integration_tests::dynamodb_store().await)).await
 }
 

@@ -278,3 +278,26 @@ async fn a_user_has_at_most_the_allowed_streams_open() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn a_file_past_the_reading_deadline_is_abandoned_at_it() {
+    // About 4 s of pdf-extract's work on this machine, against a deadline of 1 s.
+    let prose: String = (0..40_000).map(|i| format!("Line {i} of a long and honest report about zorblax.\n")).collect();
+    let pdf = integration_tests::hostile::prose_pdf(&prose, 4_000_000);
+    let vars = [("INGEST_FILE_SECONDS", "1")];
+    let config = test_config(move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, v)| v.to_string()));
+    let app = spawn_app_with(config, test_store().await).await;
+    let assistant_id = app.assistant("hasty", json!({"configurable": {"type": "chat_retrieval"}}), false).await;
+    let started = Instant::now();
+    let (status, answer) = crate::retrieval::ingest(
+        &app,
+        "hasty",
+        &[("report.pdf", "application/pdf", &pdf)],
+        Some(json!({"configurable": {"assistant_id": assistant_id}})),
+    )
+    .await;
+    assert_eq!(status, 422, "{answer}");
+    let detail = answer["detail"].to_string();
+    assert!(detail.contains("report.pdf") && detail.contains("INGEST_FILE_SECONDS"), "{detail}");
+    assert!(started.elapsed() < Duration::from_secs(3), "abandoned at the deadline: {:?}", started.elapsed());
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integration_tests::hostile::{corpus, pdf_page, stream_object, Expect};
+use integration_tests::hostile::{corpus, prose_pdf, Expect};
 use opengpts::config::IngestLimits;
 use opengpts::documents::{detect, read_text_measured, Library, OfflineEmbedder, UploadedFile};
 use opengpts::model::UserId;
@@ -29,18 +29,8 @@ struct Measured {
 /// Plain prose of about `bytes` bytes, as a text file and as the text of a one-page PDF.
 fn prose_files(bytes: usize) -> Vec<(String, Vec<u8>)> {
     let text = crate::retrieval::text(bytes, 7);
-    let mut content = b"BT /F1 10 Tf 72 720 Td 12 TL ".to_vec();
-    for line in text.lines() {
-        if content.len() > bytes - 4096 {
-            break;
-        }
-        content.extend_from_slice(format!("({line}) Tj T*\n").as_bytes());
-    }
-    content.extend_from_slice(b"ET");
-    vec![
-        ("prose.txt".into(), text.into_bytes()),
-        ("prose.pdf".into(), pdf_page(stream_object("", &content), Vec::new(), false)),
-    ]
+    let pdf = prose_pdf(&text, bytes);
+    vec![("prose.txt".into(), text.into_bytes()), ("prose.pdf".into(), pdf)]
 }
 
 pub async fn run() -> Value {

@@ -189,7 +189,8 @@ pub struct IngestLimits {
     pub max_zip_entry_bytes: u64,
     /// The most chunks one file may be split into (`MAX_CHUNKS_PER_FILE`).
     pub max_chunks_per_file: usize,
-    /// How long reading one file may take, in CPU and in wall time (`INGEST_FILE_SECONDS`).
+    /// How long reading one upload's files may take, in CPU and in wall time: each file gets
+    /// what the ones before it left (`INGEST_FILE_SECONDS`).
     pub file_seconds: u64,
     /// How much memory reading one file may take beyond its bytes (`INGEST_FILE_MEMORY_MB`).
     pub file_memory_mb: u64,

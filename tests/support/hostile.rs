@@ -249,3 +249,17 @@ pub fn corpus() -> Vec<HostileFile> {
         },
     ]
 }
+
+/// A one-page PDF of about `bytes` bytes whose page shows `text`, a line per text line: legitimate,
+/// and slow to read (pdf-extract places every glyph).
+pub fn prose_pdf(text: &str, bytes: usize) -> Vec<u8> {
+    let mut content = b"BT /F1 10 Tf 72 720 Td 12 TL ".to_vec();
+    for line in text.lines() {
+        if content.len() > bytes.saturating_sub(4096) {
+            break;
+        }
+        content.extend_from_slice(format!("({}) Tj T*\n", line.replace(['(', ')', '\\'], " ")).as_bytes());
+    }
+    content.extend_from_slice(b"ET");
+    pdf_page(stream_object("", &content), Vec::new(), false)
+}

@@ -70,9 +70,19 @@ impl Library {
         files: Vec<UploadedFile>,
     ) -> Result<Vec<Vec<Uuid>>, DocumentError> {
         let mut prepared = Vec::with_capacity(files.len());
+        // The reading time is the upload's: each file gets what the ones before it left.
+        let budget = std::time::Duration::from_secs(self.limits.file_seconds.max(1));
+        let started = std::time::Instant::now();
         for file in files {
+            let left = budget.saturating_sub(started.elapsed());
+            if left < std::time::Duration::from_millis(500) {
+                let seconds = budget.as_secs();
+                return Err(ParseError::TooSlow { file: file.name, seconds }.into());
+            }
+            // Whole seconds, as the kernel's CPU limit counts them.
+            let limits =
+                IngestLimits { file_seconds: left.as_secs_f64().round().max(1.0) as u64, ..(*self.limits).clone() };
             // Parsing is CPU work; it leaves the async threads free.
-            let limits = self.limits.clone();
             let texts = tokio::task::spawn_blocking(move || -> Result<(String, Vec<String>), ParseError> {
                 let kind = detect(&file.name, &file.bytes)?;
                 let text = read_text(&file.name, kind, &file.bytes, &limits)?;

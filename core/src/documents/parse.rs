@@ -31,7 +31,7 @@ pub enum ParseError {
     InflatesTooMuch { file: String, limit: u64 },
     #[error("{file} would be {chunks} chunks; one file may be at most {limit} (MAX_CHUNKS_PER_FILE)")]
     TooManyChunks { file: String, chunks: usize, limit: usize },
-    #[error("{file} took more than {seconds} s to read (INGEST_FILE_SECONDS) and was abandoned")]
+    #[error("{file} took more than the {seconds} s an upload's files may take to read (INGEST_FILE_SECONDS) and was abandoned")]
     TooSlow { file: String, seconds: u64 },
     #[error("{file} needed more than {megabytes} MB of memory to read (INGEST_FILE_MEMORY_MB) and was abandoned")]
     TooLarge { file: String, megabytes: u64 },
