@@ -3,7 +3,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -11,16 +11,17 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::answer::AnswerBuilder;
 use super::dispatch::BackgroundDispatch;
+use super::execution::{EventSink, Guard, Progress};
+use super::failure::{panic_message, Failure};
 use super::render;
 use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
 use crate::config::Config;
-use crate::documents::{Library, TOP_K};
-use crate::llm::{answered_conversation, ChatRequest, LlmError, ModelCatalog, ResolvedModel, RETRIEVAL_PROMPT};
-use crate::model::{Content, Generation, Message, MessageType, Run, RunStatus, Timestamp, ToolStatus, UserId};
+use crate::documents::Library;
+use crate::llm::{LlmError, ModelCatalog};
+use crate::model::{Generation, Message, Run, RunStatus, Timestamp, UserId};
 use crate::store::{Revision, RunStart, Store, StoreError};
-use crate::tools::{AgentConfig, Toolbox};
+use crate::tools::Toolbox;
 
 /// Everything a worker needs to execute a started run; serializable so it can cross processes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,9 +43,9 @@ pub struct RunJob {
 
 /// A thread's messages and their revision, as read before the run started.
 #[derive(Debug, Clone)]
-struct Snapshot {
-    history: Vec<Message>,
-    revision: Revision,
+pub(super) struct Snapshot {
+    pub(super) history: Vec<Message>,
+    pub(super) revision: Revision,
 }
 
 /// How a run executes once it holds its thread.
@@ -73,18 +74,18 @@ pub enum RunEvent {
 
 #[derive(Clone)]
 pub struct RunEngine {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
-    models: Arc<ModelCatalog>,
-    tools: Toolbox,
-    library: Library,
-    config: Arc<Config>,
-    dispatch: Arc<dyn BackgroundDispatch>,
+pub(super) struct Inner {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) models: Arc<ModelCatalog>,
+    pub(super) tools: Toolbox,
+    pub(super) library: Library,
+    pub(super) config: Arc<Config>,
+    pub(super) dispatch: Arc<dyn BackgroundDispatch>,
     /// Runs executing in this process, so a cancel reaches them at once.
-    active: Mutex<HashMap<Uuid, CancellationToken>>,
+    pub(super) active: Mutex<HashMap<Uuid, CancellationToken>>,
 }
 
 /// A validated run that has not taken its thread yet.
@@ -102,31 +103,6 @@ pub struct PendingRun {
 pub struct Listener {
     pub events: mpsc::Sender<RunEvent>,
     pub on_disconnect: OnDisconnect,
-}
-
-/// Why a run ended without an answer.
-enum Failure {
-    Cancelled,
-    Model(LlmError),
-    Store(StoreError),
-    /// The background worker could not be handed the run.
-    NotStarted(String),
-    /// The agent's tools could not be set up (a runner that cannot be reached).
-    Tools(String),
-    /// The agent took `recursion_limit` steps without answering.
-    RecursionLimit(u32),
-    /// The run reached `RUN_TIME_LIMIT_SECONDS`.
-    TimeLimit(Duration),
-    /// A bug: the run's code panicked.
-    Panicked(String),
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|text| text.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
 }
 
 impl RunEngine {
@@ -418,194 +394,9 @@ impl RunEngine {
         Ok(())
     }
 
-    /// A chatbot answers once; an agent calls tools until it answers in words. Returns the
-    /// tokens used (input, output).
-    async fn agent_loop(
-        &self,
-        job: &RunJob,
-        resolved: &ResolvedModel,
-        agent: Option<&AgentConfig>,
-        history: &mut Vec<Message>,
-        progress: &mut Progress,
-        guard: &mut Guard<'_>,
-        sink: &mut EventSink,
-    ) -> Result<(u64, u64), Failure> {
-        let run = &job.run;
-        // A bot without tools still answers a call its model makes (with an error the model
-        // reads), so no run ends on a call nobody will answer.
-        let tools = match agent {
-            Some(agent) if !agent.tools.is_empty() => {
-                let namespaces = [run.assistant_id, run.thread_id];
-                let bound = self.guarded(guard, sink, self.inner.tools.bind(agent, &namespaces)).await?;
-                bound.map_err(|e| Failure::Tools(e.to_string()))?
-            }
-            _ => self.inner.tools.none(),
-        };
-        let interrupt = agent.is_some_and(|agent| agent.interrupt_before_action);
-        let mut usage = (0, 0);
-        let mut model_calls = 0;
-        for step in 0.. {
-            if step == job.recursion_limit {
-                return Err(Failure::RecursionLimit(job.recursion_limit));
-            }
-            if let Some(pending) =
-                history.last().filter(|last| last.kind == MessageType::Ai && !last.tool_calls.is_empty())
-            {
-                // With tool confirmation the run stops before each action; a run that continues
-                // the thread is the user's go-ahead for the one it finds.
-                if interrupt && !(step == 0 && job.resume) {
-                    break;
-                }
-                let results = self.guarded(guard, sink, tools.run(pending)).await?;
-                self.keep(run, progress, &results).await?;
-                sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
-                history.extend(results);
-                continue;
-            }
-            // The run's first answer is named after it, as OpenGPTs does; later ones get their own.
-            let id = if model_calls == 0 { format!("run-{}", run.run_id) } else { format!("run-{}", Uuid::new_v4()) };
-            model_calls += 1;
-            let request = ChatRequest {
-                model: resolved.model_id.clone(),
-                system: resolved.system_message.clone(),
-                messages: answered_conversation(history),
-                max_output_tokens: self.inner.config.max_output_tokens,
-                tools: tools.specs(),
-            };
-            let answer = self.model_step(job, resolved, request, history, id, guard, sink).await?;
-            add_usage(&mut usage, &answer);
-            if answer.tool_calls.is_empty() {
-                progress.answer.push(answer);
-                break;
-            }
-            // Stored before its tools run, so a run stopped among them can be taken up again.
-            self.keep(run, progress, std::slice::from_ref(&answer)).await?;
-            history.push(answer);
-        }
-        Ok(usage)
-    }
-
-    /// A RAG bot's turn, as OpenGPTs' `chat_retrieval` takes it: a search query (the question,
-    /// or with a conversation behind it one the model writes), the files' best chunks shown as
-    /// a retrieval call and its documents, then an answer from those chunks alone.
-    async fn answer_from_files(
-        &self,
-        job: &RunJob,
-        resolved: &ResolvedModel,
-        history: &mut Vec<Message>,
-        progress: &mut Progress,
-        guard: &mut Guard<'_>,
-        sink: &mut EventSink,
-    ) -> Result<(u64, u64), Failure> {
-        let run = &job.run;
-        // What the model reads: the words said, not the retrieval steps.
-        let said = |messages: &[Message]| -> Vec<Message> {
-            let spoken =
-                |m: &&Message| matches!(m.kind, MessageType::Human | MessageType::Ai) && m.tool_calls.is_empty();
-            messages.iter().filter(spoken).cloned().collect()
-        };
-        let conversation = said(history);
-        let question = conversation.iter().rev().find(|m| m.kind == MessageType::Human).map(|m| m.content.text());
-        let mut usage = (0, 0);
-        if let Some(question) = question {
-            let earlier_answers = conversation.iter().any(|m| m.kind == MessageType::Ai);
-            let (query, id) = if earlier_answers && resolved.model.writes_search_queries() {
-                let request = search_query_request(resolved, &conversation, self.inner.config.max_output_tokens);
-                let written =
-                    self.guarded(guard, sink, collect_text(resolved, request)).await?.map_err(Failure::Model)?;
-                (written, format!("run-{}", Uuid::new_v4()))
-            } else {
-                (question, Uuid::new_v4().to_string())
-            };
-            let call_id = Uuid::new_v4().simple().to_string();
-            let mut ask = Message::new(MessageType::Ai, "");
-            ask.id = Some(id);
-            ask.tool_calls =
-                vec![json!({"name": "retrieval", "args": {"query": query}, "id": call_id, "type": "tool_call"})];
-            self.keep(run, progress, std::slice::from_ref(&ask)).await?;
-            sink.progress(job.generation, history, &ask).await;
-            history.push(ask);
-
-            let namespaces = [run.assistant_id, run.thread_id];
-            let found = self.guarded(guard, sink, self.inner.library.search(&namespaces, &query, TOP_K)).await?;
-            let found = found.map_err(|error| Failure::Tools(error.to_string()))?;
-            let documents = found
-                .iter()
-                .map(|chunk| {
-                    json!({"id": null, "metadata": {"source": chunk.source, "namespace": chunk.namespace},
-                    "page_content": chunk.text, "type": "Document"})
-                })
-                .collect();
-            let mut documents_message = Message::tool_result("retrieval", &call_id, String::new(), ToolStatus::Success);
-            documents_message.content = Content::Parts(documents);
-            let results = [documents_message];
-            self.keep(run, progress, &results).await?;
-            sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
-            history.extend(results);
-
-            let context: Vec<&str> = found.iter().map(|chunk| chunk.text.as_str()).collect();
-            let instructions = resolved.system_message.as_deref().unwrap_or(crate::llm::DEFAULT_SYSTEM_MESSAGE);
-            let system = format!("{instructions}\n\n{RETRIEVAL_PROMPT}\n\n{}", context.join("\n"));
-            let request = ChatRequest {
-                model: resolved.model_id.clone(),
-                system: Some(system),
-                messages: said(history),
-                max_output_tokens: self.inner.config.max_output_tokens,
-                tools: Vec::new(),
-            };
-            let answer =
-                self.model_step(job, resolved, request, history, format!("run-{}", run.run_id), guard, sink).await?;
-            add_usage(&mut usage, &answer);
-            progress.answer.push(answer);
-        }
-        Ok(usage)
-    }
-
-    /// One model call, streamed to the client as it grows. The caller stores the message.
-    #[allow(clippy::too_many_arguments)]
-    async fn model_step(
-        &self,
-        job: &RunJob,
-        resolved: &ResolvedModel,
-        request: ChatRequest,
-        history: &[Message],
-        id: String,
-        guard: &mut Guard<'_>,
-        sink: &mut EventSink,
-    ) -> Result<Message, Failure> {
-        let mut stream = self.guarded(guard, sink, resolved.model.stream(request)).await?.map_err(Failure::Model)?;
-        let mut answer = AnswerBuilder::new(job.generation, id);
-        // Latest clients get the empty AI message first; the seed document's client would print
-        // it as a blank line, which its documented output does not show.
-        if job.generation == Generation::Latest {
-            sink.progress(job.generation, history, answer.message()).await;
-        }
-        while let Some(chunk) = self.guarded(guard, sink, stream.next()).await? {
-            if answer.add(chunk.map_err(Failure::Model)?) {
-                sink.progress(job.generation, history, answer.message()).await;
-            }
-        }
-        let answer = answer.finish(&resolved.model_id);
-        // The finished message goes out twice, as OpenGPTs sends it: once as the model's last
-        // chunk and once as the stored message (which, for seed clients, carries the agent step).
-        let mut last_chunk = answer.clone();
-        last_chunk.additional_kwargs.remove("agent");
-        sink.progress(job.generation, history, &last_chunk).await;
-        sink.progress(job.generation, history, &answer).await;
-        Ok(answer)
-    }
-
-    /// Stores a step's messages (while the lease is held: no other run can slip in between).
-    async fn keep(&self, run: &Run, progress: &mut Progress, messages: &[Message]) -> Result<(), Failure> {
-        let store = &self.inner.store;
-        let revision = store.append_messages(&run.user_id, run.thread_id, messages, progress.revision).await;
-        progress.revision = Some(revision.map_err(Failure::Store)?);
-        Ok(())
-    }
-
     /// Awaits `work` while keeping the run's lease, and gives up on a cancel, a client gone
     /// (when that cancels), or the run's time limit.
-    async fn guarded<T>(
+    pub(super) async fn guarded<T>(
         &self,
         guard: &mut Guard<'_>,
         sink: &EventSink,
@@ -667,142 +458,5 @@ impl RunEngine {
     /// Runs executing in this process, so a cancel reaches them at once.
     fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
         self.inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Failure {
-    const STORE_STATUS: u16 = 503;
-
-    /// The `status_code` of the stream's error event.
-    fn status_code(&self) -> u16 {
-        match self {
-            Failure::Cancelled => 409,
-            Failure::Model(error) => error.status_code(),
-            Failure::Store(_) => Failure::STORE_STATUS,
-            Failure::NotStarted(_) | Failure::Tools(_) => 502,
-            Failure::RecursionLimit(_) => 500,
-            Failure::TimeLimit(_) => 504,
-            Failure::Panicked(_) => 500,
-        }
-    }
-
-    /// What the run's record and the stream's error event say.
-    fn message(&self, run: &Run) -> String {
-        match self {
-            Failure::Cancelled => format!("Run {} was cancelled", run.run_id),
-            Failure::Model(error) => error.to_string(),
-            Failure::Store(error) => format!("The data store failed: {error}"),
-            Failure::NotStarted(reason) => format!("The run was not started: {reason}"),
-            Failure::Tools(reason) => format!("The agent's tools could not be set up: {reason}"),
-            Failure::RecursionLimit(limit) => format!(
-                "The agent took {limit} steps without a final answer (the recursion limit; set config.recursion_limit \
-                 to allow more). Every step so far is saved; send input null to go on"
-            ),
-            Failure::TimeLimit(limit) => format!(
-                "The run stopped after {} s, its time limit, before the function would be stopped. Every completed \
-                 step is saved; send input null to go on",
-                limit.as_secs()
-            ),
-            Failure::Panicked(reason) => {
-                tracing::error!(run_id = %run.run_id, %reason, "the run panicked");
-                "The server failed while running it (an internal error, logged)".into()
-            }
-        }
-    }
-}
-
-fn add_usage(usage: &mut (u64, u64), answer: &Message) {
-    if let Some(tokens) = &answer.usage_metadata {
-        usage.0 += tokens["input_tokens"].as_u64().unwrap_or(0);
-        usage.1 += tokens["output_tokens"].as_u64().unwrap_or(0);
-    }
-}
-
-/// Asks the model for a search query that serves the conversation's last message.
-fn search_query_request(resolved: &ResolvedModel, conversation: &[Message], max_output_tokens: u32) -> ChatRequest {
-    let lines: Vec<String> = conversation
-        .iter()
-        .map(|m| format!("{}: {}", if m.kind == MessageType::Ai { "Assistant" } else { "User" }, m.content.text()))
-        .collect();
-    let prompt = format!(
-        "Here is a conversation:\n\n{}\n\nWrite the search query that would find what is needed to answer its \
-         last message: a few words or a question. Reply with the query alone.",
-        lines.join("\n")
-    );
-    ChatRequest {
-        model: resolved.model_id.clone(),
-        system: None,
-        messages: vec![Message::new(MessageType::Human, prompt)],
-        max_output_tokens,
-        tools: Vec::new(),
-    }
-}
-
-/// A model's whole text answer, not streamed to anyone.
-async fn collect_text(resolved: &ResolvedModel, request: ChatRequest) -> Result<String, LlmError> {
-    let mut stream = resolved.model.stream(request).await?;
-    let mut text = String::new();
-    while let Some(chunk) = stream.next().await {
-        if let crate::llm::Chunk::Text(delta) = chunk? {
-            text.push_str(&delta);
-        }
-    }
-    Ok(text.trim().to_string())
-}
-
-/// Where a run stands in its thread.
-#[derive(Default)]
-struct Progress {
-    /// The thread's revision as the run last read or wrote it.
-    revision: Option<Revision>,
-    /// The final answer: stored with the run's end, in the same write.
-    answer: Vec<Message>,
-}
-
-/// What keeps a run honest while it waits on a model or a tool.
-struct Guard<'a> {
-    run: &'a Run,
-    token: &'a CancellationToken,
-    heartbeat: tokio::time::Interval,
-    deadline: Option<tokio::time::Instant>,
-    time_limit: Duration,
-}
-
-/// Sends to a streaming client while it listens; renders nothing once it has gone.
-struct EventSink {
-    sender: Option<mpsc::Sender<RunEvent>>,
-    cancel_on_disconnect: bool,
-}
-
-impl EventSink {
-    fn new(listener: Option<Listener>) -> Self {
-        match listener {
-            Some(Listener { events, on_disconnect }) => {
-                EventSink { sender: Some(events), cancel_on_disconnect: on_disconnect == OnDisconnect::Cancel }
-            }
-            None => EventSink { sender: None, cancel_on_disconnect: false },
-        }
-    }
-
-    async fn send(&mut self, event: RunEvent) {
-        if let Some(sender) = &self.sender {
-            if sender.send(event).await.is_err() {
-                self.sender = None;
-            }
-        }
-    }
-
-    async fn progress(&mut self, generation: Generation, history: &[Message], current: &Message) {
-        if self.sender.as_ref().is_some_and(|sender| !sender.is_closed()) {
-            self.send(RunEvent::Data(render::progress(generation, history, current))).await;
-        }
-    }
-
-    /// Resolves when the client has gone and that cancels the run; never otherwise.
-    async fn abandoned(&self) {
-        match &self.sender {
-            Some(sender) if self.cancel_on_disconnect => sender.closed().await,
-            _ => std::future::pending().await,
-        }
     }
 }

@@ -13,6 +13,9 @@ mod answer;
 pub mod configurable;
 mod dispatch;
 mod engine;
+mod execution;
+mod failure;
+mod flows;
 mod render;
 mod request;
 

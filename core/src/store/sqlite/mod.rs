@@ -13,6 +13,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
+use documents::delete_documents;
+use messages::{insert_messages, revision};
+
+mod documents;
+mod messages;
+mod runs;
+
 use super::{
     stored_bytes, DocumentQuota, Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView,
 };
@@ -206,44 +213,6 @@ fn bodies<T: DeserializeOwned>(connection: &Connection, sql: &str, args: impl ru
     rows.map(|row| from_json(&row?)).collect()
 }
 
-/// Adds a message; the thread's last run outcome no longer describes its end.
-fn insert_message(connection: &Connection, thread_id: &str, seq: i64, message: &Message) -> StoreResult<()> {
-    connection.execute(
-        "INSERT INTO messages (thread_id, seq, message_id, body) VALUES (?1, ?2, ?3, ?4)",
-        params![thread_id, seq, message.id, to_json(message)?],
-    )?;
-    connection.execute(
-        "UPDATE threads SET last_outcome = NULL, revision = revision + 1 WHERE thread_id = ?1",
-        params![thread_id],
-    )?;
-    Ok(())
-}
-
-/// Adds messages after the thread's others; returns its revision then.
-fn insert_messages(connection: &Connection, thread_id: &str, messages: &[Message]) -> StoreResult<Revision> {
-    let first = next_seq(connection, thread_id)?;
-    for (offset, message) in messages.iter().enumerate() {
-        insert_message(connection, thread_id, first + offset as i64, message)?;
-    }
-    revision(connection, thread_id)
-}
-
-fn revision(connection: &Connection, thread_id: &str) -> StoreResult<Revision> {
-    let revision: i64 =
-        connection
-            .query_row("SELECT revision FROM threads WHERE thread_id = ?1", params![thread_id], |row| row.get(0))?;
-    Ok(Revision(revision as u64))
-}
-
-fn next_seq(connection: &Connection, thread_id: &str) -> StoreResult<i64> {
-    let last: i64 = connection.query_row(
-        "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE thread_id = ?1",
-        params![thread_id],
-        |r| r.get(0),
-    )?;
-    Ok(last + 1)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
@@ -367,38 +336,11 @@ impl Store for SqliteStore {
     }
 
     async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {
-        let user = user.clone();
-        self.call(move |connection| {
-            let tx = connection.transaction()?;
-            own_thread(&tx, &user, thread_id)?;
-            bodies(&tx, "SELECT body FROM messages WHERE thread_id = ?1 ORDER BY seq", params![thread_id.to_string()])
-        })
-        .await
+        self.read_messages(user, thread_id).await
     }
 
     async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView> {
-        let user = user.clone();
-        self.call(move |connection| {
-            let tx = connection.transaction()?;
-            let id = thread_id.to_string();
-            let sql = "SELECT body, lease_expires_ms, last_outcome, revision FROM threads \
-                       WHERE thread_id = ?1 AND user_id = ?2";
-            let (body, lease_expires, last_outcome, revision): (String, Option<i64>, Option<String>, i64) = tx
-                .query_row(sql, params![id, user.as_str()], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })
-                .optional()?
-                .ok_or(StoreError::NotFound(Entity::Thread))?;
-            let messages = bodies(&tx, "SELECT body FROM messages WHERE thread_id = ?1 ORDER BY seq", params![id])?;
-            Ok(ThreadView {
-                thread: from_json(&body)?,
-                messages,
-                running: lease_expires.is_some_and(|expires| expires > millis(Timestamp::now())),
-                last_outcome: last_outcome.as_deref().and_then(RunStatus::from_name),
-                revision: Revision(revision as u64),
-            })
-        })
-        .await
+        self.read_view(user, thread_id).await
     }
 
     async fn append_messages(
@@ -408,139 +350,31 @@ impl Store for SqliteStore {
         messages: &[Message],
         _seen: Option<Revision>,
     ) -> StoreResult<Revision> {
-        let (user, messages) = (user.clone(), messages.to_vec());
-        self.write(move |tx| {
-            own_thread(tx, &user, thread_id)?;
-            insert_messages(tx, &thread_id.to_string(), &messages)
-        })
-        .await
+        self.append(user, thread_id, messages, _seen).await
     }
 
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
-        let (user, messages) = (user.clone(), messages.to_vec());
-        self.write(move |tx| {
-            own_thread(tx, &user, thread_id)?;
-            let id = thread_id.to_string();
-            for message in &messages {
-                let replaced = match &message.id {
-                    Some(message_id) => tx.execute(
-                        "UPDATE messages SET body = ?1 WHERE thread_id = ?2 AND message_id = ?3",
-                        params![to_json(message)?, id, message_id],
-                    )?,
-                    None => 0,
-                };
-                if replaced > 0 {
-                    tx.execute("UPDATE threads SET revision = revision + 1 WHERE thread_id = ?1", params![id])?;
-                } else {
-                    let seq = next_seq(tx, &id)?;
-                    insert_message(tx, &id, seq, message)?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.upsert(user, thread_id, messages).await
     }
 
     async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {
-        let RunStart { run, lease, max_user_runs, input, seen } = start;
-        let (run, input) = (run.clone(), input.to_vec());
-        self.write(move |tx| {
-            own_thread(tx, &run.user_id, run.thread_id)?;
-            let now = Timestamp::now();
-            let held: Option<(Option<String>, Option<i64>)> = tx
-                .query_row(
-                    "SELECT lease_run_id, lease_expires_ms FROM threads WHERE thread_id = ?1",
-                    params![run.thread_id.to_string()],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            if let Some((Some(holder), Some(expires))) = held {
-                if expires > millis(now) {
-                    let run_id = Uuid::parse_str(&holder).map_err(|e| StoreError::Backend(e.to_string()))?;
-                    return Err(StoreError::ThreadBusy { run_id });
-                }
-            }
-            if let Some(limit) = max_user_runs {
-                // A thread's runs are its owner's, so the user's running runs are their leased threads.
-                let running: i64 = tx.query_row(
-                    "SELECT COUNT(*) FROM threads WHERE user_id = ?1 AND lease_run_id IS NOT NULL AND lease_expires_ms > ?2",
-                    params![run.user_id.as_str(), millis(now)],
-                    |row| row.get(0),
-                )?;
-                if running >= i64::from(limit) {
-                    return Err(StoreError::TooManyRuns { limit });
-                }
-            }
-            tx.execute(
-                "UPDATE threads SET lease_run_id = ?1, lease_expires_ms = ?2 WHERE thread_id = ?3",
-                params![run.run_id.to_string(), millis(now.plus(lease)), run.thread_id.to_string()],
-            )?;
-            tx.execute(
-                "INSERT INTO runs (run_id, user_id, thread_id, body) VALUES (?1, ?2, ?3, ?4)",
-                params![run.run_id.to_string(), run.user_id.as_str(), run.thread_id.to_string(), to_json(&run)?],
-            )?;
-            let thread_id = run.thread_id.to_string();
-            let unchanged = seen == Some(revision(tx, &thread_id)?);
-            let revision = insert_messages(tx, &thread_id, &input)?;
-            Ok(Started { revision, unchanged })
-        })
-        .await
+        self.start(start).await
     }
 
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
-        let user = user.clone();
-        self.call(move |connection| {
-            let sql = "SELECT body FROM runs WHERE run_id = ?1 AND user_id = ?2";
-            bodies(connection, sql, params![run_id.to_string(), user.as_str()])?
-                .pop()
-                .ok_or(StoreError::NotFound(Entity::Run))
-        })
-        .await
+        self.read_run(user, run_id).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        let run = run.clone();
-        self.write(move |tx| {
-            match tx.execute(
-                "UPDATE runs SET body = ?1 WHERE run_id = ?2",
-                params![to_json(&run)?, run.run_id.to_string()],
-            )? {
-                0 => Err(StoreError::NotFound(Entity::Run)),
-                _ => Ok(()),
-            }
-        })
-        .await
+        self.write_run(run).await
     }
 
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
-        self.write(move |tx| {
-            let sql = "UPDATE threads SET lease_expires_ms = ?1 WHERE thread_id = ?2 AND lease_run_id = ?3";
-            let expires = millis(Timestamp::now().plus(lease));
-            match tx.execute(sql, params![expires, thread_id.to_string(), run_id.to_string()])? {
-                0 => Err(StoreError::LeaseLost { run_id }),
-                _ => Ok(()),
-            }
-        })
-        .await
+        self.renew(thread_id, run_id, lease).await
     }
 
     async fn finish_run(&self, run: &Run, messages: &[Message], _seen: Option<Revision>) -> StoreResult<()> {
-        let (run, messages) = (run.clone(), messages.to_vec());
-        self.write(move |tx| {
-            if own_thread(tx, &run.user_id, run.thread_id).is_err() {
-                return Ok(());
-            }
-            let thread_id = run.thread_id.to_string();
-            insert_messages(tx, &thread_id, &messages)?;
-            tx.execute(
-                "UPDATE threads SET lease_run_id = NULL, lease_expires_ms = NULL, last_outcome = ?3 \
-                 WHERE thread_id = ?1 AND lease_run_id = ?2",
-                params![thread_id, run.run_id.to_string(), run.status.as_str()],
-            )?;
-            tx.execute("UPDATE runs SET body = ?1 WHERE run_id = ?2", params![to_json(&run)?, run.run_id.to_string()])?;
-            Ok(())
-        })
-        .await
+        self.finish(run, messages, _seen).await
     }
 
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {
@@ -577,87 +411,10 @@ impl Store for SqliteStore {
         chunks: &[DocumentChunk],
         quota: DocumentQuota,
     ) -> StoreResult<()> {
-        let (owner, embedder, chunks) = (owner.to_string(), embedder.clone(), chunks.to_vec());
-        self.write(move |tx| {
-            let id = namespace.to_string();
-            let adding = stored_bytes(&chunks);
-            let held: i64 = tx.query_row(
-                "SELECT COALESCE(SUM(bytes), 0) FROM document_indexes WHERE owner = ?1",
-                params![owner],
-                |row| row.get(0),
-            )?;
-            let user_bytes = held as u64 + adding;
-            if user_bytes > quota.max_user_bytes {
-                return Err(StoreError::ByteQuota { would_hold: user_bytes, limit: quota.max_user_bytes });
-            }
-            let recorded: Option<String> = tx
-                .query_row("SELECT embedder FROM document_indexes WHERE namespace = ?1", params![id], |row| row.get(0))
-                .optional()?;
-            match recorded.map(|text| from_json::<EmbedderId>(&text)).transpose()? {
-                Some(recorded) if recorded != embedder => {
-                    return Err(StoreError::IndexMismatch { recorded, offered: embedder })
-                }
-                Some(_) => {}
-                None => {
-                    let sql = "INSERT INTO document_indexes (namespace, embedder, owner) VALUES (?1, ?2, ?3)";
-                    tx.execute(sql, params![id, to_json(&embedder)?, owner])?;
-                }
-            }
-            tx.execute(
-                "UPDATE document_indexes SET bytes = bytes + ?2, owner = ?3 WHERE namespace = ?1",
-                params![id, adding as i64, owner],
-            )?;
-            let (next, held): (i64, i64) = tx.query_row(
-                "SELECT COALESCE(MAX(seq), 0) + 1, COUNT(*) FROM document_chunks WHERE namespace = ?1",
-                params![id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )?;
-            let would_hold = held as u64 + chunks.len() as u64;
-            if would_hold > quota.max_chunks {
-                return Err(StoreError::ChunkQuota { would_hold, limit: quota.max_chunks });
-            }
-            let mut insert =
-                tx.prepare("INSERT INTO document_chunks (namespace, seq, body, vector) VALUES (?1, ?2, ?3, ?4)")?;
-            for (offset, chunk) in chunks.iter().enumerate() {
-                let vector: Vec<u8> = chunk.vector.iter().flat_map(|value| value.to_le_bytes()).collect();
-                let body = DocumentChunk { vector: Vec::new(), ..chunk.clone() };
-                insert.execute(params![id, next + offset as i64, to_json(&body)?, vector])?;
-            }
-            Ok(())
-        })
-        .await
+        self.put_document(namespace, owner, embedder, chunks, quota).await
     }
 
     async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
-        self.call(move |connection| {
-            let tx = connection.transaction()?;
-            let id = namespace.to_string();
-            let embedder: Option<String> = tx
-                .query_row("SELECT embedder FROM document_indexes WHERE namespace = ?1", params![id], |row| row.get(0))
-                .optional()?;
-            let mut select =
-                tx.prepare("SELECT body, vector FROM document_chunks WHERE namespace = ?1 ORDER BY seq")?;
-            let rows =
-                select.query_map(params![id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
-            let mut chunks = Vec::new();
-            for row in rows {
-                let (body, vector) = row?;
-                let mut chunk: DocumentChunk = from_json(&body)?;
-                chunk.vector = vector
-                    .chunks_exact(4)
-                    .map(|bytes| f32::from_le_bytes(bytes.try_into().expect("4 bytes")))
-                    .collect();
-                chunks.push(chunk);
-            }
-            Ok(DocumentIndex { embedder: embedder.map(|text| from_json(&text)).transpose()?, chunks })
-        })
-        .await
+        self.read_documents(namespace).await
     }
-}
-
-fn delete_documents(tx: &Transaction<'_>, namespace: Uuid) -> StoreResult<()> {
-    let id = namespace.to_string();
-    tx.execute("DELETE FROM document_chunks WHERE namespace = ?1", params![id])?;
-    tx.execute("DELETE FROM document_indexes WHERE namespace = ?1", params![id])?;
-    Ok(())
 }

@@ -1,0 +1,118 @@
+//! A thread's messages in SQLite: read, appended, replaced by id; a thread's revision.
+
+use super::*;
+
+impl SqliteStore {
+    pub(super) async fn read_messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let tx = connection.transaction()?;
+            own_thread(&tx, &user, thread_id)?;
+            bodies(&tx, "SELECT body FROM messages WHERE thread_id = ?1 ORDER BY seq", params![thread_id.to_string()])
+        })
+        .await
+    }
+
+    pub(super) async fn read_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let tx = connection.transaction()?;
+            let id = thread_id.to_string();
+            let sql = "SELECT body, lease_expires_ms, last_outcome, revision FROM threads \
+                       WHERE thread_id = ?1 AND user_id = ?2";
+            let (body, lease_expires, last_outcome, revision): (String, Option<i64>, Option<String>, i64) = tx
+                .query_row(sql, params![id, user.as_str()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .optional()?
+                .ok_or(StoreError::NotFound(Entity::Thread))?;
+            let messages = bodies(&tx, "SELECT body FROM messages WHERE thread_id = ?1 ORDER BY seq", params![id])?;
+            Ok(ThreadView {
+                thread: from_json(&body)?,
+                messages,
+                running: lease_expires.is_some_and(|expires| expires > millis(Timestamp::now())),
+                last_outcome: last_outcome.as_deref().and_then(RunStatus::from_name),
+                revision: Revision(revision as u64),
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn append(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+        _seen: Option<Revision>,
+    ) -> StoreResult<Revision> {
+        let (user, messages) = (user.clone(), messages.to_vec());
+        self.write(move |tx| {
+            own_thread(tx, &user, thread_id)?;
+            insert_messages(tx, &thread_id.to_string(), &messages)
+        })
+        .await
+    }
+
+    pub(super) async fn upsert(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+        let (user, messages) = (user.clone(), messages.to_vec());
+        self.write(move |tx| {
+            own_thread(tx, &user, thread_id)?;
+            let id = thread_id.to_string();
+            for message in &messages {
+                let replaced = match &message.id {
+                    Some(message_id) => tx.execute(
+                        "UPDATE messages SET body = ?1 WHERE thread_id = ?2 AND message_id = ?3",
+                        params![to_json(message)?, id, message_id],
+                    )?,
+                    None => 0,
+                };
+                if replaced > 0 {
+                    tx.execute("UPDATE threads SET revision = revision + 1 WHERE thread_id = ?1", params![id])?;
+                } else {
+                    let seq = next_seq(tx, &id)?;
+                    insert_message(tx, &id, seq, message)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Adds a message; the thread's last run outcome no longer describes its end.
+fn insert_message(connection: &Connection, thread_id: &str, seq: i64, message: &Message) -> StoreResult<()> {
+    connection.execute(
+        "INSERT INTO messages (thread_id, seq, message_id, body) VALUES (?1, ?2, ?3, ?4)",
+        params![thread_id, seq, message.id, to_json(message)?],
+    )?;
+    connection.execute(
+        "UPDATE threads SET last_outcome = NULL, revision = revision + 1 WHERE thread_id = ?1",
+        params![thread_id],
+    )?;
+    Ok(())
+}
+
+/// Adds messages after the thread's others; returns its revision then.
+pub(super) fn insert_messages(connection: &Connection, thread_id: &str, messages: &[Message]) -> StoreResult<Revision> {
+    let first = next_seq(connection, thread_id)?;
+    for (offset, message) in messages.iter().enumerate() {
+        insert_message(connection, thread_id, first + offset as i64, message)?;
+    }
+    revision(connection, thread_id)
+}
+
+pub(super) fn revision(connection: &Connection, thread_id: &str) -> StoreResult<Revision> {
+    let revision: i64 =
+        connection
+            .query_row("SELECT revision FROM threads WHERE thread_id = ?1", params![thread_id], |row| row.get(0))?;
+    Ok(Revision(revision as u64))
+}
+
+fn next_seq(connection: &Connection, thread_id: &str) -> StoreResult<i64> {
+    let last: i64 = connection.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE thread_id = ?1",
+        params![thread_id],
+        |r| r.get(0),
+    )?;
+    Ok(last + 1)
+}

@@ -1,0 +1,107 @@
+//! Runs in SQLite: a run's start with its lease and input, its record, its lease renewed, its end with its answer.
+
+use super::*;
+
+impl SqliteStore {
+    pub(super) async fn start(&self, start: RunStart<'_>) -> StoreResult<Started> {
+        let RunStart { run, lease, max_user_runs, input, seen } = start;
+        let (run, input) = (run.clone(), input.to_vec());
+        self.write(move |tx| {
+            own_thread(tx, &run.user_id, run.thread_id)?;
+            let now = Timestamp::now();
+            let held: Option<(Option<String>, Option<i64>)> = tx
+                .query_row(
+                    "SELECT lease_run_id, lease_expires_ms FROM threads WHERE thread_id = ?1",
+                    params![run.thread_id.to_string()],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            if let Some((Some(holder), Some(expires))) = held {
+                if expires > millis(now) {
+                    let run_id = Uuid::parse_str(&holder).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    return Err(StoreError::ThreadBusy { run_id });
+                }
+            }
+            if let Some(limit) = max_user_runs {
+                // A thread's runs are its owner's, so the user's running runs are their leased threads.
+                let running: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM threads WHERE user_id = ?1 AND lease_run_id IS NOT NULL AND lease_expires_ms > ?2",
+                    params![run.user_id.as_str(), millis(now)],
+                    |row| row.get(0),
+                )?;
+                if running >= i64::from(limit) {
+                    return Err(StoreError::TooManyRuns { limit });
+                }
+            }
+            tx.execute(
+                "UPDATE threads SET lease_run_id = ?1, lease_expires_ms = ?2 WHERE thread_id = ?3",
+                params![run.run_id.to_string(), millis(now.plus(lease)), run.thread_id.to_string()],
+            )?;
+            tx.execute(
+                "INSERT INTO runs (run_id, user_id, thread_id, body) VALUES (?1, ?2, ?3, ?4)",
+                params![run.run_id.to_string(), run.user_id.as_str(), run.thread_id.to_string(), to_json(&run)?],
+            )?;
+            let thread_id = run.thread_id.to_string();
+            let unchanged = seen == Some(revision(tx, &thread_id)?);
+            let revision = insert_messages(tx, &thread_id, &input)?;
+            Ok(Started { revision, unchanged })
+        })
+        .await
+    }
+
+    pub(super) async fn read_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let sql = "SELECT body FROM runs WHERE run_id = ?1 AND user_id = ?2";
+            bodies(connection, sql, params![run_id.to_string(), user.as_str()])?
+                .pop()
+                .ok_or(StoreError::NotFound(Entity::Run))
+        })
+        .await
+    }
+
+    pub(super) async fn write_run(&self, run: &Run) -> StoreResult<()> {
+        let run = run.clone();
+        self.write(move |tx| {
+            match tx.execute(
+                "UPDATE runs SET body = ?1 WHERE run_id = ?2",
+                params![to_json(&run)?, run.run_id.to_string()],
+            )? {
+                0 => Err(StoreError::NotFound(Entity::Run)),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn renew(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
+        self.write(move |tx| {
+            let sql = "UPDATE threads SET lease_expires_ms = ?1 WHERE thread_id = ?2 AND lease_run_id = ?3";
+            let expires = millis(Timestamp::now().plus(lease));
+            match tx.execute(sql, params![expires, thread_id.to_string(), run_id.to_string()])? {
+                0 => Err(StoreError::LeaseLost { run_id }),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn finish(&self, run: &Run, messages: &[Message], _seen: Option<Revision>) -> StoreResult<()> {
+        let (run, messages) = (run.clone(), messages.to_vec());
+        self.write(move |tx| {
+            if own_thread(tx, &run.user_id, run.thread_id).is_err() {
+                return Ok(());
+            }
+            let thread_id = run.thread_id.to_string();
+            insert_messages(tx, &thread_id, &messages)?;
+            tx.execute(
+                "UPDATE threads SET lease_run_id = NULL, lease_expires_ms = NULL, last_outcome = ?3 \
+                 WHERE thread_id = ?1 AND lease_run_id = ?2",
+                params![thread_id, run.run_id.to_string(), run.status.as_str()],
+            )?;
+            tx.execute("UPDATE runs SET body = ?1 WHERE run_id = ?2", params![to_json(&run)?, run.run_id.to_string()])?;
+            Ok(())
+        })
+        .await
+    }
+}
