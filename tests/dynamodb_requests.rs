@@ -1,5 +1,5 @@
 //! How many DynamoDB requests each endpoint makes, counted by an SDK interceptor on a real
-//! emulator. Prints the table the README shows (`cargo test --test dynamodb_requests -- --nocapture`)
+//! emulator. Prints the table docs/performance.md shows (`cargo test --test dynamodb_requests -- --nocapture`)
 //! and holds the counts that matter for cost.
 
 use std::sync::Arc;

@@ -9,6 +9,7 @@ mod agents;
 mod api;
 mod bot_forms;
 mod crash;
+mod docs;
 mod dynamodb_concurrency;
 mod dynamodb_requests;
 mod frontends;

@@ -1,5 +1,5 @@
 //! Everything read from the environment, in one place, with defaults that work offline.
-//! The README's configuration table lists the same variables.
+//! docs/operations.md's configuration table lists the same variables (a test checks it).
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Counting the requests sent to DynamoDB: how the README's per-endpoint counts are measured.
+//! Counting the requests sent to DynamoDB: how the per-endpoint counts of docs/performance.md are measured.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,8 +7,8 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 
-/// Counts the requests this process sends to DynamoDB (retries included): how the README's
-/// per-endpoint request counts are measured.
+/// Counts the requests this process sends to DynamoDB (retries included): how the figures of
+/// docs/performance.md (per-endpoint request counts) are measured.
 #[derive(Debug, Default)]
 pub struct RequestCounter(AtomicU64);
 
