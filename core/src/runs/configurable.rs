@@ -112,6 +112,21 @@ pub fn settle(previous: Option<&Map<String, Value>>, config: &mut Map<String, Va
     }
 }
 
+/// A run's `configurable`: its bot's, settled (a bot may predate the rule), with the run's
+/// overrides read as an edit of it. A key the run sets is an edit even where the bot lacked it:
+/// unlike a form's defaults, the run named it on purpose.
+pub fn with_overrides(stored: &Map<String, Value>, overrides: Map<String, Value>) -> Map<String, Value> {
+    let mut before = stored.clone();
+    settle(None, &mut before);
+    let mut merged = before.clone();
+    for key in overrides.keys() {
+        before.entry(key.clone()).or_insert(Value::Null);
+    }
+    merged.extend(overrides);
+    settle(Some(&before), &mut merged);
+    merged
+}
+
 /// Settles the `configurable` inside an assistant's `config`, against the stored one.
 pub fn settle_config(previous: Option<&Map<String, Value>>, config: &mut Map<String, Value>) {
     let previous = previous.and_then(|previous| previous.get("configurable")).and_then(Value::as_object);
@@ -191,6 +206,14 @@ mod tests {
         let api_made: Map<String, Value> = json!({"agent_type": "Offline"}).as_object().unwrap().clone();
         let reopened = settled(Some(&api_made), form("agent", json!({"agent_type": "Offline"})));
         assert_eq!(reopened["type==agent/agent_type"], "Offline");
+    }
+
+    #[test]
+    fn a_runs_override_decides_even_under_a_key_its_bot_lacks() {
+        let stored: Map<String, Value> = json!({"agent_type": "Claude 2"}).as_object().unwrap().clone();
+        let overrides = json!({"type==agent/agent_type": DEFAULT_MODEL_NAME}).as_object().unwrap().clone();
+        let run = with_overrides(&stored, overrides);
+        assert_eq!(run["agent_type"], DEFAULT_MODEL_NAME);
     }
 
     #[test]

@@ -133,13 +133,7 @@ impl RunEngine {
         let thread = view.thread;
         let assistant_id = request.assistant_id.unwrap_or(thread.assistant_id);
         let assistant = store.get_assistant(&user, assistant_id).await?;
-        // The stored bot is settled first (it may predate the rule), then the run's overrides
-        // are read as an edit of it.
-        let mut stored = assistant.configurable().clone();
-        super::configurable::settle(None, &mut stored);
-        let mut configurable = stored.clone();
-        configurable.extend(request.configurable);
-        super::configurable::settle(Some(&stored), &mut configurable);
+        let mut configurable = super::configurable::with_overrides(assistant.configurable(), request.configurable);
         configurable.insert("user_id".into(), json!(user));
         configurable.insert("thread_id".into(), json!(thread.thread_id));
         configurable.insert("assistant_id".into(), json!(assistant_id));
