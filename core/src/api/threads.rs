@@ -291,8 +291,9 @@ async fn update_state(
     limits::check_messages(&state.config.limits, &messages, "values")?;
     messages.iter_mut().for_each(Message::ensure_id);
     let view = state.store.thread_view(&user, thread_id).await?;
-    let kept: Vec<&Message> = view.messages.iter().filter(|old| !messages.iter().any(|new| new.id == old.id)).collect();
-    let kept: Vec<Message> = kept.into_iter().cloned().collect();
+    // Messages replaced by id count once, as they will be stored.
+    let kept: Vec<Message> =
+        view.messages.into_iter().filter(|old| !messages.iter().any(|new| new.id == old.id)).collect();
     crate::runs::check_thread_room(&state.config.limits, &kept, &messages)?;
     state.store.upsert_messages(&user, thread_id, &messages).await?;
     Ok(Json(Value::Null))

@@ -119,12 +119,12 @@ impl Library {
             files.push(chunks);
         }
         let mut answers = Vec::with_capacity(files.len());
+        let quota = DocumentQuota {
+            max_chunks: self.limits.max_chunks_per_namespace,
+            max_user_bytes: self.limits.max_stored_bytes_per_user,
+        };
         for chunks in files {
             let embedder = EmbedderId { name: self.embedder.name(), dimensions: chunks[0].vector.len() };
-            let quota = DocumentQuota {
-                max_chunks: self.limits.max_chunks_per_namespace,
-                max_user_bytes: self.limits.max_stored_bytes_per_user,
-            };
             self.store.add_document(namespace, owner, &embedder, &chunks, quota).await?;
             answers.push(chunks.iter().map(|chunk| chunk.id).collect());
         }

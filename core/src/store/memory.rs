@@ -318,6 +318,10 @@ impl Store for MemoryStore {
         let adding = stored_bytes(chunks);
         let user_bytes = inner.stored_bytes.get(owner).copied().unwrap_or(0) + adding;
         let index = inner.documents.entry(namespace).or_default();
+        // Checked in the order every store checks them: the embedder, then the quotas.
+        if let Some(recorded) = index.embedder.as_ref().filter(|recorded| *recorded != embedder) {
+            return Err(StoreError::IndexMismatch { recorded: recorded.clone(), offered: embedder.clone() });
+        }
         let would_hold = (index.chunks.len() + chunks.len()) as u64;
         if would_hold > quota.max_chunks {
             return Err(StoreError::ChunkQuota { would_hold, limit: quota.max_chunks });
@@ -325,12 +329,7 @@ impl Store for MemoryStore {
         if user_bytes > quota.max_user_bytes {
             return Err(StoreError::ByteQuota { would_hold: user_bytes, limit: quota.max_user_bytes });
         }
-        match &index.embedder {
-            Some(recorded) if recorded != embedder => {
-                return Err(StoreError::IndexMismatch { recorded: recorded.clone(), offered: embedder.clone() })
-            }
-            _ => index.embedder = Some(embedder.clone()),
-        }
+        index.embedder = Some(embedder.clone());
         index.chunks.extend_from_slice(chunks);
         inner.stored_bytes.insert(owner.clone(), user_bytes);
         Ok(())

@@ -15,15 +15,11 @@ impl SqliteStore {
         self.write(move |tx| {
             let id = namespace.to_string();
             let adding = stored_bytes(&chunks);
-            let held: i64 = tx.query_row(
+            let held_bytes: i64 = tx.query_row(
                 "SELECT COALESCE(SUM(bytes), 0) FROM document_indexes WHERE owner = ?1",
                 params![owner],
                 |row| row.get(0),
             )?;
-            let user_bytes = held as u64 + adding;
-            if user_bytes > quota.max_user_bytes {
-                return Err(StoreError::ByteQuota { would_hold: user_bytes, limit: quota.max_user_bytes });
-            }
             let recorded: Option<String> = tx
                 .query_row("SELECT embedder FROM document_indexes WHERE namespace = ?1", params![id], |row| row.get(0))
                 .optional()?;
@@ -47,8 +43,13 @@ impl SqliteStore {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
             let would_hold = held as u64 + chunks.len() as u64;
+            // Checked in the order every store checks them: the embedder, then the quotas.
             if would_hold > quota.max_chunks {
                 return Err(StoreError::ChunkQuota { would_hold, limit: quota.max_chunks });
+            }
+            let user_bytes = held_bytes as u64 + adding;
+            if user_bytes > quota.max_user_bytes {
+                return Err(StoreError::ByteQuota { would_hold: user_bytes, limit: quota.max_user_bytes });
             }
             let mut insert =
                 tx.prepare("INSERT INTO document_chunks (namespace, seq, body, vector) VALUES (?1, ?2, ?3, ?4)")?;
