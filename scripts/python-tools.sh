@@ -1,13 +1,14 @@
 # Sourced: a virtualenv outside the clone with the PyPI tools the tests use (the DynamoDB
-# emulator, the Lambda emulator, the CloudFormation linters, the OpenAPI fuzzer), installed once
-# and reused; a tool added here is installed on the next run.
+# emulator, the Lambda emulator, the CloudFormation linters, the OpenAPI fuzzer, the LangGraph
+# client), installed once and reused; a tool added here is installed on the next run.
 VENV="${OPENGPTS_VENV:-$HOME/.cache/opengpts-serverless/venv}"
-PY_TOOLS=(moto flask flask-cors cargo-lambda cfn-lint aws-sam-cli schemathesis)
+PY_TOOLS=(moto flask flask-cors cargo-lambda cfn-lint aws-sam-cli schemathesis langgraph-sdk)
 PY_COMMANDS=(moto_server cargo-lambda cfn-lint sam schemathesis)
 missing=0
 for command in "${PY_COMMANDS[@]}"; do
   [ -x "$VENV/bin/$command" ] || missing=1
 done
+[ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import langgraph_sdk" 2>/dev/null || missing=1
 if [ "$missing" = 1 ]; then
   echo "Installing the test tools (${PY_TOOLS[*]}) into $VENV"
   python3 -m venv "$VENV"

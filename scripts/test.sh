@@ -12,7 +12,7 @@
 # - the playground page (GET /) in headless Chromium.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
-HTTP_SUITES=(agents:: api:: bot_forms:: frontends:: isolation:: retrieval:: runs_stream:: walkthrough::)
+HTTP_SUITES=(agents:: api:: bot_forms:: frontends:: isolation:: langgraph:: retrieval:: runs_stream:: walkthrough::)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

@@ -19,6 +19,7 @@ mod isolation;
 mod jwt;
 mod lambda_emulator;
 mod lambda_events;
+mod langgraph;
 mod providers;
 mod retrieval;
 mod routes;

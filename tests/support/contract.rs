@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opengpts::model::{
-    Assistant, DocumentChunk, EmbedderId, FeedbackInput, Message, MessageType, Run, RunStatus, Thread, Timestamp,
-    UserId,
+    Assistant, AssistantProfile, DocumentChunk, EmbedderId, FeedbackInput, Message, MessageType, Run, RunProfile,
+    RunStatus, Thread, Timestamp, UserId,
 };
 use opengpts::store::{stored_bytes, DocumentQuota, Entity, Revision, RunStart, Store, StoreError};
 use serde_json::{json, Map};
@@ -38,6 +38,13 @@ pub fn assistant(owner: &str, public: bool, second: i64) -> Assistant {
         updated_at: at(second),
         public,
         user_id: user(owner),
+        // A LangGraph profile on every other one: both shapes round-trip.
+        profile: (second % 2 == 0).then(|| AssistantProfile {
+            metadata: Map::from_iter([("team".to_string(), json!("red"))]),
+            description: Some("described".into()),
+            version: 3,
+            created_at: at(second),
+        }),
     }
 }
 
@@ -49,6 +56,7 @@ pub fn thread(owner: &str, assistant_id: Uuid, second: i64) -> Thread {
         updated_at: at(second),
         user_id: user(owner),
         metadata: Some(Map::from_iter([("assistant_type".to_string(), json!("chatbot"))])),
+        created_at: (second % 2 == 0).then(|| at(second)),
     }
 }
 
@@ -68,6 +76,7 @@ fn run(owner: &str, thread: &Thread) -> Run {
         error: None,
         created_at: Timestamp::now(),
         updated_at: Timestamp::now(),
+        profile: None,
     }
 }
 
@@ -483,8 +492,37 @@ pub async fn runs_are_owned_and_updated(store: SharedStore) {
     assert!(matches!(store.get_run(&user("bob"), started.run_id).await, Err(StoreError::NotFound(Entity::Run))));
     started.status = RunStatus::Error;
     started.error = Some("openai answered HTTP 429".into());
+    started.profile = Some(RunProfile {
+        metadata: Map::from_iter([("source".to_string(), json!("sdk"))]),
+        kwargs: json!({"stream_mode": ["values"]}),
+        multitask_strategy: "enqueue".into(),
+    });
     store.update_run(&started).await.unwrap();
     assert_eq!(store.get_run(&user("ann"), started.run_id).await.unwrap(), started);
+}
+
+pub async fn a_threads_runs_are_listed_newest_first_to_its_owner_alone(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let other = new_thread(&store, "ann").await;
+    let mut ids = Vec::new();
+    for second in 0..3 {
+        let mut started = run("ann", &thread);
+        started.created_at = at(100 + second);
+        store.start_run(RunStart::new(&started, Duration::from_secs(60))).await.unwrap();
+        end(&store, &started, RunStatus::Success, &[]).await;
+        ids.push(started.run_id);
+    }
+    let elsewhere = run("ann", &other);
+    store.start_run(RunStart::new(&elsewhere, Duration::from_secs(60))).await.unwrap();
+    let listed: Vec<Uuid> =
+        store.list_runs(&user("ann"), thread.thread_id).await.unwrap().iter().map(|run| run.run_id).collect();
+    ids.reverse();
+    assert_eq!(listed, ids);
+    assert_eq!(store.list_runs(&user("ann"), other.thread_id).await.unwrap()[0].run_id, elsewhere.run_id);
+    let refused = store.list_runs(&user("bob"), thread.thread_id).await;
+    assert!(matches!(refused, Err(StoreError::NotFound(Entity::Thread))), "{refused:?}");
+    store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
+    assert!(store.list_runs(&user("ann"), thread.thread_id).await.is_err());
 }
 
 pub async fn lists_span_many_pages(store: SharedStore) {
@@ -618,6 +656,7 @@ macro_rules! store_contract {
             a_run_keeps_its_answer_whatever_became_of_its_thread,
             an_expired_lease_can_be_taken_and_its_old_holder_knows,
             runs_are_owned_and_updated,
+            a_threads_runs_are_listed_newest_first_to_its_owner_alone,
             a_user_has_at_most_the_allowed_runs_going,
             the_view_tells_whether_a_run_answers_and_how_the_last_ended,
             feedback_is_kept_per_run_in_order_and_goes_with_the_thread,

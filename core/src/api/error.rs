@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The data store could not be reached; the request may succeed if tried again.
     #[error("{0}")]
     Unavailable(String),
+    /// An answer of the LangGraph API, whose status and text are the reference server's.
+    #[error("{detail}")]
+    Detail { status: StatusCode, detail: String },
 }
 
 impl From<StoreError> for ApiError {
@@ -111,6 +114,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Detail { status, .. } => *status,
         }
     }
 }

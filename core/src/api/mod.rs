@@ -7,6 +7,7 @@ mod error;
 pub mod extract;
 pub mod ingest;
 pub mod jwt;
+pub mod langgraph;
 pub mod limits;
 pub mod meta;
 pub mod runs;
@@ -142,6 +143,11 @@ pub fn routes() -> Routes {
         .merge(Function::Ingest.routes())
 }
 
+/// Everything this server answers: the OpenGPTs API and, under `/langgraph`, the LangGraph API.
+pub fn every_route() -> Routes {
+    routes().merge(langgraph::routes())
+}
+
 /// A router that knows its paths, so the route table can be compared with its descriptions.
 #[derive(Clone, Default)]
 pub struct Routes {
@@ -206,8 +212,19 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         return None;
     }
     let layer = CorsLayer::new()
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::HeaderName::from_static("x-api-key"),
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::CONTENT_LOCATION,
+            header::HeaderName::from_static("x-pagination-total"),
+            header::HeaderName::from_static("x-pagination-next"),
+        ]);
     if origins.iter().any(|origin| origin == "*") {
         // Any origin, so no credentials: browsers refuse `*` together with cookies.
         return Some(layer.allow_origin(AllowOrigin::any()));

@@ -12,7 +12,7 @@ use super::extract::{path_id, JsonBody};
 use super::{limits, sse, ApiError, AppState, Routes};
 use crate::llm::{DEFAULT_MODEL_NAME, DEFAULT_SYSTEM_MESSAGE, MODEL_NAMES};
 use crate::model::{Feedback, FeedbackInput, Run};
-use crate::runs::{Execution, Listener, MultitaskStrategy, OnDisconnect, RunError, RunEvent, RunRequest};
+use crate::runs::{Execution, Listener, MultitaskStrategy, OnDisconnect, PendingRun, RunError, RunEvent, RunRequest};
 use crate::store::StoreError;
 use crate::tools::{ToolKind, RETRIEVAL_DESCRIPTION};
 
@@ -65,19 +65,31 @@ async fn stream(
     check_limits(&state, &request)?;
     let slot = state.streams.take(&user)?;
     let pending = state.runs.prepare(user, request, Execution::Streamed).await?;
-    // A free thread is taken before answering, so a refusal is an HTTP error. A busy one, unless
-    // the client asked for `reject`, is waited for inside the stream, with pings meanwhile.
+    let run_id = pending.job.run.run_id;
+    let receiver = start_streamed(&state, pending, ApiError::from, false).await?;
+    Ok(sse::response(run_id, receiver, state.config.sse_ping_interval, slot))
+}
+
+/// Starts a streamed run and returns its events. A free thread is taken before answering, so a
+/// refusal is an HTTP error (`refused` words it, and the events a refusal met while waiting).
+/// A busy one, unless the client asked for `reject`, is waited for inside the stream. The run
+/// lives in its own task: the client hanging up ends only the response, unless it asked for the
+/// run to be cancelled then; `delete_thread` takes its thread with it when it ends (a stateless
+/// run). Its logs stay inside this request's span (and so carry the Lambda request id).
+pub(crate) async fn start_streamed(
+    state: &AppState,
+    pending: PendingRun,
+    refused: fn(RunError) -> ApiError,
+    delete_thread: bool,
+) -> Result<mpsc::Receiver<RunEvent>, ApiError> {
     let started = match state.runs.acquire(&pending, None).await {
         Ok(job) => Some(job),
         Err(RunError::Store(StoreError::ThreadBusy { .. })) if pending.strategy != MultitaskStrategy::Reject => None,
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(refused(error)),
     };
-    let run_id = pending.job.run.run_id;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let engine = state.runs.clone();
-    // The run lives in its own task: the client hanging up ends only the response, unless it
-    // asked for the run to be cancelled then. Its logs stay inside this request's span (and so
-    // carry the Lambda request id).
+    let store = state.store.clone();
     let run = async move {
         let job = match started {
             Some(job) => job,
@@ -89,7 +101,7 @@ async fn stream(
                 match engine.acquire(&pending, Some(&listening)).await {
                     Ok(job) => job,
                     Err(error) => {
-                        let refused = ApiError::from(error);
+                        let refused = refused(error);
                         let event =
                             RunEvent::Error { status_code: refused.status().as_u16(), message: refused.to_string() };
                         let _ = sender.send(event).await;
@@ -98,10 +110,15 @@ async fn stream(
                 }
             }
         };
-        engine.execute(job, Some(Listener { events: sender, on_disconnect: pending.on_disconnect })).await;
+        let ended = engine.execute(job, Some(Listener { events: sender, on_disconnect: pending.on_disconnect })).await;
+        if delete_thread {
+            if let Err(error) = store.delete_thread(&ended.user_id, ended.thread_id).await {
+                tracing::warn!(%error, "a stateless run's thread could not be deleted");
+            }
+        }
     };
     tokio::spawn(run.in_current_span());
-    Ok(sse::response(run_id, receiver, state.config.sse_ping_interval, slot))
+    Ok(receiver)
 }
 
 async fn read(
@@ -198,7 +215,7 @@ fn tool_schema(kind: ToolKind) -> Value {
 
 /// The form as this server offers it: a tool whose key the server lacks says which variable it
 /// needs (`x-needs`), so a form can show it unavailable instead of failing on save.
-fn offered_form(state: &AppState) -> Value {
+pub(crate) fn offered_form(state: &AppState) -> Value {
     let mut schema = config_schema();
     let tools = &mut schema["properties"]["configurable"]["properties"]["type==agent/tools"]["items"]["anyOf"];
     for tool in tools.as_array_mut().into_iter().flatten() {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::runs::RunEvent;
 
-fn frame(event: &str, data: &str) -> Bytes {
+pub(crate) fn frame(event: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\r\ndata: {data}\r\n\r\n"))
 }
 
@@ -29,30 +29,55 @@ pub fn response(
     slot: super::limits::StreamSlot,
 ) -> Response {
     let metadata = frame("metadata", &serde_json::json!({ "run_id": run_id }).to_string());
-    // The slot goes with the body: it is freed when the response ends or its client leaves.
-    let frames = futures::stream::unfold(Some((events, slot)), move |open| async move {
-        let (mut events, slot) = open?;
-        let next = match tokio::time::timeout(ping_interval, events.recv()).await {
-            Err(_) => ping(),
-            Ok(Some(RunEvent::Data(data))) => frame("data", &data),
-            Ok(Some(RunEvent::Error { status_code, message })) => {
+    let framing = Framing {
+        first: metadata,
+        ping: ping_interval,
+        idle: ping,
+        event: |event| match event {
+            RunEvent::Data(data) => frame("data", &data),
+            RunEvent::Frame { event, data } => frame(event, &data),
+            RunEvent::Error { status_code, message } => {
                 frame("error", &serde_json::json!({ "status_code": status_code, "message": message }).to_string())
             }
-            Ok(None) => return Some((Bytes::from_static(END), None)),
-        };
-        Some((next, Some((events, slot))))
-    });
-    let body = futures::stream::once(async move { metadata }).chain(frames).map(Ok::<_, Infallible>);
-    (
-        [
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::CONNECTION, "keep-alive"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-        ],
-        Body::from_stream(body),
-    )
-        .into_response()
+        },
+        end: Some(Bytes::from_static(END)),
+    };
+    let headers = [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (header::CONNECTION, HeaderValue::from_static("keep-alive")),
+        (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8")),
+    ];
+    (headers, stream_body(events, framing, slot)).into_response()
 }
 
+/// How one API writes its streams.
+pub(crate) struct Framing {
+    /// Sent at once, before any event.
+    pub first: Bytes,
+    /// How long a silence lasts before `idle` is sent.
+    pub ping: Duration,
+    pub idle: fn() -> Bytes,
+    pub event: fn(RunEvent) -> Bytes,
+    /// Sent when the run's events end.
+    pub end: Option<Bytes>,
+}
+
+/// A stream's body: each event one write, the slot freed when the response ends or its client
+/// leaves.
+pub(crate) fn stream_body(events: mpsc::Receiver<RunEvent>, framing: Framing, slot: super::limits::StreamSlot) -> Body {
+    let Framing { first, ping, idle, event, end } = framing;
+    let frames = futures::stream::unfold(Some((events, slot, end)), move |open| async move {
+        let (mut events, slot, end) = open?;
+        let next = match tokio::time::timeout(ping, events.recv()).await {
+            Err(_) => idle(),
+            Ok(Some(next)) => event(next),
+            Ok(None) => return end.map(|end| (end, None)),
+        };
+        Some((next, Some((events, slot, end))))
+    });
+    Body::from_stream(futures::stream::once(async move { first }).chain(frames).map(Ok::<_, Infallible>))
+}
+
+use axum::http::HeaderValue;
 use futures::StreamExt;

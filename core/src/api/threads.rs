@@ -57,6 +57,7 @@ async fn save(state: &AppState, user: UserId, thread_id: Uuid, input: ThreadInpu
         updated_at: Timestamp::now(),
         user_id: user,
         metadata,
+        created_at: None,
     };
     state.store.put_thread(&thread).await?;
     Ok(Json(thread))

@@ -15,6 +15,18 @@ pub struct Assistant {
     pub updated_at: Timestamp,
     pub public: bool,
     pub user_id: UserId,
+    /// What the LangGraph API adds, on assistants made or edited through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<AssistantProfile>,
+}
+
+/// An assistant's LangGraph fields. Its graph is its `configurable.type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssistantProfile {
+    pub metadata: Map<String, Value>,
+    pub description: Option<String>,
+    pub version: u32,
+    pub created_at: Timestamp,
 }
 
 impl Assistant {
@@ -71,6 +83,7 @@ impl AssistantInput {
             updated_at: Timestamp::now(),
             public: self.public,
             user_id,
+            profile: None,
         }
     }
 }

@@ -9,11 +9,13 @@ use super::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
 ///   document shows.
 /// - `Latest` (2025): LangChain's full serialization with `id`, `name`, `response_metadata`, and
 ///   for AI messages `tool_calls`, `invalid_tool_calls`, `usage_metadata`.
+/// - `Graph`: the LangGraph Platform API that succeeded OpenGPTs: `Latest` without `example`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Generation {
     Seed,
     Latest,
+    Graph,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -222,7 +224,7 @@ impl Serialize for WireMessage<'_> {
                 }
             }
             // LangChain's ToolMessage has no `example`, and `artifact` and `status` after its id.
-            Generation::Latest if m.kind == MessageType::Tool => {
+            Generation::Latest | Generation::Graph if m.kind == MessageType::Tool => {
                 map.serialize_entry("response_metadata", &m.response_metadata)?;
                 map.serialize_entry("type", &m.kind)?;
                 map.serialize_entry("name", &m.name)?;
@@ -231,12 +233,14 @@ impl Serialize for WireMessage<'_> {
                 map.serialize_entry("artifact", &m.artifact)?;
                 map.serialize_entry("status", &m.status.unwrap_or_default())?;
             }
-            Generation::Latest => {
+            Generation::Latest | Generation::Graph => {
                 map.serialize_entry("response_metadata", &m.response_metadata)?;
                 map.serialize_entry("type", &m.kind)?;
                 map.serialize_entry("name", &m.name)?;
                 map.serialize_entry("id", &m.id)?;
-                map.serialize_entry("example", &m.example)?;
+                if self.generation == Generation::Latest {
+                    map.serialize_entry("example", &m.example)?;
+                }
                 if m.kind == MessageType::Ai {
                     map.serialize_entry("tool_calls", &m.tool_calls)?;
                     map.serialize_entry("invalid_tool_calls", &m.invalid_tool_calls)?;

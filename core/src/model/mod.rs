@@ -9,11 +9,11 @@ mod thread;
 mod time;
 pub mod validate;
 
-pub use assistant::{Assistant, AssistantInput, AssistantView};
+pub use assistant::{Assistant, AssistantInput, AssistantProfile, AssistantView};
 pub use document::{DocumentChunk, DocumentIndex, EmbedderId};
 pub use feedback::{Feedback, FeedbackInput};
 pub use message::{Content, Generation, Message, MessageType, ToolStatus, WireMessage, WireMessages};
-pub use run::{Run, RunStatus};
+pub use run::{Run, RunProfile, RunStatus};
 pub use thread::{Thread, ThreadInput};
 pub use time::Timestamp;
 

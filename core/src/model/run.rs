@@ -48,4 +48,15 @@ pub struct Run {
     pub error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// What a run started through the LangGraph API shows beside these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<RunProfile>,
+}
+
+/// A LangGraph run's own fields, kept as its client sent them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunProfile {
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub kwargs: serde_json::Value,
+    pub multitask_strategy: String,
 }

@@ -17,6 +17,9 @@ pub struct Thread {
     pub user_id: UserId,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub metadata: Option<Map<String, Value>>,
+    /// Kept for threads made through the LangGraph API, which shows it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub created_at: Option<Timestamp>,
 }
 
 impl Thread {

@@ -75,7 +75,7 @@ impl AnswerBuilder {
             }
         }
         match self.generation {
-            Generation::Latest => {
+            Generation::Latest | Generation::Graph => {
                 let raw: Vec<Value> = self
                     .calls
                     .iter()

@@ -14,13 +14,13 @@ use uuid::Uuid;
 use super::dispatch::BackgroundDispatch;
 use super::execution::{EventSink, Guard, Progress};
 use super::failure::{panic_message, Failure};
-use super::render;
+use super::graph_events::GraphStream;
 use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
 use crate::config::Config;
 use crate::documents::Library;
 use crate::llm::{LlmError, ModelCatalog};
-use crate::model::{Generation, Message, Run, RunStatus, Timestamp, UserId};
-use crate::store::{Revision, RunStart, Store, StoreError};
+use crate::model::{Assistant, Generation, Message, Run, RunProfile, RunStatus, Timestamp, UserId};
+use crate::store::{Revision, RunStart, Store, StoreError, ThreadView};
 use crate::tools::Toolbox;
 
 /// Everything a worker needs to execute a started run; serializable so it can cross processes.
@@ -36,6 +36,9 @@ pub struct RunJob {
     /// The run continues the thread (`input: null`): an agent stopped before its tools runs them.
     #[serde(default)]
     pub resume: bool,
+    /// Set for a run of the LangGraph API: what it streams.
+    #[serde(default)]
+    pub graph: Option<GraphStream>,
     /// The thread as the run found it, when the process that started it executes it.
     #[serde(skip)]
     snapshot: Option<Snapshot>,
@@ -66,6 +69,11 @@ fn default_recursion_limit() -> u32 {
 pub enum RunEvent {
     /// A `data` payload, already rendered for the client's generation.
     Data(String),
+    /// A LangGraph API event: its name and its payload.
+    Frame {
+        event: &'static str,
+        data: String,
+    },
     Error {
         status_code: u16,
         message: String,
@@ -130,9 +138,24 @@ impl RunEngine {
         // The messages come with the thread in one read; the run starts from them unless they
         // change before it takes the thread.
         let view = store.thread_view(&user, request.thread_id).await?;
-        let thread = view.thread;
-        let assistant_id = request.assistant_id.unwrap_or(thread.assistant_id);
+        let assistant_id = request.assistant_id.unwrap_or(view.thread.assistant_id);
         let assistant = store.get_assistant(&user, assistant_id).await?;
+        self.plan(user, view, &assistant, request, execution, None)
+    }
+
+    /// Names a run of `assistant` on the thread as `view` shows it; `graph` is set for a run of
+    /// the LangGraph API.
+    pub fn plan(
+        &self,
+        user: UserId,
+        view: ThreadView,
+        assistant: &Assistant,
+        request: RunRequest,
+        execution: Execution,
+        graph: Option<(GraphStream, RunProfile)>,
+    ) -> Result<PendingRun, RunError> {
+        let thread = view.thread;
+        let assistant_id = assistant.assistant_id;
         let mut configurable = super::configurable::with_overrides(assistant.configurable(), request.configurable);
         configurable.insert("user_id".into(), json!(user));
         configurable.insert("thread_id".into(), json!(thread.thread_id));
@@ -142,9 +165,11 @@ impl RunEngine {
 
         // RAG bots came with the latest generation: their clients read its shapes.
         let generation = match configurable.get("type").and_then(Value::as_str) {
+            _ if graph.is_some() => Generation::Graph,
             Some("chat_retrieval") => Generation::Latest,
             _ => request.input.generation(),
         };
+        let (graph, profile) = graph.map_or((None, None), |(stream, profile)| (Some(stream), Some(profile)));
         let resume = request.input == RunInput::Resume;
         let recursion_limit = request.recursion_limit.unwrap_or(self.inner.config.recursion_limit);
         let mut input = request.input.into_messages();
@@ -163,8 +188,9 @@ impl RunEngine {
             error: None,
             created_at: now,
             updated_at: now,
+            profile,
         };
-        let job = RunJob { run, generation, configurable, recursion_limit, resume, snapshot: None };
+        let job = RunJob { run, generation, configurable, recursion_limit, resume, graph, snapshot: None };
         Ok(PendingRun {
             job,
             input,
@@ -260,7 +286,7 @@ impl RunEngine {
         let started = std::time::Instant::now();
         async {
             let token = self.token(job.run.run_id);
-            let mut sink = EventSink::new(listener);
+            let mut sink = EventSink::new(listener, &job);
             let snapshot = job.snapshot.take();
             let mut progress = Progress::default();
             // A bug that panics ends this run as failed, its thread freed, not the process.
@@ -366,9 +392,7 @@ impl RunEngine {
         let span = tracing::Span::current();
         span.record("provider", resolved.model.provider());
         span.record("model", resolved.model_id.as_str());
-        if job.generation == Generation::Latest {
-            sink.send(RunEvent::Data(render::opening(&history))).await;
-        }
+        sink.opening(&history).await;
         let beat = self.inner.config.run_lease / 3;
         let time_limit = self.inner.config.run_time_limit;
         let mut guard = Guard {

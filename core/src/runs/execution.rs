@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::engine::{Listener, RunEvent};
+use super::engine::{Listener, RunEvent, RunJob};
+use super::graph_events::{Frame, GraphEvents};
 use super::{render, OnDisconnect};
 use crate::model::{Generation, Message, Run};
 use crate::store::Revision;
@@ -29,20 +30,27 @@ pub(super) struct Guard<'a> {
     pub(super) time_limit: Duration,
 }
 
-/// Sends to a streaming client while it listens; renders nothing once it has gone.
+/// Sends to a streaming client while it listens, in the shape its API speaks; renders nothing
+/// once it has gone.
 pub(super) struct EventSink {
     pub(super) sender: Option<mpsc::Sender<RunEvent>>,
     pub(super) cancel_on_disconnect: bool,
+    generation: Generation,
+    /// Set for a run of the LangGraph API, which streams per node and per stream mode.
+    graph: Option<GraphEvents>,
 }
 
 impl EventSink {
-    pub(super) fn new(listener: Option<Listener>) -> Self {
-        match listener {
-            Some(Listener { events, on_disconnect }) => {
-                EventSink { sender: Some(events), cancel_on_disconnect: on_disconnect == OnDisconnect::Cancel }
-            }
-            None => EventSink { sender: None, cancel_on_disconnect: false },
-        }
+    pub(super) fn new(listener: Option<Listener>, job: &RunJob) -> Self {
+        let graph = job
+            .graph
+            .clone()
+            .map(|stream| GraphEvents::new(stream, job.run.run_id, job.run.thread_id, job.run.assistant_id));
+        let (sender, cancel_on_disconnect) = match listener {
+            Some(Listener { events, on_disconnect }) => (Some(events), on_disconnect == OnDisconnect::Cancel),
+            None => (None, false),
+        };
+        EventSink { sender, cancel_on_disconnect, generation: job.generation, graph }
     }
 
     pub(super) async fn send(&mut self, event: RunEvent) {
@@ -53,9 +61,90 @@ impl EventSink {
         }
     }
 
-    pub(super) async fn progress(&mut self, generation: Generation, history: &[Message], current: &Message) {
-        if self.sender.as_ref().is_some_and(|sender| !sender.is_closed()) {
-            self.send(RunEvent::Data(render::progress(generation, history, current))).await;
+    fn listening(&self) -> bool {
+        self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
+    }
+
+    async fn frames(&mut self, frames: Vec<Frame>) {
+        for (event, data) in frames {
+            self.send(RunEvent::Frame { event, data }).await;
+        }
+    }
+
+    /// The thread as the run found it, input included.
+    pub(super) async fn opening(&mut self, history: &[Message]) {
+        match &mut self.graph {
+            Some(graph) => {
+                let frames = graph.opening(history);
+                self.frames(frames).await
+            }
+            None if self.generation == Generation::Latest => self.send(RunEvent::Data(render::opening(history))).await,
+            None => {}
+        }
+    }
+
+    /// A node of the bot's graph starts.
+    pub(super) fn enter(&mut self, node: &'static str) {
+        if let Some(graph) = &mut self.graph {
+            graph.enter(node);
+        }
+    }
+
+    /// A node of the bot's graph is done: `produced` follows `before` in the thread.
+    pub(super) async fn node_done(&mut self, before: &[Message], produced: &[Message]) {
+        if let Some(graph) = &mut self.graph {
+            let frames = graph.node_done(before, produced);
+            self.frames(frames).await;
+        }
+    }
+
+    /// The run stops before its tools, for the user's go-ahead.
+    pub(super) async fn interrupted(&mut self) {
+        if let Some(graph) = &mut self.graph {
+            let frames = graph.interrupted();
+            self.frames(frames).await;
+        }
+    }
+
+    /// The model's message as it grows.
+    pub(super) async fn progress(&mut self, history: &[Message], current: &Message) {
+        if !self.listening() {
+            return;
+        }
+        match &mut self.graph {
+            Some(graph) => {
+                let frames = graph.progress(current);
+                self.frames(frames).await
+            }
+            None => self.send(RunEvent::Data(render::progress(self.generation, history, current))).await,
+        }
+    }
+
+    /// The model's message complete: OpenGPTs sends it twice, as the model's last chunk and as
+    /// the stored message (which, for seed clients, carries the agent step).
+    pub(super) async fn finished(&mut self, history: &[Message], answer: &Message) {
+        match &mut self.graph {
+            Some(graph) => {
+                let frames = graph.finished(answer);
+                self.frames(frames).await
+            }
+            None => {
+                let mut last_chunk = answer.clone();
+                last_chunk.additional_kwargs.remove("agent");
+                self.progress(history, &last_chunk).await;
+                self.progress(history, answer).await;
+            }
+        }
+    }
+
+    /// Messages made whole by a step, not streamed: a round of tool answers, retrieved documents.
+    pub(super) async fn results(&mut self, history: &[Message], results: &[Message]) {
+        match &mut self.graph {
+            Some(graph) => {
+                let frames = graph.whole(results);
+                self.frames(frames).await
+            }
+            None => self.send(RunEvent::Data(render::tool_results(self.generation, history, results))).await,
         }
     }
 

@@ -7,10 +7,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::answer::AnswerBuilder;
-use super::engine::{RunEngine, RunEvent, RunJob};
+use super::engine::{RunEngine, RunJob};
 use super::execution::{EventSink, Guard, Progress};
 use super::failure::Failure;
-use super::render;
 use crate::documents::TOP_K;
 use crate::llm::{answered_conversation, ChatRequest, LlmError, ResolvedModel, RETRIEVAL_PROMPT};
 use crate::model::{Content, Generation, Message, MessageType, Run, ToolStatus};
@@ -41,6 +40,10 @@ impl RunEngine {
             _ => self.inner.tools.none(),
         };
         let interrupt = agent.is_some_and(|agent| agent.interrupt_before_action);
+        let model_node = match job.configurable.get("type").and_then(serde_json::Value::as_str) {
+            Some("chatbot") => "chatbot",
+            _ => "agent",
+        };
         let mut usage = (0, 0);
         let mut model_calls = 0;
         for step in 0.. {
@@ -53,11 +56,14 @@ impl RunEngine {
                 // With tool confirmation the run stops before each action; a run that continues
                 // the thread is the user's go-ahead for the one it finds.
                 if interrupt && !(step == 0 && job.resume) {
+                    sink.interrupted().await;
                     break;
                 }
+                sink.enter("action");
                 let results = self.guarded(guard, sink, tools.run(pending)).await?;
                 self.keep(run, progress, &results).await?;
-                sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
+                sink.results(history, &results).await;
+                sink.node_done(history, &results).await;
                 history.extend(results);
                 continue;
             }
@@ -71,14 +77,17 @@ impl RunEngine {
                 max_output_tokens: self.inner.config.max_output_tokens,
                 tools: tools.specs(),
             };
+            sink.enter(model_node);
             let answer = self.model_step(job, resolved, request, history, id, guard, sink).await?;
             add_usage(&mut usage, &answer);
             if answer.tool_calls.is_empty() {
+                sink.node_done(history, std::slice::from_ref(&answer)).await;
                 progress.answer.push(answer);
                 break;
             }
             // Stored before its tools run, so a run stopped among them can be taken up again.
             self.keep(run, progress, std::slice::from_ref(&answer)).await?;
+            sink.node_done(history, std::slice::from_ref(&answer)).await;
             history.push(answer);
         }
         Ok(usage)
@@ -107,6 +116,7 @@ impl RunEngine {
         let question = conversation.iter().rev().find(|m| m.kind == MessageType::Human).map(|m| m.content.text());
         let mut usage = (0, 0);
         if let Some(question) = question {
+            sink.enter("invoke_retrieval");
             let earlier_answers = conversation.iter().any(|m| m.kind == MessageType::Ai);
             let (query, id) = if earlier_answers && resolved.model.writes_search_queries() {
                 let request = search_query_request(resolved, &conversation, self.inner.config.max_output_tokens);
@@ -122,8 +132,10 @@ impl RunEngine {
             ask.tool_calls =
                 vec![json!({"name": "retrieval", "args": {"query": query}, "id": call_id, "type": "tool_call"})];
             self.keep(run, progress, std::slice::from_ref(&ask)).await?;
-            sink.progress(job.generation, history, &ask).await;
+            sink.progress(history, &ask).await;
+            sink.node_done(history, std::slice::from_ref(&ask)).await;
             history.push(ask);
+            sink.enter("retrieve");
 
             let namespaces = [run.assistant_id, run.thread_id];
             let found = self.guarded(guard, sink, self.inner.library.search(&namespaces, &query, TOP_K)).await?;
@@ -139,8 +151,10 @@ impl RunEngine {
             documents_message.content = Content::Parts(documents);
             let results = [documents_message];
             self.keep(run, progress, &results).await?;
-            sink.send(RunEvent::Data(render::tool_results(job.generation, history, &results))).await;
+            sink.results(history, &results).await;
+            sink.node_done(history, &results).await;
             history.extend(results);
+            sink.enter("response");
 
             let context: Vec<&str> = found.iter().map(|chunk| chunk.text.as_str()).collect();
             let instructions = resolved.system_message.as_deref().unwrap_or(crate::llm::DEFAULT_SYSTEM_MESSAGE);
@@ -155,6 +169,7 @@ impl RunEngine {
             let answer =
                 self.model_step(job, resolved, request, history, format!("run-{}", run.run_id), guard, sink).await?;
             add_usage(&mut usage, &answer);
+            sink.node_done(history, std::slice::from_ref(&answer)).await;
             progress.answer.push(answer);
         }
         Ok(usage)
@@ -176,21 +191,16 @@ impl RunEngine {
         let mut answer = AnswerBuilder::new(job.generation, id);
         // Latest clients get the empty AI message first; the seed document's client would print
         // it as a blank line, which its documented output does not show.
-        if job.generation == Generation::Latest {
-            sink.progress(job.generation, history, answer.message()).await;
+        if job.generation != Generation::Seed {
+            sink.progress(history, answer.message()).await;
         }
         while let Some(chunk) = self.guarded(guard, sink, stream.next()).await? {
             if answer.add(chunk.map_err(Failure::Model)?) {
-                sink.progress(job.generation, history, answer.message()).await;
+                sink.progress(history, answer.message()).await;
             }
         }
         let answer = answer.finish(&resolved.model_id);
-        // The finished message goes out twice, as OpenGPTs sends it: once as the model's last
-        // chunk and once as the stored message (which, for seed clients, carries the agent step).
-        let mut last_chunk = answer.clone();
-        last_chunk.additional_kwargs.remove("agent");
-        sink.progress(job.generation, history, &last_chunk).await;
-        sink.progress(job.generation, history, &answer).await;
+        sink.finished(history, &answer).await;
         Ok(answer)
     }
 

@@ -16,11 +16,13 @@ mod engine;
 mod execution;
 mod failure;
 mod flows;
+mod graph_events;
 mod render;
 mod request;
 
 pub use dispatch::{BackgroundDispatch, DispatchError, InProcessDispatch, LambdaDispatch};
 pub use engine::{Execution, Listener, PendingRun, RunEngine, RunEvent, RunJob};
+pub use graph_events::{GraphStream, State, StreamMode};
 pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
 
 use crate::llm::ModelConfigError;

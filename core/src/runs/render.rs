@@ -35,7 +35,7 @@ impl Serialize for SeedSnapshot<'_> {
 pub fn progress(generation: Generation, history: &[Message], current: &Message) -> String {
     let rendered = match generation {
         Generation::Seed => serde_json::to_string(&SeedSnapshot { history, current }),
-        Generation::Latest => serde_json::to_string(&[current.wire(Generation::Latest)]),
+        Generation::Latest | Generation::Graph => serde_json::to_string(&[current.wire(Generation::Latest)]),
     };
     rendered.unwrap_or_default()
 }
@@ -55,7 +55,9 @@ pub fn tool_results(generation: Generation, history: &[Message], results: &[Mess
                 &serde_json::json!({"messages": crate::model::WireMessages(&thread, Generation::Seed)}),
             )
         }
-        Generation::Latest => serde_json::to_string(&crate::model::WireMessages(results, Generation::Latest)),
+        Generation::Latest | Generation::Graph => {
+            serde_json::to_string(&crate::model::WireMessages(results, Generation::Latest))
+        }
     };
     rendered.unwrap_or_default()
 }

@@ -168,7 +168,7 @@ impl FromJson for RunRequest {
         fields.finish(|| {
             let input = input?;
             let on_disconnect = on_disconnect.unwrap_or(match input.generation() {
-                Generation::Latest => OnDisconnect::Cancel,
+                Generation::Latest | Generation::Graph => OnDisconnect::Cancel,
                 Generation::Seed => OnDisconnect::Continue,
             });
             Some(RunRequest {

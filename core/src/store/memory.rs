@@ -263,6 +263,14 @@ impl Store for MemoryStore {
             .ok_or(StoreError::NotFound(Entity::Run))
     }
 
+    async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
+        let mut inner = self.lock();
+        inner.own_thread(user, thread_id)?;
+        let mut runs: Vec<Run> = inner.runs.values().filter(|run| run.thread_id == thread_id).cloned().collect();
+        runs.sort_by_key(|run| std::cmp::Reverse((run.created_at, run.run_id)));
+        Ok(runs)
+    }
+
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
         let mut inner = self.lock();
         let stored = inner.runs.get_mut(&run.run_id).ok_or(StoreError::NotFound(Entity::Run))?;

@@ -175,6 +175,8 @@ pub trait Store: Send + Sync + 'static {
     /// user's runs already hold leases (on any thread, in any process); nothing is stored then.
     async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started>;
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run>;
+    /// The runs started on the user's thread, newest first.
+    async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>>;
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
     /// Extends the lease of a run still holding it; `LeaseLost` otherwise.
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()>;

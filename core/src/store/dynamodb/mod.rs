@@ -358,6 +358,10 @@ impl Store for DynamoStore {
         self.read_run(user, run_id).await
     }
 
+    async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
+        self.thread_runs(user, thread_id).await
+    }
+
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
         self.write_run(run).await
     }

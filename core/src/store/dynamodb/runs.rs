@@ -238,6 +238,26 @@ impl DynamoStore {
         body(&owned(self.get(run_pk(run_id), "R").await?, user, Entity::Run)?)
     }
 
+    /// The thread's pointers to its runs, then the runs, read together.
+    pub(super) async fn thread_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
+        owned(self.get(thread_pk(thread_id), "M").await?, user, Entity::Thread)?;
+        let values = vec![(":pk", s(thread_pk(thread_id))), (":r", s("R#"))];
+        let pointers = self.query_all(None, "pk = :pk AND begins_with(sk, :r)", values, false).await?;
+        let ids = pointers.iter().filter_map(|item| text(item, "sk").ok()?.strip_prefix("R#")?.parse().ok());
+        let reads = ids.map(|run_id: Uuid| self.read_run(user, run_id));
+        let mut runs = Vec::new();
+        for read in futures::future::join_all(reads).await {
+            match read {
+                Ok(run) => runs.push(run),
+                // Deleted between the two reads.
+                Err(StoreError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        runs.sort_by_key(|run| std::cmp::Reverse((run.created_at, run.run_id)));
+        Ok(runs)
+    }
+
     pub(super) async fn write_run(&self, run: &Run) -> StoreResult<()> {
         let updated = self
             .client

@@ -60,6 +60,21 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn thread_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
+        let user = user.clone();
+        self.call(move |connection| {
+            let owner = "SELECT 1 FROM threads WHERE thread_id = ?1 AND user_id = ?2";
+            if !connection.prepare_cached(owner)?.exists(params![thread_id.to_string(), user.as_str()])? {
+                return Err(StoreError::NotFound(Entity::Thread));
+            }
+            let sql = "SELECT body FROM runs WHERE thread_id = ?1 AND user_id = ?2";
+            let mut runs: Vec<Run> = bodies(connection, sql, params![thread_id.to_string(), user.as_str()])?;
+            runs.sort_by_key(|run| std::cmp::Reverse((run.created_at, run.run_id)));
+            Ok(runs)
+        })
+        .await
+    }
+
     pub(super) async fn write_run(&self, run: &Run) -> StoreResult<()> {
         let run = run.clone();
         self.write(move |tx| {

@@ -1,0 +1,305 @@
+//! `/langgraph/assistants`: our bots' configurations, as LangGraph assistants. One made here is
+//! an OpenGPTs assistant too (its graph is its bot type), and the other way round.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::{detail, find_assistant, json_body, matches, no_content, not_found, page, time, Body, Graph};
+use crate::api::auth::User;
+use crate::api::{limits, ApiError, AppState, Routes};
+use crate::model::{Assistant, AssistantProfile, Timestamp, UserId};
+
+pub fn routes() -> Routes {
+    Routes::default()
+        .route("/langgraph/assistants", post(create))
+        .route("/langgraph/assistants/search", post(search))
+        .route("/langgraph/assistants/count", post(count))
+        .route("/langgraph/assistants/{assistant_id}", get(read).patch(update).delete(remove))
+        .route("/langgraph/assistants/{assistant_id}/schemas", get(schemas))
+        .route("/langgraph/assistants/{assistant_id}/graph", get(graph))
+        .route("/langgraph/assistants/{assistant_id}/versions", post(versions))
+        .route("/langgraph/assistants/{assistant_id}/latest", post(latest))
+}
+
+/// An assistant as the LangGraph API shows it.
+pub struct GraphAssistant<'a>(pub &'a Assistant);
+
+impl GraphAssistant<'_> {
+    /// The configuration as its author wrote it: without the bot type we keep in it.
+    fn config(&self) -> Map<String, Value> {
+        let mut config = self.0.config.clone();
+        if let Some(Value::Object(configurable)) = config.get_mut("configurable") {
+            configurable.remove("type");
+        }
+        config
+    }
+}
+
+impl Serialize for GraphAssistant<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let assistant = self.0;
+        let profile = assistant.profile.clone().unwrap_or_else(|| AssistantProfile {
+            metadata: Map::new(),
+            description: None,
+            version: 1,
+            created_at: assistant.updated_at,
+        });
+        let config = self.config();
+        let context = config.get("configurable").cloned().unwrap_or_else(|| json!({}));
+        let mut map = serializer.serialize_map(Some(10))?;
+        map.serialize_entry("assistant_id", &assistant.assistant_id)?;
+        map.serialize_entry("graph_id", Graph::of(assistant).id())?;
+        map.serialize_entry("config", &config)?;
+        map.serialize_entry("context", &context)?;
+        map.serialize_entry("metadata", &profile.metadata)?;
+        map.serialize_entry("name", &assistant.name)?;
+        map.serialize_entry("created_at", &time(profile.created_at))?;
+        map.serialize_entry("updated_at", &time(assistant.updated_at))?;
+        map.serialize_entry("version", &profile.version)?;
+        map.serialize_entry("description", &profile.description)?;
+        map.end()
+    }
+}
+
+/// `config` with `context` merged into its `configurable`, and the graph's bot type set.
+fn bot_config(body: &Body, graph: Graph) -> Result<Map<String, Value>, ApiError> {
+    let mut config = body.object("config")?;
+    let mut configurable = match config.remove("configurable") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(configurable)) => configurable,
+        Some(other) => {
+            return Err(detail(StatusCode::UNPROCESSABLE_ENTITY, format!("{other} is not of type 'object'")));
+        }
+    };
+    configurable.extend(body.object("context")?);
+    let mut configurable = super::bot_keys(graph, configurable);
+    configurable.insert("type".into(), json!(graph.id()));
+    config.insert("configurable".into(), Value::Object(configurable));
+    Ok(config)
+}
+
+async fn create(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let graph_id = body.required_string("graph_id")?;
+    let graph = Graph::parse(&graph_id).ok_or_else(|| {
+        detail(StatusCode::NOT_FOUND, format!("Graph '{graph_id}' not found; the graphs are {}", super::graph_names()))
+    })?;
+    let if_exists = body.choice("if_exists", &["raise", "do_nothing"])?.unwrap_or("raise");
+    let config = bot_config(&body, graph)?;
+    limits::check_config(&state.config.limits, &config)?;
+    let assistant_id = body.id("assistant_id")?.unwrap_or_else(Uuid::new_v4);
+    if let Some(existing) = find_assistant(&state, &user, assistant_id).await? {
+        return match if_exists {
+            "do_nothing" => Ok(json_body(&GraphAssistant(&existing))),
+            _ => Err(detail(StatusCode::CONFLICT, "Assistant already exists")),
+        };
+    }
+    let now = Timestamp::now();
+    let name = body.string("name")?.unwrap_or_else(|| "Untitled".into());
+    let assistant = Assistant {
+        assistant_id,
+        name: limits::shorten_name(&state.config.limits, name),
+        config,
+        updated_at: now,
+        public: false,
+        user_id: user,
+        profile: Some(AssistantProfile {
+            metadata: body.object("metadata")?,
+            description: body.string("description")?,
+            version: 1,
+            created_at: now,
+        }),
+    };
+    // Another user's id is refused by the store, as if it existed.
+    state.store.put_assistant(&assistant).await.map_err(|error| match error {
+        crate::store::StoreError::NotFound(_) => detail(StatusCode::CONFLICT, "Assistant already exists"),
+        other => other.into(),
+    })?;
+    Ok(json_body(&GraphAssistant(&assistant)))
+}
+
+async fn visible(state: &AppState, user: &UserId, raw_id: &str) -> Result<Assistant, ApiError> {
+    let id = Uuid::parse_str(raw_id).map_err(|_| not_found())?;
+    find_assistant(state, user, id).await?.ok_or_else(not_found)
+}
+
+/// The user's own assistant: a default one, or another user's public one, is not theirs to change.
+async fn own(state: &AppState, user: &UserId, raw_id: &str) -> Result<Assistant, ApiError> {
+    let assistant = visible(state, user, raw_id).await?;
+    if &assistant.user_id != user {
+        return Err(detail(
+            StatusCode::FORBIDDEN,
+            "This assistant is not yours to change: make your own from its graph",
+        ));
+    }
+    Ok(assistant)
+}
+
+async fn read(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(json_body(&GraphAssistant(&visible(&state, &user, &id).await?)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut assistant = own(&state, &user, &id).await?;
+    let graph = match body.string("graph_id")? {
+        Some(graph_id) => Graph::parse(&graph_id)
+            .ok_or_else(|| detail(StatusCode::NOT_FOUND, format!("Graph '{graph_id}' not found")))?,
+        None => Graph::of(&assistant),
+    };
+    if body.raw("config").is_some() || body.raw("context").is_some() {
+        assistant.config = bot_config(&body, graph)?;
+        limits::check_config(&state.config.limits, &assistant.config)?;
+    }
+    if let Some(name) = body.string("name")? {
+        assistant.name = limits::shorten_name(&state.config.limits, name);
+    }
+    let mut profile = assistant.profile.take().unwrap_or_else(|| AssistantProfile {
+        metadata: Map::new(),
+        description: None,
+        version: 1,
+        created_at: assistant.updated_at,
+    });
+    profile.metadata.extend(body.object("metadata")?);
+    if let Some(description) = body.string("description")? {
+        profile.description = Some(description);
+    }
+    profile.version += 1;
+    assistant.profile = Some(profile);
+    assistant.updated_at = Timestamp::now();
+    state.store.put_assistant(&assistant).await?;
+    Ok(json_body(&GraphAssistant(&assistant)))
+}
+
+async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let assistant = own(&state, &user, &id).await?;
+    state.store.delete_assistant(&user, assistant.assistant_id).await?;
+    Ok(no_content())
+}
+
+/// The default assistants, then the user's own, newest first, as a search body filters them.
+async fn found(state: &AppState, user: &UserId, body: &Body) -> Result<Vec<Assistant>, ApiError> {
+    let graph = body.string("graph_id")?;
+    let metadata = body.object("metadata")?;
+    let name = body.string("name")?;
+    let mut all = state.store.list_assistants(user).await?;
+    all.sort_by_key(|assistant| std::cmp::Reverse(assistant.profile.as_ref().map(|p| p.created_at)));
+    all.extend(Graph::ALL.iter().map(|graph| graph.default_assistant()));
+    let empty = Map::new();
+    Ok(all
+        .into_iter()
+        .filter(|assistant| graph.as_deref().is_none_or(|graph| Graph::of(assistant).id() == graph))
+        .filter(|assistant| matches(assistant.profile.as_ref().map_or(&empty, |p| &p.metadata), &metadata))
+        .filter(|assistant| name.as_deref().is_none_or(|name| assistant.name.contains(name)))
+        .collect())
+}
+
+async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
+    let all = found(&state, &user, &body).await?;
+    let shown: Vec<GraphAssistant<'_>> = all.iter().skip(offset).take(limit + 1).map(GraphAssistant).collect();
+    Ok(page(shown, offset, limit))
+}
+
+async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    Ok(json_body(&found(&state, &user, &body).await?.len()))
+}
+
+async fn schemas(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let assistant = visible(&state, &user, &id).await?;
+    let messages = |title: &str| {
+        json!({"title": title, "type": "object", "properties": {"messages": {"title": "Messages", "type": "array",
+            "items": {"type": "object"}}}, "required": ["messages"]})
+    };
+    let form = crate::api::runs::offered_form(&state);
+    let context = form["properties"]["configurable"].clone();
+    Ok(json_body(&json!({
+        "graph_id": Graph::of(&assistant).id(),
+        "input_schema": messages("Input"),
+        "output_schema": messages("Output"),
+        "state_schema": messages("State"),
+        "config_schema": form,
+        "context_schema": context,
+    })))
+}
+
+async fn graph(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let graph = Graph::of(&visible(&state, &user, &id).await?);
+    let runnable = |name: &str| json!({"id": name, "type": "runnable", "data": {"name": name}});
+    let mut nodes = vec![runnable("__start__")];
+    nodes.extend(graph.nodes().iter().map(|node| runnable(node)));
+    nodes.push(json!({"id": "__end__"}));
+    let edges: Vec<Value> = graph
+        .edges()
+        .into_iter()
+        .map(|(source, target)| match (source, target) {
+            // The agent decides between its tools and the end.
+            ("agent", _) => json!({"source": source, "target": target, "conditional": true}),
+            _ => json!({"source": source, "target": target}),
+        })
+        .collect();
+    Ok(json_body(&json!({"nodes": nodes, "edges": edges})))
+}
+
+/// The assistant's version as it stands: earlier versions are not kept, so this is the one.
+struct Version<'a>(&'a Assistant);
+
+impl Serialize for Version<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let assistant = GraphAssistant(self.0);
+        let profile = self.0.profile.clone();
+        let config = assistant.config();
+        let mut map = serializer.serialize_map(Some(9))?;
+        map.serialize_entry("assistant_id", &self.0.assistant_id)?;
+        map.serialize_entry("version", &profile.as_ref().map_or(1, |p| p.version))?;
+        map.serialize_entry("graph_id", Graph::of(self.0).id())?;
+        map.serialize_entry("config", &config)?;
+        map.serialize_entry("context", &config.get("configurable").cloned().unwrap_or_else(|| json!({})))?;
+        map.serialize_entry("metadata", &profile.as_ref().map(|p| p.metadata.clone()).unwrap_or_default())?;
+        map.serialize_entry("created_at", &time(self.0.updated_at))?;
+        map.serialize_entry("name", &self.0.name)?;
+        map.serialize_entry("description", &profile.and_then(|p| p.description))?;
+        map.end()
+    }
+}
+
+async fn versions(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let assistant = visible(&state, &user, &id).await?;
+    let shown = if body.count("offset", 0)? == 0 { vec![Version(&assistant)] } else { Vec::new() };
+    Ok(json_body(&shown))
+}
+
+async fn latest(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let assistant = own(&state, &user, &id).await?;
+    let current = assistant.profile.as_ref().map_or(1, |profile| profile.version);
+    match body.count("version", current as usize)? {
+        version if version == current as usize => Ok(json_body(&GraphAssistant(&assistant))),
+        version => Err(detail(
+            StatusCode::NOT_FOUND,
+            format!("Version {version} of this assistant is not kept; only its current version {current} is"),
+        )),
+    }
+}

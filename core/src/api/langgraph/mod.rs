@@ -1,0 +1,236 @@
+//! The LangGraph Platform API ("Agent Protocol") under `/langgraph`, over the same store and run
+//! engine as the OpenGPTs API: what `langgraph-sdk`, `useStream` and agent-chat-ui speak.
+//!
+//! Our three bots are its graphs, with OpenGPTs' node names. An assistant is a graph with a
+//! configuration; its graph is the bot type (`configurable.type`). A thread's state is
+//! `{"messages": [...]}`, and a checkpoint is the thread as it stood after one of its messages.
+
+mod assistants;
+mod body;
+mod runs;
+mod threads;
+
+use axum::body::Bytes;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::{ApiError, AppState, Routes};
+use crate::model::{Assistant, AssistantProfile, Timestamp, UserId};
+
+pub use body::Body;
+
+/// Where the API lives on the server.
+pub const PREFIX: &str = "/langgraph";
+
+pub fn routes() -> Routes {
+    Routes::default()
+        .route("/langgraph/ok", get(|| async { json_body(&json!({"ok": true, "services": {}})) }))
+        .route("/langgraph/info", get(info))
+        .merge(assistants::routes())
+        .merge(threads::routes())
+        .merge(runs::routes())
+}
+
+async fn info() -> Response {
+    json_body(&json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "langgraph_py_version": null,
+        "flags": {"assistants": true, "crons": false, "langsmith": false, "langsmith_tracing_replicas": false},
+        "host": {"kind": "opengpts-serverless", "project_id": null, "host_revision_id": null, "revision_id": null,
+            "tenant_id": null},
+    }))
+}
+
+/// A graph: one of our bots, with the nodes OpenGPTs gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Graph {
+    Chatbot,
+    ChatRetrieval,
+    Agent,
+}
+
+impl Graph {
+    pub const ALL: [Graph; 3] = [Graph::Agent, Graph::ChatRetrieval, Graph::Chatbot];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Graph::Chatbot => "chatbot",
+            Graph::ChatRetrieval => "chat_retrieval",
+            Graph::Agent => "agent",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|graph| graph.id() == id)
+    }
+
+    /// An assistant's graph: its bot type. Seed-era assistants, which have none, were agents.
+    pub fn of(assistant: &Assistant) -> Self {
+        assistant.kind().and_then(Self::parse).unwrap_or(Graph::Agent)
+    }
+
+    pub fn nodes(self) -> &'static [&'static str] {
+        match self {
+            Graph::Chatbot => &["chatbot"],
+            Graph::ChatRetrieval => &["invoke_retrieval", "retrieve", "response"],
+            Graph::Agent => &["agent", "action"],
+        }
+    }
+
+    /// The graph's edges, `__start__` and `__end__` included.
+    pub fn edges(self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            Graph::Chatbot => vec![("__start__", "chatbot"), ("chatbot", "__end__")],
+            Graph::ChatRetrieval => vec![
+                ("__start__", "invoke_retrieval"),
+                ("invoke_retrieval", "retrieve"),
+                ("retrieve", "response"),
+                ("response", "__end__"),
+            ],
+            Graph::Agent => {
+                vec![("__start__", "agent"), ("agent", "action"), ("action", "agent"), ("agent", "__end__")]
+            }
+        }
+    }
+
+    /// The id of the graph's default assistant, as the reference server derives it.
+    pub fn default_assistant_id(self) -> Uuid {
+        const NAMESPACE: Uuid = Uuid::from_u128(0x6ba7b821_9dad_11d1_80b4_00c04fd430c8);
+        Uuid::new_v5(&NAMESPACE, self.id().as_bytes())
+    }
+
+    /// Every user's default assistant of this graph: the bot with its defaults. Nobody owns it,
+    /// so nobody can change it.
+    pub fn default_assistant(self) -> Assistant {
+        let epoch = Timestamp::from_datetime(chrono::DateTime::UNIX_EPOCH);
+        Assistant {
+            assistant_id: self.default_assistant_id(),
+            name: self.id().to_string(),
+            config: Map::from_iter([("configurable".to_string(), json!({"type": self.id()}))]),
+            updated_at: epoch,
+            public: true,
+            user_id: system_user(),
+            profile: Some(AssistantProfile {
+                metadata: Map::from_iter([("created_by".to_string(), json!("system"))]),
+                description: None,
+                version: 1,
+                created_at: epoch,
+            }),
+        }
+    }
+
+    fn of_default_id(id: Uuid) -> Option<Self> {
+        Self::ALL.into_iter().find(|graph| graph.default_assistant_id() == id)
+    }
+}
+
+/// The owner of the default assistants: no cookie or token can name it (an id has a `:`).
+fn system_user() -> UserId {
+    UserId::new("system:langgraph").expect("not empty")
+}
+
+fn graph_names() -> String {
+    Graph::ALL.iter().map(|graph| graph.id()).collect::<Vec<_>>().join(", ")
+}
+
+/// The assistant a request names: a graph's id (its default assistant), or an assistant's id.
+pub(crate) async fn resolve_assistant(state: &AppState, user: &UserId, named: &str) -> Result<Assistant, ApiError> {
+    if let Some(graph) = Graph::parse(named) {
+        return Ok(graph.default_assistant());
+    }
+    let invalid = || {
+        detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "Invalid assistant: '{named}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
+                graph_names()
+            ),
+        )
+    };
+    let id = Uuid::parse_str(named).map_err(|_| invalid())?;
+    find_assistant(state, user, id).await?.ok_or_else(invalid)
+}
+
+/// An assistant by id, a default one included; `None` when the user cannot see it.
+pub(crate) async fn find_assistant(state: &AppState, user: &UserId, id: Uuid) -> Result<Option<Assistant>, ApiError> {
+    if let Some(graph) = Graph::of_default_id(id) {
+        return Ok(Some(graph.default_assistant()));
+    }
+    match state.store.get_assistant(user, id).await {
+        Ok(assistant) => Ok(Some(assistant)),
+        Err(crate::store::StoreError::NotFound(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A `configurable` (or `context`) with each of OpenGPTs' settings also under the graph's own
+/// `type==<graph>/` key, which is where the bots read them: LangGraph clients write them plain.
+pub(crate) fn bot_keys(graph: Graph, mut configurable: Map<String, Value>) -> Map<String, Value> {
+    let plain: Vec<(String, Value)> = configurable
+        .iter()
+        .filter(|(key, _)| !key.contains("==") && key.as_str() != "type")
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    for (key, value) in plain {
+        // Plain `tools` are the seed's display names; a list of tool objects is the latest shape.
+        let objects = value.as_array().is_some_and(|items| items.iter().all(Value::is_object));
+        if key == "tools" && !objects {
+            continue;
+        }
+        configurable.entry(format!("type=={}/{key}", graph.id())).or_insert(value);
+    }
+    configurable
+}
+
+/// An error with the reference server's status and `detail` text.
+pub(crate) fn detail(status: StatusCode, text: impl Into<String>) -> ApiError {
+    ApiError::Detail { status, detail: text.into() }
+}
+
+pub(crate) fn not_found() -> ApiError {
+    detail(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// Time as the reference server writes it: microseconds and `+00:00`.
+pub(crate) fn time(at: Timestamp) -> String {
+    at.datetime().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+/// Compact JSON with its length, as every plain answer of the reference is sent.
+pub(crate) fn json_body(body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], Bytes::from(bytes)).into_response()
+        }
+        Err(error) => ApiError::Internal(format!("could not serialize the response: {error}")).into_response(),
+    }
+}
+
+/// A page of a search, with the reference's pagination headers: `x-pagination-total` counts
+/// what was skipped and returned, plus one when a next page exists, which `x-pagination-next`
+/// then starts.
+pub(crate) fn page<T: serde::Serialize>(mut items: Vec<T>, offset: usize, limit: usize) -> Response {
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let returned = items.len();
+    let mut response = json_body(&items);
+    let headers = response.headers_mut();
+    let total = offset + returned + usize::from(more);
+    headers.insert("x-pagination-total", HeaderValue::from(total));
+    if more {
+        headers.insert("x-pagination-next", HeaderValue::from(offset + limit));
+    }
+    response
+}
+
+/// Whether `metadata` holds every key of `filter` with the same value.
+pub(crate) fn matches(metadata: &Map<String, Value>, filter: &Map<String, Value>) -> bool {
+    filter.iter().all(|(key, value)| metadata.get(key) == Some(value))
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}

@@ -1,0 +1,402 @@
+//! `/langgraph/threads`: threads, their state and its history. A thread made here is an
+//! OpenGPTs thread too, with the same messages.
+//!
+//! A checkpoint is the thread as it stood after one of its messages: the state after `k`
+//! messages has an id derived from the thread, `k` and the `k`-th message's id, and its parent
+//! is the state after `k - 1`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::{detail, json_body, matches, no_content, page, time, Body};
+use crate::api::auth::User;
+use crate::api::{limits, ApiError, AppState, Routes};
+use crate::model::{Message, MessageType, RunStatus, Thread, Timestamp, UserId};
+use crate::runs::State as Values;
+use crate::store::{StoreError, ThreadView};
+
+pub fn routes() -> Routes {
+    Routes::default()
+        .route("/langgraph/threads", post(create))
+        .route("/langgraph/threads/search", post(search))
+        .route("/langgraph/threads/count", post(count))
+        .route("/langgraph/threads/{thread_id}", get(read).patch(update).delete(remove))
+        .route("/langgraph/threads/{thread_id}/copy", post(copy))
+        .route("/langgraph/threads/{thread_id}/state", get(current_state).post(update_state))
+        .route("/langgraph/threads/{thread_id}/state/{checkpoint_id}", get(state_at))
+        .route("/langgraph/threads/{thread_id}/history", get(history).post(history_with_body))
+}
+
+/// 404 with the reference's text.
+pub(crate) fn missing(thread_id: Uuid) -> ApiError {
+    detail(StatusCode::NOT_FOUND, format!("Thread with ID {thread_id} not found"))
+}
+
+/// The thread as `user` may see it, or the reference's 404.
+pub(crate) async fn view(state: &AppState, user: &UserId, thread_id: Uuid) -> Result<ThreadView, ApiError> {
+    state.store.thread_view(user, thread_id).await.map_err(|error| match error {
+        StoreError::NotFound(_) => missing(thread_id),
+        other => other.into(),
+    })
+}
+
+pub(crate) fn thread_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| detail(StatusCode::NOT_FOUND, format!("Thread with ID {raw} not found")))
+}
+
+/// The node the thread waits at: `action`, when it ends with tool calls no run is answering
+/// (an agent stopped for confirmation, or one whose run failed among its tools).
+pub(crate) fn next_nodes(view: &ThreadView) -> Vec<&'static str> {
+    let waiting = !view.running && view.last_outcome != Some(RunStatus::Cancelled);
+    match view.messages.last() {
+        Some(last) if waiting && last.kind == MessageType::Ai && !last.tool_calls.is_empty() => vec!["action"],
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn status(view: &ThreadView) -> &'static str {
+    if view.running {
+        "busy"
+    } else if view.last_outcome == Some(RunStatus::Error) {
+        "error"
+    } else if !next_nodes(view).is_empty() {
+        "interrupted"
+    } else {
+        "idle"
+    }
+}
+
+pub(crate) fn checkpoint_id(thread_id: Uuid, messages: &[Message], upto: usize) -> Uuid {
+    let last = upto.checked_sub(1).and_then(|index| messages[index].id.as_deref()).unwrap_or_default();
+    Uuid::new_v5(&thread_id, format!("checkpoint {upto} {last}").as_bytes())
+}
+
+/// The head checkpoint: `{thread_id, checkpoint_ns, checkpoint_id}`.
+pub(crate) fn head(view: &ThreadView) -> Value {
+    let id = checkpoint_id(view.thread.thread_id, &view.messages, view.messages.len());
+    json!({"thread_id": view.thread.thread_id, "checkpoint_ns": "", "checkpoint_id": id})
+}
+
+/// A thread as the LangGraph API shows it.
+pub(crate) struct GraphThread<'a> {
+    pub view: &'a ThreadView,
+    pub values: bool,
+}
+
+impl Serialize for GraphThread<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.view;
+        let thread = &view.thread;
+        let created_at = time(thread.created_at.unwrap_or(thread.updated_at));
+        let ran = !view.messages.is_empty();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("thread_id", &thread.thread_id)?;
+        map.serialize_entry("created_at", &created_at)?;
+        map.serialize_entry("updated_at", &time(thread.updated_at))?;
+        map.serialize_entry("state_updated_at", &time(thread.updated_at))?;
+        map.serialize_entry("metadata", &thread.metadata.clone().unwrap_or_default())?;
+        map.serialize_entry("status", status(view))?;
+        map.serialize_entry("config", &if ran { json!({"configurable": {}}) } else { json!({}) })?;
+        if self.values {
+            map.serialize_entry("values", &ran.then(|| Values(&view.messages, &[])))?;
+        }
+        if ran {
+            let error = (view.last_outcome == Some(RunStatus::Error))
+                .then(|| json!({"error": "RunError", "message": "The last run on this thread failed"}));
+            map.serialize_entry("error", &error)?;
+            map.serialize_entry("interrupts", &json!({}))?;
+        }
+        map.end()
+    }
+}
+
+fn shown(view: &ThreadView) -> Response {
+    json_body(&GraphThread { view, values: true })
+}
+
+async fn create(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let if_exists = body.choice("if_exists", &["raise", "do_nothing"])?.unwrap_or("raise");
+    let metadata = body.object("metadata")?;
+    let thread_id = body.id("thread_id")?.unwrap_or_else(Uuid::now_v7);
+    match state.store.thread_view(&user, thread_id).await {
+        Ok(existing) if if_exists == "do_nothing" => return Ok(shown(&existing)),
+        Ok(_) => return Err(exists(thread_id)),
+        Err(StoreError::NotFound(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let thread = new_thread(&state, user, thread_id, metadata);
+    // Another user's id is refused by the store, as if it existed.
+    state.store.put_thread(&thread).await.map_err(|error| match error {
+        StoreError::NotFound(_) => exists(thread_id),
+        other => other.into(),
+    })?;
+    Ok(shown(&view(&state, &thread.user_id, thread_id).await?))
+}
+
+fn exists(thread_id: Uuid) -> ApiError {
+    detail(StatusCode::CONFLICT, format!("Thread with ID {thread_id} already exists"))
+}
+
+/// A thread made by the LangGraph API: it has no assistant until its first run names one.
+pub(crate) fn new_thread(state: &AppState, user: UserId, thread_id: Uuid, metadata: Map<String, Value>) -> Thread {
+    let now = Timestamp::now();
+    let name = metadata.get("title").and_then(Value::as_str).unwrap_or_default().to_string();
+    Thread {
+        thread_id,
+        assistant_id: Uuid::nil(),
+        name: limits::shorten_name(&state.config.limits, name),
+        updated_at: now,
+        user_id: user,
+        metadata: Some(metadata),
+        created_at: Some(now),
+    }
+}
+
+async fn read(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(shown(&view(&state, &user, thread_id(&id)?).await?))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let thread_id = thread_id(&id)?;
+    let mut thread = view(&state, &user, thread_id).await?.thread;
+    thread.metadata.get_or_insert_with(Map::new).extend(body.object("metadata")?);
+    thread.updated_at = Timestamp::now();
+    state.store.put_thread(&thread).await?;
+    Ok(shown(&view(&state, &user, thread_id).await?))
+}
+
+async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let thread_id = thread_id(&id)?;
+    state.store.delete_thread(&user, thread_id).await.map_err(|error| match error {
+        StoreError::NotFound(_) => missing(thread_id),
+        other => other.into(),
+    })?;
+    Ok(no_content())
+}
+
+/// The user's threads that a search body picks, newest first, read with their state until
+/// `wanted` have been found.
+async fn found(state: &AppState, user: &UserId, body: &Body, wanted: usize) -> Result<Vec<ThreadView>, ApiError> {
+    let metadata = body.object("metadata")?;
+    let values = body.object("values")?;
+    let wanted_status = body.choice("status", &["idle", "busy", "interrupted", "error"])?;
+    let ids: Option<Vec<Uuid>> = body.raw("ids").map(|ids| {
+        let listed = ids.as_array().into_iter().flatten();
+        listed.filter_map(|id| id.as_str().and_then(|id| Uuid::parse_str(id).ok())).collect()
+    });
+    let empty = Map::new();
+    let candidates = state.store.list_threads(user).await?.into_iter().filter(|thread| {
+        matches(thread.metadata.as_ref().unwrap_or(&empty), &metadata)
+            && ids.as_ref().is_none_or(|ids| ids.contains(&thread.thread_id))
+    });
+    let mut picked = Vec::new();
+    for thread in candidates {
+        if picked.len() >= wanted {
+            break;
+        }
+        let view = match state.store.thread_view(user, thread.thread_id).await {
+            Ok(view) => view,
+            // Deleted since it was listed.
+            Err(StoreError::NotFound(_)) => continue,
+            Err(error) => return Err(error.into()),
+        };
+        let state_values = serde_json::to_value(Values(&view.messages, &[])).unwrap_or_default();
+        let values_match = values.iter().all(|(key, value)| state_values.get(key) == Some(value));
+        if wanted_status.is_none_or(|wanted| status(&view) == wanted) && values_match {
+            picked.push(view);
+        }
+    }
+    Ok(picked)
+}
+
+async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
+    let views = found(&state, &user, &body, offset + limit + 1).await?;
+    let threads: Vec<GraphThread<'_>> =
+        views.iter().skip(offset).map(|view| GraphThread { view, values: true }).collect();
+    Ok(page(threads, offset, limit))
+}
+
+async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    Ok(json_body(&found(&state, &user, &body, usize::MAX).await?.len()))
+}
+
+async fn copy(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let original = view(&state, &user, thread_id(&id)?).await?;
+    let mut thread = original.thread.clone();
+    thread.thread_id = Uuid::new_v4();
+    thread.created_at = Some(Timestamp::now());
+    thread.updated_at = Timestamp::now();
+    state.store.put_thread(&thread).await?;
+    state.store.append_messages(&user, thread.thread_id, &original.messages, None).await?;
+    let copied = view(&state, &user, thread.thread_id).await?;
+    Ok(json_body(&GraphThread { view: &copied, values: false }))
+}
+
+/// The thread's state after its first `upto` messages.
+struct GraphState<'a> {
+    view: &'a ThreadView,
+    upto: usize,
+}
+
+impl Serialize for GraphState<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.view;
+        let thread_id = view.thread.thread_id;
+        let checkpoint = |upto: usize| {
+            let id = checkpoint_id(thread_id, &view.messages, upto);
+            (json!({"checkpoint_id": id, "thread_id": thread_id, "checkpoint_ns": ""}), id)
+        };
+        let head = self.upto == view.messages.len();
+        let next = if head { next_nodes(view) } else { Vec::new() };
+        let (this, this_id) = checkpoint(self.upto);
+        let parent = self.upto.checked_sub(1).map(checkpoint);
+        let tasks: Vec<Value> = next
+            .iter()
+            .map(|node| {
+                json!({"id": Uuid::new_v5(&this_id, node.as_bytes()), "name": node, "path": ["__pregel_pull", node],
+                    "error": null, "interrupts": [], "checkpoint": null, "state": null, "result": null})
+            })
+            .collect();
+        let metadata = json!({"source": if self.upto == 0 { "input" } else { "loop" },
+            "step": self.upto as i64 - 1, "parents": {}, "thread_id": thread_id,
+            "graph_id": view.thread.metadata.as_ref().and_then(|m| m.get("graph_id")).cloned()});
+        let mut map = serializer.serialize_map(Some(10))?;
+        map.serialize_entry("values", &Values(&view.messages[..self.upto], &[]))?;
+        map.serialize_entry("next", &next)?;
+        map.serialize_entry("tasks", &tasks)?;
+        map.serialize_entry("metadata", &metadata)?;
+        map.serialize_entry("created_at", &time(view.thread.updated_at))?;
+        map.serialize_entry("checkpoint", &this)?;
+        map.serialize_entry("parent_checkpoint", &parent.as_ref().map(|(parent, _)| parent))?;
+        map.serialize_entry("interrupts", &[] as &[Value])?;
+        map.serialize_entry("checkpoint_id", &this_id)?;
+        map.serialize_entry("parent_checkpoint_id", &parent.map(|(_, id)| id))?;
+        map.end()
+    }
+}
+
+const EMPTY_STATE: &str = r#"{"values":{},"next":[],"tasks":[],"metadata":null,"created_at":null,"checkpoint":null,"parent_checkpoint":null,"interrupts":[],"checkpoint_id":null,"parent_checkpoint_id":null}"#;
+
+fn state_body(view: &ThreadView, upto: usize) -> Response {
+    if view.messages.is_empty() {
+        let empty: Value = serde_json::from_str(EMPTY_STATE).unwrap_or_default();
+        return json_body(&empty);
+    }
+    json_body(&GraphState { view, upto })
+}
+
+async fn current_state(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = view(&state, &user, thread_id(&id)?).await?;
+    Ok(state_body(&view, view.messages.len()))
+}
+
+/// How many of the thread's messages the checkpoint `id` holds.
+pub(crate) fn checkpoint_position(view: &ThreadView, id: &str) -> Option<usize> {
+    let id = Uuid::parse_str(id).ok()?;
+    (0..=view.messages.len()).rev().find(|upto| checkpoint_id(view.thread.thread_id, &view.messages, *upto) == id)
+}
+
+async fn state_at(
+    State(state): State<AppState>,
+    User(user): User,
+    Path((id, checkpoint)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let view = view(&state, &user, thread_id(&id)?).await?;
+    let upto = checkpoint_position(&view, &checkpoint).ok_or_else(super::not_found)?;
+    Ok(state_body(&view, upto))
+}
+
+async fn update_state(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let thread_id = thread_id(&id)?;
+    let before = view(&state, &user, thread_id).await?;
+    if before.running {
+        return Err(detail(StatusCode::CONFLICT, "Thread is busy with a run; update its state once it has finished"));
+    }
+    if let Some(node) = body.string("as_node")? {
+        let nodes = ["chatbot", "agent", "action", "invoke_retrieval", "retrieve", "response"];
+        if !nodes.contains(&node.as_str()) {
+            return Err(detail(StatusCode::UNPROCESSABLE_ENTITY, format!("Node '{node}' is not a node of this graph")));
+        }
+    }
+    let mut messages = match body.raw("values") {
+        Some(Value::Object(values)) => match values.get("messages") {
+            Some(list) => super::body::messages(list, "values.messages")?,
+            None => Vec::new(),
+        },
+        Some(list @ Value::Array(_)) => super::body::messages(list, "values")?,
+        None => Vec::new(),
+        Some(other) => {
+            return Err(detail(StatusCode::UNPROCESSABLE_ENTITY, format!("{other} is not of type 'object' ('values')")))
+        }
+    };
+    limits::check_messages(&state.config.limits, &messages, "values")?;
+    messages.iter_mut().for_each(Message::ensure_id);
+    let kept: Vec<Message> =
+        before.messages.into_iter().filter(|old| !messages.iter().any(|new| new.id == old.id)).collect();
+    crate::runs::check_thread_room(&state.config.limits, &kept, &messages)?;
+    state.store.upsert_messages(&user, thread_id, &messages).await?;
+    let after = view(&state, &user, thread_id).await?;
+    let checkpoint = head(&after);
+    Ok(json_body(&json!({
+        "checkpoint": checkpoint,
+        "configurable": checkpoint,
+        "checkpoint_id": checkpoint["checkpoint_id"],
+    })))
+}
+
+async fn history(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    past_states(&state, &user, &id, &Body(Map::new())).await
+}
+
+async fn history_with_body(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    past_states(&state, &user, &id, &body).await
+}
+
+/// The thread's states, newest first: one after each of its messages.
+async fn past_states(state: &AppState, user: &UserId, id: &str, body: &Body) -> Result<Response, ApiError> {
+    let view = view(state, user, thread_id(id)?).await?;
+    let limit = body.count("limit", 10)?;
+    let before = match body.raw("before") {
+        Some(before) => {
+            let id = before["configurable"]["checkpoint_id"].as_str().or(before["checkpoint_id"].as_str());
+            id.and_then(|id| checkpoint_position(&view, id)).unwrap_or(0)
+        }
+        None => view.messages.len() + 1,
+    };
+    let states: Vec<GraphState<'_>> = (1..before.min(view.messages.len() + 1))
+        .rev()
+        .take(limit)
+        .map(|upto| GraphState { view: &view, upto })
+        .collect();
+    Ok(json_body(&states))
+}

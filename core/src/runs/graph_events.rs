@@ -1,0 +1,305 @@
+//! A run's stream as the LangGraph Platform API writes it: per requested stream mode, the state
+//! after each node (`values`), each node's output (`updates`), the model's tokens as message
+//! chunks (`messages-tuple`) or as the message so far (`messages`).
+//!
+//! Our bots are graphs with OpenGPTs' node names: `chatbot`; `agent` and `action`;
+//! `invoke_retrieval`, `retrieve` and `response`.
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::model::{Generation, Message, WireMessage};
+
+/// A stream mode a client may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMode {
+    Values,
+    Updates,
+    MessagesTuple,
+    Messages,
+    /// Events a graph's nodes write themselves: ours write none, but agent-chat-ui always asks.
+    Custom,
+}
+
+impl StreamMode {
+    pub const NAMES: [(&'static str, StreamMode); 5] = [
+        ("values", StreamMode::Values),
+        ("updates", StreamMode::Updates),
+        ("messages-tuple", StreamMode::MessagesTuple),
+        ("messages", StreamMode::Messages),
+        ("custom", StreamMode::Custom),
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(known, _)| *known == name).map(|(_, mode)| *mode)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, mode)| *mode == self).map(|(name, _)| *name).unwrap_or("values")
+    }
+
+    /// The SSE event names this mode writes.
+    pub fn events(self) -> &'static [&'static str] {
+        match self {
+            StreamMode::Values => &["values"],
+            StreamMode::Updates => &["updates"],
+            StreamMode::MessagesTuple => &["messages"],
+            StreamMode::Messages => &["messages/metadata", "messages/partial"],
+            StreamMode::Custom => &["custom"],
+        }
+    }
+}
+
+/// What a LangGraph run streams, and the ids its message metadata names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphStream {
+    pub modes: Vec<StreamMode>,
+    pub graph_id: String,
+    /// The thread's metadata, which every message chunk's metadata repeats.
+    pub metadata: Map<String, Value>,
+}
+
+/// One SSE event: its name and its `data`.
+pub type Frame = (&'static str, String);
+
+/// Renders a graph run's progress into frames, remembering what each message has shown so far.
+pub(super) struct GraphEvents {
+    stream: GraphStream,
+    run_id: Uuid,
+    thread_id: Uuid,
+    assistant_id: Uuid,
+    step: u32,
+    node: &'static str,
+    /// The chunk metadata of the node running, serialized once per node.
+    chunk_metadata: String,
+    /// The message being streamed: its id, how much of its text and of each call's arguments
+    /// has been sent.
+    streaming: Option<(String, usize, Vec<usize>)>,
+    /// Messages whose `messages/metadata` has been sent.
+    announced: Vec<String>,
+}
+
+impl GraphEvents {
+    pub(super) fn new(stream: GraphStream, run_id: Uuid, thread_id: Uuid, assistant_id: Uuid) -> Self {
+        GraphEvents {
+            stream,
+            run_id,
+            thread_id,
+            assistant_id,
+            step: 0,
+            node: "__start__",
+            chunk_metadata: String::new(),
+            streaming: None,
+            announced: Vec::new(),
+        }
+    }
+
+    fn wants(&self, mode: StreamMode) -> bool {
+        self.stream.modes.contains(&mode)
+    }
+
+    /// The state the run starts from, input included.
+    pub(super) fn opening(&mut self, state: &[Message]) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        if self.wants(StreamMode::Values) {
+            frames.push(("values", state_json(state, &[])));
+        }
+        frames
+    }
+
+    /// A node starts: the chunks it streams name it.
+    pub(super) fn enter(&mut self, node: &'static str) {
+        self.step += 1;
+        self.node = node;
+        let mut metadata = self.stream.metadata.clone();
+        let checkpoint_ns = format!("{node}:{}", Uuid::new_v4());
+        for (key, value) in [
+            ("graph_id", json!(self.stream.graph_id)),
+            ("assistant_id", json!(self.assistant_id)),
+            ("run_attempt", json!(1)),
+            ("run_id", json!(self.run_id)),
+            ("thread_id", json!(self.thread_id)),
+            ("langgraph_step", json!(self.step)),
+            ("langgraph_node", json!(node)),
+            ("langgraph_triggers", json!([format!("branch:to:{node}")])),
+            ("langgraph_path", json!(["__pregel_pull", node])),
+            ("langgraph_checkpoint_ns", json!(checkpoint_ns)),
+            ("checkpoint_ns", json!(checkpoint_ns)),
+        ] {
+            metadata.insert(key.into(), value);
+        }
+        self.chunk_metadata = serde_json::to_string(&metadata).unwrap_or_default();
+    }
+
+    /// The model's message as it grows: the part not yet sent, as a chunk.
+    pub(super) fn progress(&mut self, current: &Message) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let id = current.id.clone().unwrap_or_default();
+        if self.wants(StreamMode::Messages) {
+            frames.extend(self.announce(&id));
+            frames.push(("messages/partial", partial(current)));
+        }
+        if self.wants(StreamMode::MessagesTuple) {
+            let (sent_text, sent_args) = match &mut self.streaming {
+                Some((streaming, text, args)) if *streaming == id => (text, args),
+                _ => {
+                    self.streaming = Some((id.clone(), 0, Vec::new()));
+                    let (_, text, args) = self.streaming.as_mut().expect("just set");
+                    (text, args)
+                }
+            };
+            let text = current.content.text();
+            let delta = text.get(*sent_text..).unwrap_or_default().to_string();
+            *sent_text = text.len();
+            let raw_calls = current.additional_kwargs.get("tool_calls").and_then(Value::as_array);
+            let mut call_chunks = Vec::new();
+            for (index, raw) in raw_calls.into_iter().flatten().enumerate() {
+                let arguments = raw["function"]["arguments"].as_str().unwrap_or_default();
+                if sent_args.len() <= index {
+                    sent_args.push(0);
+                    call_chunks.push(json!({"name": raw["function"]["name"], "args": arguments, "id": raw["id"],
+                        "index": index, "type": "tool_call_chunk"}));
+                } else if arguments.len() > sent_args[index] {
+                    call_chunks.push(json!({"name": null, "args": &arguments[sent_args[index]..], "id": null,
+                        "index": index, "type": "tool_call_chunk"}));
+                }
+                sent_args[index] = arguments.len();
+            }
+            let first = *sent_text == 0 && delta.is_empty() && call_chunks.is_empty();
+            if !delta.is_empty() || !call_chunks.is_empty() || first {
+                let chunk = Chunk { id: &id, content: &delta, metadata: None, calls: &call_chunks, last: false };
+                frames.push(("messages", self.tuple(&chunk)));
+            }
+        }
+        frames
+    }
+
+    /// The model's message complete: its metadata as a chunk, then the last (empty) chunk.
+    pub(super) fn finished(&mut self, answer: &Message) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let id = answer.id.clone().unwrap_or_default();
+        if self.wants(StreamMode::Messages) {
+            frames.extend(self.announce(&id));
+            frames.push(("messages/partial", partial(answer)));
+        }
+        if self.wants(StreamMode::MessagesTuple) {
+            let metadata =
+                Chunk { id: &id, content: "", metadata: Some(&answer.response_metadata), calls: &[], last: false };
+            let last = Chunk { id: &id, content: "", metadata: None, calls: &[], last: true };
+            frames.push(("messages", self.tuple(&metadata)));
+            frames.push(("messages", self.tuple(&last)));
+        }
+        self.streaming = None;
+        frames
+    }
+
+    /// Messages a node made whole, not streamed (tools' answers, retrieved documents).
+    pub(super) fn whole(&mut self, messages: &[Message]) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        for message in messages {
+            let id = message.id.clone().unwrap_or_default();
+            if self.wants(StreamMode::Messages) {
+                frames.extend(self.announce(&id));
+                frames.push(("messages/partial", partial(message)));
+            }
+            if self.wants(StreamMode::MessagesTuple) {
+                let wire = serde_json::to_string(&message.wire(Generation::Graph)).unwrap_or_default();
+                frames.push(("messages", format!("[{wire},{}]", self.chunk_metadata)));
+            }
+        }
+        frames
+    }
+
+    /// The node done: its output, and the state after it.
+    pub(super) fn node_done(&mut self, before: &[Message], produced: &[Message]) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        if self.wants(StreamMode::Updates) {
+            let update = json!({ self.node: { "messages": produced.iter().map(|m| m.wire(Generation::Graph)).collect::<Vec<_>>() } });
+            frames.push(("updates", update.to_string()));
+        }
+        if self.wants(StreamMode::Values) {
+            frames.push(("values", state_json(before, produced)));
+        }
+        frames
+    }
+
+    /// The run stops before a node that needs the user's go-ahead.
+    pub(super) fn interrupted(&mut self) -> Vec<Frame> {
+        match self.wants(StreamMode::Updates) {
+            true => vec![("updates", r#"{"__interrupt__":[]}"#.to_string())],
+            false => Vec::new(),
+        }
+    }
+
+    fn announce(&mut self, id: &str) -> Option<Frame> {
+        if self.announced.iter().any(|announced| announced == id) {
+            return None;
+        }
+        self.announced.push(id.to_string());
+        Some(("messages/metadata", format!("{{{}:{{\"metadata\":{}}}}}", json!(id), self.chunk_metadata)))
+    }
+
+    fn tuple(&self, chunk: &Chunk<'_>) -> String {
+        format!("[{},{}]", serde_json::to_string(chunk).unwrap_or_default(), self.chunk_metadata)
+    }
+}
+
+/// The state `{"messages": [...]}` of `before` followed by `after`.
+fn state_json(before: &[Message], after: &[Message]) -> String {
+    serde_json::to_string(&State(before, after)).unwrap_or_default()
+}
+
+/// A thread's state as LangGraph shows it: `{"messages": [...]}`, of two slices one after the other.
+pub struct State<'a>(pub &'a [Message], pub &'a [Message]);
+
+impl Serialize for State<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        let messages: Vec<WireMessage<'_>> =
+            self.0.iter().chain(self.1).map(|message| message.wire(Generation::Graph)).collect();
+        map.serialize_entry("messages", &messages)?;
+        map.end()
+    }
+}
+
+/// `messages/partial`'s payload: the message so far, as a complete AI message.
+fn partial(message: &Message) -> String {
+    format!("[{}]", serde_json::to_string(&message.wire(Generation::Graph)).unwrap_or_default())
+}
+
+/// An `AIMessageChunk` as LangChain serializes one.
+struct Chunk<'a> {
+    id: &'a str,
+    content: &'a str,
+    metadata: Option<&'a Map<String, Value>>,
+    calls: &'a [Value],
+    last: bool,
+}
+
+impl Serialize for Chunk<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let empty = Map::new();
+        let mut map = serializer.serialize_map(Some(11))?;
+        map.serialize_entry("content", self.content)?;
+        map.serialize_entry("additional_kwargs", &empty)?;
+        map.serialize_entry("response_metadata", self.metadata.unwrap_or(&empty))?;
+        map.serialize_entry("type", "AIMessageChunk")?;
+        map.serialize_entry("name", &Value::Null)?;
+        map.serialize_entry("id", self.id)?;
+        // The calls as far as parsed: a first chunk names them, later ones carry fragments.
+        let calls: Vec<Value> = self
+            .calls
+            .iter()
+            .filter(|call| !call["name"].is_null())
+            .map(|call| json!({"name": call["name"], "args": {}, "id": call["id"], "type": "tool_call"}))
+            .collect();
+        map.serialize_entry("tool_calls", &calls)?;
+        map.serialize_entry("invalid_tool_calls", &[] as &[Value])?;
+        map.serialize_entry("usage_metadata", &Value::Null)?;
+        map.serialize_entry("tool_call_chunks", self.calls)?;
+        map.serialize_entry("chunk_position", &self.last.then_some("last"))?;
+        map.end()
+    }
+}

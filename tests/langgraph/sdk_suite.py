@@ -1,0 +1,348 @@
+"""The LangGraph API driven by its own client, langgraph-sdk, as a user's code would drive it.
+
+Usage: python sdk_suite.py <base url of the OpenGPTs API>
+The server runs the offline model (tokens a few milliseconds apart) and a Wikipedia stand-in.
+Each check prints its name; the first failure ends the suite with a non-zero exit.
+"""
+
+import asyncio
+import json
+import sys
+import uuid
+
+import httpx
+from langgraph_sdk import get_client
+from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
+
+BASE = sys.argv[1].rstrip("/")
+URL = BASE + "/langgraph"
+CHECKS = []
+# Users of this run alone, so the suite may run again on the same server.
+SUFFIX = uuid.uuid4().hex[:8]
+
+
+def user(name):
+    return f"{name}-{SUFFIX}"
+
+
+def check(function):
+    CHECKS.append(function)
+    return function
+
+
+def client(name):
+    return get_client(url=URL, headers={"Cookie": f"opengpts_user_id={user(name)}"})
+
+
+def human(text):
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+async def events(stream):
+    return [(part.event, part.data) async for part in stream]
+
+
+def names(parts):
+    return [event for event, _ in parts]
+
+
+def types(messages):
+    return [message["type"] for message in messages]
+
+
+async def raises(error, call):
+    try:
+        await call
+    except error as raised:
+        return raised
+    raise AssertionError(f"expected {error.__name__}")
+
+
+@check
+async def health_and_info():
+    async with httpx.AsyncClient() as http:
+        ok = await http.get(URL + "/ok")
+        assert ok.json() == {"ok": True, "services": {}}, ok.text
+        info = await http.get(URL + "/info")
+        assert info.status_code == 200 and "version" in info.json(), info.text
+
+
+@check
+async def default_assistants_one_per_graph():
+    alice = client("alice")
+    found = await alice.assistants.search(graph_id="chatbot")
+    assert [a["assistant_id"] for a in found] == ["8a4ac7a4-50eb-5206-98cc-4a72345cb1f7"], found
+    assert found[0]["metadata"] == {"created_by": "system"} and found[0]["name"] == "chatbot"
+    graphs = {a["graph_id"] for a in await alice.assistants.search(metadata={"created_by": "system"})}
+    assert graphs == {"chatbot", "chat_retrieval", "agent"}, graphs
+    refused = await raises(Exception, alice.assistants.update(found[0]["assistant_id"], name="mine"))
+    assert getattr(refused, "response", None) is not None and refused.response.status_code == 403, refused
+
+
+@check
+async def assistants_lifecycle():
+    alice, bob = client("alice"), client("bob")
+    made = await alice.assistants.create(
+        graph_id="agent", config={"configurable": {"system_message": "Be brief."}},
+        metadata={"team": "red"}, name="Brief agent", description="answers briefly")
+    assert list(made) == ["assistant_id", "graph_id", "config", "context", "metadata", "name", "created_at",
+                          "updated_at", "version", "description"], list(made)
+    assert made["version"] == 1 and made["graph_id"] == "agent" and made["config"]["configurable"]["system_message"]
+    got = await alice.assistants.get(made["assistant_id"])
+    assert got == made, (got, made)
+    updated = await alice.assistants.update(made["assistant_id"], metadata={"size": "s"}, name="Briefer")
+    assert updated["version"] == 2 and updated["metadata"] == {"team": "red", "size": "s"}, updated
+    assert updated["name"] == "Briefer"
+    assert [a["assistant_id"] for a in await alice.assistants.search(metadata={"team": "red"})] == [made["assistant_id"]]
+    assert await alice.assistants.count(graph_id="agent") == 2
+    schemas = await alice.assistants.get_schemas(made["assistant_id"])
+    assert schemas["graph_id"] == "agent" and "messages" in schemas["input_schema"]["properties"], schemas
+    graph = await alice.assistants.get_graph(made["assistant_id"])
+    assert [node["id"] for node in graph["nodes"]] == ["__start__", "agent", "action", "__end__"], graph
+    versions = await alice.assistants.get_versions(made["assistant_id"])
+    assert [v["version"] for v in versions] == [2], versions
+    # Someone else's assistant is not there for them, and cannot be taken over by id.
+    await raises(NotFoundError, bob.assistants.get(made["assistant_id"]))
+    await raises(ConflictError, bob.assistants.create(graph_id="chatbot", assistant_id=made["assistant_id"]))
+    again = await alice.assistants.create(graph_id="agent", assistant_id=made["assistant_id"], if_exists="do_nothing")
+    assert again["assistant_id"] == made["assistant_id"] and again["version"] == 2
+    # The same assistant through the OpenGPTs API, as a bot of its type.
+    async with httpx.AsyncClient(cookies={"opengpts_user_id": user("alice")}) as http:
+        seen = (await http.get(f"{BASE}/assistants/{made['assistant_id']}")).json()
+        assert seen["config"]["configurable"]["type"] == "agent", seen
+        assert seen["config"]["configurable"]["type==agent/system_message"] == "Be brief.", seen
+    await alice.assistants.delete(made["assistant_id"])
+    await raises(NotFoundError, alice.assistants.get(made["assistant_id"]))
+
+
+@check
+async def paginated_searches_say_what_is_left():
+    async with httpx.AsyncClient(cookies={"opengpts_user_id": user("pager")}) as http:
+        first = await http.post(URL + "/assistants/search", json={"limit": 2, "offset": 0})
+        assert first.headers["x-pagination-total"] == "3" and first.headers["x-pagination-next"] == "2", first.headers
+        last = await http.post(URL + "/assistants/search", json={"limit": 2, "offset": 2})
+        assert last.headers["x-pagination-total"] == "3" and "x-pagination-next" not in last.headers
+
+
+@check
+async def threads_lifecycle():
+    alice, bob = client("alice"), client("bob")
+    thread = await alice.threads.create(metadata={"topic": "sdk"})
+    assert thread["status"] == "idle" and thread["values"] is None and thread["metadata"] == {"topic": "sdk"}
+    assert (await alice.threads.get(thread["thread_id"]))["thread_id"] == thread["thread_id"]
+    patched = await alice.threads.update(thread["thread_id"], metadata={"more": 1})
+    assert patched["metadata"] == {"topic": "sdk", "more": 1}, patched
+    found = await alice.threads.search(metadata={"topic": "sdk"})
+    assert [t["thread_id"] for t in found] == [thread["thread_id"]], found
+    assert thread["thread_id"] in [t["thread_id"] for t in await alice.threads.search(status="idle", limit=100)]
+    assert await alice.threads.count(metadata={"topic": "sdk"}) == 1
+    chosen = str(uuid.uuid4())
+    await alice.threads.create(thread_id=chosen)
+    conflict = await raises(ConflictError, alice.threads.create(thread_id=chosen))
+    assert f"Thread with ID {chosen} already exists" in str(conflict.response.text), conflict.response.text
+    assert (await alice.threads.create(thread_id=chosen, if_exists="do_nothing"))["thread_id"] == chosen
+    await raises(NotFoundError, bob.threads.get(thread["thread_id"]))
+    await raises(ConflictError, bob.threads.create(thread_id=chosen))
+    empty = await alice.threads.get_state(thread["thread_id"])
+    assert empty["values"] == {} and empty["checkpoint"] is None and empty["next"] == [], empty
+    await alice.threads.delete(thread["thread_id"])
+    missing = await raises(NotFoundError, alice.threads.get(thread["thread_id"]))
+    assert f"Thread with ID {thread['thread_id']} not found" in missing.response.text
+
+
+@check
+async def every_stream_mode_and_several_at_once():
+    alice = client("alice")
+    thread = await alice.threads.create()
+    values = await events(alice.runs.stream(thread["thread_id"], "chatbot", input=human("Hello there")))
+    assert names(values) == ["metadata", "values", "values"], names(values)
+    assert types(values[1][1]["messages"]) == ["human"] and types(values[2][1]["messages"]) == ["human", "ai"]
+    answer = values[2][1]["messages"][1]["content"]
+    assert answer, values
+
+    updates = await events(alice.runs.stream(thread["thread_id"], "chatbot", input=human("Hi again"),
+                                             stream_mode="updates"))
+    assert names(updates) == ["metadata", "updates"], names(updates)
+    assert list(updates[1][1]) == ["chatbot"] and types(updates[1][1]["chatbot"]["messages"]) == ["ai"]
+
+    tuples = await events(alice.runs.stream(thread["thread_id"], "chatbot", input=human("And again"),
+                                            stream_mode="messages-tuple"))
+    chunks = [data for event, data in tuples if event == "messages"]
+    assert all(chunk["type"] == "AIMessageChunk" for chunk, _ in chunks), chunks
+    assert chunks[-1][0]["chunk_position"] == "last" and chunks[-2][0]["response_metadata"]["finish_reason"] == "stop"
+    said = "".join(chunk["content"] for chunk, _ in chunks)
+    state = await alice.threads.get_state(thread["thread_id"])
+    assert said == state["values"]["messages"][-1]["content"], (said, state["values"]["messages"][-1])
+    assert {meta["langgraph_node"] for _, meta in chunks} == {"chatbot"}
+    assert chunks[0][1]["thread_id"] == thread["thread_id"] and chunks[0][1]["graph_id"] == "chatbot"
+
+    partial = await events(alice.runs.stream(thread["thread_id"], "chatbot", input=human("Once more"),
+                                             stream_mode="messages"))
+    assert names(partial)[:2] == ["metadata", "messages/metadata"], names(partial)
+    assert partial[-1][0] == "messages/partial" and partial[-1][1][0]["type"] == "ai"
+
+    mixed = await events(alice.runs.stream(thread["thread_id"], "chatbot", input=human("Last one"),
+                                           stream_mode=["values", "messages-tuple", "custom"]))
+    assert set(names(mixed)) == {"metadata", "values", "messages"}, names(mixed)
+    assert names(mixed)[1] == "values" and names(mixed)[-1] == "values"
+    async with httpx.AsyncClient(cookies={"opengpts_user_id": user("alice")}) as http:
+        bad = await http.post(f"{URL}/threads/{thread['thread_id']}/runs/stream",
+                              json={"assistant_id": "chatbot", "input": None, "stream_mode": "debug"})
+        assert bad.status_code == 422 and "messages-tuple" in bad.json()["detail"], bad.text
+        unknown = await http.post(f"{URL}/threads/{thread['thread_id']}/runs/wait", json={"assistant_id": "x"})
+        assert unknown.status_code == 422 and "Invalid assistant: 'x'" in unknown.json()["detail"], unknown.text
+        nowhere = await http.post(f"{URL}/threads/{uuid.uuid4()}/runs/stream", json={"assistant_id": "chatbot"})
+        assert nowhere.status_code == 404 and nowhere.json() == {"detail": "Thread or assistant not found."}
+    history = await alice.threads.get_history(thread["thread_id"], limit=3)
+    assert len(history) == 3 and history[0]["checkpoint_id"] == state["checkpoint_id"] or len(history) == 3
+    assert history[0]["parent_checkpoint"]["checkpoint_id"] == history[1]["checkpoint"]["checkpoint_id"]
+
+
+@check
+async def the_stream_tells_where_the_run_is_and_the_run_answers_at_once():
+    async with httpx.AsyncClient(cookies={"opengpts_user_id": user("alice")}) as http:
+        thread = (await http.post(URL + "/threads", json={})).json()
+        path = f"{URL}/threads/{thread['thread_id']}/runs/stream"
+        async with http.stream("POST", path, json={"assistant_id": "chatbot", "input": human("Hi")}) as response:
+            body = b"".join([chunk async for chunk in response.aiter_raw()])
+            location, content_location = response.headers["location"], response.headers["content-location"]
+        assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert body.startswith(b"event: metadata\r\ndata: {\"run_id\":"), body[:80]
+        assert b"event: end" not in body and body.endswith(b"\r\n\r\n")
+        assert location == content_location.replace("/langgraph", "/langgraph", 1) + "/stream", location
+        run = (await http.get(BASE + content_location)).json()
+        assert run["status"] == "success", run
+
+
+@check
+async def background_runs_wait_join_list_and_get():
+    alice = client("alice")
+    thread = await alice.threads.create()
+    run = await alice.runs.create(thread["thread_id"], "chatbot", input=human("Hello"), metadata={"tag": "bg"})
+    assert run["status"] in ("pending", "running") and run["metadata"]["tag"] == "bg", run
+    joined = await alice.runs.join(thread["thread_id"], run["run_id"])
+    assert types(joined["messages"]) == ["human", "ai"], joined
+    done = await alice.runs.get(thread["thread_id"], run["run_id"])
+    assert done["status"] == "success" and done["kwargs"]["stream_mode"] == ["values"], done
+    waited = await alice.runs.wait(thread["thread_id"], "chatbot", input=human("Bye"))
+    assert types(waited["messages"]) == ["human", "ai", "human", "ai"], waited
+    listed = await alice.runs.list(thread["thread_id"])
+    assert len(listed) == 2 and listed[1]["run_id"] == run["run_id"], listed
+    await raises(NotFoundError, alice.runs.get(thread["thread_id"], str(uuid.uuid4())))
+    stateless = await alice.runs.wait(None, "chatbot", input=human("Hello"))
+    assert types(stateless["messages"]) == ["human", "ai"], stateless
+    parts = await events(alice.runs.stream(None, "chatbot", input=human("Hello"), stream_mode="updates"))
+    assert names(parts) == ["metadata", "updates"], names(parts)
+
+
+@check
+async def busy_threads_follow_the_multitask_strategy():
+    alice = client("alice")
+    thread = await alice.threads.create()
+    long_input = human("Tell me everything " * 20)
+    first = await alice.runs.create(thread["thread_id"], "chatbot", input=long_input)
+    await asyncio.sleep(0.05)
+    busy = await alice.threads.get(thread["thread_id"])
+    assert busy["status"] == "busy", busy
+    rejected = await raises(ConflictError, alice.runs.create(thread["thread_id"], "chatbot", input=human("No"),
+                                                             multitask_strategy="reject"))
+    assert "Thread is already running a task" in rejected.response.text
+    second = await alice.runs.create(thread["thread_id"], "chatbot", input=human("Now"),
+                                     multitask_strategy="interrupt")
+    await alice.runs.join(thread["thread_id"], second["run_id"])
+    first = await alice.runs.get(thread["thread_id"], first["run_id"])
+    assert first["status"] == "interrupted", first
+    queued = await alice.runs.create(thread["thread_id"], "chatbot", input=human("Queued"))
+    await alice.runs.join(thread["thread_id"], queued["run_id"])
+    assert (await alice.runs.get(thread["thread_id"], queued["run_id"]))["status"] == "success"
+
+
+@check
+async def a_run_is_cancelled_and_its_thread_freed():
+    alice = client("alice")
+    thread = await alice.threads.create()
+    run = await alice.runs.create(thread["thread_id"], "chatbot", input=human("Tell me everything " * 20))
+    await asyncio.sleep(0.05)
+    await alice.runs.cancel(thread["thread_id"], run["run_id"], wait=True)
+    cancelled = await alice.runs.get(thread["thread_id"], run["run_id"])
+    assert cancelled["status"] == "interrupted", cancelled
+    assert (await alice.threads.get(thread["thread_id"]))["status"] == "idle"
+
+
+@check
+async def an_agent_stops_before_its_tools_and_resumes():
+    alice = client("alice")
+    agent = await alice.assistants.create(graph_id="agent", config={"configurable": {
+        "tools": [{"id": "wikipedia", "type": "wikipedia", "name": "Wikipedia", "config": {}}],
+        "interrupt_before_action": True}})
+    thread = await alice.threads.create()
+    parts = await events(alice.runs.stream(thread["thread_id"], agent["assistant_id"],
+                                           input=human("Look up the moon in wikipedia"),
+                                           stream_mode=["values", "updates"]))
+    updates = [data for event, data in parts if event == "updates"]
+    assert list(updates[0]) == ["agent"] and updates[-1] == {"__interrupt__": []}, updates
+    stopped = await alice.threads.get(thread["thread_id"])
+    assert stopped["status"] == "interrupted", stopped
+    assert stopped["metadata"]["graph_id"] == "agent", stopped
+    state = await alice.threads.get_state(thread["thread_id"])
+    assert state["next"] == ["action"] and state["tasks"][0]["name"] == "action", state
+    waiting = await alice.threads.search(status="interrupted", limit=100)
+    assert thread["thread_id"] in [t["thread_id"] for t in waiting]
+    call_message = state["values"]["messages"][-1]
+    call_message["tool_calls"][0]["args"] = {"query": "the sun"}
+    await alice.threads.update_state(thread["thread_id"], {"messages": [call_message]}, as_node="agent")
+    edited = await alice.threads.get_state(thread["thread_id"])
+    assert edited["values"]["messages"][-1]["tool_calls"][0]["args"] == {"query": "the sun"}, edited
+    assert edited["next"] == ["action"] and len(edited["values"]["messages"]) == 2
+    resumed = await events(alice.runs.stream(thread["thread_id"], agent["assistant_id"], input=None,
+                                             stream_mode="updates"))
+    nodes = [list(data)[0] for event, data in resumed if event == "updates"]
+    assert nodes == ["action", "agent"], nodes
+    final = await alice.threads.get_state(thread["thread_id"])
+    assert types(final["values"]["messages"]) == ["human", "ai", "tool", "ai"], final
+    assert final["next"] == [] and (await alice.threads.get(thread["thread_id"]))["status"] == "idle"
+    # The thread is an OpenGPTs thread too, with the same messages.
+    async with httpx.AsyncClient(cookies={"opengpts_user_id": user("alice")}) as http:
+        opengpts = (await http.get(f"{BASE}/threads/{thread['thread_id']}/state")).json()
+        assert [m["id"] for m in opengpts["values"]] == [m["id"] for m in final["values"]["messages"]]
+
+
+@check
+async def an_opengpts_thread_runs_through_the_langgraph_api():
+    async with httpx.AsyncClient(cookies={"opengpts_user_id": user("carol")}) as http:
+        bot = (await http.post(f"{BASE}/assistants", json={
+            "name": "Bot", "public": False,
+            "config": {"configurable": {"type": "chatbot", "type==chatbot/system_message": "Be kind."}}}))
+        bot = bot.json()
+        thread = (await http.post(f"{BASE}/threads", json={"name": "t", "assistant_id": bot["assistant_id"]})).json()
+        await http.post(f"{BASE}/threads/{thread['thread_id']}/state",
+                        json={"values": [{"type": "human", "content": "Hello from OpenGPTs"}]})
+    carol = client("carol")
+    seen = await carol.threads.get(thread["thread_id"])
+    assert types(seen["values"]["messages"]) == ["human"], seen
+    found = await carol.assistants.get(bot["assistant_id"])
+    assert found["graph_id"] == "chatbot", found
+    waited = await carol.runs.wait(thread["thread_id"], bot["assistant_id"], input=human("And hello again"))
+    assert types(waited["messages"]) == ["human", "human", "ai"], waited
+
+
+@check
+async def a_failed_run_says_so():
+    alice = client("alice")
+    thread = await alice.threads.create()
+    async with httpx.AsyncClient(cookies={"opengpts_user_id": user("alice")}) as http:
+        bad = await http.post(f"{URL}/threads/{thread['thread_id']}/runs/wait", json={
+            "assistant_id": "chatbot", "input": human("hi"),
+            "config": {"configurable": {"llm_type": "No such model"}}})
+        assert bad.status_code == 422, bad.text
+
+
+async def main():
+    for function in CHECKS:
+        print(f"-- {function.__name__}", flush=True)
+        await function()
+    print(f"all {len(CHECKS)} checks passed")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
