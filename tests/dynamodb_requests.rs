@@ -131,3 +131,35 @@ async fn requests_per_endpoint() {
     println!("\nDynamoDB requests per agent step (a tool round, or a model call after one): {per_step}");
     assert_eq!(per_step, 1, "each step is one transaction at the revision the run knows");
 }
+
+/// A LangGraph run streamed with `stream_resumable` keeps its events for clients that join it
+/// later, writing them in batches: at most one write per 250 ms of streaming, and one more at
+/// its end.
+#[tokio::test]
+async fn a_resumable_stream_writes_at_most_one_batch_per_250_ms() {
+    let store = DynamoStore::connect(integration_tests::dynamodb_settings(None)).await.unwrap();
+    let counter = store.requests();
+    let config = test_config(|name| (name == "OFFLINE_TOKEN_DELAY_MS").then(|| "20".into()));
+    let app = spawn_app_with(config, Arc::new(store)).await;
+    let user = "resumable";
+    let (_, thread) = app.post("/langgraph/threads", user, json!({})).await;
+    let path = format!("/langgraph/threads/{}/runs/stream", thread["thread_id"].as_str().unwrap());
+    let mut measured = Vec::new();
+    for resumable in [false, true] {
+        let body = json!({"assistant_id": "chatbot", "stream_resumable": resumable,
+            "stream_mode": ["values", "messages-tuple"],
+            "input": {"messages": [{"role": "user", "content": "Tell me about the weather in Paris today"}]}});
+        let before = counter.get();
+        let started = Instant::now();
+        let response = app.request(Method::POST, &path, Some(user)).json(&body).send().await.unwrap();
+        let text = response.text().await.unwrap();
+        measured.push((counter.get() - before, started.elapsed(), text.matches("\r\nid: ").count()));
+    }
+    let [(plain, _, plain_ids), (kept, took, ids)] = [measured[0], measured[1]];
+    assert_eq!(plain_ids, 0);
+    assert!(ids > 20, "every event has an id: {ids}");
+    let writes = kept - plain;
+    let allowed = (took.as_millis() / 250) as u64 + 1;
+    println!("resumable stream: {ids} events in {took:?}, {writes} extra DynamoDB writes (at most {allowed})");
+    assert!(writes >= 1 && writes <= allowed, "{writes} writes in {took:?}");
+}

@@ -215,6 +215,42 @@ async def the_stream_tells_where_the_run_is_and_the_run_answers_at_once():
 
 
 @check
+async def a_resumable_stream_is_joined_and_replayed_from_any_event():
+    alice = client("alice")
+    thread = await alice.threads.create()
+    live = [part async for part in alice.runs.stream(
+        thread["thread_id"], "chatbot", input=human("Hello"), stream_mode=["values", "messages-tuple"],
+        stream_resumable=True)]
+    assert live[0].event == "metadata" and all(part.id for part in live), live[:2]
+    ids = [part.id for part in live]
+    assert len(set(ids)) == len(ids), ids
+    run_id = live[0].data["run_id"]
+    replayed = [part async for part in alice.runs.join_stream(thread["thread_id"], run_id, last_event_id="0")]
+    assert replayed == live, (replayed[:3], live[:3])
+    after = [part async for part in alice.runs.join_stream(thread["thread_id"], run_id, last_event_id=ids[2])]
+    assert after == live[3:], (after[:2], live[3:5])
+    values = [part async for part in alice.runs.join_stream(
+        thread["thread_id"], run_id, last_event_id="0", stream_mode="values")]
+    assert [part.event for part in values] == ["values", "values"], values
+    assert [part async for part in alice.runs.join_stream(thread["thread_id"], run_id)] == []
+    # A background run joined while it goes: its events from then on, to its end.
+    run = await alice.runs.create(thread["thread_id"], "chatbot", input=human("Tell me everything " * 20),
+                                  stream_mode=["values", "messages-tuple"], stream_resumable=True)
+    await asyncio.sleep(0.1)
+    joined = [part async for part in alice.runs.join_stream(thread["thread_id"], run["run_id"])]
+    assert joined and joined[-1].event == "values", joined[-2:]
+    assert "metadata" not in [part.event for part in joined]
+    whole = [part async for part in alice.runs.join_stream(thread["thread_id"], run["run_id"], last_event_id="0")]
+    assert whole[0].event == "metadata" and whole[-len(joined):] == joined
+    final = await alice.threads.get_state(thread["thread_id"])
+    assert whole[-1].data == final["values"], (whole[-1].data, final["values"])
+    # Not resumable: nothing was kept, and a join of it ends with it.
+    plain = await alice.runs.create(thread["thread_id"], "chatbot", input=human("Hello"))
+    assert [part async for part in alice.runs.join_stream(thread["thread_id"], plain["run_id"], last_event_id="0")] == []
+    assert (await alice.runs.get(thread["thread_id"], plain["run_id"]))["status"] == "success"
+
+
+@check
 async def background_runs_wait_join_list_and_get():
     alice = client("alice")
     thread = await alice.threads.create()

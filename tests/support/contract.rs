@@ -8,7 +8,9 @@ use opengpts::model::{
     Assistant, AssistantProfile, DocumentChunk, EmbedderId, FeedbackInput, Message, MessageType, Run, RunProfile,
     RunStatus, Thread, Timestamp, UserId,
 };
-use opengpts::store::{stored_bytes, DocumentQuota, Entity, Revision, RunStart, Store, StoreError};
+use opengpts::store::{
+    stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Store, StoreError,
+};
 use serde_json::{json, Map};
 use uuid::Uuid;
 
@@ -525,6 +527,40 @@ pub async fn a_threads_runs_are_listed_newest_first_to_its_owner_alone(store: Sh
     assert!(store.list_runs(&user("ann"), thread.thread_id).await.is_err());
 }
 
+pub async fn a_runs_stream_events_are_kept_in_batches_until_they_expire(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let started = run("ann", &thread);
+    store.start_run(RunStart::new(&started, Duration::from_secs(60))).await.unwrap();
+    let event = |n: usize, data: String| KeptEvent { id: format!("1700000000000-{n}"), event: "values".into(), data };
+    let later = Timestamp::now().plus(Duration::from_secs(3600));
+    let (none, next) = store.run_events(&started, 0).await.unwrap();
+    assert_eq!((none.len(), next), (0, 0));
+    let first = vec![event(0, "{}".into()), event(1, "[1]".into())];
+    store.add_run_events(&started, &EventBatch { number: 0, events: first.clone(), expires_at: later }).await.unwrap();
+    // A batch larger than a DynamoDB item.
+    let large = vec![event(2, format!("\"{}\"", "é".repeat(300_000)))];
+    store.add_run_events(&started, &EventBatch { number: 1, events: large.clone(), expires_at: later }).await.unwrap();
+    let expired = Timestamp::from_datetime(chrono::DateTime::from_timestamp(1, 0).unwrap());
+    store
+        .add_run_events(&started, &EventBatch { number: 2, events: vec![event(3, "{}".into())], expires_at: expired })
+        .await
+        .unwrap();
+    store
+        .add_run_events(&started, &EventBatch { number: 3, events: vec![event(4, "{}".into())], expires_at: later })
+        .await
+        .unwrap();
+    let (all, next) = store.run_events(&started, 0).await.unwrap();
+    assert_eq!(next, 4);
+    let ids: Vec<&str> = all.iter().map(|kept| kept.id.as_str()).collect();
+    assert_eq!(ids, ["1700000000000-0", "1700000000000-1", "1700000000000-2", "1700000000000-4"]);
+    assert_eq!(all[2], large[0]);
+    let (rest, next) = store.run_events(&started, 3).await.unwrap();
+    assert_eq!((rest.len(), next), (1, 4));
+    store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
+    let (gone, _) = store.run_events(&started, 0).await.unwrap();
+    assert!(gone.is_empty(), "{gone:?}");
+}
+
 pub async fn lists_span_many_pages(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let assistants: Vec<Assistant> = (10..70).map(|i| assistant("ann", i % 2 == 0, i)).collect();
@@ -657,6 +693,7 @@ macro_rules! store_contract {
             an_expired_lease_can_be_taken_and_its_old_holder_knows,
             runs_are_owned_and_updated,
             a_threads_runs_are_listed_newest_first_to_its_owner_alone,
+            a_runs_stream_events_are_kept_in_batches_until_they_expire,
             a_user_has_at_most_the_allowed_runs_going,
             the_view_tells_whether_a_run_answers_and_how_the_last_ended,
             feedback_is_kept_per_run_in_order_and_goes_with_the_thread,

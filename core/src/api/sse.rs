@@ -16,6 +16,11 @@ pub(crate) fn frame(event: &str, data: &str) -> Bytes {
     Bytes::from(format!("event: {event}\r\ndata: {data}\r\n\r\n"))
 }
 
+/// An event with an `id` line after its data, as the LangGraph API sends kept events.
+pub(crate) fn frame_with_id(event: &str, data: &str, id: &str) -> Bytes {
+    Bytes::from(format!("event: {event}\r\ndata: {data}\r\nid: {id}\r\n\r\n"))
+}
+
 fn ping() -> Bytes {
     Bytes::from(format!(": ping - {}\r\n\r\n", chrono::Utc::now().naive_utc()))
 }
@@ -35,7 +40,7 @@ pub fn response(
         idle: ping,
         event: |event| match event {
             RunEvent::Data(data) => frame("data", &data),
-            RunEvent::Frame { event, data } => frame(event, &data),
+            RunEvent::Frame { event, data, .. } => frame(event, &data),
             RunEvent::Error { status_code, message } => {
                 frame("error", &serde_json::json!({ "status_code": status_code, "message": message }).to_string())
             }

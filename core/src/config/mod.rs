@@ -76,6 +76,8 @@ pub struct Config {
     pub cors_allow_origins: Vec<String>,
     /// How long a run holds its thread before another run may take it, should it stop renewing.
     pub run_lease: Duration,
+    /// How long a resumable run's stream events are kept for clients that join it later.
+    pub run_events_ttl: Duration,
     /// How many runs one user may have going at once, across every process; `None`: no limit.
     pub max_runs_per_user: Option<u32>,
     /// The most tokens one answer may have: a cap on what a run costs.
@@ -283,6 +285,7 @@ impl Config {
                 max_streams_per_user: env.parse("MAX_STREAMS_PER_USER", 10)?,
             },
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
+            run_events_ttl: Duration::from_secs(env.parse("RUN_EVENTS_TTL_SECONDS", 3600)?),
             run_queue_wait: Duration::from_secs(env.parse("RUN_QUEUE_WAIT_SECONDS", 25)?),
             max_output_tokens: env.parse("MAX_OUTPUT_TOKENS", 4096)?,
             max_runs_per_user: Some(env.parse("MAX_RUNS_PER_USER", 0)?).filter(|limit| *limit > 0),

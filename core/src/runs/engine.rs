@@ -15,6 +15,7 @@ use super::dispatch::BackgroundDispatch;
 use super::execution::{EventSink, Guard, Progress};
 use super::failure::{panic_message, Failure};
 use super::graph_events::GraphStream;
+use super::recorder::Recorder;
 use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
 use crate::config::Config;
 use crate::documents::Library;
@@ -69,10 +70,11 @@ fn default_recursion_limit() -> u32 {
 pub enum RunEvent {
     /// A `data` payload, already rendered for the client's generation.
     Data(String),
-    /// A LangGraph API event: its name and its payload.
+    /// A LangGraph API event: its name, its payload, and its id when the stream is kept.
     Frame {
         event: &'static str,
         data: String,
+        id: Option<String>,
     },
     Error {
         status_code: u16,
@@ -286,7 +288,11 @@ impl RunEngine {
         let started = std::time::Instant::now();
         async {
             let token = self.token(job.run.run_id);
-            let mut sink = EventSink::new(listener, &job);
+            let recorder =
+                job.graph.as_ref().filter(|graph| graph.resumable).map(|_| {
+                    Recorder::new(self.inner.store.clone(), job.run.clone(), self.inner.config.run_events_ttl)
+                });
+            let mut sink = EventSink::new(listener, &job, recorder);
             let snapshot = job.snapshot.take();
             let mut progress = Progress::default();
             // A bug that panics ends this run as failed, its thread freed, not the process.
@@ -298,6 +304,7 @@ impl RunEngine {
                 sink.send(RunEvent::Error { status_code: failure.status_code(), message: failure.message(&job.run) })
                     .await;
             }
+            sink.keep_all().await;
             let answered = outcome.is_ok();
             let run = self.finish(job.run, outcome, progress).await;
             if answered && run.status == RunStatus::Error {

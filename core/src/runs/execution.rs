@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{Listener, RunEvent, RunJob};
 use super::graph_events::{Frame, GraphEvents};
+use super::recorder::Recorder;
 use super::{render, OnDisconnect};
 use crate::model::{Generation, Message, Run};
 use crate::store::Revision;
@@ -38,10 +39,12 @@ pub(super) struct EventSink {
     generation: Generation,
     /// Set for a run of the LangGraph API, which streams per node and per stream mode.
     graph: Option<GraphEvents>,
+    /// Set when the stream is kept for clients that join it later.
+    recorder: Option<Recorder>,
 }
 
 impl EventSink {
-    pub(super) fn new(listener: Option<Listener>, job: &RunJob) -> Self {
+    pub(super) fn new(listener: Option<Listener>, job: &RunJob, recorder: Option<Recorder>) -> Self {
         let graph = job
             .graph
             .clone()
@@ -50,7 +53,7 @@ impl EventSink {
             Some(Listener { events, on_disconnect }) => (Some(events), on_disconnect == OnDisconnect::Cancel),
             None => (None, false),
         };
-        EventSink { sender, cancel_on_disconnect, generation: job.generation, graph }
+        EventSink { sender, cancel_on_disconnect, generation: job.generation, graph, recorder }
     }
 
     pub(super) async fn send(&mut self, event: RunEvent) {
@@ -61,13 +64,26 @@ impl EventSink {
         }
     }
 
-    fn listening(&self) -> bool {
-        self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
+    /// Whether what the run does is worth rendering: a client listens, or the stream is kept.
+    fn rendered(&self) -> bool {
+        self.recorder.is_some() || self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
     }
 
     async fn frames(&mut self, frames: Vec<Frame>) {
         for (event, data) in frames {
-            self.send(RunEvent::Frame { event, data }).await;
+            let id = match &mut self.recorder {
+                Some(recorder) => Some(recorder.keep(event, &data).await),
+                None => None,
+            };
+            self.send(RunEvent::Frame { event, data, id }).await;
+        }
+    }
+
+    /// Writes the kept events still pending: before the run's end is recorded, so a client that
+    /// sees the end finds them all.
+    pub(super) async fn keep_all(&mut self) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.write().await;
         }
     }
 
@@ -108,7 +124,7 @@ impl EventSink {
 
     /// The model's message as it grows.
     pub(super) async fn progress(&mut self, history: &[Message], current: &Message) {
-        if !self.listening() {
+        if !self.rendered() {
             return;
         }
         match &mut self.graph {

@@ -59,6 +59,9 @@ pub struct GraphStream {
     pub graph_id: String,
     /// The thread's metadata, which every message chunk's metadata repeats.
     pub metadata: Map<String, Value>,
+    /// The events are kept, for clients that join the stream later.
+    #[serde(default)]
+    pub resumable: bool,
 }
 
 /// One SSE event: its name and its `data`.
@@ -100,9 +103,9 @@ impl GraphEvents {
         self.stream.modes.contains(&mode)
     }
 
-    /// The state the run starts from, input included.
+    /// The run's id, then the state it starts from, input included.
     pub(super) fn opening(&mut self, state: &[Message]) -> Vec<Frame> {
-        let mut frames = Vec::new();
+        let mut frames = vec![("metadata", json!({"run_id": self.run_id, "attempt": 1}).to_string())];
         if self.wants(StreamMode::Values) {
             frames.push(("values", state_json(state, &[])));
         }

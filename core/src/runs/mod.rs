@@ -17,12 +17,14 @@ mod execution;
 mod failure;
 mod flows;
 mod graph_events;
+mod recorder;
 mod render;
 mod request;
 
 pub use dispatch::{BackgroundDispatch, DispatchError, InProcessDispatch, LambdaDispatch};
 pub use engine::{Execution, Listener, PendingRun, RunEngine, RunEvent, RunJob};
 pub use graph_events::{GraphStream, State, StreamMode};
+pub use recorder::{event_position, BATCH_EVERY};
 pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
 
 use crate::llm::ModelConfigError;

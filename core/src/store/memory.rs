@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    stored_bytes, DocumentQuota, Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView,
+    stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Started, Store, StoreError,
+    StoreResult, ThreadView,
 };
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
@@ -26,6 +27,8 @@ struct Inner {
     runs: HashMap<Uuid, Run>,
     /// Per run, oldest first.
     feedback: HashMap<Uuid, Vec<Feedback>>,
+    /// Per run, its batches of stream events by number, with their expiry.
+    events: HashMap<Uuid, std::collections::BTreeMap<u64, (Vec<KeptEvent>, Timestamp)>>,
     documents: HashMap<Uuid, DocumentIndex>,
     /// What each user's files hold, by [`stored_bytes`].
     stored_bytes: HashMap<UserId, u64>,
@@ -171,11 +174,12 @@ impl Store for MemoryStore {
         inner.own_thread(user, thread_id)?;
         inner.threads.remove(&thread_id);
         inner.drop_documents(user, thread_id);
-        let Inner { runs, feedback, .. } = &mut *inner;
+        let Inner { runs, feedback, events, .. } = &mut *inner;
         runs.retain(|run_id, run| {
             let keep = run.thread_id != thread_id;
             if !keep {
                 feedback.remove(run_id);
+                events.remove(run_id);
             }
             keep
         });
@@ -269,6 +273,33 @@ impl Store for MemoryStore {
         let mut runs: Vec<Run> = inner.runs.values().filter(|run| run.thread_id == thread_id).cloned().collect();
         runs.sort_by_key(|run| std::cmp::Reverse((run.created_at, run.run_id)));
         Ok(runs)
+    }
+
+    async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if !inner.threads.contains_key(&run.thread_id) {
+            // Its thread was deleted: nothing of the run is kept.
+            return Ok(());
+        }
+        inner.events.entry(run.run_id).or_default().insert(batch.number, (batch.events.clone(), batch.expires_at));
+        Ok(())
+    }
+
+    async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
+        let inner = self.lock();
+        let now = Timestamp::now();
+        let mut next = from;
+        let mut events = Vec::new();
+        for (batch, (kept, expires_at)) in inner.events.get(&run.run_id).into_iter().flat_map(|b| b.range(from..)) {
+            if *batch != next {
+                break;
+            }
+            next += 1;
+            if *expires_at > now {
+                events.extend_from_slice(kept);
+            }
+        }
+        Ok((events, next))
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::model::{
-    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, UserId,
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,24 @@ pub struct DocumentQuota {
 /// vectors (as DynamoDB keeps them, quantised).
 pub fn stored_bytes(chunks: &[DocumentChunk]) -> u64 {
     chunks.iter().map(|chunk| (chunk.text.len() + chunk.vector.len()) as u64).sum()
+}
+
+/// One event of a run's stream, kept so that a client can join the stream later, from any
+/// process (the LangGraph API's resumable streams).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptEvent {
+    /// The SSE `id`, which a client names in `Last-Event-ID`.
+    pub id: String,
+    pub event: String,
+    pub data: String,
+}
+
+/// Events of a run's stream written at once: the run's `number`th batch, kept until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    pub number: u64,
+    pub events: Vec<KeptEvent>,
+    pub expires_at: Timestamp,
 }
 
 /// A thread as its state shows it.
@@ -185,6 +203,13 @@ pub trait Store: Send + Sync + 'static {
     /// record kept; the lease is not its to give. A thread deleted meanwhile took the run with
     /// it: nothing is kept, and that is no error. `seen` is as for `append_messages`.
     async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()>;
+
+    /// Keeps a batch of the run's stream events; a run writes its batches one after the other,
+    /// numbered 0, 1, 2 ... Events go with their run's thread.
+    async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()>;
+    /// The run's events from batch `from` on, whole batches only, and the number of the batch
+    /// after them (where the next read starts). Expired batches are gone.
+    async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)>;
 
     /// Keeps feedback on `run` (whose owner the caller has checked). It goes with the run's thread.
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;

@@ -18,12 +18,12 @@ use uuid::Uuid;
 use super::threads::{self, new_thread, view};
 use super::{detail, json_body, not_found, resolve_assistant, time, Body, Graph};
 use crate::api::auth::User;
-use crate::api::sse::{frame, stream_body, Framing};
+use crate::api::sse::{frame, frame_with_id, stream_body, Framing};
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Assistant, Message, Run, RunProfile, RunStatus, Timestamp, UserId};
 use crate::runs::{
-    Execution, GraphStream, MultitaskStrategy, OnDisconnect, PendingRun, RunError, RunEvent, RunInput, RunRequest,
-    State as Values, StreamMode,
+    event_position, Execution, GraphStream, MultitaskStrategy, OnDisconnect, PendingRun, RunError, RunEvent, RunInput,
+    RunRequest, State as Values, StreamMode, BATCH_EVERY,
 };
 use crate::store::{StoreError, ThreadView};
 
@@ -43,6 +43,7 @@ pub fn routes() -> Routes {
 
 /// How long a stream may be silent before a heartbeat comment.
 const HEARTBEAT: Duration = Duration::from_secs(5);
+const STREAM_BUFFER: usize = 256;
 
 fn unprocessable(text: impl Into<String>) -> ApiError {
     detail(StatusCode::UNPROCESSABLE_ENTITY, text)
@@ -60,6 +61,7 @@ struct GraphRunBody {
     on_disconnect: OnDisconnect,
     metadata: Map<String, Value>,
     checkpoint: Option<String>,
+    resumable: bool,
     create_thread: bool,
     keep_thread: bool,
     kwargs: Value,
@@ -168,6 +170,7 @@ impl GraphRunBody {
             on_disconnect,
             metadata,
             checkpoint,
+            resumable: body.boolean("stream_resumable")?,
             create_thread,
             keep_thread,
             kwargs,
@@ -238,7 +241,12 @@ async fn prepare(
     stamp(state, &mut view, &request.assistant).await?;
     let graph = Graph::of(&request.assistant);
     let metadata = view.thread.metadata.clone().unwrap_or_default();
-    let stream = GraphStream { modes: request.modes.clone(), graph_id: graph.id().to_string(), metadata };
+    let stream = GraphStream {
+        modes: request.modes.clone(),
+        graph_id: graph.id().to_string(),
+        metadata,
+        resumable: request.resumable,
+    };
     let mut run_metadata = request.metadata.clone();
     run_metadata.insert("graph_id".into(), json!(graph.id()));
     run_metadata.insert("assistant_id".into(), json!(request.assistant.assistant_id));
@@ -306,26 +314,18 @@ fn paths(run: &Run, stateless: bool) -> (String, String) {
     (format!("{base}/stream"), base)
 }
 
-/// The SSE response of a graph run: `metadata` first, each event one write, heartbeats in
-/// silences, an `error` event on failure, and no `end` event.
-fn graph_stream(
-    run: &Run,
-    stateless: bool,
-    events: mpsc::Receiver<RunEvent>,
-    slot: limits::StreamSlot,
-    first: bool,
-) -> Response {
+/// The SSE response of a graph run: each event one write (with its id when the stream is
+/// kept), heartbeats in silences, an `error` event on failure, and no `end` event. The run's
+/// `metadata` event comes from the run itself, so a joined stream replays it too.
+fn graph_stream(run: &Run, stateless: bool, events: mpsc::Receiver<RunEvent>, slot: limits::StreamSlot) -> Response {
     let (location, content_location) = paths(run, stateless);
-    let opening = match first {
-        true => frame("metadata", &json!({"run_id": run.run_id, "attempt": 1}).to_string()),
-        false => Bytes::new(),
-    };
     let framing = Framing {
-        first: opening,
+        first: Bytes::new(),
         ping: HEARTBEAT,
         idle: || Bytes::from_static(b": heartbeat\r\n\r\n"),
         event: |event| match event {
-            RunEvent::Frame { event, data } => frame(event, &data),
+            RunEvent::Frame { event, data, id: Some(id) } => frame_with_id(event, &data, &id),
+            RunEvent::Frame { event, data, id: None } => frame(event, &data),
             RunEvent::Data(data) => frame("values", &data),
             RunEvent::Error { message, .. } => {
                 frame("error", &json!({"error": "RunError", "message": message}).to_string())
@@ -371,7 +371,7 @@ async fn start_stream(
     let Prepared { pending, ephemeral } = prepare(&state, &user, thread_id, &body, Execution::Streamed).await?;
     let run = pending.job.run.clone();
     let receiver = crate::api::runs::start_streamed(&state, pending, busy, ephemeral).await?;
-    Ok(graph_stream(&run, thread_id.is_none(), receiver, slot, true))
+    Ok(graph_stream(&run, thread_id.is_none(), receiver, slot))
 }
 
 /// Runs to its end apart from the request (a client that leaves does not stop it), then
@@ -541,25 +541,79 @@ async fn join(
     final_values(&state, &user, &run).await
 }
 
-/// Joining a run's stream: the run's events are not kept, so a client that joins is answered
-/// once the run has ended, with no events, as the reference answers for a finished run.
+#[derive(serde::Deserialize)]
+struct JoinParams {
+    stream_mode: Option<String>,
+}
+
+/// Joins a run's stream, from any process: a resumable run's events are kept in the store.
+/// With `Last-Event-ID` the events after it are replayed (`0`: all of them), then the run's
+/// live events follow; without, only the events from now on. `stream_mode` keeps the events
+/// of one mode. A run that is not resumable has nothing kept: its join ends when it does.
 async fn join_stream(
     State(state): State<AppState>,
     User(user): User,
     Path((thread_id, run_id)): Path<(String, String)>,
+    Query(params): Query<JoinParams>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let run = run_on(&state, &user, &thread_id, &run_id).await?;
+    let wanted: Option<&'static [&'static str]> = match params.stream_mode.as_deref().filter(|mode| !mode.is_empty()) {
+        Some(mode) => Some(
+            StreamMode::parse(mode)
+                .map(StreamMode::events)
+                .ok_or_else(|| unprocessable(format!("'{mode}' is not a supported stream_mode")))?,
+        ),
+        None => None,
+    };
+    let after = headers.get("last-event-id").and_then(|value| value.to_str().ok()).map(event_position);
+    let resumable = run.profile.as_ref().is_some_and(|profile| profile.kwargs["resumable"] == true);
     let slot = state.streams.take(&user)?;
-    let (sender, receiver) = mpsc::channel(1);
+    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let watched = run.clone();
-    tokio::spawn(
-        async move {
-            let _ = ended(&state, &user, watched).await;
-            drop(sender);
+    let tail = async move {
+        let mut batch = 0;
+        let mut skip_through = after;
+        if after.is_none() && resumable {
+            // Live events only: those kept already are skipped, and those made before now and
+            // not yet written are known by their time.
+            if let Ok((_, next)) = state.store.run_events(&watched, 0).await {
+                batch = next;
+            }
+            skip_through = Some((Timestamp::now().datetime().timestamp_millis() - 1, u64::MAX));
         }
-        .in_current_span(),
-    );
-    Ok(graph_stream(&run, false, receiver, slot, false))
+        loop {
+            let ended = state.runs.get(&user, watched.run_id).await.map_or(true, |run| run.status.is_finished());
+            if resumable {
+                let Ok((events, next)) = state.store.run_events(&watched, batch).await else { return };
+                batch = next;
+                for kept in events {
+                    let name = graph_event_name(&kept.event);
+                    let later = skip_through.is_none_or(|through| event_position(&kept.id) > through);
+                    let shown = wanted.is_none_or(|wanted| wanted.contains(&name));
+                    if later && shown {
+                        let event = RunEvent::Frame { event: name, data: kept.data, id: Some(kept.id) };
+                        if sender.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if ended {
+                return;
+            }
+            tokio::time::sleep(BATCH_EVERY).await;
+        }
+    };
+    tokio::spawn(tail.in_current_span());
+    Ok(graph_stream(&run, false, receiver, slot))
+}
+
+/// A kept event's name as one of the stream's own (they are few, and known).
+fn graph_event_name(name: &str) -> &'static str {
+    const NAMES: [&str; 8] =
+        ["metadata", "values", "updates", "messages", "messages/metadata", "messages/partial", "custom", "error"];
+    NAMES.into_iter().find(|known| *known == name).unwrap_or("custom")
 }
 
 #[derive(serde::Deserialize)]

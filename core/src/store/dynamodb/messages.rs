@@ -26,7 +26,7 @@ const TRANSACTION_ITEMS: usize = 100;
 const TRANSACTION_BYTES: usize = 3_500_000;
 
 /// Splits text into parts of at most `PART_BYTES`, never inside a character.
-fn split_parts(text: &str) -> Vec<&str> {
+pub(super) fn split_parts(text: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut rest = text;
     while rest.len() > PART_BYTES {

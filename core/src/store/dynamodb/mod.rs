@@ -9,6 +9,7 @@
 //! | message (part) | `THREAD#<id>` | `M#<seq, 12 digits>#<part, 3 digits>` | – | – |
 //! | run | `RUN#<run_id>` | `R` | – | – |
 //! | run pointer | `THREAD#<id>` | `R#<run_id>` | – | – |
+//! | a run's kept stream events (a batch, or a part of one) | `RUN#<run_id>` | `E#<batch, 10 digits>#<part, 3 digits>` | – | – |
 //! | feedback | `THREAD#<id>` | `F#<run_id>#<created_at>#<feedback_id>` | – | – |
 //! | a user's running runs (with `MAX_RUNS_PER_USER`) | `USER#<user>` | `RUNS` | – | – |
 //!
@@ -35,6 +36,9 @@
 //!   `active` string set, on condition that it holds fewer than the limit. Runs give back their
 //!   thread, not their place: when the set looks full, places whose runs no longer hold their
 //!   thread are dropped (a GetItem per place) and the start is tried once more.
+//! - a run's kept stream events: one PutItem per batch (a run writes at most one batch per
+//!   250 ms); a join reads them with one Query of the run's partition from the batch it has
+//!   reached. They carry `expires_at`, the table's TTL attribute, and go with their thread.
 //! - a run's feedback: one Query of its thread's partition for `sk` beginning with `F#<run_id>#`;
 //!   it goes when the thread goes.
 //! - creates and replaces are conditional on the owner: a PUT cannot take over another user's id.
@@ -43,6 +47,7 @@
 
 mod documents;
 mod errors;
+mod events;
 mod messages;
 mod requests;
 mod runs;
@@ -60,7 +65,10 @@ use uuid::Uuid;
 pub use requests::RequestCounter;
 pub use table::{TableDefinition, TABLE};
 
-use super::{DocumentQuota, Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView};
+use super::{
+    DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Started, Store, StoreError, StoreResult,
+    ThreadView,
+};
 use crate::config::DynamoSettings;
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, UserId,
@@ -310,7 +318,11 @@ impl Store for DynamoStore {
         for item in &items {
             let sk = text(item, "sk")?;
             if let Some(run_id) = sk.strip_prefix("R#") {
-                keys.push(key(format!("RUN#{run_id}"), "R"));
+                // The run's record and its kept events.
+                let run = self.query_all(None, "pk = :pk", vec![(":pk", s(format!("RUN#{run_id}")))], false).await?;
+                for item in &run {
+                    keys.push(key(format!("RUN#{run_id}"), text(item, "sk")?));
+                }
             }
             keys.push(key(thread_pk(thread_id), sk));
         }
@@ -360,6 +372,14 @@ impl Store for DynamoStore {
 
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
         self.thread_runs(user, thread_id).await
+    }
+
+    async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
+        self.put_events(run, batch).await
+    }
+
+    async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
+        self.read_events(run, from).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {

@@ -21,7 +21,8 @@ mod messages;
 mod runs;
 
 use super::{
-    stored_bytes, DocumentQuota, Entity, Revision, RunStart, Started, Store, StoreError, StoreResult, ThreadView,
+    stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Started, Store, StoreError,
+    StoreResult, ThreadView,
 };
 use crate::model::{
     Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
@@ -72,6 +73,16 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_by_run ON feedback (run_id, seq);
 CREATE INDEX IF NOT EXISTS feedback_by_thread ON feedback (thread_id);
+CREATE TABLE IF NOT EXISTS run_events (
+    run_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    PRIMARY KEY (run_id, batch)
+);
+CREATE INDEX IF NOT EXISTS run_events_by_thread ON run_events (thread_id);
+CREATE INDEX IF NOT EXISTS run_events_by_expiry ON run_events (expires_ms);
 CREATE TABLE IF NOT EXISTS document_indexes (
     namespace TEXT PRIMARY KEY,
     embedder TEXT NOT NULL,
@@ -329,6 +340,7 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM messages WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM runs WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM feedback WHERE thread_id = ?1", params![id])?;
+            tx.execute("DELETE FROM run_events WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM threads WHERE thread_id = ?1", params![id])?;
             delete_documents(tx, thread_id)
         })
@@ -367,6 +379,14 @@ impl Store for SqliteStore {
 
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
         self.thread_runs(user, thread_id).await
+    }
+
+    async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
+        self.keep_events(run, batch).await
+    }
+
+    async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
+        self.kept_events(run, from).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
