@@ -140,3 +140,11 @@ async fn large_files_are_read_by_the_ingest_worker_function() {
     assert_eq!(outcome["status"], "done", "{outcome}");
     assert!(outcome["ids"].as_array().unwrap().len() >= 2, "{outcome}");
 }
+
+/// The LangGraph API (`tests/langgraph/sdk_suite.py`) through the Lambda functions under `cargo lambda watch` (which `make test`
+/// starts): each route served by the function `template.yaml` gives it, background runs handed
+/// to the run worker, joins and cancels reaching runs in other processes through the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_langgraph_python_sdk_drives_the_lambda_functions() {
+    integration_tests::run_langgraph_suite(emulator().base).await;
+}

@@ -15,15 +15,5 @@ async fn the_python_sdk_drives_assistants_threads_runs_and_interrupts() {
         _ => None,
     });
     let app = spawn_app_with(config, test_store().await).await;
-    let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/langgraph/sdk_suite.py");
-    let base = app.base.clone();
-    let output =
-        tokio::task::spawn_blocking(move || std::process::Command::new("python").arg(suite).arg(base).output())
-            .await
-            .unwrap()
-            .expect("python on PATH: run `make test`, which puts the test tools' virtualenv there");
-    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(!printed.contains("No module named 'langgraph_sdk'"), "langgraph-sdk is missing: run `make test`");
-    assert!(output.status.success(), "{printed}");
-    assert!(printed.contains("checks passed"), "{printed}");
+    integration_tests::run_langgraph_suite(app.base.clone()).await;
 }

@@ -20,6 +20,21 @@ fn repository_file(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|error| panic!("{full}: {error}"))
 }
 
+/// Every (path, method) served: those the OpenAPI description documents, and the LangGraph
+/// API's (which the reference server's captures document, `tests/langgraph/` exercises).
+async fn every_operation() -> Vec<(String, String)> {
+    let mut operations = documented();
+    let langgraph = api::langgraph::routes();
+    for path in langgraph.paths() {
+        for method in METHODS {
+            if serves(&langgraph, method, &concrete(path)).await {
+                operations.push((path.to_string(), method.to_string()));
+            }
+        }
+    }
+    operations
+}
+
 /// Every (path, method) the OpenAPI description documents, in upper-case method names.
 fn documented() -> Vec<(String, String)> {
     let spec: Value = serde_json::from_str(&repository_file("core/src/api/openapi.json")).expect("JSON");
@@ -150,7 +165,8 @@ fn routed_to(table: &[(String, Vec<(String, String)>)], method: &str, path: &str
 #[tokio::test]
 async fn the_openapi_description_documents_exactly_the_routes_served() {
     let routes = api::routes();
-    let served: BTreeSet<&str> = routes.paths().iter().copied().collect();
+    let served: BTreeSet<&str> =
+        routes.paths().iter().copied().filter(|path| !path.starts_with(api::langgraph::PREFIX)).collect();
     let operations = documented();
     let described: BTreeSet<&str> = operations.iter().map(|(path, _)| path.as_str()).collect();
     assert_eq!(served, described, "routes served (left) and documented in openapi.json (right) differ");
@@ -169,7 +185,7 @@ async fn the_openapi_description_documents_exactly_the_routes_served() {
 #[tokio::test]
 async fn the_template_sends_every_route_to_a_function_that_serves_it() {
     let template = template_routes();
-    for (path, method) in documented() {
+    for (path, method) in every_operation().await {
         let function = routed_to(&template, &method, &path)
             .unwrap_or_else(|| panic!("template.yaml's API does not route {method} {path}"));
         assert!(serves(&function.routes(), &method, &concrete(&path)).await, "{method} {path} -> {function:?}");
@@ -184,7 +200,7 @@ async fn the_template_sends_every_route_to_a_function_that_serves_it() {
 #[tokio::test]
 async fn the_lambda_watch_router_matches_the_template() {
     let (template, watch) = (template_routes(), watch_routes());
-    for (path, method) in documented() {
+    for (path, method) in every_operation().await {
         let local = routed_to(&watch, &method, &path);
         assert_eq!(local, routed_to(&template, &method, &path), "{method} {path}: Cargo.toml's watch router");
     }
@@ -234,7 +250,7 @@ async fn the_function_url_variant_serves_every_route_from_one_streaming_function
     assert_eq!(condition("ApiFunction").as_deref(), Some("UseFunctionUrl"));
     assert_eq!(api["Properties"]["FunctionUrlConfig"]["InvokeMode"].as_str(), Some("RESPONSE_STREAM"));
     assert_eq!(api["Properties"]["FunctionUrlConfig"]["AuthType"].as_str(), Some("NONE"), "the app authenticates");
-    for (path, method) in documented() {
+    for (path, method) in every_operation().await {
         assert!(serves(&api::routes(), &method, &concrete(&path)).await, "{method} {path}");
     }
     // Everything of the REST variant is left out of it; the worker stays in both.
@@ -270,8 +286,8 @@ fn glob_matches(pattern: &[u8], path: &[u8]) -> bool {
 
 /// With `UiHosting=cloudfront`, one origin serves the UI and the API: every documented API path
 /// reaches the API (uncached, cookies forwarded), and the UI's own routes reach its bucket.
-#[test]
-fn the_ui_distribution_sends_every_api_path_to_the_api_and_the_rest_to_the_ui() {
+#[tokio::test]
+async fn the_ui_distribution_sends_every_api_path_to_the_api_and_the_rest_to_the_ui() {
     let template: serde_yaml::Value = serde_yaml::from_str(&repository_file("template.yaml")).unwrap();
     let config = &template["Resources"]["UiDistribution"]["Properties"]["DistributionConfig"];
     let behaviors: Vec<&serde_yaml::Value> = config["CacheBehaviors"].as_sequence().unwrap().iter().collect();
@@ -288,7 +304,7 @@ fn the_ui_distribution_sends_every_api_path_to_the_api_and_the_rest_to_the_ui() 
         )
     };
     const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
-    for (path, _) in documented() {
+    for (path, _) in every_operation().await {
         if path == "/" {
             continue; // the UI takes the root; the playground stays at the API's own URL
         }

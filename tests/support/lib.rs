@@ -268,3 +268,17 @@ pub fn temp_path(file: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&folder).expect("a temp folder");
     folder.join(file)
 }
+
+/// Runs `tests/langgraph/sdk_suite.py` against the API at `base`.
+pub async fn run_langgraph_suite(base: String) {
+    let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/langgraph/sdk_suite.py");
+    let output =
+        tokio::task::spawn_blocking(move || std::process::Command::new("python").arg(suite).arg(base).output())
+            .await
+            .unwrap()
+            .expect("python on PATH: run `make test`, which puts the test tools' virtualenv there");
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!printed.contains("No module named 'langgraph_sdk'"), "langgraph-sdk is missing: run `make test`");
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("checks passed"), "{printed}");
+}

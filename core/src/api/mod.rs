@@ -124,28 +124,25 @@ impl Function {
 
     pub fn routes(self) -> Routes {
         match self {
-            Function::Assistants => assistants::routes().merge(meta::routes()),
-            Function::Threads => threads::routes(),
-            Function::Runs => runs::routes(),
-            Function::RunsStream => runs::stream_routes(),
+            Function::Assistants => assistants::routes().merge(meta::routes()).merge(langgraph::service_routes()),
+            Function::Threads => threads::routes().merge(langgraph::thread_routes()),
+            Function::Runs => runs::routes().merge(langgraph::run_routes()),
+            Function::RunsStream => runs::stream_routes().merge(langgraph::stream_routes()),
             Function::Ingest => ingest::routes(),
         }
     }
 }
 
-/// Every route of the API: what `functions/api` and the local server answer. `RunsStream`'s one
-/// route is among the `Runs` routes.
+/// Every route: what `functions/api` and the local server answer. The OpenGPTs API's are what
+/// `openapi.json` describes (`/runs/stream` is among the `Runs` routes too); the LangGraph API's
+/// are under `/langgraph`.
 pub fn routes() -> Routes {
     Function::Assistants
         .routes()
         .merge(Function::Threads.routes())
         .merge(Function::Runs.routes())
         .merge(Function::Ingest.routes())
-}
-
-/// Everything this server answers: the OpenGPTs API and, under `/langgraph`, the LangGraph API.
-pub fn every_route() -> Routes {
-    routes().merge(langgraph::routes())
+        .merge(langgraph::stream_routes())
 }
 
 /// A router that knows its paths, so the route table can be compared with its descriptions.

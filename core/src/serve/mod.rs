@@ -65,7 +65,7 @@ fn under_lambda() -> bool {
 /// connection idle for `IDLE_TIMEOUT_SECONDS` is closed.
 pub async fn serve_http(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let listener = idle::IdleListener::new(listener, state.config.idle_timeout);
-    axum::serve(listener, api::app(api::every_route(), state))
+    axum::serve(listener, api::app(api::routes(), state))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -79,7 +79,7 @@ pub async fn api() -> Result<(), Error> {
     if under_lambda() {
         // The run stream answers through response streaming, so this function streams too.
         state.warm_up().await;
-        return lambda_http::run_with_streaming_response(lambda_app(api::every_route(), state)).await;
+        return lambda_http::run_with_streaming_response(lambda_app(api::routes(), state)).await;
     }
     let address = (state.config.host, state.config.port);
     let listener = TcpListener::bind(address).await?;

@@ -25,13 +25,33 @@ pub use body::Body;
 /// Where the API lives on the server.
 pub const PREFIX: &str = "/langgraph";
 
+/// Every route of the LangGraph API.
 pub fn routes() -> Routes {
+    service_routes().merge(threads::routes()).merge(runs::routes()).merge(runs::stream_routes())
+}
+
+/// Health, server information and assistants: served with the OpenGPTs assistants.
+pub fn service_routes() -> Routes {
     Routes::default()
         .route("/langgraph/ok", get(|| async { json_body(&json!({"ok": true, "services": {}})) }))
         .route("/langgraph/info", get(info))
         .merge(assistants::routes())
-        .merge(threads::routes())
-        .merge(runs::routes())
+}
+
+/// Threads, their state and history.
+pub fn thread_routes() -> Routes {
+    threads::routes()
+}
+
+/// The run routes that answer at once: create, read, list.
+pub fn run_routes() -> Routes {
+    runs::routes()
+}
+
+/// The run routes that hold their connection open until a run ends or moves (stream, wait,
+/// join, cancel with `wait`): on Lambda, served with response streaming.
+pub fn stream_routes() -> Routes {
+    runs::stream_routes()
 }
 
 async fn info() -> Response {

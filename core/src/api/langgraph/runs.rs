@@ -30,13 +30,17 @@ use crate::store::{StoreError, ThreadView};
 pub fn routes() -> Routes {
     Routes::default()
         .route("/langgraph/threads/{thread_id}/runs", get(list).post(create))
+        .route("/langgraph/threads/{thread_id}/runs/{run_id}", get(read))
+        .route("/langgraph/runs", post(create_stateless))
+}
+
+pub fn stream_routes() -> Routes {
+    Routes::default()
         .route("/langgraph/threads/{thread_id}/runs/stream", post(stream))
         .route("/langgraph/threads/{thread_id}/runs/wait", post(wait))
-        .route("/langgraph/threads/{thread_id}/runs/{run_id}", get(read))
         .route("/langgraph/threads/{thread_id}/runs/{run_id}/join", get(join))
         .route("/langgraph/threads/{thread_id}/runs/{run_id}/stream", get(join_stream))
         .route("/langgraph/threads/{thread_id}/runs/{run_id}/cancel", post(cancel))
-        .route("/langgraph/runs", post(create_stateless))
         .route("/langgraph/runs/stream", post(stream_stateless))
         .route("/langgraph/runs/wait", post(wait_stateless))
 }
