@@ -89,6 +89,21 @@ async fn local_hs256_tokens_and_each_way_they_fail() {
     refused(&app, Some(&hs(&anonymous)), "'sub'").await;
     refused(&app, Some("not.a.token"), "malformed").await;
     refused(&app, None, "Bearer").await;
+    // The LangGraph clients send the token as their API key.
+    let by_key = app
+        .client
+        .post(app.url("/langgraph/threads"))
+        .header("x-api-key", hs(&claims("key-user")))
+        .json(&json!({"metadata": {"via": "key"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_key.status(), StatusCode::OK);
+    let thread = by_key.json::<Value>().await.unwrap()["thread_id"].as_str().unwrap().to_string();
+    let read = app.client.get(app.url(&format!("/langgraph/threads/{thread}"))).bearer_auth(hs(&claims("key-user")));
+    assert_eq!(read.send().await.unwrap().status(), StatusCode::OK, "the same user either way");
+    let forged_key = app.client.get(app.url(&format!("/langgraph/threads/{thread}"))).header("x-api-key", &forged);
+    assert_eq!(forged_key.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     // The cookie is not an identity once tokens are required.
     let cookie_only = app.request(Method::GET, "/assistants", Some("someone")).send().await.unwrap();
     assert_eq!(cookie_only.status(), StatusCode::UNAUTHORIZED);

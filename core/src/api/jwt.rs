@@ -26,10 +26,17 @@ fn unauthorized(detail: impl Into<String>) -> ApiError {
     ApiError::Unauthorized(detail.into())
 }
 
+/// The token: `Authorization: Bearer <token>`, or `X-Api-Key: <token>`, the header the
+/// LangGraph clients (agent-chat-ui, the SDKs) send their key in.
 fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .ok_or_else(|| unauthorized("Missing identity: send an Authorization: Bearer <token> header"))?;
+    let api_key = headers.get("x-api-key").filter(|_| !headers.contains_key(header::AUTHORIZATION));
+    if let Some(key) = api_key {
+        let key = key.to_str().map_err(|_| unauthorized("The X-Api-Key header is not text"))?.trim();
+        return (!key.is_empty()).then_some(key).ok_or_else(|| unauthorized("The X-Api-Key header is empty"));
+    }
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        unauthorized("Missing identity: send an Authorization: Bearer <token> header (or X-Api-Key: <token>)")
+    })?;
     let value = value.to_str().map_err(|_| unauthorized("The Authorization header is not text"))?;
     value
         .strip_prefix("Bearer ")
