@@ -376,6 +376,44 @@ async def an_agent_stops_before_its_tools_and_resumes():
 
 
 @check
+async def an_agent_puts_its_calls_to_review_as_agent_chat_ui_resumes_them():
+    alice = client("alice")
+    agent = await alice.assistants.create(graph_id="agent", config={"configurable": {
+        "tools": [{"id": "wikipedia", "type": "wikipedia", "name": "Wikipedia", "config": {}}], "tool_review": True}})
+    thread = await alice.threads.create()
+    ask = human("Look up the moon in wikipedia")
+    parts = await events(alice.runs.stream(thread["thread_id"], agent["assistant_id"], input=ask,
+                                           stream_mode=["values", "updates"]))
+    interrupt = [data for event, data in parts if event == "updates"][-1]["__interrupt__"][0]
+    request = interrupt["value"]["action_requests"][0]
+    assert request["name"] == "wikipedia" and request["args"] == {"query": "Look up the moon in wikipedia"}, interrupt
+    assert interrupt["value"]["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
+    assert parts[-1][0] == "values" and parts[-1][1]["__interrupt__"] == [interrupt], parts[-1]
+    waiting = await alice.threads.get(thread["thread_id"])
+    assert waiting["status"] == "interrupted" and list(waiting["interrupts"].values())[0][0]["id"] == interrupt["id"]
+    state = await alice.threads.get_state(thread["thread_id"])
+    assert state["interrupts"][0]["value"] == interrupt["value"] and state["tasks"][0]["interrupts"] == state["interrupts"]
+    # Edited, as agent-chat-ui sends it: input {}, the decisions as the command's resume.
+    edit = {"decisions": [{"type": "edit", "edited_action": {"name": "wikipedia", "args": {"query": "the sun"}}}]}
+    resumed = await events(alice.runs.stream(thread["thread_id"], agent["assistant_id"], input={},
+                                             command={"resume": edit}, stream_mode="updates",
+                                             checkpoint={"checkpoint_id": state["checkpoint_id"], "checkpoint_ns": ""}))
+    assert [list(data)[0] for event, data in resumed if event == "updates"] == ["action", "agent"], resumed
+    done = await alice.threads.get_state(thread["thread_id"])
+    assert done["values"]["messages"][1]["tool_calls"][0]["args"] == {"query": "the sun"}, done
+    assert types(done["values"]["messages"]) == ["human", "ai", "tool", "ai"] and done["interrupts"] == []
+    # Rejected, with a reason: the tool does not run; the model reads why.
+    await events(alice.runs.stream(thread["thread_id"], agent["assistant_id"], input=ask, stream_mode="updates"))
+    rejected = await alice.runs.wait(thread["thread_id"], agent["assistant_id"],
+                                     command={"resume": [{"type": "ignore", "args": None}]}, input=None)
+    tool = rejected["messages"][-2]
+    assert tool["type"] == "tool" and tool["status"] == "error" and "not to run" in tool["content"], tool
+    nothing = await raises(httpx.HTTPStatusError, alice.runs.wait(
+        thread["thread_id"], agent["assistant_id"], command={"resume": {"decisions": [{"type": "approve"}]}}))
+    assert nothing.response.status_code == 409 and "nothing to resume" in nothing.response.text
+
+
+@check
 async def an_opengpts_thread_runs_through_the_langgraph_api():
     async with httpx.AsyncClient(cookies={"opengpts_user_id": user("carol")}) as http:
         bot = (await http.post(f"{BASE}/assistants", json={

@@ -114,10 +114,11 @@ impl EventSink {
         }
     }
 
-    /// The run stops before its tools, for the user's go-ahead.
-    pub(super) async fn interrupted(&mut self) {
+    /// The run stops before its tools, for the user's go-ahead (as a review of the calls when
+    /// `review`); `state` ends with the calls.
+    pub(super) async fn interrupted(&mut self, state: &[Message], review: bool) {
         if let Some(graph) = &mut self.graph {
-            let frames = graph.interrupted();
+            let frames = graph.interrupted(state, review);
             self.frames(frames).await;
         }
     }

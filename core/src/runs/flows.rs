@@ -39,7 +39,8 @@ impl RunEngine {
             }
             _ => self.inner.tools.none(),
         };
-        let interrupt = agent.is_some_and(|agent| agent.interrupt_before_action);
+        let interrupt = agent.is_some_and(|agent| agent.interrupt_before_action || agent.tool_review);
+        let review = agent.is_some_and(|agent| agent.tool_review);
         let model_node = match job.configurable.get("type").and_then(serde_json::Value::as_str) {
             Some("chatbot") => "chatbot",
             _ => "agent",
@@ -56,7 +57,7 @@ impl RunEngine {
                 // With tool confirmation the run stops before each action; a run that continues
                 // the thread is the user's go-ahead for the one it finds.
                 if interrupt && !(step == 0 && job.resume) {
-                    sink.interrupted().await;
+                    sink.interrupted(history, review).await;
                     break;
                 }
                 sink.enter("action");

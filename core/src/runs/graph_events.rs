@@ -228,12 +228,23 @@ impl GraphEvents {
         frames
     }
 
-    /// The run stops before a node that needs the user's go-ahead.
-    pub(super) fn interrupted(&mut self) -> Vec<Frame> {
-        match self.wants(StreamMode::Updates) {
-            true => vec![("updates", r#"{"__interrupt__":[]}"#.to_string())],
-            false => Vec::new(),
+    /// The run stops before its tools: at a breakpoint (`__interrupt__` empty), or with the
+    /// calls put to the user for review, which the state then carries too.
+    pub(super) fn interrupted(&mut self, state: &[Message], review: bool) -> Vec<Frame> {
+        let interrupts = match (review, state.last()) {
+            (true, Some(pending)) => review_interrupts(self.thread_id, pending, true),
+            _ => json!([]),
+        };
+        let mut frames = Vec::new();
+        if self.wants(StreamMode::Updates) {
+            frames.push(("updates", json!({ "__interrupt__": interrupts }).to_string()));
         }
+        if review && self.wants(StreamMode::Values) {
+            let mut values = serde_json::to_value(State(state, &[])).unwrap_or_default();
+            values["__interrupt__"] = interrupts;
+            frames.push(("values", values.to_string()));
+        }
+        frames
     }
 
     fn announce(&mut self, id: &str) -> Option<Frame> {
@@ -247,6 +258,34 @@ impl GraphEvents {
     fn tuple(&self, chunk: &Chunk<'_>) -> String {
         format!("[{},{}]", serde_json::to_string(chunk).unwrap_or_default(), self.chunk_metadata)
     }
+}
+
+/// The review of an AI message's pending tool calls, as LangChain's human-in-the-loop middleware
+/// asks for one (and agent-chat-ui renders): `[{value, id}]`, with `response_schema` in a stream.
+pub fn review_interrupts(thread_id: Uuid, pending: &Message, streamed: bool) -> Value {
+    let requests: Vec<Value> = pending
+        .tool_calls
+        .iter()
+        .map(|call| {
+            let description = format!(
+                "Tool execution pending approval\n\nTool: {}\nArgs: {}",
+                call["name"].as_str().unwrap_or_default(),
+                call["args"]
+            );
+            json!({"name": call["name"], "args": call["args"], "description": description})
+        })
+        .collect();
+    let configs: Vec<Value> = pending
+        .tool_calls
+        .iter()
+        .map(|call| json!({"action_name": call["name"], "allowed_decisions": ["approve", "edit", "reject"]}))
+        .collect();
+    let id = Uuid::new_v5(&thread_id, pending.id.as_deref().unwrap_or_default().as_bytes()).simple().to_string();
+    let mut interrupt = json!({"value": {"action_requests": requests, "review_configs": configs}, "id": id});
+    if streamed {
+        interrupt["response_schema"] = Value::Null;
+    }
+    json!([interrupt])
 }
 
 /// The state `{"messages": [...]}` of `before` followed by `after`.

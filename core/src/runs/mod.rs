@@ -23,7 +23,7 @@ mod request;
 
 pub use dispatch::{BackgroundDispatch, DispatchError, InProcessDispatch, LambdaDispatch};
 pub use engine::{Execution, Listener, PendingRun, RunEngine, RunEvent, RunJob};
-pub use graph_events::{GraphStream, State, StreamMode};
+pub use graph_events::{review_interrupts, GraphStream, State, StreamMode};
 pub use recorder::{event_position, BATCH_EVERY};
 pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
 

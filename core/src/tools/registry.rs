@@ -120,6 +120,9 @@ pub struct ConfiguredTool {
 pub struct AgentConfig {
     pub tools: Vec<ConfiguredTool>,
     pub interrupt_before_action: bool,
+    /// The stop before the tools puts the calls to the user as a review (approve, edit or
+    /// reject each), the `interrupt()` value LangGraph's agent-chat-ui renders. It implies the stop.
+    pub tool_review: bool,
     /// What the model is told the Retrieval tool is for.
     pub retrieval_description: Option<String>,
 }
@@ -183,18 +186,22 @@ impl AgentConfig {
         } else if let Some(tools) = configurable.get("tools") {
             agent.tools = read_tools("tools", tools, seed_tool)?;
         }
-        let key = "type==agent/interrupt_before_action";
-        agent.interrupt_before_action = match configurable.get(key) {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(flag)) => *flag,
-            Some(other) => return Err(ToolConfigError::NotABoolean { key: key.into(), value: other.clone() }),
-        };
+        agent.interrupt_before_action = flag(configurable, "type==agent/interrupt_before_action")?;
+        agent.tool_review = flag(configurable, "type==agent/tool_review")?;
         agent.retrieval_description = configurable
             .get("type==agent/retrieval_description")
             .and_then(Value::as_str)
             .filter(|text| !text.trim().is_empty())
             .map(str::to_string);
         Ok(Some(agent))
+    }
+}
+
+fn flag(configurable: &Map<String, Value>, key: &str) -> Result<bool, ToolConfigError> {
+    match configurable.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(flag)) => Ok(*flag),
+        Some(other) => Err(ToolConfigError::NotABoolean { key: key.into(), value: other.clone() }),
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod assistants;
 mod body;
+mod review;
 mod runs;
 mod threads;
 

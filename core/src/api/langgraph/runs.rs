@@ -65,6 +65,8 @@ struct GraphRunBody {
     on_disconnect: OnDisconnect,
     metadata: Map<String, Value>,
     checkpoint: Option<String>,
+    /// The user's decisions on the tool calls an agent waits with.
+    resume: Option<Value>,
     resumable: bool,
     create_thread: bool,
     keep_thread: bool,
@@ -86,14 +88,17 @@ impl GraphRunBody {
             },
             Some(other) => return Err(unprocessable(format!("{other} is not of type 'object', 'null' ('input')"))),
         };
-        if let Some(command) = body.raw("command") {
-            let resumes = command.get("resume").is_some_and(|resume| !resume.is_null());
-            if !resumes || input != RunInput::Resume {
-                return Err(unprocessable(
-                    "A command may only resume a thread stopped for confirmation ({\"resume\": ...}, with no input)",
-                ));
-            }
-        }
+        let resume = match body.raw("command") {
+            None => None,
+            Some(command) => match command.get("resume").filter(|resume| !resume.is_null()) {
+                Some(resume) if input == RunInput::Resume => Some(resume.clone()),
+                _ => {
+                    return Err(unprocessable(
+                        "A command may only resume an agent waiting for a review of its tool calls ({\"resume\": ...}, with no input)",
+                    ))
+                }
+            },
+        };
         let config = body.object("config")?;
         let mut configurable = match config.get("configurable") {
             None | Some(Value::Null) => Map::new(),
@@ -174,6 +179,7 @@ impl GraphRunBody {
             on_disconnect,
             metadata,
             checkpoint,
+            resume,
             resumable: body.boolean("stream_resumable")?,
             create_thread,
             keep_thread,
@@ -215,7 +221,7 @@ async fn prepare(
     body: &Body,
     execution: Execution,
 ) -> Result<Prepared, ApiError> {
-    let request = GraphRunBody::read(state, user, body).await?;
+    let mut request = GraphRunBody::read(state, user, body).await?;
     limits::check_messages(&state.config.limits, request.input.messages(), "input")?;
     limits::check_config(&state.config.limits, &request.configurable)?;
     let (thread_id, ephemeral) = match thread_id {
@@ -240,6 +246,19 @@ async fn prepare(
                 StatusCode::CONFLICT,
                 "Runs start from the thread's latest checkpoint; forking from an earlier one is not supported",
             ));
+        }
+    }
+    if let Some(resume) = &request.resume {
+        let waiting = (!threads::next_nodes(&view).is_empty()).then(|| view.messages.last()).flatten();
+        let pending = waiting.ok_or_else(|| {
+            detail(StatusCode::CONFLICT, "The thread is not waiting for a decision on tool calls: nothing to resume")
+        })?;
+        match super::review::decide(pending, resume)? {
+            super::review::Decided::Run(calls) => {
+                state.store.upsert_messages(user, thread_id, std::slice::from_ref(&*calls)).await?;
+                view = threads::view(state, user, thread_id).await?;
+            }
+            super::review::Decided::Answered(answers) => request.input = RunInput::Latest(answers),
         }
     }
     stamp(state, &mut view, &request.assistant).await?;

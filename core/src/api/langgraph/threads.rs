@@ -87,6 +87,8 @@ pub(crate) fn head(view: &ThreadView) -> Value {
 pub(crate) struct GraphThread<'a> {
     pub view: &'a ThreadView,
     pub values: bool,
+    /// The review its agent waits for, if it waits for one (see `review`).
+    pub review: Option<Value>,
 }
 
 impl Serialize for GraphThread<'_> {
@@ -110,14 +112,27 @@ impl Serialize for GraphThread<'_> {
             let error = (view.last_outcome == Some(RunStatus::Error))
                 .then(|| json!({"error": "RunError", "message": "The last run on this thread failed"}));
             map.serialize_entry("error", &error)?;
-            map.serialize_entry("interrupts", &json!({}))?;
+            let interrupts = match &self.review {
+                Some(review) => {
+                    let head = checkpoint_id(thread.thread_id, &view.messages, view.messages.len());
+                    super::review::thread_interrupts(action_task(head), review)
+                }
+                None => json!({}),
+            };
+            map.serialize_entry("interrupts", &interrupts)?;
         }
         map.end()
     }
 }
 
-fn shown(view: &ThreadView) -> Response {
-    json_body(&GraphThread { view, values: true })
+/// The task that runs an agent's pending calls, at the checkpoint where they wait.
+fn action_task(checkpoint: Uuid) -> Uuid {
+    Uuid::new_v5(&checkpoint, b"action")
+}
+
+async fn shown(state: &AppState, user: &UserId, view: &ThreadView) -> Result<Response, ApiError> {
+    let review = super::review::pending(state, user, view).await?;
+    Ok(json_body(&GraphThread { view, values: true, review }))
 }
 
 async fn create(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
@@ -125,7 +140,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
     let metadata = body.object("metadata")?;
     let thread_id = body.id("thread_id")?.unwrap_or_else(Uuid::now_v7);
     match state.store.thread_view(&user, thread_id).await {
-        Ok(existing) if if_exists == "do_nothing" => return Ok(shown(&existing)),
+        Ok(existing) if if_exists == "do_nothing" => return shown(&state, &user, &existing).await,
         Ok(_) => return Err(exists(thread_id)),
         Err(StoreError::NotFound(_)) => {}
         Err(error) => return Err(error.into()),
@@ -136,7 +151,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
         StoreError::NotFound(_) => exists(thread_id),
         other => other.into(),
     })?;
-    Ok(shown(&view(&state, &thread.user_id, thread_id).await?))
+    shown(&state, &thread.user_id, &view(&state, &thread.user_id, thread_id).await?).await
 }
 
 fn exists(thread_id: Uuid) -> ApiError {
@@ -159,7 +174,7 @@ pub(crate) fn new_thread(state: &AppState, user: UserId, thread_id: Uuid, metada
 }
 
 async fn read(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(shown(&view(&state, &user, thread_id(&id)?).await?))
+    shown(&state, &user, &view(&state, &user, thread_id(&id)?).await?).await
 }
 
 async fn update(
@@ -173,7 +188,7 @@ async fn update(
     thread.metadata.get_or_insert_with(Map::new).extend(body.object("metadata")?);
     thread.updated_at = Timestamp::now();
     state.store.put_thread(&thread).await?;
-    Ok(shown(&view(&state, &user, thread_id).await?))
+    shown(&state, &user, &view(&state, &user, thread_id).await?).await
 }
 
 async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -223,8 +238,10 @@ async fn found(state: &AppState, user: &UserId, body: &Body, wanted: usize) -> R
 async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
     let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
     let views = found(&state, &user, &body, offset + limit + 1).await?;
-    let threads: Vec<GraphThread<'_>> =
-        views.iter().skip(offset).map(|view| GraphThread { view, values: true }).collect();
+    let mut threads = Vec::new();
+    for view in views.iter().skip(offset) {
+        threads.push(GraphThread { view, values: true, review: super::review::pending(&state, &user, view).await? });
+    }
     Ok(page(threads, offset, limit))
 }
 
@@ -241,13 +258,15 @@ async fn copy(State(state): State<AppState>, User(user): User, Path(id): Path<St
     state.store.put_thread(&thread).await?;
     state.store.append_messages(&user, thread.thread_id, &original.messages, None).await?;
     let copied = view(&state, &user, thread.thread_id).await?;
-    Ok(json_body(&GraphThread { view: &copied, values: false }))
+    Ok(json_body(&GraphThread { view: &copied, values: false, review: None }))
 }
 
 /// The thread's state after its first `upto` messages.
 struct GraphState<'a> {
     view: &'a ThreadView,
     upto: usize,
+    /// The review the agent waits for at the newest checkpoint, if it waits for one.
+    review: Option<&'a Value>,
 }
 
 impl Serialize for GraphState<'_> {
@@ -262,11 +281,12 @@ impl Serialize for GraphState<'_> {
         let next = if head { next_nodes(view) } else { Vec::new() };
         let (this, this_id) = checkpoint(self.upto);
         let parent = self.upto.checked_sub(1).map(checkpoint);
+        let review = self.review.filter(|_| head).cloned().unwrap_or_else(|| json!([]));
         let tasks: Vec<Value> = next
             .iter()
             .map(|node| {
-                json!({"id": Uuid::new_v5(&this_id, node.as_bytes()), "name": node, "path": ["__pregel_pull", node],
-                    "error": null, "interrupts": [], "checkpoint": null, "state": null, "result": null})
+                json!({"id": action_task(this_id), "name": node, "path": ["__pregel_pull", node],
+                    "error": null, "interrupts": review, "checkpoint": null, "state": null, "result": null})
             })
             .collect();
         let metadata = json!({"source": if self.upto == 0 { "input" } else { "loop" },
@@ -280,7 +300,7 @@ impl Serialize for GraphState<'_> {
         map.serialize_entry("created_at", &time(view.thread.updated_at))?;
         map.serialize_entry("checkpoint", &this)?;
         map.serialize_entry("parent_checkpoint", &parent.as_ref().map(|(parent, _)| parent))?;
-        map.serialize_entry("interrupts", &[] as &[Value])?;
+        map.serialize_entry("interrupts", &review)?;
         map.serialize_entry("checkpoint_id", &this_id)?;
         map.serialize_entry("parent_checkpoint_id", &parent.map(|(_, id)| id))?;
         map.end()
@@ -289,12 +309,13 @@ impl Serialize for GraphState<'_> {
 
 const EMPTY_STATE: &str = r#"{"values":{},"next":[],"tasks":[],"metadata":null,"created_at":null,"checkpoint":null,"parent_checkpoint":null,"interrupts":[],"checkpoint_id":null,"parent_checkpoint_id":null}"#;
 
-fn state_body(view: &ThreadView, upto: usize) -> Response {
+async fn state_body(state: &AppState, user: &UserId, view: &ThreadView, upto: usize) -> Result<Response, ApiError> {
     if view.messages.is_empty() {
         let empty: Value = serde_json::from_str(EMPTY_STATE).unwrap_or_default();
-        return json_body(&empty);
+        return Ok(json_body(&empty));
     }
-    json_body(&GraphState { view, upto })
+    let review = super::review::pending(state, user, view).await?;
+    Ok(json_body(&GraphState { view, upto, review: review.as_ref() }))
 }
 
 async fn current_state(
@@ -303,7 +324,7 @@ async fn current_state(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let view = view(&state, &user, thread_id(&id)?).await?;
-    Ok(state_body(&view, view.messages.len()))
+    state_body(&state, &user, &view, view.messages.len()).await
 }
 
 /// How many of the thread's messages the checkpoint `id` holds.
@@ -319,7 +340,7 @@ async fn state_at(
 ) -> Result<Response, ApiError> {
     let view = view(&state, &user, thread_id(&id)?).await?;
     let upto = checkpoint_position(&view, &checkpoint).ok_or_else(super::not_found)?;
-    Ok(state_body(&view, upto))
+    state_body(&state, &user, &view, upto).await
 }
 
 async fn update_state(
@@ -393,10 +414,11 @@ async fn past_states(state: &AppState, user: &UserId, id: &str, body: &Body) -> 
         }
         None => view.messages.len() + 1,
     };
+    let review = super::review::pending(state, user, &view).await?;
     let states: Vec<GraphState<'_>> = (1..before.min(view.messages.len() + 1))
         .rev()
         .take(limit)
-        .map(|upto| GraphState { view: &view, upto })
+        .map(|upto| GraphState { view: &view, upto, review: review.as_ref() })
         .collect();
     Ok(json_body(&states))
 }
