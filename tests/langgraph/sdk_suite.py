@@ -414,6 +414,40 @@ async def an_agent_puts_its_calls_to_review_as_agent_chat_ui_resumes_them():
 
 
 @check
+async def the_store_keeps_each_users_memories():
+    alice, bob = client("alice"), client("bob")
+    await alice.store.put_item(["users", "me", "prefs"], key="theme", value={"color": "dark", "size": 3})
+    await alice.store.put_item(["users", "me", "notes"], key="n1", value={"text": "I like green tea"})
+    await alice.store.put_item(["users", "me", "notes"], key="n2", value={"text": "The car is parked on level 3"},
+                               index=["text"])
+    await alice.store.put_item(["users", "me", "notes"], key="plain", value={"text": "tea"}, index=False)
+    item = await alice.store.get_item(["users", "me", "prefs"], key="theme")
+    assert list(item) == ["namespace", "key", "value", "created_at", "updated_at"], item
+    assert item["value"] == {"color": "dark", "size": 3} and item["namespace"] == ["users", "me", "prefs"]
+    await alice.store.put_item(["users", "me", "prefs"], key="theme", value={"color": "light", "size": 3})
+    again = await alice.store.get_item(["users", "me", "prefs"], key="theme")
+    assert again["created_at"] == item["created_at"] and again["value"]["color"] == "light", again
+    assert await bob.store.get_item(["users", "me", "prefs"], key="theme") is None
+    assert (await bob.store.search_items(["users"]))["items"] == []
+    found = (await alice.store.search_items(["users", "me"], filter={"size": {"$gte": 3}}))["items"]
+    assert [i["key"] for i in found] == ["theme"] and found[0]["score"] is None, found
+    ranked = (await alice.store.search_items(["users", "me", "notes"], query="where is the car parked"))["items"]
+    assert ranked[0]["key"] == "n2" and ranked[0]["score"] > ranked[1]["score"], ranked
+    assert ranked[-1]["key"] == "plain" and ranked[-1]["score"] is None, ranked
+    spaces = await alice.store.list_namespaces(prefix=["users"])
+    assert spaces["namespaces"] == [["users", "me", "notes"], ["users", "me", "prefs"]], spaces
+    assert (await alice.store.list_namespaces(prefix=["users"], max_depth=2))["namespaces"] == [["users", "me"]]
+    await alice.store.put_item(["users", "me", "tmp"], key="soon", value={"x": 1}, ttl=0.001)
+    await asyncio.sleep(0.2)
+    assert await alice.store.get_item(["users", "me", "tmp"], key="soon") is None
+    await alice.store.delete_item(["users", "me", "prefs"], key="theme")
+    assert await alice.store.get_item(["users", "me", "prefs"], key="theme") is None
+    async with httpx.AsyncClient(cookies={"opengpts_user_id": user("alice")}) as http:
+        bad = await http.put(URL + "/store/items", json={"namespace": ["a.b"], "key": "k", "value": {}})
+        assert bad.status_code == 422 and "periods" in bad.json()["detail"], bad.text
+
+
+@check
 async def an_opengpts_thread_runs_through_the_langgraph_api():
     async with httpx.AsyncClient(cookies={"opengpts_user_id": user("carol")}) as http:
         bot = (await http.post(f"{BASE}/assistants", json={

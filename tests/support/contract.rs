@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opengpts::model::{
-    Assistant, AssistantProfile, DocumentChunk, EmbedderId, FeedbackInput, Message, MessageType, Run, RunProfile,
-    RunStatus, Thread, Timestamp, UserId,
+    Assistant, AssistantProfile, DocumentChunk, EmbedderId, FeedbackInput, MemoryItem, Message, MessageType, Run,
+    RunProfile, RunStatus, Thread, Timestamp, UserId,
 };
 use opengpts::store::{
     stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Store, StoreError,
@@ -561,6 +561,54 @@ pub async fn a_runs_stream_events_are_kept_in_batches_until_they_expire(store: S
     assert!(gone.is_empty(), "{gone:?}");
 }
 
+fn memory(namespace: &[&str], key: &str, value: serde_json::Value) -> MemoryItem {
+    MemoryItem {
+        namespace: namespace.iter().map(|label| label.to_string()).collect(),
+        key: key.into(),
+        value: value.as_object().cloned().unwrap(),
+        created_at: at(1),
+        updated_at: at(2),
+        expires_at: None,
+        vector: Vec::new(),
+    }
+}
+
+pub async fn memory_items_are_their_owners_by_namespace_and_key(store: SharedStore) {
+    let ann = user("ann");
+    let labels = |labels: &[&str]| labels.iter().map(|label| label.to_string()).collect::<Vec<_>>();
+    let mut profile = memory(&["users", "ann"], "profile", json!({"likes": "tea"}));
+    profile.vector = vec![0.5, -0.25];
+    let items = [
+        profile.clone(),
+        memory(&["users", "ann", "notes"], "n1", json!({"text": "one"})),
+        memory(&["users", "annex"], "other", json!({"text": "not under users/ann"})),
+        memory(&["users"], "top", json!({"text": "above"})),
+    ];
+    for item in &items {
+        store.put_memory(&ann, item).await.unwrap();
+    }
+    assert_eq!(store.get_memory(&ann, &labels(&["users", "ann"]), "profile").await.unwrap(), Some(profile.clone()));
+    assert_eq!(store.get_memory(&user("bob"), &labels(&["users", "ann"]), "profile").await.unwrap(), None);
+    assert!(store.memories(&user("bob"), &[]).await.unwrap().is_empty());
+    let keys = |found: Vec<MemoryItem>| found.into_iter().map(|item| item.key).collect::<Vec<_>>();
+    // A namespace's own items come before those of the namespaces under it.
+    assert_eq!(keys(store.memories(&ann, &labels(&["users", "ann"])).await.unwrap()), ["profile", "n1"]);
+    assert_eq!(keys(store.memories(&ann, &labels(&["users"])).await.unwrap()), ["top", "profile", "n1", "other"]);
+    assert_eq!(store.memories(&ann, &[]).await.unwrap().len(), 4);
+    let mut replaced = profile.clone();
+    replaced.value = json!({"likes": "coffee"}).as_object().cloned().unwrap();
+    store.put_memory(&ann, &replaced).await.unwrap();
+    assert_eq!(store.get_memory(&ann, &labels(&["users", "ann"]), "profile").await.unwrap(), Some(replaced));
+    let mut fading = memory(&["users", "ann"], "fading", json!({}));
+    fading.expires_at = Some(Timestamp::from_datetime(chrono::DateTime::from_timestamp(1, 0).unwrap()));
+    store.put_memory(&ann, &fading).await.unwrap();
+    assert_eq!(store.get_memory(&ann, &labels(&["users", "ann"]), "fading").await.unwrap(), None);
+    assert_eq!(keys(store.memories(&ann, &labels(&["users", "ann"])).await.unwrap()), ["profile", "n1"]);
+    store.delete_memory(&ann, &labels(&["users", "ann"]), "profile").await.unwrap();
+    store.delete_memory(&ann, &labels(&["users", "ann"]), "never there").await.unwrap();
+    assert_eq!(store.get_memory(&ann, &labels(&["users", "ann"]), "profile").await.unwrap(), None);
+}
+
 pub async fn lists_span_many_pages(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let assistants: Vec<Assistant> = (10..70).map(|i| assistant("ann", i % 2 == 0, i)).collect();
@@ -694,6 +742,7 @@ macro_rules! store_contract {
             runs_are_owned_and_updated,
             a_threads_runs_are_listed_newest_first_to_its_owner_alone,
             a_runs_stream_events_are_kept_in_batches_until_they_expire,
+            memory_items_are_their_owners_by_namespace_and_key,
             a_user_has_at_most_the_allowed_runs_going,
             the_view_tells_whether_a_run_answers_and_how_the_last_ended,
             feedback_is_kept_per_run_in_order_and_goes_with_the_thread,

@@ -55,6 +55,11 @@ impl Library {
         Library { store, embedder, limits: Arc::new(IngestLimits::default()) }
     }
 
+    /// What embeds the files' text, and anything else searched by meaning.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
     /// The same library, reading files within `limits`.
     pub fn with_limits(self, limits: IngestLimits) -> Self {
         Library { limits: Arc::new(limits), ..self }

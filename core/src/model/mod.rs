@@ -3,6 +3,7 @@
 mod assistant;
 mod document;
 mod feedback;
+mod memory;
 mod message;
 mod run;
 mod thread;
@@ -12,6 +13,7 @@ pub mod validate;
 pub use assistant::{Assistant, AssistantInput, AssistantProfile, AssistantView};
 pub use document::{DocumentChunk, DocumentIndex, EmbedderId};
 pub use feedback::{Feedback, FeedbackInput};
+pub use memory::MemoryItem;
 pub use message::{Content, Generation, Message, MessageType, ToolStatus, WireMessage, WireMessages};
 pub use run::{Run, RunProfile, RunStatus};
 pub use thread::{Thread, ThreadInput};

@@ -12,7 +12,8 @@ use super::{
     StoreResult, ThreadView,
 };
 use crate::model::{
-    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
+    Timestamp, UserId,
 };
 
 #[derive(Default)]
@@ -27,6 +28,8 @@ struct Inner {
     runs: HashMap<Uuid, Run>,
     /// Per run, oldest first.
     feedback: HashMap<Uuid, Vec<Feedback>>,
+    /// Per user, their memory items by sort key.
+    memories: HashMap<UserId, std::collections::BTreeMap<String, MemoryItem>>,
     /// Per run, its batches of stream events by number, with their expiry.
     events: HashMap<Uuid, std::collections::BTreeMap<u64, (Vec<KeptEvent>, Timestamp)>>,
     documents: HashMap<Uuid, DocumentIndex>,
@@ -300,6 +303,38 @@ impl Store for MemoryStore {
             }
         }
         Ok((events, next))
+    }
+
+    async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {
+        let sort_key = MemoryItem::sort_key(&item.namespace, &item.key);
+        self.lock().memories.entry(owner.clone()).or_default().insert(sort_key, item.clone());
+        Ok(())
+    }
+
+    async fn get_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<Option<MemoryItem>> {
+        let inner = self.lock();
+        let item = inner.memories.get(owner).and_then(|items| items.get(&MemoryItem::sort_key(namespace, key)));
+        Ok(item.filter(|item| !item.expired(Timestamp::now())).cloned())
+    }
+
+    async fn delete_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<()> {
+        if let Some(items) = self.lock().memories.get_mut(owner) {
+            items.remove(&MemoryItem::sort_key(namespace, key));
+        }
+        Ok(())
+    }
+
+    async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>> {
+        let inner = self.lock();
+        let start = MemoryItem::prefix_key(prefix);
+        let now = Timestamp::now();
+        let items = inner.memories.get(owner).into_iter().flat_map(|items| items.range(start.clone()..));
+        Ok(items
+            .take_while(|(sort_key, _)| sort_key.starts_with(&start))
+            .map(|(_, item)| item)
+            .filter(|item| !item.expired(now))
+            .cloned()
+            .collect())
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {

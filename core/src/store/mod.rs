@@ -16,7 +16,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::model::{
-    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
+    Timestamp, UserId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +211,15 @@ pub trait Store: Send + Sync + 'static {
     /// The run's events from batch `from` on, whole batches only, and the number of the batch
     /// after them (where the next read starts). Expired batches are gone.
     async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)>;
+
+    /// Creates or replaces one of `owner`'s memory items (`item.created_at` is the caller's to keep).
+    async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()>;
+    /// One of `owner`'s memory items; `None` when there is none, or it has expired.
+    async fn get_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<Option<MemoryItem>>;
+    async fn delete_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<()>;
+    /// `owner`'s unexpired memory items whose namespace begins with `prefix`, in namespace and
+    /// key order.
+    async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>>;
 
     /// Keeps feedback on `run` (whose owner the caller has checked). It goes with the run's thread.
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;

@@ -9,6 +9,7 @@ mod assistants;
 mod body;
 mod review;
 mod runs;
+mod store;
 mod threads;
 
 use axum::body::Bytes;
@@ -28,7 +29,7 @@ pub const PREFIX: &str = "/langgraph";
 
 /// Every route of the LangGraph API.
 pub fn routes() -> Routes {
-    service_routes().merge(threads::routes()).merge(runs::routes()).merge(runs::stream_routes())
+    service_routes().merge(thread_routes()).merge(run_routes()).merge(stream_routes())
 }
 
 /// Health, server information and assistants: served with the OpenGPTs assistants.
@@ -39,9 +40,9 @@ pub fn service_routes() -> Routes {
         .merge(assistants::routes())
 }
 
-/// Threads, their state and history.
+/// Threads, their state and history, and the store (long-term memory).
 pub fn thread_routes() -> Routes {
-    threads::routes()
+    threads::routes().merge(store::routes())
 }
 
 /// The run routes that answer at once: create, read, list.

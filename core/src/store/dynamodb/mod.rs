@@ -12,6 +12,7 @@
 //! | a run's kept stream events (a batch, or a part of one) | `RUN#<run_id>` | `E#<batch, 10 digits>#<part, 3 digits>` | – | – |
 //! | feedback | `THREAD#<id>` | `F#<run_id>#<created_at>#<feedback_id>` | – | – |
 //! | a user's running runs (with `MAX_RUNS_PER_USER`) | `USER#<user>` | `RUNS` | – | – |
+//! | a memory item (the LangGraph store) | `MEMORY#<user>` | `I#<namespace labels, each ending in U+001F>U+001E<key>` | – | – |
 //!
 //! Access patterns:
 //! - an assistant, a thread, a run: GetItem; ownership is checked on the item's `user_id`.
@@ -39,6 +40,8 @@
 //! - a run's kept stream events: one PutItem per batch (a run writes at most one batch per
 //!   250 ms); a join reads them with one Query of the run's partition from the batch it has
 //!   reached. They carry `expires_at`, the table's TTL attribute, and go with their thread.
+//! - a user's memory items: GetItem, PutItem, DeleteItem by namespace and key; a search or a
+//!   list of namespaces is one Query of the user's partition for `sk` beginning with the prefix.
 //! - a run's feedback: one Query of its thread's partition for `sk` beginning with `F#<run_id>#`;
 //!   it goes when the thread goes.
 //! - creates and replaces are conditional on the owner: a PUT cannot take over another user's id.
@@ -48,6 +51,7 @@
 mod documents;
 mod errors;
 mod events;
+mod memories;
 mod messages;
 mod requests;
 mod runs;
@@ -71,7 +75,7 @@ use super::{
 };
 use crate::config::DynamoSettings;
 use crate::model::{
-    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, UserId,
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread, UserId,
 };
 use errors::{backend, conditional, sdk_error};
 use requests::CountRequests;
@@ -380,6 +384,22 @@ impl Store for DynamoStore {
 
     async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
         self.read_events(run, from).await
+    }
+
+    async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {
+        self.write_memory(owner, item).await
+    }
+
+    async fn get_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<Option<MemoryItem>> {
+        self.read_memory(owner, namespace, key).await
+    }
+
+    async fn delete_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<()> {
+        self.erase_memory(owner, namespace, key).await
+    }
+
+    async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>> {
+        self.read_memories(owner, prefix).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {

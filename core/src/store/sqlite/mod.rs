@@ -17,6 +17,7 @@ use documents::delete_documents;
 use messages::{insert_messages, revision};
 
 mod documents;
+mod memories;
 mod messages;
 mod runs;
 
@@ -25,7 +26,8 @@ use super::{
     StoreResult, ThreadView,
 };
 use crate::model::{
-    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, Message, Run, RunStatus, Thread, Timestamp, UserId,
+    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
+    Timestamp, UserId,
 };
 
 const SCHEMA: &str = "
@@ -83,6 +85,13 @@ CREATE TABLE IF NOT EXISTS run_events (
 );
 CREATE INDEX IF NOT EXISTS run_events_by_thread ON run_events (thread_id);
 CREATE INDEX IF NOT EXISTS run_events_by_expiry ON run_events (expires_ms);
+CREATE TABLE IF NOT EXISTS memory_items (
+    owner TEXT NOT NULL,
+    sort_key TEXT NOT NULL,
+    body TEXT NOT NULL,
+    expires_ms INTEGER,
+    PRIMARY KEY (owner, sort_key)
+);
 CREATE TABLE IF NOT EXISTS document_indexes (
     namespace TEXT PRIMARY KEY,
     embedder TEXT NOT NULL,
@@ -387,6 +396,22 @@ impl Store for SqliteStore {
 
     async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
         self.kept_events(run, from).await
+    }
+
+    async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {
+        self.write_memory(owner, item).await
+    }
+
+    async fn get_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<Option<MemoryItem>> {
+        Ok(self.read_memories(owner, MemoryItem::sort_key(namespace, key), true).await?.pop())
+    }
+
+    async fn delete_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<()> {
+        self.erase_memory(owner, namespace, key).await
+    }
+
+    async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>> {
+        self.read_memories(owner, MemoryItem::prefix_key(prefix), false).await
     }
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {

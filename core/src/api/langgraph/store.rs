@@ -1,0 +1,276 @@
+//! `/langgraph/store`: long-term memory, JSON items under namespaces, each user's alone. Items
+//! put with an index are embedded (by the server's embedder, the one files use), so a search
+//! with a `query` ranks them by meaning.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{post, put};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::{detail, json_body, no_content, time, Body};
+use crate::api::auth::User;
+use crate::api::{ApiError, AppState, Routes};
+use crate::model::{MemoryItem, Timestamp};
+
+pub fn routes() -> Routes {
+    Routes::default()
+        .route("/langgraph/store/items", put(put_item).get(get_item).delete(delete_item))
+        .route("/langgraph/store/items/search", post(search))
+        .route("/langgraph/store/namespaces", post(namespaces))
+}
+
+fn unprocessable(text: impl Into<String>) -> ApiError {
+    detail(StatusCode::UNPROCESSABLE_ENTITY, text)
+}
+
+/// A namespace: labels that are not empty, and hold no period (the dotted form of `GET` uses
+/// them) nor the separators our sort keys use.
+fn labels(value: Option<&Value>, field: &str, may_be_empty: bool) -> Result<Vec<String>, ApiError> {
+    let items = match value {
+        None | Some(Value::Null) if may_be_empty => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        _ => return Err(unprocessable(format!("'{field}' must be a list of strings"))),
+    };
+    let labels: Vec<String> = items.iter().filter_map(|label| label.as_str().map(str::to_string)).collect();
+    if labels.len() != items.len() {
+        return Err(unprocessable(format!("'{field}' must be a list of strings")));
+    }
+    if !may_be_empty && labels.is_empty() {
+        return Err(unprocessable(format!("'{field}' cannot be empty")));
+    }
+    for label in &labels {
+        if label.is_empty() || label.contains(['.', '\u{1e}', '\u{1f}']) {
+            return Err(unprocessable(format!(
+                "Namespace labels cannot be empty or contain periods ('.'): {label:?} in '{field}'"
+            )));
+        }
+    }
+    Ok(labels)
+}
+
+/// An item as the API shows it; `score` in searches.
+struct Shown<'a> {
+    item: &'a MemoryItem,
+    score: Option<Option<f32>>,
+}
+
+impl Serialize for Shown<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let item = self.item;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("namespace", &item.namespace)?;
+        map.serialize_entry("key", &item.key)?;
+        map.serialize_entry("value", &item.value)?;
+        map.serialize_entry("created_at", &time(item.created_at))?;
+        map.serialize_entry("updated_at", &time(item.updated_at))?;
+        if let Some(score) = self.score {
+            map.serialize_entry("score", &score)?;
+        }
+        map.end()
+    }
+}
+
+/// The text an item is embedded by: the fields `index` names (dotted paths), or the whole value.
+fn indexed_text(value: &Map<String, Value>, index: Option<&Value>) -> String {
+    let fields: Vec<&str> = index.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+    if fields.is_empty() || fields.contains(&"$") {
+        return Value::Object(value.clone()).to_string();
+    }
+    let found = fields.iter().filter_map(|path| {
+        let mut at = value.get(path.split('.').next()?)?;
+        for part in path.split('.').skip(1) {
+            at = at.get(part)?;
+        }
+        Some(at.as_str().map_or_else(|| at.to_string(), str::to_string))
+    });
+    found.collect::<Vec<_>>().join("\n")
+}
+
+async fn put_item(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let namespace = labels(body.raw("namespace"), "namespace", false)?;
+    let key = body.required_string("key")?;
+    if key.contains(['\u{1e}', '\u{1f}']) {
+        return Err(unprocessable("'key' cannot hold control characters"));
+    }
+    let value = match body.raw("value") {
+        Some(Value::Object(value)) => value.clone(),
+        _ => return Err(unprocessable("'value' must be a JSON object")),
+    };
+    let now = Timestamp::now();
+    let expires_at = match body.raw("ttl") {
+        None => None,
+        Some(minutes) => {
+            let minutes = minutes
+                .as_f64()
+                .filter(|minutes| *minutes > 0.0)
+                .ok_or_else(|| unprocessable("'ttl' is the item's lifetime in minutes: a positive number, or null"))?;
+            Some(now.plus(std::time::Duration::from_secs_f64(minutes * 60.0)))
+        }
+    };
+    let index = body.raw("index");
+    let vector = match index {
+        Some(Value::Bool(false)) => Vec::new(),
+        _ => {
+            let text = indexed_text(&value, index);
+            let embedded = state.library.embedder().embed(&[text]).await;
+            let mut vectors = embedded.map_err(|error| ApiError::BadGateway(error.to_string()))?;
+            vectors.pop().unwrap_or_default()
+        }
+    };
+    let created_at = match state.store.get_memory(&user, &namespace, &key).await? {
+        Some(existing) => existing.created_at,
+        None => now,
+    };
+    let item = MemoryItem { namespace, key, value, created_at, updated_at: now, expires_at, vector };
+    state.store.put_memory(&user, &item).await?;
+    Ok(no_content())
+}
+
+#[derive(serde::Deserialize)]
+struct ItemParams {
+    key: String,
+    namespace: Option<String>,
+}
+
+async fn get_item(
+    State(state): State<AppState>,
+    User(user): User,
+    Query(params): Query<ItemParams>,
+) -> Result<Response, ApiError> {
+    let namespace: Vec<String> = params.namespace.unwrap_or_default().split('.').map(str::to_string).collect();
+    let namespace = labels(Some(&Value::from(namespace)), "namespace", false)?;
+    let item = state.store.get_memory(&user, &namespace, &params.key).await?;
+    Ok(json_body(&item.as_ref().map(|item| Shown { item, score: None })))
+}
+
+async fn delete_item(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let namespace = labels(body.raw("namespace"), "namespace", false)?;
+    state.store.delete_memory(&user, &namespace, &body.required_string("key")?).await?;
+    Ok(no_content())
+}
+
+/// Whether `value` passes `filter`: each key equal to its value, or to an operator's bound
+/// (`$eq`, `$ne`, `$gt`, `$gte`, `$lt`, `$lte`).
+fn passes(value: &Map<String, Value>, filter: &Map<String, Value>) -> bool {
+    filter.iter().all(|(key, wanted)| {
+        let have = value.get(key);
+        match wanted.as_object().filter(|ops| ops.keys().all(|op| op.starts_with('$'))) {
+            Some(ops) => ops.iter().all(|(op, bound)| {
+                let order = || have.and_then(|have| compare(have, bound));
+                match op.as_str() {
+                    "$eq" => have == Some(bound),
+                    "$ne" => have != Some(bound),
+                    "$gt" => order() == Some(std::cmp::Ordering::Greater),
+                    "$gte" => order().is_some_and(|order| order.is_ge()),
+                    "$lt" => order() == Some(std::cmp::Ordering::Less),
+                    "$lte" => order().is_some_and(|order| order.is_le()),
+                    _ => false,
+                }
+            }),
+            None => have == Some(wanted),
+        }
+    })
+}
+
+fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64()?.partial_cmp(&b.as_f64()?),
+        (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
+        _ => None,
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> Option<f32> {
+    if a.len() != b.len() || a.is_empty() {
+        return None;
+    }
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norms = a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    Some(if norms > 0.0 { dot / norms } else { 0.0 })
+}
+
+async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let prefix = labels(body.raw("namespace_prefix"), "namespace_prefix", true)?;
+    let filter = body.object("filter")?;
+    let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
+    let mut items: Vec<MemoryItem> =
+        state.store.memories(&user, &prefix).await?.into_iter().filter(|item| passes(&item.value, &filter)).collect();
+    let scores: Vec<Option<f32>> = match body.string("query")? {
+        Some(query) => {
+            let embedded = state.library.embedder().embed(&[query]).await;
+            let query = embedded.map_err(|error| ApiError::BadGateway(error.to_string()))?.pop().unwrap_or_default();
+            let mut scored: Vec<(Option<f32>, MemoryItem)> =
+                items.drain(..).map(|item| (cosine(&query, &item.vector), item)).collect();
+            // Best first; items that were not indexed after every scored one.
+            scored.sort_by(|a, b| b.0.unwrap_or(f32::MIN).total_cmp(&a.0.unwrap_or(f32::MIN)));
+            let (scores, sorted): (Vec<_>, Vec<_>) = scored.into_iter().unzip();
+            items = sorted;
+            scores
+        }
+        None => {
+            items.sort_by_key(|item| item.created_at);
+            vec![None; items.len()]
+        }
+    };
+    let shown: Vec<Shown<'_>> = items
+        .iter()
+        .zip(scores)
+        .skip(offset)
+        .take(limit)
+        .map(|(item, score)| Shown { item, score: Some(score) })
+        .collect();
+    Ok(json_body(&serde_json::json!({ "items": shown })))
+}
+
+async fn namespaces(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let prefix = labels(body.raw("prefix"), "prefix", true)?;
+    let suffix = labels(body.raw("suffix"), "suffix", true)?;
+    let max_depth = match body.raw("max_depth") {
+        Some(_) => Some(body.count("max_depth", 0)?),
+        None => None,
+    };
+    let (limit, offset) = (body.count("limit", 100)?, body.count("offset", 0)?);
+    let mut found: Vec<Vec<String>> = state
+        .store
+        .memories(&user, &prefix)
+        .await?
+        .into_iter()
+        .map(|item| item.namespace)
+        .filter(|namespace| namespace.ends_with(&suffix))
+        .map(|mut namespace| {
+            namespace.truncate(max_depth.unwrap_or(usize::MAX));
+            namespace
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    let page: Vec<Vec<String>> = found.into_iter().skip(offset).take(limit).collect();
+    Ok(json_body(&serde_json::json!({ "namespaces": page })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn filters_compare_values_and_bounds() {
+        let value = json!({"color": "dark", "size": 3}).as_object().cloned().unwrap();
+        let filter = |filter: Value| passes(&value, filter.as_object().unwrap());
+        assert!(filter(json!({"color": "dark"})));
+        assert!(!filter(json!({"color": "light"})));
+        assert!(filter(json!({"size": {"$gte": 3, "$lt": 4}})));
+        assert!(!filter(json!({"size": {"$gt": 3}})));
+        assert!(filter(json!({"color": {"$ne": "light"}})));
+    }
+
+    #[test]
+    fn an_index_names_the_fields_embedded() {
+        let value = json!({"text": "tea", "meta": {"note": "green"}, "n": 1}).as_object().cloned().unwrap();
+        assert_eq!(indexed_text(&value, Some(&json!(["text", "meta.note"]))), "tea\ngreen");
+        assert_eq!(indexed_text(&value, None), Value::Object(value.clone()).to_string());
+    }
+}
