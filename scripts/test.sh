@@ -9,7 +9,8 @@
 # - the HTTP suites again on each persistent store;
 # - schemathesis over /openapi.json against the running server;
 # - the UI upload script against the emulator's S3 and CloudFront;
-# - the playground page (GET /) in headless Chromium.
+# - the playground page (GET /) in headless Chromium;
+# - the LangGraph API through its JS client (@langchain/langgraph-sdk) under node.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
 HTTP_SUITES=(agents:: api:: bot_forms:: frontends:: isolation:: langgraph:: retrieval:: runs_stream:: walkthrough::)
@@ -81,6 +82,9 @@ python tests/ui_upload/check.py "$DYNAMODB_TEST_ENDPOINT" || status=1
 
 echo "== the playground page in headless Chromium"
 bash tests/playground/check.sh "$WORK" || status=1
+
+echo "== the LangGraph API through its JS client"
+bash tests/langgraph/js/check.sh "$WORK" || status=1
 
 echo "make test: $((SECONDS - started)) s, exit $status"
 exit $status
