@@ -209,6 +209,18 @@ async def every_stream_mode_and_several_at_once():
     assert names(partial)[:2] == ["metadata", "messages/metadata"], names(partial)
     assert partial[-1][0] == "messages/partial" and partial[-1][1][0]["type"] == "ai"
 
+    lifecycle = await events(alice.runs.stream(thread["thread_id"], "chatbot", input=human("Events too"),
+                                               stream_mode="events"))
+    kinds = [(data["event"], data["name"]) for event, data in lifecycle if event == "events"]
+    assert kinds[:3] == [("on_chain_start", "chatbot"), ("on_chain_start", "chatbot"),
+                         ("on_chat_model_start", "ChatModel")], kinds[:3]
+    assert kinds[-4:] == [("on_chat_model_end", "ChatModel"), ("on_chain_stream", "chatbot"),
+                          ("on_chain_end", "chatbot"), ("on_chain_end", "chatbot")], kinds[-4:]
+    streamed = "".join(data["data"]["chunk"]["content"] for event, data in lifecycle
+                       if event == "events" and data["event"] == "on_chat_model_stream")
+    final = [data for event, data in lifecycle if event == "events"][-1]["data"]["output"]["messages"][-1]
+    assert streamed == final["content"] and final["type"] == "ai", (streamed, final)
+
     mixed = await events(alice.runs.stream(thread["thread_id"], "chatbot", input=human("Last one"),
                                            stream_mode=["values", "messages-tuple", "custom"]))
     assert set(names(mixed)) == {"metadata", "values", "messages"}, names(mixed)
@@ -469,7 +481,23 @@ async def an_opengpts_thread_runs_through_the_langgraph_api():
 @check
 async def a_failed_run_says_so():
     alice = client("alice")
+    agent = await alice.assistants.create(graph_id="agent", config={"configurable": {
+        "tools": [{"id": "wikipedia", "type": "wikipedia", "name": "Wikipedia", "config": {}}]}})
     thread = await alice.threads.create()
+    # One step allowed, and the agent needs two: the run fails.
+    parts = await events(alice.runs.stream(thread["thread_id"], agent["assistant_id"],
+                                           input=human("Look up the moon in wikipedia"),
+                                           config={"recursion_limit": 1}))
+    assert parts[-1][0] == "error" and set(parts[-1][1]) == {"error", "message"}, parts[-1]
+    assert "recursion" in parts[-1][1]["message"].lower(), parts[-1]
+    failed = await alice.threads.get(thread["thread_id"])
+    assert failed["status"] == "error" and failed["error"] is not None, failed
+    run = (await alice.runs.list(thread["thread_id"]))[0]
+    assert run["status"] == "error", run
+    # wait answers 200 with the error, which the SDK raises.
+    waited = await raises(Exception, alice.runs.wait(thread["thread_id"], agent["assistant_id"],
+                                                     input=human("wikipedia again"), config={"recursion_limit": 1}))
+    assert str(waited).startswith("RunError: ") and "recursion limit" in str(waited), waited
     async with httpx.AsyncClient(cookies={"opengpts_user_id": user("alice")}) as http:
         bad = await http.post(f"{URL}/threads/{thread['thread_id']}/runs/wait", json={
             "assistant_id": "chatbot", "input": human("hi"),

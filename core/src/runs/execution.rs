@@ -99,10 +99,19 @@ impl EventSink {
         }
     }
 
-    /// A node of the bot's graph starts.
-    pub(super) fn enter(&mut self, node: &'static str) {
+    /// A node of the bot's graph starts, from `state`.
+    pub(super) async fn enter(&mut self, node: &'static str, state: &[Message]) {
         if let Some(graph) = &mut self.graph {
-            graph.enter(node);
+            let frames = graph.enter(node, state);
+            self.frames(frames).await;
+        }
+    }
+
+    /// The run has answered: `produced` follows `before` in the thread it leaves.
+    pub(super) async fn closing(&mut self, before: &[Message], produced: &[Message]) {
+        if let Some(graph) = &mut self.graph {
+            let frames = graph.closing(before, produced);
+            self.frames(frames).await;
         }
     }
 

@@ -60,7 +60,7 @@ impl RunEngine {
                     sink.interrupted(history, review).await;
                     break;
                 }
-                sink.enter("action");
+                sink.enter("action", history).await;
                 let results = self.guarded(guard, sink, tools.run(pending)).await?;
                 self.keep(run, progress, &results).await?;
                 sink.results(history, &results).await;
@@ -78,7 +78,7 @@ impl RunEngine {
                 max_output_tokens: self.inner.config.max_output_tokens,
                 tools: tools.specs(),
             };
-            sink.enter(model_node);
+            sink.enter(model_node, history).await;
             let answer = self.model_step(job, resolved, request, history, id, guard, sink).await?;
             add_usage(&mut usage, &answer);
             if answer.tool_calls.is_empty() {
@@ -91,6 +91,7 @@ impl RunEngine {
             sink.node_done(history, std::slice::from_ref(&answer)).await;
             history.push(answer);
         }
+        sink.closing(history, &progress.answer).await;
         Ok(usage)
     }
 
@@ -117,7 +118,7 @@ impl RunEngine {
         let question = conversation.iter().rev().find(|m| m.kind == MessageType::Human).map(|m| m.content.text());
         let mut usage = (0, 0);
         if let Some(question) = question {
-            sink.enter("invoke_retrieval");
+            sink.enter("invoke_retrieval", history).await;
             let earlier_answers = conversation.iter().any(|m| m.kind == MessageType::Ai);
             let (query, id) = if earlier_answers && resolved.model.writes_search_queries() {
                 let request = search_query_request(resolved, &conversation, self.inner.config.max_output_tokens);
@@ -136,7 +137,7 @@ impl RunEngine {
             sink.progress(history, &ask).await;
             sink.node_done(history, std::slice::from_ref(&ask)).await;
             history.push(ask);
-            sink.enter("retrieve");
+            sink.enter("retrieve", history).await;
 
             let namespaces = [run.assistant_id, run.thread_id];
             let found = self.guarded(guard, sink, self.inner.library.search(&namespaces, &query, TOP_K)).await?;
@@ -155,7 +156,7 @@ impl RunEngine {
             sink.results(history, &results).await;
             sink.node_done(history, &results).await;
             history.extend(results);
-            sink.enter("response");
+            sink.enter("response", history).await;
 
             let context: Vec<&str> = found.iter().map(|chunk| chunk.text.as_str()).collect();
             let instructions = resolved.system_message.as_deref().unwrap_or(crate::llm::DEFAULT_SYSTEM_MESSAGE);
@@ -173,6 +174,7 @@ impl RunEngine {
             sink.node_done(history, std::slice::from_ref(&answer)).await;
             progress.answer.push(answer);
         }
+        sink.closing(history, &progress.answer).await;
         Ok(usage)
     }
 

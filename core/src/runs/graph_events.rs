@@ -19,16 +19,19 @@ pub enum StreamMode {
     Updates,
     MessagesTuple,
     Messages,
+    /// LangChain's run lifecycle events: chains (the graph, its nodes) and the chat model.
+    Events,
     /// Events a graph's nodes write themselves: ours write none, but agent-chat-ui always asks.
     Custom,
 }
 
 impl StreamMode {
-    pub const NAMES: [(&'static str, StreamMode); 5] = [
+    pub const NAMES: [(&'static str, StreamMode); 6] = [
         ("values", StreamMode::Values),
         ("updates", StreamMode::Updates),
         ("messages-tuple", StreamMode::MessagesTuple),
         ("messages", StreamMode::Messages),
+        ("events", StreamMode::Events),
         ("custom", StreamMode::Custom),
     ];
 
@@ -47,6 +50,7 @@ impl StreamMode {
             StreamMode::Updates => &["updates"],
             StreamMode::MessagesTuple => &["messages"],
             StreamMode::Messages => &["messages/metadata", "messages/partial"],
+            StreamMode::Events => &["events"],
             StreamMode::Custom => &["custom"],
         }
     }
@@ -82,6 +86,10 @@ pub(super) struct GraphEvents {
     streaming: Option<(String, usize, Vec<usize>)>,
     /// Messages whose `messages/metadata` has been sent.
     announced: Vec<String>,
+    /// For `events`: the node running and its input, and the chat model's run.
+    node_run: Uuid,
+    node_input: String,
+    model_run: Option<Uuid>,
 }
 
 impl GraphEvents {
@@ -96,7 +104,24 @@ impl GraphEvents {
             chunk_metadata: String::new(),
             streaming: None,
             announced: Vec::new(),
+            node_run: run_id,
+            node_input: String::new(),
+            model_run: None,
         }
+    }
+
+    /// One of LangChain's lifecycle events: `data` is already JSON.
+    fn lifecycle(&self, event: &str, name: &str, run_id: Uuid, data: String, tags: &[String]) -> Frame {
+        let parents: Vec<Uuid> = [self.run_id, self.node_run].into_iter().filter(|parent| *parent != run_id).collect();
+        let metadata = if self.chunk_metadata.is_empty() { "{}" } else { &self.chunk_metadata };
+        let frame = format!(
+            r#"{{"event":{},"data":{data},"name":{},"tags":{},"run_id":"{run_id}","metadata":{metadata},"parent_ids":{}}}"#,
+            json!(event),
+            json!(name),
+            json!(tags),
+            json!(parents.iter().take(if run_id == self.run_id { 0 } else { 2 }).collect::<Vec<_>>()),
+        );
+        ("events", frame)
     }
 
     fn wants(&self, mode: StreamMode) -> bool {
@@ -106,14 +131,29 @@ impl GraphEvents {
     /// The run's id, then the state it starts from, input included.
     pub(super) fn opening(&mut self, state: &[Message]) -> Vec<Frame> {
         let mut frames = vec![("metadata", json!({"run_id": self.run_id, "attempt": 1}).to_string())];
+        if self.wants(StreamMode::Events) {
+            let input = format!(r#"{{"input":{}}}"#, state_json(state, &[]));
+            frames.push(self.lifecycle("on_chain_start", &self.stream.graph_id, self.run_id, input, &[]));
+        }
         if self.wants(StreamMode::Values) {
             frames.push(("values", state_json(state, &[])));
         }
         frames
     }
 
-    /// A node starts: the chunks it streams name it.
-    pub(super) fn enter(&mut self, node: &'static str) {
+    /// The run's end: the graph's output, the state it leaves.
+    pub(super) fn closing(&mut self, before: &[Message], produced: &[Message]) -> Vec<Frame> {
+        match self.wants(StreamMode::Events) {
+            true => {
+                let output = format!(r#"{{"output":{}}}"#, state_json(before, produced));
+                vec![self.lifecycle("on_chain_end", &self.stream.graph_id.clone(), self.run_id, output, &[])]
+            }
+            false => Vec::new(),
+        }
+    }
+
+    /// A node starts, from `state`: the chunks it streams name it.
+    pub(super) fn enter(&mut self, node: &'static str, state: &[Message]) -> Vec<Frame> {
         self.step += 1;
         self.node = node;
         let mut metadata = self.stream.metadata.clone();
@@ -134,49 +174,81 @@ impl GraphEvents {
             metadata.insert(key.into(), value);
         }
         self.chunk_metadata = serde_json::to_string(&metadata).unwrap_or_default();
+        self.node_run = Uuid::new_v4();
+        self.model_run = None;
+        if !self.wants(StreamMode::Events) {
+            return Vec::new();
+        }
+        self.node_input = state_json(state, &[]);
+        let input = format!(r#"{{"input":{}}}"#, self.node_input);
+        vec![self.lifecycle("on_chain_start", node, self.node_run, input, &[format!("graph:step:{}", self.step)])]
     }
 
     /// The model's message as it grows: the part not yet sent, as a chunk.
     pub(super) fn progress(&mut self, current: &Message) -> Vec<Frame> {
         let mut frames = Vec::new();
+        let events = self.wants(StreamMode::Events);
+        if events && self.model_run.is_none() {
+            let run = Uuid::new_v4();
+            self.model_run = Some(run);
+            let input = format!(r#"{{"input":{{"messages":[{}]}}}}"#, node_messages(&self.node_input));
+            frames.push(self.lifecycle("on_chat_model_start", "ChatModel", run, input, &["seq:step:1".into()]));
+        }
         let id = current.id.clone().unwrap_or_default();
         if self.wants(StreamMode::Messages) {
             frames.extend(self.announce(&id));
             frames.push(("messages/partial", partial(current)));
         }
-        if self.wants(StreamMode::MessagesTuple) {
-            let (sent_text, sent_args) = match &mut self.streaming {
-                Some((streaming, text, args)) if *streaming == id => (text, args),
-                _ => {
-                    self.streaming = Some((id.clone(), 0, Vec::new()));
-                    let (_, text, args) = self.streaming.as_mut().expect("just set");
-                    (text, args)
-                }
-            };
-            let text = current.content.text();
-            let delta = text.get(*sent_text..).unwrap_or_default().to_string();
-            *sent_text = text.len();
-            let raw_calls = current.additional_kwargs.get("tool_calls").and_then(Value::as_array);
-            let mut call_chunks = Vec::new();
-            for (index, raw) in raw_calls.into_iter().flatten().enumerate() {
-                let arguments = raw["function"]["arguments"].as_str().unwrap_or_default();
-                if sent_args.len() <= index {
-                    sent_args.push(0);
-                    call_chunks.push(json!({"name": raw["function"]["name"], "args": arguments, "id": raw["id"],
-                        "index": index, "type": "tool_call_chunk"}));
-                } else if arguments.len() > sent_args[index] {
-                    call_chunks.push(json!({"name": null, "args": &arguments[sent_args[index]..], "id": null,
-                        "index": index, "type": "tool_call_chunk"}));
-                }
-                sent_args[index] = arguments.len();
-            }
-            let first = *sent_text == 0 && delta.is_empty() && call_chunks.is_empty();
+        if self.wants(StreamMode::MessagesTuple) || events {
+            let (delta, call_chunks, first) = self.unsent(&id, current);
             if !delta.is_empty() || !call_chunks.is_empty() || first {
                 let chunk = Chunk { id: &id, content: &delta, metadata: None, calls: &call_chunks, last: false };
-                frames.push(("messages", self.tuple(&chunk)));
+                if self.wants(StreamMode::MessagesTuple) {
+                    frames.push(("messages", self.tuple(&chunk)));
+                }
+                if events {
+                    let data = format!(r#"{{"chunk":{}}}"#, json_of(&chunk));
+                    frames.push(self.model_event("on_chat_model_stream", data));
+                }
             }
         }
         frames
+    }
+
+    /// What of the message `id` has not been sent yet: its text, the fragments of its tool
+    /// calls (a first fragment names its call), and whether nothing at all has been sent.
+    fn unsent(&mut self, id: &str, current: &Message) -> (String, Vec<Value>, bool) {
+        let (sent_text, sent_args) = match &mut self.streaming {
+            Some((streaming, text, args)) if *streaming == id => (text, args),
+            _ => {
+                self.streaming = Some((id.to_string(), 0, Vec::new()));
+                let (_, text, args) = self.streaming.as_mut().expect("just set");
+                (text, args)
+            }
+        };
+        let text = current.content.text();
+        let delta = text.get(*sent_text..).unwrap_or_default().to_string();
+        *sent_text = text.len();
+        let raw_calls = current.additional_kwargs.get("tool_calls").and_then(Value::as_array);
+        let mut call_chunks = Vec::new();
+        for (index, raw) in raw_calls.into_iter().flatten().enumerate() {
+            let arguments = raw["function"]["arguments"].as_str().unwrap_or_default();
+            if sent_args.len() <= index {
+                sent_args.push(0);
+                call_chunks.push(json!({"name": raw["function"]["name"], "args": arguments, "id": raw["id"],
+                    "index": index, "type": "tool_call_chunk"}));
+            } else if arguments.len() > sent_args[index] {
+                call_chunks.push(json!({"name": null, "args": &arguments[sent_args[index]..], "id": null,
+                    "index": index, "type": "tool_call_chunk"}));
+            }
+            sent_args[index] = arguments.len();
+        }
+        let first = *sent_text == 0 && delta.is_empty() && call_chunks.is_empty();
+        (delta, call_chunks, first)
+    }
+
+    fn model_event(&self, event: &str, data: String) -> Frame {
+        self.lifecycle(event, "ChatModel", self.model_run.unwrap_or(self.node_run), data, &["seq:step:1".into()])
     }
 
     /// The model's message complete: its metadata as a chunk, then the last (empty) chunk.
@@ -193,6 +265,11 @@ impl GraphEvents {
             let last = Chunk { id: &id, content: "", metadata: None, calls: &[], last: true };
             frames.push(("messages", self.tuple(&metadata)));
             frames.push(("messages", self.tuple(&last)));
+        }
+        if self.wants(StreamMode::Events) {
+            let output = json_of(&answer.wire(Generation::Graph));
+            frames.push(self.model_event("on_chat_model_end", format!(r#"{{"output":{output}}}"#)));
+            self.model_run = None;
         }
         self.streaming = None;
         frames
@@ -221,6 +298,14 @@ impl GraphEvents {
         if self.wants(StreamMode::Updates) {
             let update = json!({ self.node: { "messages": produced.iter().map(|m| m.wire(Generation::Graph)).collect::<Vec<_>>() } });
             frames.push(("updates", update.to_string()));
+        }
+        if self.wants(StreamMode::Events) {
+            let output = state_json(&[], produced);
+            let tags = [format!("graph:step:{}", self.step)];
+            let (node, run) = (self.node, self.node_run);
+            frames.push(self.lifecycle("on_chain_stream", node, run, format!(r#"{{"chunk":{output}}}"#), &tags));
+            let data = format!(r#"{{"output":{output},"input":{}}}"#, state_json(before, &[]));
+            frames.push(self.lifecycle("on_chain_end", node, run, data, &tags));
         }
         if self.wants(StreamMode::Values) {
             frames.push(("values", state_json(before, produced)));
@@ -256,7 +341,7 @@ impl GraphEvents {
     }
 
     fn tuple(&self, chunk: &Chunk<'_>) -> String {
-        format!("[{},{}]", serde_json::to_string(chunk).unwrap_or_default(), self.chunk_metadata)
+        format!("[{},{}]", json_of(chunk), self.chunk_metadata)
     }
 }
 
@@ -286,6 +371,15 @@ pub fn review_interrupts(thread_id: Uuid, pending: &Message, streamed: bool) -> 
         interrupt["response_schema"] = Value::Null;
     }
     json!([interrupt])
+}
+
+fn json_of(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The messages list of a rendered state (`{"messages":[...]}` → `[...]`).
+fn node_messages(state: &str) -> &str {
+    state.strip_prefix(r#"{"messages":"#).and_then(|rest| rest.strip_suffix('}')).unwrap_or("[]")
 }
 
 /// The state `{"messages": [...]}` of `before` followed by `after`.

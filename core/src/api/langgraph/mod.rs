@@ -7,7 +7,9 @@
 
 mod assistants;
 mod body;
+mod joins;
 mod review;
+mod run_request;
 mod runs;
 mod store;
 mod threads;

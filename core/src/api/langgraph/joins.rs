@@ -1,0 +1,115 @@
+//! Waiting for a run from any process: `join` answers once it has ended, and a joined stream
+//! replays and tails a resumable run's kept events.
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::runs::{final_values, graph_stream, run_on, STREAM_BUFFER};
+use crate::api::auth::User;
+use crate::api::{ApiError, AppState};
+use crate::model::{Run, Timestamp, UserId};
+use crate::runs::{event_position, RunEvent, StreamMode, BATCH_EVERY};
+
+fn unprocessable(text: impl Into<String>) -> ApiError {
+    super::detail(axum::http::StatusCode::UNPROCESSABLE_ENTITY, text)
+}
+
+/// Polls the run's record (which every process can read) until it has ended.
+pub(super) async fn ended(state: &AppState, user: &UserId, mut run: Run) -> Result<Run, ApiError> {
+    let mut pause = Duration::from_millis(20);
+    while !run.status.is_finished() {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(250));
+        run = state.runs.get(user, run.run_id).await?;
+    }
+    Ok(run)
+}
+
+pub(super) async fn join(
+    State(state): State<AppState>,
+    User(user): User,
+    Path((thread_id, run_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let run = run_on(&state, &user, &thread_id, &run_id).await?;
+    let run = ended(&state, &user, run).await?;
+    final_values(&state, &user, &run).await
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct JoinParams {
+    stream_mode: Option<String>,
+}
+
+/// Joins a run's stream, from any process: a resumable run's events are kept in the store.
+/// With `Last-Event-ID` the events after it are replayed (`0`: all of them), then the run's
+/// live events follow; without, only the events from now on. `stream_mode` keeps the events
+/// of one mode. A run that is not resumable has nothing kept: its join ends when it does.
+pub(super) async fn join_stream(
+    State(state): State<AppState>,
+    User(user): User,
+    Path((thread_id, run_id)): Path<(String, String)>,
+    Query(params): Query<JoinParams>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let run = run_on(&state, &user, &thread_id, &run_id).await?;
+    let wanted: Option<&'static [&'static str]> = match params.stream_mode.as_deref().filter(|mode| !mode.is_empty()) {
+        Some(mode) => Some(
+            StreamMode::parse(mode)
+                .map(StreamMode::events)
+                .ok_or_else(|| unprocessable(format!("'{mode}' is not a supported stream_mode")))?,
+        ),
+        None => None,
+    };
+    let after = headers.get("last-event-id").and_then(|value| value.to_str().ok()).map(event_position);
+    let resumable = run.profile.as_ref().is_some_and(|profile| profile.kwargs["resumable"] == true);
+    let slot = state.streams.take(&user)?;
+    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+    let watched = run.clone();
+    let tail = async move {
+        let mut batch = 0;
+        let mut skip_through = after;
+        if after.is_none() && resumable {
+            // Live events only: those kept already are skipped, and those made before now and
+            // not yet written are known by their time.
+            if let Ok((_, next)) = state.store.run_events(&watched, 0).await {
+                batch = next;
+            }
+            skip_through = Some((Timestamp::now().datetime().timestamp_millis() - 1, u64::MAX));
+        }
+        loop {
+            let ended = state.runs.get(&user, watched.run_id).await.map_or(true, |run| run.status.is_finished());
+            if resumable {
+                let Ok((events, next)) = state.store.run_events(&watched, batch).await else { return };
+                batch = next;
+                for kept in events {
+                    let name = graph_event_name(&kept.event);
+                    let later = skip_through.is_none_or(|through| event_position(&kept.id) > through);
+                    let shown = wanted.is_none_or(|wanted| wanted.contains(&name));
+                    if later && shown {
+                        let event = RunEvent::Frame { event: name, data: kept.data, id: Some(kept.id) };
+                        if sender.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if ended {
+                return;
+            }
+            tokio::time::sleep(BATCH_EVERY).await;
+        }
+    };
+    tokio::spawn(tail.in_current_span());
+    Ok(graph_stream(&run, false, receiver, slot))
+}
+
+/// A kept event's name as one of the stream's own (they are few, and known).
+fn graph_event_name(name: &str) -> &'static str {
+    const NAMES: [&str; 8] =
+        ["metadata", "values", "updates", "messages", "messages/metadata", "messages/partial", "custom", "error"];
+    NAMES.into_iter().find(|known| *known == name).unwrap_or("custom")
+}
