@@ -8,6 +8,7 @@ mod agents;
 mod crud;
 mod hostile;
 mod lambda_init;
+mod langgraph;
 mod retrieval;
 mod server;
 mod stats;
@@ -20,6 +21,7 @@ use serde_json::json;
 
 use server::Server;
 use stats::ms;
+use streaming::Api;
 
 const TOKENS: usize = 200;
 
@@ -94,34 +96,61 @@ async fn main() {
             ("OPENAI_BASE_URL", format!("{}/v1", upstream.base_url)),
         ];
         let server = Server::start(&binary, &env).await;
-        let (paired, cpu_per_token) = streaming::paired(&server, &upstream, repeats, TOKENS).await;
-        for (path, times) in [("direct", &paired.direct), ("/runs/stream", &paired.through)] {
+        let apis = [Api::OpenGpts, Api::LangGraph { resumable: false }, Api::LangGraph { resumable: true }];
+        for api in apis {
+            let (paired, cpu_per_token) = streaming::paired(&server, &upstream, repeats, TOKENS, api).await;
+            for (path, times) in [("direct", &paired.direct), (api.label(), &paired.through)] {
+                println!(
+                    "| {} ms | {path} | {:.3} | {:.3} | {:.1} | {:.1} |",
+                    gap.as_millis(),
+                    times.first_token.p50_ms,
+                    times.first_token.p99_ms,
+                    times.total.p50_ms,
+                    times.total.p99_ms
+                );
+            }
+            let added = &paired.added;
             println!(
-                "| {} ms | {path} | {:.3} | {:.3} | {:.1} | {:.1} |",
-                gap.as_millis(),
-                times.first_token.p50_ms,
-                times.first_token.p99_ms,
-                times.total.p50_ms,
-                times.total.p99_ms
+                "|   | added by the server (per pair) | {:.3} | {:.3} | {:.1} | {:.1} |",
+                added.first_token.p50_ms, added.first_token.p99_ms, added.total.p50_ms, added.total.p99_ms
             );
+            println!(
+                "|   | server CPU per token: {:.1} µs, of which user space {:.1} µs | | | | |",
+                cpu_per_token.total.as_secs_f64() * 1e6,
+                cpu_per_token.user.as_secs_f64() * 1e6
+            );
+            streams.push(json!({"api": api.label(), "gap_ms": gap.as_millis() as u64, "tokens": TOKENS, "repeats": repeats,
+                "added_first_token_p50_ms": added.first_token.p50_ms, "added_first_token_p99_ms": added.first_token.p99_ms,
+                "added_total_p50_ms": added.total.p50_ms, "added_total_p99_ms": added.total.p99_ms,
+                "cpu_per_token_us": cpu_per_token.total.as_secs_f64() * 1e6,
+                "user_cpu_per_token_us": cpu_per_token.user.as_secs_f64() * 1e6}));
         }
-        let added = &paired.added;
-        println!(
-            "|   | added by the server (per pair) | {:.3} | {:.3} | {:.1} | {:.1} |",
-            added.first_token.p50_ms, added.first_token.p99_ms, added.total.p50_ms, added.total.p99_ms
-        );
-        println!(
-            "|   | server CPU per token: {:.1} µs, of which user space {:.1} µs | | | | |",
-            cpu_per_token.total.as_secs_f64() * 1e6,
-            cpu_per_token.user.as_secs_f64() * 1e6
-        );
-        streams.push(json!({"gap_ms": gap.as_millis() as u64, "tokens": TOKENS, "repeats": repeats,
-            "added_first_token_p50_ms": added.first_token.p50_ms, "added_first_token_p99_ms": added.first_token.p99_ms,
-            "added_total_p50_ms": added.total.p50_ms, "added_total_p99_ms": added.total.p99_ms,
-            "cpu_per_token_us": cpu_per_token.total.as_secs_f64() * 1e6,
-            "user_cpu_per_token_us": cpu_per_token.user.as_secs_f64() * 1e6}));
     }
     report.insert("streaming".into(), json!(streams));
+
+    // The LangGraph API's resumable streams: a join's replay, and the store writes they cost.
+    let replay_tokens = if smoke { 1_000 } else { 10_000 };
+    let (events, replayed) = langgraph::replay(&binary, replay_tokens, if smoke { 2 } else { 10 }).await;
+    println!(
+        "\nLangGraph join replaying a finished resumable run from its first event ({events} events, memory store): \
+         p50 {:.1} ms, p99 {:.1} ms",
+        replayed.p50_ms, replayed.p99_ms
+    );
+    let mut resumable =
+        json!({"replay_events": events, "replay_p50_ms": replayed.p50_ms, "replay_p99_ms": replayed.p99_ms});
+    if let Ok(endpoint) = std::env::var("DYNAMODB_BENCH_ENDPOINT") {
+        let (writes, events, took) =
+            langgraph::writes_per_second(&binary, &endpoint, TOKENS, Duration::from_millis(20)).await;
+        let per_second = writes as f64 / took.as_secs_f64();
+        println!(
+            "LangGraph resumable stream on DynamoDB ({TOKENS} tokens 20 ms apart): {events} events kept in {writes} \
+             writes over {:.1} s of streaming = {per_second:.1} writes per second",
+            took.as_secs_f64()
+        );
+        resumable["dynamodb_writes"] = json!(writes);
+        resumable["dynamodb_writes_per_second"] = json!(per_second);
+    }
+    report.insert("langgraph_resumable".into(), resumable);
 
     // The agent loop: what each step costs beyond the model and the tool, per local store.
     let (llm, services) = (agents::upstream().await, agents::services().await);

@@ -53,27 +53,94 @@ pub struct Paired {
     pub added: StreamTimes,
 }
 
+/// Which API a stream goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `POST /runs/stream`, the latest OpenGPTs client's.
+    OpenGpts,
+    /// `POST /langgraph/threads/{id}/runs/stream` in `messages-tuple` mode, as useStream asks.
+    LangGraph { resumable: bool },
+}
+
+impl Api {
+    pub fn label(self) -> &'static str {
+        match self {
+            Api::OpenGpts => "/runs/stream",
+            Api::LangGraph { resumable: false } => "/langgraph …/runs/stream (messages-tuple)",
+            Api::LangGraph { resumable: true } => "/langgraph …/runs/stream (messages-tuple, resumable)",
+        }
+    }
+}
+
+/// A client of one user of the server, in either API's shapes.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookie: &'static str,
+}
+
+impl Client {
+    pub fn new(server: &Server) -> Self {
+        Client { http: reqwest::Client::new(), base: server.base.clone(), cookie: "opengpts_user_id=bench-stream" }
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let request = self.http.post(format!("{}{path}", self.base)).header("cookie", self.cookie).json(&body);
+        request.send().await.unwrap().json::<serde_json::Value>().await.unwrap()
+    }
+
+    /// A chatbot on the model the upstream serves, and a way to stream one run of it on a new
+    /// thread.
+    pub async fn chatbot(&self, api: Api) -> serde_json::Value {
+        let config = json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}});
+        match api {
+            Api::OpenGpts => self.post("/assistants", json!({"name": "stream", "config": config})).await,
+            Api::LangGraph { .. } => {
+                self.post("/langgraph/assistants", json!({"graph_id": "chatbot", "config": config})).await
+            }
+        }
+    }
+
+    pub async fn stream_request(&self, api: Api, assistant: &serde_json::Value) -> reqwest::RequestBuilder {
+        let (path, body) = match api {
+            Api::OpenGpts => {
+                let thread =
+                    self.post("/threads", json!({"name": "s", "assistant_id": assistant["assistant_id"]})).await;
+                (
+                    "/runs/stream".to_string(),
+                    json!({"thread_id": thread["thread_id"], "input": [{"type": "human", "content": "go"}]}),
+                )
+            }
+            Api::LangGraph { resumable } => {
+                let thread = self.post("/langgraph/threads", json!({})).await;
+                let path = format!("/langgraph/threads/{}/runs/stream", thread["thread_id"].as_str().unwrap());
+                let body = json!({"assistant_id": assistant["assistant_id"], "stream_mode": ["messages-tuple"],
+                    "stream_resumable": resumable, "input": {"messages": [{"role": "user", "content": "go"}]}});
+                (path, body)
+            }
+        };
+        self.http.post(format!("{}{path}", self.base)).header("cookie", self.cookie).json(&body)
+    }
+}
+
 /// Streams through the server, each time beside a direct call; also returns the server's CPU
 /// time per streamed token.
-pub async fn paired(server: &Server, upstream: &MockProvider, repeats: usize, tokens: usize) -> (Paired, CpuPerToken) {
+pub async fn paired(
+    server: &Server,
+    upstream: &MockProvider,
+    repeats: usize,
+    tokens: usize,
+    api: Api,
+) -> (Paired, CpuPerToken) {
     let client = reqwest::Client::new();
-    let cookie = "opengpts_user_id=bench-stream";
-    let config = json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}});
-    let post = |path: &str, body: serde_json::Value| {
-        let request = client.post(format!("{}{path}", server.base)).header("cookie", cookie).json(&body);
-        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
-    };
-    let assistant = post("/assistants", json!({"name": "stream", "config": config})).await;
+    let ours = Client::new(server);
+    let assistant = ours.chatbot(api).await;
     let mut samples: [Vec<Duration>; 4] = Default::default();
     let (mut added_first, mut added_total) = (Vec::new(), Vec::new());
     let mut cpu = Duration::ZERO;
     let (user_before, _) = server.cpu_split();
     for _ in 0..repeats {
-        let thread = post("/threads", json!({"name": "s", "assistant_id": assistant["assistant_id"]})).await;
-        let through = client
-            .post(format!("{}/runs/stream", server.base))
-            .header("cookie", cookie)
-            .json(&json!({"thread_id": thread["thread_id"], "input": [{"type": "human", "content": "go"}]}));
+        let through = ours.stream_request(api, &assistant).await;
         let direct = client
             .post(format!("{}/v1/chat/completions", upstream.base_url))
             .bearer_auth("bench")
