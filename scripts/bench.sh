@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: release build of the server, measured from outside. Loopback only, bounded loops.
-# Pass --lambda to also build every Lambda function's release zip and list the sizes.
+# Pass --lambda to also build every Lambda function's release zip and list the sizes, --reference
+# to also measure the reference LangGraph server (langgraph-cli[inmem], installed once) side by side.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cargo build --release --quiet -p api -p assistants -p threads -p runs -p runs-stream -p run-worker -p ingest -p ingest-worker -p bench
 # The DynamoDB emulator, for the cold-start measurement (the store a function connects to at init).
@@ -11,6 +12,14 @@ python tests/dynamodb-emulator.py "$WORK/address" >"$WORK/emulator.log" 2>&1 &
 EMULATOR=$!
 trap 'kill $EMULATOR 2>/dev/null; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 300); do [ -s "$WORK/address" ] && break; sleep 0.1; done
+if [[ " $* " == *" --reference "* ]]; then
+  # The reference LangGraph server, for the side-by-side rows: its own virtualenv, installed once.
+  export LANGGRAPH_REFERENCE_VENV="${LANGGRAPH_REFERENCE_VENV:-$HOME/.cache/opengpts-serverless/langgraph-reference}"
+  if ! [ -x "$LANGGRAPH_REFERENCE_VENV/bin/langgraph" ]; then
+    python3 -m venv "$LANGGRAPH_REFERENCE_VENV"
+    "$LANGGRAPH_REFERENCE_VENV/bin/pip" install --quiet --disable-pip-version-check "langgraph-cli[inmem]" langchain-openai
+  fi
+fi
 DYNAMODB_BENCH_ENDPOINT=$(cat "$WORK/address") "$CARGO_TARGET_DIR/release/bench" "$@"
 if [[ " $* " == *" --lambda "* ]]; then
   # The deployable build: the `lambda` profile (size-optimised, fat LTO), as infra/deploy.sh uses.

@@ -9,6 +9,7 @@ mod crud;
 mod hostile;
 mod lambda_init;
 mod langgraph;
+mod reference;
 mod retrieval;
 mod server;
 mod stats;
@@ -151,6 +152,27 @@ async fn main() {
         resumable["dynamodb_writes_per_second"] = json!(per_second);
     }
     report.insert("langgraph_resumable".into(), resumable);
+    // Side by side with the reference LangGraph server, when scripts/bench.sh installed it.
+    if let Ok(venv) = std::env::var("LANGGRAPH_REFERENCE_VENV") {
+        let repeats = if smoke { 3 } else { 20 };
+        let (ours, theirs) = reference::compare(&binary, std::path::Path::new(&venv), repeats, TOKENS).await;
+        println!(
+            "\n| LangGraph server ({repeats} chatbot runs of {TOKENS} tokens, messages-tuple) | server CPU per token µs | RSS after, MiB |\n|---|---|---|"
+        );
+        for (name, figures) in [("this one (memory store)", &ours), ("langgraph dev (inmem), reference", &theirs)] {
+            println!("| {name} | {:.1} | {:.1} |", figures.cpu_per_token.as_secs_f64() * 1e6, figures.rss_mib);
+        }
+        let cpu_ratio = theirs.cpu_per_token.as_secs_f64() / ours.cpu_per_token.as_secs_f64();
+        let memory_ratio = theirs.rss_mib / ours.rss_mib;
+        println!("The reference uses {cpu_ratio:.0}× the CPU per token and {memory_ratio:.0}× the memory.");
+        report.insert(
+            "langgraph_reference".into(),
+            json!({"runs": repeats, "tokens": TOKENS,
+            "ours_cpu_per_token_us": ours.cpu_per_token.as_secs_f64() * 1e6, "ours_rss_mib": ours.rss_mib,
+            "reference_cpu_per_token_us": theirs.cpu_per_token.as_secs_f64() * 1e6, "reference_rss_mib": theirs.rss_mib,
+            "cpu_ratio": cpu_ratio, "memory_ratio": memory_ratio}),
+        );
+    }
 
     // The agent loop: what each step costs beyond the model and the tool, per local store.
     let (llm, services) = (agents::upstream().await, agents::services().await);

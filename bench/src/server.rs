@@ -13,37 +13,76 @@ pub struct Server {
 
 impl Server {
     pub async fn start(binary: &Path, env: &[(&str, String)]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        let started = Instant::now();
+        let port = free_port();
         let mut command = Command::new(binary);
-        command.env("PORT", port.to_string()).env("RUST_LOG", "error").stdout(Stdio::null()).stderr(Stdio::null());
+        command.env("PORT", port.to_string()).env("RUST_LOG", "error");
         for (name, value) in env {
             command.env(name, value);
         }
-        let child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
+        Server::spawn(command, port, "/ok", Duration::from_secs(30)).await
+    }
+
+    /// Runs `command`, which serves on `port`, until `health` answers 200.
+    pub async fn spawn(mut command: Command, port: u16, health: &str, patience: Duration) -> Server {
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
         loop {
-            if let Ok(response) = client.get(format!("{base}/ok")).send().await {
+            if let Ok(response) = client.get(format!("{base}{health}")).send().await {
                 if response.status() == 200 {
                     break;
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "the server did not start");
-            tokio::time::sleep(Duration::from_micros(200)).await;
+            assert!(started.elapsed() < patience, "{command:?} did not start");
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         Server { startup: started.elapsed(), child, base }
     }
 
+    /// The process and the processes it started.
+    fn tree(&self) -> Vec<u32> {
+        let parent_of = |pid: u32| -> Option<u32> {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+        };
+        let all: Vec<u32> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .collect();
+        let mut tree = vec![self.child.id()];
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for pid in &all {
+                if !tree.contains(pid) && parent_of(*pid).is_some_and(|parent| tree.contains(&parent)) {
+                    tree.push(*pid);
+                    grew = true;
+                }
+            }
+        }
+        tree
+    }
+
+    /// Resident memory of the process and those it started, in MiB.
+    pub fn tree_rss_mib(&self) -> f64 {
+        self.tree().into_iter().map(rss_kib).sum::<f64>() / 1024.0
+    }
+
+    /// CPU time of the process and those it started, every thread.
+    pub fn tree_cpu_time(&self) -> Duration {
+        self.tree().into_iter().map(cpu_of).sum()
+    }
+
     /// Resident memory, in MiB.
     pub fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(f64::NAN);
-        kib / 1024.0
+        rss_kib(self.child.id()) / 1024.0
     }
 
     /// User and system CPU time of the process so far (from /proc/<pid>/stat, in clock ticks of
@@ -64,13 +103,30 @@ impl Server {
 
     /// CPU time used by every thread of the process so far (from schedstat, in nanoseconds).
     pub fn cpu_time(&self) -> Duration {
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).into_iter().flatten().flatten();
-        let nanos: u64 = tasks
-            .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-            .filter_map(|stat| stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
-            .sum();
-        Duration::from_nanos(nanos)
+        cpu_of(self.child.id())
     }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn rss_kib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn cpu_of(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 impl Drop for Server {
