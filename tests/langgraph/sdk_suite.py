@@ -306,6 +306,12 @@ async def background_runs_wait_join_list_and_get():
     listed = await alice.runs.list(thread["thread_id"])
     assert len(listed) == 2 and listed[1]["run_id"] == run["run_id"], listed
     await raises(NotFoundError, alice.runs.get(thread["thread_id"], str(uuid.uuid4())))
+    await alice.runs.delete(thread["thread_id"], run["run_id"])
+    await raises(NotFoundError, alice.runs.get(thread["thread_id"], run["run_id"]))
+    assert len(await alice.runs.list(thread["thread_id"])) == 1
+    later = await raises(UnprocessableEntityError, alice.runs.create(thread["thread_id"], "chatbot",
+                                                                     input=human("Later"), after_seconds=60))
+    assert "after_seconds" in later.response.text
     stateless = await alice.runs.wait(None, "chatbot", input=human("Hello"))
     assert types(stateless["messages"]) == ["human", "ai"], stateless
     parts = await events(alice.runs.stream(None, "chatbot", input=human("Hello"), stream_mode="updates"))
@@ -334,6 +340,13 @@ async def busy_threads_follow_the_multitask_strategy():
     queued = await alice.runs.wait(thread["thread_id"], "chatbot", input=human("Queued"))
     assert queued["messages"][-1]["type"] == "ai" and queued["messages"][-2]["content"] == "Queued", queued
     assert (await going.end())[-1].event == "values"
+    # A rollback cancels the running run and deletes it.
+    going = Going(alice, thread["thread_id"])
+    doomed = await going.run_id()
+    await alice.runs.wait(thread["thread_id"], "chatbot", input=human("Instead"), multitask_strategy="rollback")
+    await going.end()
+    await raises(NotFoundError, alice.runs.get(thread["thread_id"], doomed))
+    assert doomed not in [run["run_id"] for run in await alice.runs.list(thread["thread_id"], limit=100)]
 
 
 @check

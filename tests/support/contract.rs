@@ -523,6 +523,18 @@ pub async fn a_threads_runs_are_listed_newest_first_to_its_owner_alone(store: Sh
     assert_eq!(store.list_runs(&user("ann"), other.thread_id).await.unwrap()[0].run_id, elsewhere.run_id);
     let refused = store.list_runs(&user("bob"), thread.thread_id).await;
     assert!(matches!(refused, Err(StoreError::NotFound(Entity::Thread))), "{refused:?}");
+    // A run deleted goes with what it kept; another user's is not theirs to delete.
+    let doomed = store.get_run(&user("ann"), ids[1]).await.unwrap();
+    let batch =
+        EventBatch { number: 0, events: Vec::new(), expires_at: Timestamp::now().plus(Duration::from_secs(60)) };
+    store.add_run_events(&doomed, &batch).await.unwrap();
+    assert!(matches!(store.delete_run(&user("bob"), ids[1]).await, Err(StoreError::NotFound(Entity::Run))));
+    store.delete_run(&user("ann"), ids[1]).await.unwrap();
+    assert!(matches!(store.get_run(&user("ann"), ids[1]).await, Err(StoreError::NotFound(Entity::Run))));
+    assert_eq!(store.run_events(&doomed, 0).await.unwrap().1, 0, "its events went with it");
+    let left: Vec<Uuid> =
+        store.list_runs(&user("ann"), thread.thread_id).await.unwrap().iter().map(|run| run.run_id).collect();
+    assert_eq!(left, [ids[0], ids[2]]);
     store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
     assert!(store.list_runs(&user("ann"), thread.thread_id).await.is_err());
 }

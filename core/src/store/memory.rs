@@ -270,6 +270,17 @@ impl Store for MemoryStore {
             .ok_or(StoreError::NotFound(Entity::Run))
     }
 
+    async fn delete_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<()> {
+        let mut inner = self.lock();
+        if !inner.runs.get(&run_id).is_some_and(|run| &run.user_id == user) {
+            return Err(StoreError::NotFound(Entity::Run));
+        }
+        inner.runs.remove(&run_id);
+        inner.feedback.remove(&run_id);
+        inner.events.remove(&run_id);
+        Ok(())
+    }
+
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
         let mut inner = self.lock();
         inner.own_thread(user, thread_id)?;

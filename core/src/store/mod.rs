@@ -194,6 +194,8 @@ pub trait Store: Send + Sync + 'static {
     /// user's runs already hold leases (on any thread, in any process); nothing is stored then.
     async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started>;
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run>;
+    /// Deletes one of the user's runs that has ended, with its feedback and kept events.
+    async fn delete_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<()>;
     /// The runs started on the user's thread, newest first.
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>>;
     async fn update_run(&self, run: &Run) -> StoreResult<()>;

@@ -85,16 +85,19 @@ pub(super) async fn join_stream(
             if resumable {
                 let Ok((events, next)) = state.store.run_events(&watched, batch).await else { return };
                 batch = next;
+                // What one read brings goes out in one write: a replay of thousands of events
+                // is a few large writes, not thousands of small ones.
+                let mut frames = String::new();
                 for kept in events {
                     let name = graph_event_name(&kept.event);
                     let later = skip_through.is_none_or(|through| event_position(&kept.id) > through);
                     let shown = wanted.is_none_or(|wanted| wanted.contains(&name));
                     if later && shown {
-                        let event = RunEvent::Frame { event: name, data: kept.data, id: Some(kept.id) };
-                        if sender.send(event).await.is_err() {
-                            return;
-                        }
+                        frames.push_str(&format!("event: {name}\r\ndata: {}\r\nid: {}\r\n\r\n", kept.data, kept.id));
                     }
+                }
+                if !frames.is_empty() && sender.send(RunEvent::Data(frames)).await.is_err() {
+                    return;
                 }
             }
             if ended {

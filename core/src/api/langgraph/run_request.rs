@@ -102,10 +102,16 @@ impl GraphRunBody {
             body.choice("multitask_strategy", &["reject", "enqueue", "interrupt", "rollback"])?.unwrap_or("enqueue");
         let strategy = match strategy_name {
             "reject" => MultitaskStrategy::Reject,
-            "enqueue" => MultitaskStrategy::Enqueue,
-            // A rolled-back run is cancelled, and its input stays in the thread.
-            _ => MultitaskStrategy::Interrupt,
+            "interrupt" => MultitaskStrategy::Interrupt,
+            // A rollback has cancelled and deleted the running runs before this run waits (see
+            // `prepare`); it then waits as a queued run does.
+            _ => MultitaskStrategy::Enqueue,
         };
+        if body.raw("after_seconds").and_then(Value::as_f64).is_some_and(|seconds| seconds > 0.0) {
+            return Err(unprocessable(
+                "after_seconds is not supported: runs start when they are made (schedule them with crons instead)",
+            ));
+        }
         let on_disconnect = match body.choice("on_disconnect", &["cancel", "continue"])?.unwrap_or("continue") {
             "cancel" => OnDisconnect::Cancel,
             _ => OnDisconnect::Continue,
@@ -226,6 +232,9 @@ pub(super) async fn prepare(
             super::review::Decided::Answered(answers) => request.input = RunInput::Latest(answers),
         }
     }
+    if request.strategy_name == "rollback" && view.running {
+        roll_back(state, user, thread_id).await?;
+    }
     stamp(state, &mut view, &request.assistant).await?;
     let graph = Graph::of(&request.assistant);
     let metadata = view.thread.metadata.clone().unwrap_or_default();
@@ -255,6 +264,33 @@ pub(super) async fn prepare(
     let pending =
         state.runs.plan(user.clone(), view, &request.assistant, run_request, execution, Some((stream, profile)))?;
     Ok(Prepared { pending, ephemeral })
+}
+
+/// Cancels the runs going on the thread, waits for it to be free (as long as a queued run would),
+/// and deletes them, as `multitask_strategy: "rollback"` asks. Their input stays in the thread.
+async fn roll_back(state: &AppState, user: &UserId, thread_id: Uuid) -> Result<(), ApiError> {
+    let going: Vec<Uuid> = state
+        .store
+        .list_runs(user, thread_id)
+        .await?
+        .into_iter()
+        .filter(|run| !run.status.is_finished())
+        .map(|run| run.run_id)
+        .collect();
+    for run_id in &going {
+        state.runs.cancel(user, *run_id).await?;
+    }
+    let deadline = tokio::time::Instant::now() + state.config.run_queue_wait;
+    while view(state, user, thread_id).await?.running && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    for run_id in going {
+        match state.store.delete_run(user, run_id).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
 }
 
 /// The thread's first run names its assistant and graph, in its record and its metadata, so

@@ -28,7 +28,7 @@ use crate::store::StoreError;
 pub fn routes() -> Routes {
     Routes::default()
         .route("/langgraph/threads/{thread_id}/runs", get(list).post(create))
-        .route("/langgraph/threads/{thread_id}/runs/{run_id}", get(read))
+        .route("/langgraph/threads/{thread_id}/runs/{run_id}", get(read).delete(remove))
         .route("/langgraph/runs", post(create_stateless))
 }
 
@@ -76,7 +76,8 @@ pub(super) fn graph_stream(
         event: |event| match event {
             RunEvent::Frame { event, data, id: Some(id) } => frame_with_id(event, &data, &id),
             RunEvent::Frame { event, data, id: None } => frame(event, &data),
-            RunEvent::Data(data) => frame("values", &data),
+            // Events already framed: a joined stream's replay.
+            RunEvent::Data(frames) => Bytes::from(frames),
             RunEvent::Error { message, .. } => {
                 frame("error", &json!({"error": "RunError", "message": message}).to_string())
             }
@@ -246,6 +247,20 @@ async fn read(
     Path((thread_id, run_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(json_body(&GraphRun(&run_on(&state, &user, &thread_id, &run_id).await?)))
+}
+
+/// Deletes a run that has ended; one still going is to be cancelled first.
+async fn remove(
+    State(state): State<AppState>,
+    User(user): User,
+    Path((thread_id, run_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let run = run_on(&state, &user, &thread_id, &run_id).await?;
+    if !run.status.is_finished() {
+        return Err(detail(StatusCode::CONFLICT, "The run has not ended: cancel it first, then delete it"));
+    }
+    state.store.delete_run(&user, run.run_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(serde::Deserialize)]

@@ -180,7 +180,7 @@ impl DynamoStore {
     }
 
     /// Deletes keys in batches of 25, retrying what DynamoDB leaves unprocessed.
-    async fn delete_all(&self, keys: Vec<Item>) -> StoreResult<()> {
+    pub(super) async fn delete_all(&self, keys: Vec<Item>) -> StoreResult<()> {
         let requests: Vec<WriteRequest> = keys
             .into_iter()
             .map(|key| {
@@ -372,6 +372,10 @@ impl Store for DynamoStore {
 
     async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
         self.read_run(user, run_id).await
+    }
+
+    async fn delete_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<()> {
+        self.erase_run(user, run_id).await
     }
 
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {

@@ -238,6 +238,20 @@ impl DynamoStore {
         body(&owned(self.get(run_pk(run_id), "R").await?, user, Entity::Run)?)
     }
 
+    /// The run's record and kept events (its partition), its pointer and its feedback (in its
+    /// thread's partition).
+    pub(super) async fn erase_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<()> {
+        let run = self.read_run(user, run_id).await?;
+        let own = self.query_all(None, "pk = :pk", vec![(":pk", s(run_pk(run_id)))], false).await?;
+        let values = vec![(":pk", s(thread_pk(run.thread_id))), (":f", s(format!("F#{run_id}#")))];
+        let feedback = self.query_all(None, "pk = :pk AND begins_with(sk, :f)", values, false).await?;
+        let mut keys = vec![pointer(&run)];
+        for item in own.iter().chain(&feedback) {
+            keys.push(key(text(item, "pk")?.to_string(), text(item, "sk")?));
+        }
+        self.delete_all(keys).await
+    }
+
     /// The thread's pointers to its runs, then the runs, read together.
     pub(super) async fn thread_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
         owned(self.get(thread_pk(thread_id), "M").await?, user, Entity::Thread)?;

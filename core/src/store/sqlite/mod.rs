@@ -386,6 +386,20 @@ impl Store for SqliteStore {
         self.read_run(user, run_id).await
     }
 
+    async fn delete_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<()> {
+        let user = user.clone();
+        self.write(move |tx| {
+            let id = run_id.to_string();
+            if tx.execute("DELETE FROM runs WHERE run_id = ?1 AND user_id = ?2", params![id, user.as_str()])? == 0 {
+                return Err(StoreError::NotFound(Entity::Run));
+            }
+            tx.execute("DELETE FROM feedback WHERE run_id = ?1", params![id])?;
+            tx.execute("DELETE FROM run_events WHERE run_id = ?1", params![id])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
         self.thread_runs(user, thread_id).await
     }
