@@ -44,7 +44,8 @@ export DYNAMODB_TEST_ENDPOINT=$(cat "$WORK/dynamodb.address")
 
 echo "== the Lambda functions behind cargo lambda watch"
 # `cargo lambda watch` cannot bind port 0 and report it: it tries a random port, and another
-# if that one turns out to be taken (the emulator then exits).
+# if that one turns out to be taken (the emulator then exits). It serves the binaries as built,
+# with no reload: a file written meanwhile must not restart a function under a test.
 WATCH_PORT=
 for _ in 1 2 3 4 5; do
   port=$((20000 + RANDOM % 40000))
@@ -53,7 +54,7 @@ for _ in 1 2 3 4 5; do
   STORE=sqlite SQLITE_PATH="$WORK/lambda.sqlite3" OFFLINE_TOKEN_DELAY_MS=30 WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php \
     UPLOAD_BUCKET=lambda-uploads AWS_ENDPOINT_URL_S3="$DYNAMODB_TEST_ENDPOINT" \
     RUN_WORKER_FUNCTION=run-worker AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" \
-    cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" >"$WORK/watch.log" 2>&1 &
+    cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$port" >"$WORK/watch.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 3000); do
     kill -0 "$pid" 2>/dev/null || break
