@@ -128,12 +128,20 @@ async def assistants_lifecycle():
     graph = await alice.assistants.get_graph(made["assistant_id"])
     assert [node["id"] for node in graph["nodes"]] == ["__start__", "agent", "action", "__end__"], graph
     versions = await alice.assistants.get_versions(made["assistant_id"])
-    assert [v["version"] for v in versions] == [2], versions
+    assert [v["version"] for v in versions] == [2, 1], versions
+    assert versions[1]["name"] == "Brief agent" and versions[1]["metadata"] == {"team": "red"}, versions[1]
+    back = await alice.assistants.set_latest(made["assistant_id"], 1)
+    assert back["version"] == 1 and back["name"] == "Brief agent" and back["metadata"] == {"team": "red"}, back
+    forward = await alice.assistants.set_latest(made["assistant_id"], 2)
+    assert forward["name"] == "Briefer" and forward["version"] == 2, forward
+    third = await alice.assistants.update(made["assistant_id"], name="Third")
+    assert third["version"] == 3, third
+    await raises(NotFoundError, alice.assistants.set_latest(made["assistant_id"], 9))
     # Someone else's assistant is not there for them, and cannot be taken over by id.
     await raises(NotFoundError, bob.assistants.get(made["assistant_id"]))
     await raises(ConflictError, bob.assistants.create(graph_id="chatbot", assistant_id=made["assistant_id"]))
     again = await alice.assistants.create(graph_id="agent", assistant_id=made["assistant_id"], if_exists="do_nothing")
-    assert again["assistant_id"] == made["assistant_id"] and again["version"] == 2
+    assert again["assistant_id"] == made["assistant_id"] and again["version"] == 3
     # The same assistant through the OpenGPTs API, as a bot of its type.
     async with httpx.AsyncClient(cookies={"opengpts_user_id": user("alice")}) as http:
         seen = (await http.get(f"{BASE}/assistants/{made['assistant_id']}")).json()

@@ -46,6 +46,7 @@ pub fn assistant(owner: &str, public: bool, second: i64) -> Assistant {
             description: Some("described".into()),
             version: 3,
             created_at: at(second),
+            versions: Vec::new(),
         }),
     }
 }

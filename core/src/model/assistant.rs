@@ -27,6 +27,59 @@ pub struct AssistantProfile {
     pub description: Option<String>,
     pub version: u32,
     pub created_at: Timestamp,
+    /// Its other versions, newest first, at most [`AssistantProfile::KEPT_VERSIONS`] of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<AssistantVersion>,
+}
+
+impl AssistantProfile {
+    /// How many versions besides the current one an assistant keeps (its record holds them).
+    pub const KEPT_VERSIONS: usize = 20;
+}
+
+/// One version of an assistant, as it was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssistantVersion {
+    pub version: u32,
+    pub name: String,
+    pub config: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl Assistant {
+    /// The version the assistant stands at.
+    pub fn current_version(&self) -> Option<AssistantVersion> {
+        let profile = self.profile.as_ref()?;
+        Some(AssistantVersion {
+            version: profile.version,
+            name: self.name.clone(),
+            config: self.config.clone(),
+            metadata: profile.metadata.clone(),
+            description: profile.description.clone(),
+            created_at: self.updated_at,
+        })
+    }
+
+    /// Makes `chosen` the current version; the one it replaces is kept among the others.
+    pub fn stand_at(&mut self, chosen: AssistantVersion) {
+        let replaced = self.current_version();
+        let Some(profile) = self.profile.as_mut() else { return };
+        profile.versions.retain(|kept| kept.version != chosen.version);
+        if let Some(replaced) = replaced.filter(|replaced| replaced.version != chosen.version) {
+            profile.versions.retain(|kept| kept.version != replaced.version);
+            profile.versions.push(replaced);
+        }
+        profile.versions.sort_by_key(|kept| std::cmp::Reverse(kept.version));
+        profile.versions.truncate(AssistantProfile::KEPT_VERSIONS);
+        profile.version = chosen.version;
+        profile.metadata = chosen.metadata;
+        profile.description = chosen.description;
+        self.name = chosen.name;
+        self.config = chosen.config;
+        self.updated_at = chosen.created_at;
+    }
 }
 
 impl Assistant {

@@ -10,7 +10,7 @@ mod thread;
 mod time;
 pub mod validate;
 
-pub use assistant::{Assistant, AssistantInput, AssistantProfile, AssistantView};
+pub use assistant::{Assistant, AssistantInput, AssistantProfile, AssistantVersion, AssistantView};
 pub use document::{DocumentChunk, DocumentIndex, EmbedderId};
 pub use feedback::{Feedback, FeedbackInput};
 pub use memory::MemoryItem;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{detail, find_assistant, json_body, matches, no_content, not_found, page, time, Body, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
-use crate::model::{Assistant, AssistantProfile, Timestamp, UserId};
+use crate::model::{Assistant, AssistantProfile, AssistantVersion, Timestamp, UserId};
 
 pub fn routes() -> Routes {
     Routes::default()
@@ -44,12 +44,7 @@ impl GraphAssistant<'_> {
 impl Serialize for GraphAssistant<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let assistant = self.0;
-        let profile = assistant.profile.clone().unwrap_or_else(|| AssistantProfile {
-            metadata: Map::new(),
-            description: None,
-            version: 1,
-            created_at: assistant.updated_at,
-        });
+        let profile = assistant.profile.clone().unwrap_or_else(|| fresh_profile(assistant.updated_at));
         let config = self.config();
         let context = config.get("configurable").cloned().unwrap_or_else(|| json!({}));
         let mut map = serializer.serialize_map(Some(10))?;
@@ -113,6 +108,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
             description: body.string("description")?,
             version: 1,
             created_at: now,
+            versions: Vec::new(),
         }),
     };
     // Another user's id is refused by the store, as if it existed.
@@ -156,28 +152,31 @@ async fn update(
             .ok_or_else(|| detail(StatusCode::NOT_FOUND, format!("Graph '{graph_id}' not found")))?,
         None => Graph::of(&assistant),
     };
+    let created_at = assistant.profile.as_ref().map_or(assistant.updated_at, |profile| profile.created_at);
+    let profile = assistant.profile.get_or_insert_with(|| fresh_profile(created_at));
+    let newest = profile.versions.iter().map(|kept| kept.version).chain([profile.version]).max().unwrap_or(1);
+    let mut next = assistant.current_version().expect("a profile");
+    next.version = newest + 1;
+    next.created_at = Timestamp::now();
     if body.raw("config").is_some() || body.raw("context").is_some() {
-        assistant.config = bot_config(&body, graph)?;
-        limits::check_config(&state.config.limits, &assistant.config)?;
+        next.config = bot_config(&body, graph)?;
+        limits::check_config(&state.config.limits, &next.config)?;
     }
     if let Some(name) = body.string("name")? {
-        assistant.name = limits::shorten_name(&state.config.limits, name);
+        next.name = limits::shorten_name(&state.config.limits, name);
     }
-    let mut profile = assistant.profile.take().unwrap_or_else(|| AssistantProfile {
-        metadata: Map::new(),
-        description: None,
-        version: 1,
-        created_at: assistant.updated_at,
-    });
-    profile.metadata.extend(body.object("metadata")?);
+    next.metadata.extend(body.object("metadata")?);
     if let Some(description) = body.string("description")? {
-        profile.description = Some(description);
+        next.description = Some(description);
     }
-    profile.version += 1;
-    assistant.profile = Some(profile);
-    assistant.updated_at = Timestamp::now();
+    assistant.stand_at(next);
     state.store.put_assistant(&assistant).await?;
     Ok(json_body(&GraphAssistant(&assistant)))
+}
+
+/// The LangGraph fields of an assistant made through the OpenGPTs API.
+fn fresh_profile(created_at: Timestamp) -> AssistantProfile {
+    AssistantProfile { metadata: Map::new(), description: None, version: 1, created_at, versions: Vec::new() }
 }
 
 async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -254,26 +253,43 @@ async fn graph(State(state): State<AppState>, User(user): User, Path(id): Path<S
     Ok(json_body(&json!({"nodes": nodes, "edges": edges})))
 }
 
-/// The assistant's version as it stands: earlier versions are not kept, so this is the one.
-struct Version<'a>(&'a Assistant);
+/// One version of an assistant, as `versions` lists them.
+struct Version<'a> {
+    assistant: &'a Assistant,
+    version: AssistantVersion,
+}
 
 impl Serialize for Version<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let assistant = GraphAssistant(self.0);
-        let profile = self.0.profile.clone();
-        let config = assistant.config();
+        let mut shown = self.assistant.clone();
+        shown.config = self.version.config.clone();
+        let config = GraphAssistant(&shown).config();
+        let version = &self.version;
         let mut map = serializer.serialize_map(Some(9))?;
-        map.serialize_entry("assistant_id", &self.0.assistant_id)?;
-        map.serialize_entry("version", &profile.as_ref().map_or(1, |p| p.version))?;
-        map.serialize_entry("graph_id", Graph::of(self.0).id())?;
+        map.serialize_entry("assistant_id", &self.assistant.assistant_id)?;
+        map.serialize_entry("version", &version.version)?;
+        map.serialize_entry("graph_id", Graph::of(self.assistant).id())?;
         map.serialize_entry("config", &config)?;
         map.serialize_entry("context", &config.get("configurable").cloned().unwrap_or_else(|| json!({})))?;
-        map.serialize_entry("metadata", &profile.as_ref().map(|p| p.metadata.clone()).unwrap_or_default())?;
-        map.serialize_entry("created_at", &time(self.0.updated_at))?;
-        map.serialize_entry("name", &self.0.name)?;
-        map.serialize_entry("description", &profile.and_then(|p| p.description))?;
+        map.serialize_entry("metadata", &version.metadata)?;
+        map.serialize_entry("created_at", &time(version.created_at))?;
+        map.serialize_entry("name", &version.name)?;
+        map.serialize_entry("description", &version.description)?;
         map.end()
     }
+}
+
+/// Every version kept, newest first: the current one and up to `KEPT_VERSIONS` before it.
+fn all_versions(assistant: &Assistant) -> Vec<AssistantVersion> {
+    let current = assistant.current_version().or_else(|| {
+        let mut profiled = assistant.clone();
+        profiled.profile = Some(fresh_profile(assistant.updated_at));
+        profiled.current_version()
+    });
+    let kept = assistant.profile.as_ref().map(|profile| profile.versions.clone()).unwrap_or_default();
+    let mut all: Vec<AssistantVersion> = current.into_iter().chain(kept).collect();
+    all.sort_by_key(|version| std::cmp::Reverse(version.version));
+    all
 }
 
 async fn versions(
@@ -283,23 +299,41 @@ async fn versions(
     body: Body,
 ) -> Result<Response, ApiError> {
     let assistant = visible(&state, &user, &id).await?;
-    let shown = if body.count("offset", 0)? == 0 { vec![Version(&assistant)] } else { Vec::new() };
+    let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
+    let metadata = body.object("metadata")?;
+    let shown: Vec<Version<'_>> = all_versions(&assistant)
+        .into_iter()
+        .filter(|version| matches(&version.metadata, &metadata))
+        .skip(offset)
+        .take(limit)
+        .map(|version| Version { assistant: &assistant, version })
+        .collect();
     Ok(json_body(&shown))
 }
 
+/// Makes one of the kept versions the assistant's current one.
 async fn latest(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let assistant = own(&state, &user, &id).await?;
-    let current = assistant.profile.as_ref().map_or(1, |profile| profile.version);
-    match body.count("version", current as usize)? {
-        version if version == current as usize => Ok(json_body(&GraphAssistant(&assistant))),
-        version => Err(detail(
+    let mut assistant = own(&state, &user, &id).await?;
+    let wanted = body.count("version", 0)?;
+    let chosen = all_versions(&assistant).into_iter().find(|version| version.version as usize == wanted);
+    let chosen = chosen.ok_or_else(|| {
+        detail(
             StatusCode::NOT_FOUND,
-            format!("Version {version} of this assistant is not kept; only its current version {current} is"),
-        )),
+            format!(
+                "Version {wanted} of this assistant is not kept: an assistant keeps its current version and the {} before it",
+                AssistantProfile::KEPT_VERSIONS
+            ),
+        )
+    })?;
+    if assistant.profile.is_none() {
+        assistant.profile = Some(fresh_profile(assistant.updated_at));
     }
+    assistant.stand_at(chosen);
+    state.store.put_assistant(&assistant).await?;
+    Ok(json_body(&GraphAssistant(&assistant)))
 }

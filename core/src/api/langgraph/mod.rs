@@ -142,6 +142,7 @@ impl Graph {
                 description: None,
                 version: 1,
                 created_at: epoch,
+                versions: Vec::new(),
             }),
         }
     }
