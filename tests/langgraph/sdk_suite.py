@@ -293,8 +293,15 @@ async def a_resumable_stream_is_joined_and_replayed_from_any_event():
     assert whole == live
     final = await alice.threads.get_state(thread["thread_id"])
     assert whole[-1].data == final["values"], (whole[-1].data, final["values"])
-    # Not resumable: nothing was kept, and a join of it ends with it.
+    # Not resumable: a join while it goes gets its live events (from the process that runs it)...
+    going = Going(alice, thread["thread_id"])
+    run_id = await going.run_id()
+    watched = [part async for part in alice.runs.join_stream(thread["thread_id"], run_id)]
+    live = await going.end()
+    assert watched and watched == live[-len(watched):] and watched[-1].event == "values", (watched[-2:], live[-2:])
+    # ...and nothing was kept: a join after it ends with no events.
     plain = await alice.runs.create(thread["thread_id"], "chatbot", input=human("Hello"))
+    await alice.runs.join(thread["thread_id"], plain["run_id"])
     assert [part async for part in alice.runs.join_stream(thread["thread_id"], plain["run_id"], last_event_id="0")] == []
     assert (await alice.runs.get(thread["thread_id"], plain["run_id"]))["status"] == "success"
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -61,6 +61,9 @@ pub enum Execution {
     Background,
 }
 
+/// How many events a slow watcher of a run may fall behind before it misses some.
+const WATCH_BUFFER: usize = 1024;
+
 fn default_recursion_limit() -> u32 {
     25
 }
@@ -96,6 +99,9 @@ pub(super) struct Inner {
     pub(super) dispatch: Arc<dyn BackgroundDispatch>,
     /// Runs executing in this process, so a cancel reaches them at once.
     pub(super) active: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// The LangGraph runs executing in this process, for clients that join their streams
+    /// without kept events.
+    pub(super) watched: Mutex<HashMap<Uuid, broadcast::Sender<RunEvent>>>,
 }
 
 /// A validated run that has not taken its thread yet.
@@ -124,8 +130,8 @@ impl RunEngine {
         config: Arc<Config>,
         dispatch: Arc<dyn BackgroundDispatch>,
     ) -> Self {
-        let active = Mutex::new(HashMap::new());
-        RunEngine { inner: Arc::new(Inner { store, models, tools, library, config, dispatch, active }) }
+        let (active, watched) = (Mutex::new(HashMap::new()), Mutex::new(HashMap::new()));
+        RunEngine { inner: Arc::new(Inner { store, models, tools, library, config, dispatch, active, watched }) }
     }
 
     /// Validates the request and names the run. Errors here are the client's to see as HTTP
@@ -292,7 +298,12 @@ impl RunEngine {
                 job.graph.as_ref().filter(|graph| graph.resumable).map(|_| {
                     Recorder::new(self.inner.store.clone(), job.run.clone(), self.inner.config.run_events_ttl)
                 });
-            let mut sink = EventSink::new(listener, &job, recorder);
+            let watchers = job.graph.as_ref().map(|_| {
+                let (sender, _) = broadcast::channel(WATCH_BUFFER);
+                self.watched().insert(job.run.run_id, sender.clone());
+                sender
+            });
+            let mut sink = EventSink::new(listener, &job, recorder, watchers);
             let snapshot = job.snapshot.take();
             let mut progress = Progress::default();
             // A bug that panics ends this run as failed, its thread freed, not the process.
@@ -307,6 +318,8 @@ impl RunEngine {
             sink.keep_all().await;
             let answered = outcome.is_ok();
             let run = self.finish(job.run, outcome, progress).await;
+            // Its watchers' streams end with it.
+            self.watched().remove(&run.run_id);
             if answered && run.status == RunStatus::Error {
                 let message = run.error.clone().unwrap_or_default();
                 sink.send(RunEvent::Error { status_code: Failure::STORE_STATUS, message }).await;

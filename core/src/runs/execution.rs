@@ -1,12 +1,14 @@
 //! What a run carries while it executes: where it stands in its thread, what keeps it honest
-//! while it waits, and the client it streams to.
+//! while it waits, and the clients it streams to (and those that watch it from this process).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use super::engine::{Listener, RunEvent, RunJob};
+use super::engine::{Listener, RunEngine, RunEvent, RunJob};
 use super::graph_events::{Frame, GraphEvents};
 use super::recorder::Recorder;
 use super::{render, OnDisconnect};
@@ -41,10 +43,17 @@ pub(super) struct EventSink {
     graph: Option<GraphEvents>,
     /// Set when the stream is kept for clients that join it later.
     recorder: Option<Recorder>,
+    /// Clients in this process that joined the stream of a run whose events are not kept.
+    watchers: Option<broadcast::Sender<RunEvent>>,
 }
 
 impl EventSink {
-    pub(super) fn new(listener: Option<Listener>, job: &RunJob, recorder: Option<Recorder>) -> Self {
+    pub(super) fn new(
+        listener: Option<Listener>,
+        job: &RunJob,
+        recorder: Option<Recorder>,
+        watchers: Option<broadcast::Sender<RunEvent>>,
+    ) -> Self {
         let graph = job
             .graph
             .clone()
@@ -53,7 +62,7 @@ impl EventSink {
             Some(Listener { events, on_disconnect }) => (Some(events), on_disconnect == OnDisconnect::Cancel),
             None => (None, false),
         };
-        EventSink { sender, cancel_on_disconnect, generation: job.generation, graph, recorder }
+        EventSink { sender, cancel_on_disconnect, generation: job.generation, graph, recorder, watchers }
     }
 
     pub(super) async fn send(&mut self, event: RunEvent) {
@@ -64,9 +73,12 @@ impl EventSink {
         }
     }
 
-    /// Whether what the run does is worth rendering: a client listens, or the stream is kept.
+    /// Whether what the run does is worth rendering: a client listens, or watches, or the
+    /// stream is kept.
     fn rendered(&self) -> bool {
-        self.recorder.is_some() || self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
+        self.recorder.is_some()
+            || self.watchers.as_ref().is_some_and(|watchers| watchers.receiver_count() > 0)
+            || self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
     }
 
     async fn frames(&mut self, frames: Vec<Frame>) {
@@ -75,7 +87,11 @@ impl EventSink {
                 Some(recorder) => Some(recorder.keep(event, &data).await),
                 None => None,
             };
-            self.send(RunEvent::Frame { event, data, id }).await;
+            let frame = RunEvent::Frame { event, data, id };
+            if let Some(watchers) = self.watchers.as_ref().filter(|watchers| watchers.receiver_count() > 0) {
+                let _ = watchers.send(frame.clone());
+            }
+            self.send(frame).await;
         }
     }
 
@@ -180,5 +196,16 @@ impl EventSink {
             Some(sender) if self.cancel_on_disconnect => sender.closed().await,
             _ => std::future::pending().await,
         }
+    }
+}
+
+impl RunEngine {
+    /// The events of a LangGraph run executing in this process from now on, if it is here.
+    pub fn watch(&self, run_id: Uuid) -> Option<broadcast::Receiver<RunEvent>> {
+        self.watched().get(&run_id).map(broadcast::Sender::subscribe)
+    }
+
+    pub(super) fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, broadcast::Sender<RunEvent>>> {
+        self.inner.watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -47,7 +47,9 @@ pub(super) struct JoinParams {
 /// Joins a run's stream, from any process: a resumable run's events are kept in the store.
 /// With `Last-Event-ID` the events after it are replayed (`0`: all of them), then the run's
 /// live events follow; without, only the events from now on. `stream_mode` keeps the events
-/// of one mode. A run that is not resumable has nothing kept: its join ends when it does.
+/// of one mode. A run that is not resumable has nothing kept: its join gets its live events in
+/// the process that executes it (the local server, one Lambda instance), and elsewhere ends
+/// with it, with no events.
 pub(super) async fn join_stream(
     State(state): State<AppState>,
     User(user): User,
@@ -69,7 +71,22 @@ pub(super) async fn join_stream(
     let slot = state.streams.take(&user)?;
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
     let watched = run.clone();
+    // A run whose events are not kept can be watched in the process that executes it.
+    let watching = if resumable { None } else { state.runs.watch(run.run_id) };
     let tail = async move {
+        if let Some(mut events) = watching {
+            loop {
+                match events.recv().await {
+                    Ok(RunEvent::Frame { event, data, id }) if wanted.is_none_or(|wanted| wanted.contains(&event)) => {
+                        if sender.send(RunEvent::Frame { event, data, id }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
         let mut batch = 0;
         let mut skip_through = after;
         if after.is_none() && resumable {
