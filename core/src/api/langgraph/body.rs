@@ -2,10 +2,9 @@
 //! 422 that names it, as the reference's schema validation does.
 
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
-use super::detail;
+use super::unprocessable;
 use crate::api::{ApiError, AppState};
 use crate::model::validate::{FromJson, Loc};
 use crate::model::Message;
@@ -26,14 +25,10 @@ impl FromRequest<AppState> for Body {
         }
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(fields)) => Ok(Body(fields)),
-            Ok(other) => Err(invalid(format!("{other} is not of type 'object'"))),
-            Err(_) => Err(invalid("Invalid JSON in request body")),
+            Ok(other) => Err(unprocessable(format!("{other} is not of type 'object'"))),
+            Err(_) => Err(unprocessable("Invalid JSON in request body")),
         }
     }
-}
-
-fn invalid(text: impl Into<String>) -> ApiError {
-    detail(StatusCode::UNPROCESSABLE_ENTITY, text)
 }
 
 impl Body {
@@ -49,19 +44,19 @@ impl Body {
         match self.present(key) {
             None => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
-            Some(other) => Err(invalid(format!("{other} is not of type 'string' ('{key}')"))),
+            Some(other) => Err(unprocessable(format!("{other} is not of type 'string' ('{key}')"))),
         }
     }
 
     pub fn required_string(&self, key: &str) -> Result<String, ApiError> {
-        self.string(key)?.ok_or_else(|| invalid(format!("'{key}' is a required property")))
+        self.string(key)?.ok_or_else(|| unprocessable(format!("'{key}' is a required property")))
     }
 
     pub fn object(&self, key: &str) -> Result<Map<String, Value>, ApiError> {
         match self.present(key) {
             None => Ok(Map::new()),
             Some(Value::Object(fields)) => Ok(fields.clone()),
-            Some(other) => Err(invalid(format!("{other} is not of type 'object' ('{key}')"))),
+            Some(other) => Err(unprocessable(format!("{other} is not of type 'object' ('{key}')"))),
         }
     }
 
@@ -69,7 +64,7 @@ impl Body {
         match self.present(key) {
             None => Ok(false),
             Some(Value::Bool(flag)) => Ok(*flag),
-            Some(other) => Err(invalid(format!("{other} is not of type 'boolean' ('{key}')"))),
+            Some(other) => Err(unprocessable(format!("{other} is not of type 'boolean' ('{key}')"))),
         }
     }
 
@@ -80,7 +75,7 @@ impl Body {
             Some(value) => value
                 .as_u64()
                 .map(|count| count as usize)
-                .ok_or_else(|| invalid(format!("{value} is not of type 'integer' ('{key}')"))),
+                .ok_or_else(|| unprocessable(format!("{value} is not of type 'integer' ('{key}')"))),
         }
     }
 
@@ -89,7 +84,7 @@ impl Body {
         let Some(text) = self.string(key)? else { return Ok(None) };
         allowed.iter().find(|choice| **choice == text).map(|choice| Some(*choice)).ok_or_else(|| {
             let names = allowed.iter().map(|choice| format!("'{choice}'")).collect::<Vec<_>>().join(", ");
-            invalid(format!("'{text}' is not one of [{names}] ('{key}')"))
+            unprocessable(format!("'{text}' is not one of [{names}] ('{key}')"))
         })
     }
 
@@ -99,7 +94,7 @@ impl Body {
             None => Ok(None),
             Some(text) => uuid::Uuid::parse_str(&text)
                 .map(Some)
-                .map_err(|_| invalid(format!("'{text}' is not a valid UUID ('{key}')"))),
+                .map_err(|_| unprocessable(format!("'{text}' is not a valid UUID ('{key}')"))),
         }
     }
 }
@@ -108,7 +103,7 @@ impl Body {
 /// (`role`: user, assistant, system, tool).
 pub fn messages(value: &Value, key: &str) -> Result<Vec<Message>, ApiError> {
     let Value::Array(items) = value else {
-        return Err(invalid(format!("{value} is not of type 'array' ('{key}')")));
+        return Err(unprocessable(format!("{value} is not of type 'array' ('{key}')")));
     };
     let mut messages = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
@@ -135,7 +130,7 @@ pub fn messages(value: &Value, key: &str) -> Result<Vec<Message>, ApiError> {
                     format!("{}: {}", path.join("."), error.msg)
                 })
                 .collect();
-            invalid(format!("Invalid message in '{key}': {}", reasons.join("; ")))
+            unprocessable(format!("Invalid message in '{key}': {}", reasons.join("; ")))
         })?;
         messages.push(message);
     }

@@ -9,14 +9,12 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::runs::{final_values, graph_stream, run_on, STREAM_BUFFER};
+use super::unprocessable;
 use crate::api::auth::User;
+use crate::api::sse::frame_with_id;
 use crate::api::{ApiError, AppState};
 use crate::model::{Run, Timestamp, UserId};
 use crate::runs::{event_position, RunEvent, StreamMode, BATCH_EVERY};
-
-fn unprocessable(text: impl Into<String>) -> ApiError {
-    super::detail(axum::http::StatusCode::UNPROCESSABLE_ENTITY, text)
-}
 
 /// Polls the run's record (which every process can read) until it has ended.
 pub(super) async fn ended(state: &AppState, user: &UserId, mut run: Run) -> Result<Run, ApiError> {
@@ -104,15 +102,16 @@ pub(super) async fn join_stream(
                 batch = next;
                 // What one read brings goes out in one write: a replay of thousands of events
                 // is a few large writes, not thousands of small ones.
-                let mut frames = String::new();
+                let mut frames = Vec::new();
                 for kept in events {
                     let name = graph_event_name(&kept.event);
                     let later = skip_through.is_none_or(|through| event_position(&kept.id) > through);
                     let shown = wanted.is_none_or(|wanted| wanted.contains(&name));
                     if later && shown {
-                        frames.push_str(&format!("event: {name}\r\ndata: {}\r\nid: {}\r\n\r\n", kept.data, kept.id));
+                        frames.extend_from_slice(&frame_with_id(name, &kept.data, &kept.id));
                     }
                 }
+                let frames = String::from_utf8(frames).unwrap_or_default();
                 if !frames.is_empty() && sender.send(RunEvent::Data(frames)).await.is_err() {
                     return;
                 }

@@ -215,6 +215,11 @@ pub(crate) fn detail(status: StatusCode, text: impl Into<String>) -> ApiError {
     ApiError::Detail { status, detail: text.into() }
 }
 
+/// A request the reference's schema validation refuses: 422 with the reason.
+pub(crate) fn unprocessable(text: impl Into<String>) -> ApiError {
+    detail(StatusCode::UNPROCESSABLE_ENTITY, text)
+}
+
 pub(crate) fn not_found() -> ApiError {
     detail(StatusCode::NOT_FOUND, "Not Found")
 }

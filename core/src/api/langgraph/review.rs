@@ -6,10 +6,9 @@
 //! "edit" | "reject", ...}]}`) or the agent inbox's (`[{"type": "accept" | "edit" | "response" |
 //! "ignore", "args": ...}]`), one per pending call, in order.
 
-use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::detail;
+use super::unprocessable;
 use crate::api::{ApiError, AppState};
 use crate::model::{Message, ToolStatus, UserId};
 use crate::runs::review_interrupts;
@@ -23,10 +22,6 @@ pub enum Decided {
     Run(Box<Message>),
     /// The user answered them instead (a rejection, or a response): the tools' messages.
     Answered(Vec<Message>),
-}
-
-fn unprocessable(text: impl Into<String>) -> ApiError {
-    detail(StatusCode::UNPROCESSABLE_ENTITY, text)
 }
 
 /// The interrupts of a thread whose agent waits for a review of its calls, as its state shows

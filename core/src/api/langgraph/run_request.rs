@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::threads::{self, new_thread, view};
+use super::unprocessable;
 use super::{detail, resolve_assistant, Body, Graph};
 use crate::api::{limits, ApiError, AppState};
 use crate::model::{Assistant, RunProfile, UserId};
@@ -13,10 +14,6 @@ use crate::runs::{
     Execution, GraphStream, MultitaskStrategy, OnDisconnect, PendingRun, RunError, RunInput, RunRequest, StreamMode,
 };
 use crate::store::{StoreError, ThreadView};
-
-fn unprocessable(text: impl Into<String>) -> ApiError {
-    detail(StatusCode::UNPROCESSABLE_ENTITY, text)
-}
 
 /// A run request of the LangGraph API, read once.
 pub(super) struct GraphRunBody {

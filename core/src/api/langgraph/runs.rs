@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::run_request::{busy, prepare, Prepared};
 use super::threads::{self, view};
+use super::unprocessable;
 use super::{detail, json_body, not_found, time, Body};
 use crate::api::auth::User;
 use crate::api::sse::{frame, frame_with_id, stream_body, Framing};
@@ -46,10 +47,6 @@ pub fn stream_routes() -> Routes {
 /// How long a stream may be silent before a heartbeat comment.
 const HEARTBEAT: Duration = Duration::from_secs(5);
 pub(super) const STREAM_BUFFER: usize = 256;
-
-fn unprocessable(text: impl Into<String>) -> ApiError {
-    detail(StatusCode::UNPROCESSABLE_ENTITY, text)
-}
 
 fn paths(run: &Run, stateless: bool) -> (String, String) {
     let base = match stateless {

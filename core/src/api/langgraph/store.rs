@@ -3,14 +3,14 @@
 //! with a `query` ranks them by meaning.
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{post, put};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::{detail, json_body, no_content, time, Body};
+use super::unprocessable;
+use super::{json_body, no_content, time, Body};
 use crate::api::auth::User;
 use crate::api::{ApiError, AppState, Routes};
 use crate::model::{MemoryItem, Timestamp};
@@ -20,10 +20,6 @@ pub fn routes() -> Routes {
         .route("/langgraph/store/items", put(put_item).get(get_item).delete(delete_item))
         .route("/langgraph/store/items/search", post(search))
         .route("/langgraph/store/namespaces", post(namespaces))
-}
-
-fn unprocessable(text: impl Into<String>) -> ApiError {
-    detail(StatusCode::UNPROCESSABLE_ENTITY, text)
 }
 
 /// A namespace: labels that are not empty, and hold no period (the dotted form of `GET` uses
