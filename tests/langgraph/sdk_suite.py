@@ -8,6 +8,7 @@ Each check prints its name; the first failure ends the suite with a non-zero exi
 import asyncio
 import json
 import sys
+import time
 import uuid
 
 import httpx
@@ -324,9 +325,16 @@ async def background_runs_wait_join_list_and_get():
     await alice.runs.delete(thread["thread_id"], run["run_id"])
     await raises(NotFoundError, alice.runs.get(thread["thread_id"], run["run_id"]))
     assert len(await alice.runs.list(thread["thread_id"])) == 1
-    later = await raises(UnprocessableEntityError, alice.runs.create(thread["thread_id"], "chatbot",
-                                                                     input=human("Later"), after_seconds=60))
-    assert "after_seconds" in later.response.text
+    too_late = await raises(UnprocessableEntityError, alice.runs.create(thread["thread_id"], "chatbot",
+                                                                        input=human("Later"), after_seconds=601))
+    assert "after_seconds must be" in too_late.response.text, too_late.response.text
+    began = time.monotonic()
+    later = await alice.runs.create(thread["thread_id"], "chatbot", input=human("Later"), after_seconds=1.5)
+    assert later["status"] == "pending", later
+    joined = await alice.runs.join(thread["thread_id"], later["run_id"])
+    assert time.monotonic() - began >= 1.5, "the run waited for its start"
+    assert joined["messages"][-2]["content"] == "Later" and joined["messages"][-1]["type"] == "ai", joined
+    await alice.runs.delete(thread["thread_id"], later["run_id"])
     stateless = await alice.runs.wait(None, "chatbot", input=human("Hello"))
     assert types(stateless["messages"]) == ["human", "ai"], stateless
     parts = await events(alice.runs.stream(None, "chatbot", input=human("Hello"), stream_mode="updates"))

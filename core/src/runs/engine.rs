@@ -40,6 +40,9 @@ pub struct RunJob {
     /// Set for a run of the LangGraph API: what it streams.
     #[serde(default)]
     pub graph: Option<GraphStream>,
+    /// When the run may start; it waits for it holding its thread (`after_seconds`).
+    #[serde(default)]
+    pub not_before: Option<Timestamp>,
     /// The thread as the run found it, when the process that started it executes it.
     #[serde(skip)]
     snapshot: Option<Snapshot>,
@@ -190,15 +193,16 @@ impl RunEngine {
             assistant_id,
             user_id: user,
             status: match execution {
-                Execution::Streamed => RunStatus::Running,
-                Execution::Background => RunStatus::Pending,
+                Execution::Streamed if request.start_after.is_none() => RunStatus::Running,
+                _ => RunStatus::Pending,
             },
             error: None,
             created_at: now,
             updated_at: now,
             profile,
         };
-        let job = RunJob { run, generation, configurable, recursion_limit, resume, graph, snapshot: None };
+        let not_before = request.start_after.map(|delay| now.plus(delay));
+        let job = RunJob { run, generation, configurable, recursion_limit, resume, graph, not_before, snapshot: None };
         Ok(PendingRun {
             job,
             input,
@@ -390,6 +394,14 @@ impl RunEngine {
     ) -> Result<(), Failure> {
         let store = &self.inner.store;
         let run = &job.run;
+        let beat = self.inner.config.run_lease / 3;
+        let started = match job.not_before {
+            Some(not_before) => {
+                self.wait_to_start(run, not_before, beat, token, sink).await?;
+                std::time::Instant::now()
+            }
+            None => started,
+        };
         if run.status != RunStatus::Running {
             let mut running = run.clone();
             running.status = RunStatus::Running;
@@ -413,7 +425,6 @@ impl RunEngine {
         span.record("provider", resolved.model.provider());
         span.record("model", resolved.model_id.as_str());
         sink.opening(&history).await;
-        let beat = self.inner.config.run_lease / 3;
         let time_limit = self.inner.config.run_time_limit;
         let mut guard = Guard {
             run,
@@ -430,6 +441,30 @@ impl RunEngine {
         span.record("input_tokens", usage.0);
         span.record("output_tokens", usage.1);
         Ok(())
+    }
+
+    /// Holds the thread until `not_before`, keeping its lease; a cancel or a client gone (when
+    /// that cancels) ends the wait and the run.
+    async fn wait_to_start(
+        &self,
+        run: &Run,
+        not_before: Timestamp,
+        beat: Duration,
+        token: &CancellationToken,
+        sink: &EventSink,
+    ) -> Result<(), Failure> {
+        let remaining = (not_before.datetime() - Timestamp::now().datetime()).to_std().unwrap_or_default();
+        let until = tokio::time::Instant::now() + remaining;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        loop {
+            tokio::select! {
+                biased;
+                _ = token.cancelled() => return Err(Failure::Cancelled),
+                _ = sink.abandoned() => return Err(Failure::Cancelled),
+                _ = tokio::time::sleep_until(until) => return Ok(()),
+                _ = heartbeat.tick() => self.heartbeat(run).await?,
+            }
+        }
     }
 
     /// Awaits `work` while keeping the run's lease, and gives up on a cancel, a client gone

@@ -111,6 +111,8 @@ pub struct RunRequest {
     /// Unset: each generation's habit. The latest UI cancels by closing the stream; the seed
     /// era's clients relied on the run finishing.
     pub on_disconnect: OnDisconnect,
+    /// How long the run waits, holding its thread, before it starts (`after_seconds`).
+    pub start_after: Option<std::time::Duration>,
 }
 
 impl FromJson for RunRequest {
@@ -179,6 +181,7 @@ impl FromJson for RunRequest {
                 recursion_limit,
                 multitask_strategy,
                 on_disconnect,
+                start_after: None,
             })
         })
     }

@@ -1,6 +1,8 @@
 //! A run request of the LangGraph API: read once, then named as a run of the engine on its
 //! thread (made for it when it has none), with the user's decisions on a review applied.
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
@@ -30,6 +32,7 @@ pub(super) struct GraphRunBody {
     /// The user's decisions on the tool calls an agent waits with.
     resume: Option<Value>,
     resumable: bool,
+    start_after: Option<Duration>,
     create_thread: bool,
     keep_thread: bool,
     kwargs: Value,
@@ -104,11 +107,7 @@ impl GraphRunBody {
             // `prepare`); it then waits as a queued run does.
             _ => MultitaskStrategy::Enqueue,
         };
-        if body.raw("after_seconds").and_then(Value::as_f64).is_some_and(|seconds| seconds > 0.0) {
-            return Err(unprocessable(
-                "after_seconds is not supported: runs start when they are made (schedule them with crons instead)",
-            ));
-        }
+        let start_after = start_delay(body.raw("after_seconds"))?;
         let on_disconnect = match body.choice("on_disconnect", &["cancel", "continue"])?.unwrap_or("continue") {
             "cancel" => OnDisconnect::Cancel,
             _ => OnDisconnect::Continue,
@@ -149,10 +148,31 @@ impl GraphRunBody {
             checkpoint,
             resume,
             resumable: body.boolean("stream_resumable")?,
+            start_after,
             create_thread,
             keep_thread,
             kwargs,
         })
+    }
+}
+
+/// The longest `after_seconds`: the run waits in the function that runs it, whose time is limited
+/// (15 minutes on Lambda), and the wait leaves time for the run.
+const MAX_START_DELAY_SECONDS: f64 = 600.0;
+
+/// `after_seconds`: how long the run waits before it starts.
+fn start_delay(raw: Option<&Value>) -> Result<Option<Duration>, ApiError> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(seconds) => match seconds.as_f64() {
+            Some(seconds) if seconds == 0.0 => Ok(None),
+            Some(seconds) if (0.0..=MAX_START_DELAY_SECONDS).contains(&seconds) => {
+                Ok(Some(Duration::from_secs_f64(seconds)))
+            }
+            _ => Err(unprocessable(format!(
+                "after_seconds must be a number of seconds from 0 to {MAX_START_DELAY_SECONDS} (got {seconds}); a later start needs a schedule"
+            ))),
+        },
     }
 }
 
@@ -257,6 +277,7 @@ pub(super) async fn prepare(
         recursion_limit: request.recursion_limit,
         multitask_strategy: request.strategy,
         on_disconnect: request.on_disconnect,
+        start_after: request.start_after,
     };
     let pending =
         state.runs.plan(user.clone(), view, &request.assistant, run_request, execution, Some((stream, profile)))?;
