@@ -4,10 +4,11 @@
 //! and the next run goes on from there.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use integration_tests::mock_provider::{openai_events, MockProvider, Part, Reply};
+use integration_tests::process::spawn_api;
 use integration_tests::{parse_sse, temp_path, TestApp};
 use reqwest::Method;
 use serde_json::json;
@@ -15,41 +16,18 @@ use serde_json::json;
 const SECRET: &str = "sk-crash-test-secret-value";
 const USER: &str = "crash-user-cookie-value";
 
-/// The `api` binary of this workspace, built beside the test binaries.
-fn api_binary() -> PathBuf {
-    let deps = std::env::current_exe().expect("own path").parent().expect("deps folder").to_path_buf();
-    let binary = deps.parent().expect("profile folder").join("api");
-    assert!(binary.exists(), "{} is missing: run `cargo build --workspace` (make test does)", binary.display());
-    binary
-}
-
-/// Starts the server on a port of its choosing and reads the address it logs.
+/// Starts the server on the SQLite file, with the model at `upstream`.
 async fn start(database: &PathBuf, upstream: &str, log: &PathBuf, extra: &[(&str, String)]) -> (Child, TestApp) {
-    let logged_before = std::fs::read_to_string(log).map(|text| text.len()).unwrap_or(0);
-    let output = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = Command::new(api_binary())
-        .envs(extra.iter().map(|(name, value)| (*name, value.as_str())))
-        .env("PORT", "0")
-        .env("STORE", "sqlite")
-        .env("SQLITE_PATH", database)
-        .env("RUN_LEASE_SECONDS", "1")
-        .env("OPENAI_API_KEY", SECRET)
-        .env("OPENAI_BASE_URL", upstream)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::from(output.try_clone().unwrap()))
-        .stderr(Stdio::from(output))
-        .spawn()
-        .expect("the server starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let address = loop {
-        let text = std::fs::read_to_string(log).unwrap();
-        if let Some((_, rest)) = text[logged_before..].split_once("listening on ") {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "the server did not come up: {text}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    (child, TestApp::remote(address))
+    let mut env: Vec<(&str, String)> = vec![
+        ("STORE", "sqlite".into()),
+        ("SQLITE_PATH", database.display().to_string()),
+        ("RUN_LEASE_SECONDS", "1".into()),
+        ("OPENAI_API_KEY", SECRET.into()),
+        ("OPENAI_BASE_URL", upstream.into()),
+        ("RUST_LOG", "debug".into()),
+    ];
+    env.extend(extra.iter().cloned());
+    spawn_api(log, &env).await
 }
 
 #[tokio::test]

@@ -6,12 +6,23 @@ which DynamoDB never allows, so a concurrency test against it cannot tell a bug 
 expressions from a race in the emulator. Served one request at a time, every request is atomic, as
 it is on DynamoDB (and the same load runs faster than on the threaded server).
 
+moto also ignores TransactWriteItems' `ClientRequestToken` (its source never reads it). DynamoDB
+answers a transaction sent again with a token it has applied, within ten minutes, with success and
+applies nothing; the SDK relies on that when it retries a transaction whose answer was lost. So
+this server keeps the tokens of the transactions it applied and answers as DynamoDB does:
+success for the same token and request, `IdempotentParameterMismatchException` for the same
+token with another request.
+
 Usage: dynamodb-emulator.py ADDRESS_FILE. It binds a free port on 127.0.0.1 itself and writes
 `http://127.0.0.1:<port>` to ADDRESS_FILE once it accepts connections.
 """
 
+import hashlib
+import io
+import json
 import os
 import sys
+import time
 
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
@@ -21,9 +32,60 @@ from werkzeug.serving import make_server
 BACKLOG = 512
 
 
+# How long DynamoDB remembers a transaction's token.
+TOKEN_SECONDS = 600
+
+
+class IdempotentTransactions:
+    """WSGI middleware: TransactWriteItems with a ClientRequestToken, as DynamoDB treats them."""
+
+    def __init__(self, app):
+        self.app = app
+        self.applied = {}  # token -> (digest of the request without it, when it was applied)
+
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").endswith(".TransactWriteItems"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            request = json.loads(raw or b"{}")
+            token = request.pop("ClientRequestToken", None)
+            if token is not None:
+                return self.transaction(token, request, environ, start_response)
+        return self.app(environ, start_response)
+
+    def transaction(self, token, request, environ, start_response):
+        now = time.monotonic()
+        self.applied = {t: seen for t, seen in self.applied.items() if now - seen[1] < TOKEN_SECONDS}
+        digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+        if token in self.applied:
+            if self.applied[token][0] != digest:
+                body = json.dumps({
+                    "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                    "message": "The request uses the same client token as a previous, but non-identical request.",
+                }).encode()
+                start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"),
+                                                   ("Content-Length", str(len(body)))])
+                return [body]
+            body = b"{}"
+            start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"),
+                                      ("Content-Length", str(len(body)))])
+            return [body]
+        status = {}
+
+        def remember(code, headers, exc_info=None):
+            status["code"] = code
+            return start_response(code, headers, exc_info)
+
+        answer = self.app(environ, remember)
+        if status.get("code", "").startswith("200"):
+            self.applied[token] = (digest, now)
+        return answer
+
+
 def main() -> None:
     address_file = sys.argv[1]
-    app = DomainDispatcherApplication(create_backend_app)
+    app = IdempotentTransactions(DomainDispatcherApplication(create_backend_app))
     # threaded=False: one request at a time. It also answers HTTP/1.0, so a connection never
     # holds the server between requests.
     server = make_server("127.0.0.1", 0, app, threaded=False)

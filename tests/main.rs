@@ -12,6 +12,7 @@ mod crash;
 mod docs;
 mod dynamodb_concurrency;
 mod dynamodb_requests;
+mod faults;
 mod frontends;
 mod fuzz;
 mod hostile_files;

@@ -133,6 +133,34 @@ async fn upstream_failure_sends_an_error_event_and_keeps_the_thread_consistent()
     assert!(run["error"].as_str().unwrap().contains("429"));
     let again = app.stream(USER, json!({"thread_id": thread_id, "input": null})).await;
     assert_eq!(names(&again), ["metadata", "data", "error", "end"]);
+    // Each run asked three times (the provider was busy before any token) before it gave up.
+    assert_eq!(mock.requests().len(), 6);
+}
+
+#[tokio::test]
+async fn a_busy_provider_is_asked_again_after_the_wait_it_names_before_the_answer_starts() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let mock = MockProvider::start(move |_| match counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+        0 => {
+            let mut reply = Reply::json_error(429, json!({"error": {"message": "Rate limit reached"}}));
+            reply.headers.push(("retry-after", "1".into()));
+            reply
+        }
+        1 => Reply::json_error(503, json!({"error": {"message": "overloaded"}})),
+        _ => Reply::event_stream(parts(openai_events(&["Hello", " again"]))),
+    })
+    .await;
+    let (app, thread_id) = gpt_thread(&mock.base_url, "GPT 3.5 Turbo", &[]).await;
+    let began = std::time::Instant::now();
+    let events = app.stream(USER, json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]})).await;
+    assert!(began.elapsed() >= Duration::from_secs(1), "the provider's retry-after was waited for");
+    assert_eq!(names(&events).last(), Some(&"end"));
+    assert!(!names(&events).contains(&"error"), "{events:?}");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    let answer = &state["values"][1];
+    assert_eq!(answer["content"], "Hello again");
+    assert_eq!(mock.requests().len(), 3);
 }
 
 #[tokio::test]

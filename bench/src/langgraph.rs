@@ -39,8 +39,13 @@ pub async fn writes_per_second(binary: &Path, endpoint: &str, tokens: usize, gap
     let server = Server::start(binary, &env).await;
     let (location, events, took) = resumable_run(&server).await;
     let run_id = location.rsplit('/').next().unwrap().parse().unwrap();
-    let settings =
-        DynamoSettings { table, endpoint_url: Some(endpoint.to_string()), create_table: false, page_size: None };
+    let settings = DynamoSettings {
+        table,
+        endpoint_url: Some(endpoint.to_string()),
+        create_table: false,
+        page_size: None,
+        attempt_timeout: DynamoSettings::DEFAULT_ATTEMPT_TIMEOUT,
+    };
     let store = DynamoStore::connect(settings).await.unwrap();
     let run = store.get_run(&UserId::new("bench-stream").unwrap(), run_id).await.unwrap();
     let (_, batches) = store.run_events(&run, 0).await.unwrap();

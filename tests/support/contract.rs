@@ -359,6 +359,33 @@ pub async fn a_thread_has_one_lease_at_a_time(store: SharedStore) {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
 }
 
+pub async fn a_run_that_lost_its_thread_writes_nothing_among_another_runs_messages(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let (slow, next) = (run("ann", &thread), run("ann", &thread));
+    let started = store.start_run(RunStart::new(&slow, Duration::from_millis(200))).await.unwrap();
+    // While it holds the lease, a step goes in even after someone else added messages.
+    store.append_messages(&user("ann"), thread.thread_id, &[human("meanwhile")], None).await.unwrap();
+    let step = store.keep_run_step(&slow, &[Message::new(MessageType::Ai, "step")], Some(started.revision)).await;
+    let after_step = step.unwrap();
+    assert_eq!(after_step, revision(&store, &thread).await);
+    // Its lease runs out and the next run takes the thread with its own input.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let input = [human("next input")];
+    while store.start_run(RunStart { input: &input, ..RunStart::new(&next, Duration::from_secs(60)) }).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the expired lease was never given up");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let late_step = store.keep_run_step(&slow, &[Message::new(MessageType::Ai, "late step")], Some(after_step)).await;
+    assert!(matches!(late_step, Err(StoreError::LeaseLost { .. })), "{late_step:?}");
+    let mut ended = slow.clone();
+    ended.status = RunStatus::Success;
+    let late = store.finish_run(&ended, &[Message::new(MessageType::Ai, "late answer")], Some(after_step)).await;
+    assert!(matches!(late, Err(StoreError::LeaseLost { .. })), "{late:?}");
+    let view = store.thread_view(&user("ann"), thread.thread_id).await.unwrap();
+    assert_eq!(contents(&view.messages), ["meanwhile", "step", "next input"]);
+    assert!(view.running, "the thread is still the next run's");
+}
+
 pub async fn an_expired_lease_can_be_taken_and_its_old_holder_knows(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let (crashed, next) = (run("ann", &thread), run("ann", &thread));
@@ -752,6 +779,7 @@ macro_rules! store_contract {
             a_large_input_starts_whole_or_not_at_all,
             a_run_keeps_its_answer_whatever_became_of_its_thread,
             an_expired_lease_can_be_taken_and_its_old_holder_knows,
+            a_run_that_lost_its_thread_writes_nothing_among_another_runs_messages,
             runs_are_owned_and_updated,
             a_threads_runs_are_listed_newest_first_to_its_owner_alone,
             a_runs_stream_events_are_kept_in_batches_until_they_expire,

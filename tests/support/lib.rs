@@ -5,6 +5,7 @@ pub mod contract;
 pub mod hostile;
 pub mod mock_provider;
 pub mod mock_services;
+pub mod process;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -259,6 +260,7 @@ pub fn dynamodb_settings(page_size: Option<i32>) -> DynamoSettings {
         endpoint_url: Some(endpoint),
         create_table: true,
         page_size,
+        attempt_timeout: DynamoSettings::DEFAULT_ATTEMPT_TIMEOUT,
     }
 }
 

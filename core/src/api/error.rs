@@ -78,7 +78,13 @@ impl From<StoreError> for ApiError {
             )),
             StoreError::Backend(reason) => {
                 tracing::error!(%reason, "store backend failed");
-                ApiError::Unavailable("The data store is unavailable; try again".into())
+                // The backends name themselves first in their reasons ("dynamodb: ...").
+                let store = match reason.split_once(':').map(|(name, _)| name) {
+                    Some("dynamodb") => "The data store (DynamoDB)",
+                    Some("sqlite") => "The data store (SQLite)",
+                    _ => "The data store",
+                };
+                ApiError::Unavailable(format!("{store} is unavailable; try again"))
             }
         }
     }
@@ -124,6 +130,8 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after_seconds, .. } => Some(*retry_after_seconds),
+            // A dependency failed; its own retries are spent, and a moment's wait is worth it.
+            ApiError::Unavailable(_) => Some(1),
             _ => None,
         };
         let body = match self {

@@ -65,9 +65,11 @@ async fn stream(
     check_limits(&state, &request)?;
     let slot = state.streams.take(&user)?;
     let pending = state.runs.prepare(user, request, Execution::Streamed).await?;
-    let run_id = pending.job.run.run_id;
-    let receiver = start_streamed(&state, pending, ApiError::from, false).await?;
-    Ok(sse::response(run_id, receiver, state.config.sse_ping_interval, slot))
+    // The run's id goes out once its input is stored: a client that saw it may count on that.
+    let metadata = json!({ "run_id": pending.job.run.run_id }).to_string();
+    let announce = RunEvent::Frame { event: "metadata", data: metadata, id: None };
+    let receiver = start_streamed(&state, pending, ApiError::from, false, Some(announce)).await?;
+    Ok(sse::response(receiver, state.config.sse_ping_interval, slot))
 }
 
 /// Starts a streamed run and returns its events. A free thread is taken before answering, so a
@@ -76,11 +78,13 @@ async fn stream(
 /// lives in its own task: the client hanging up ends only the response, unless it asked for the
 /// run to be cancelled then; `delete_thread` takes its thread with it when it ends (a stateless
 /// run). Its logs stay inside this request's span (and so carry the Lambda request id).
+/// `announce`, when given, is the stream's first event, sent once the run holds its thread.
 pub(crate) async fn start_streamed(
     state: &AppState,
     pending: PendingRun,
     refused: fn(RunError) -> ApiError,
     delete_thread: bool,
+    announce: Option<RunEvent>,
 ) -> Result<mpsc::Receiver<RunEvent>, ApiError> {
     let started = match state.runs.acquire(&pending, None).await {
         Ok(job) => Some(job),
@@ -110,6 +114,9 @@ pub(crate) async fn start_streamed(
                 }
             }
         };
+        if let Some(announce) = announce {
+            let _ = sender.send(announce).await;
+        }
         let ended = engine.execute(job, Some(Listener { events: sender, on_disconnect: pending.on_disconnect })).await;
         if delete_thread {
             if let Err(error) = store.delete_thread(&ended.user_id, ended.thread_id).await {

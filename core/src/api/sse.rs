@@ -8,7 +8,6 @@ use axum::body::{Body, Bytes};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::runs::RunEvent;
 
@@ -27,15 +26,8 @@ fn ping() -> Bytes {
 
 const END: &[u8] = b"event: end\r\n\r\n";
 
-pub fn response(
-    run_id: Uuid,
-    events: mpsc::Receiver<RunEvent>,
-    ping_interval: Duration,
-    slot: super::limits::StreamSlot,
-) -> Response {
-    let metadata = frame("metadata", &serde_json::json!({ "run_id": run_id }).to_string());
+pub fn response(events: mpsc::Receiver<RunEvent>, ping_interval: Duration, slot: super::limits::StreamSlot) -> Response {
     let framing = Framing {
-        first: metadata,
         ping: ping_interval,
         idle: ping,
         event: |event| match event {
@@ -58,8 +50,6 @@ pub fn response(
 
 /// How one API writes its streams.
 pub(crate) struct Framing {
-    /// Sent at once, before any event.
-    pub first: Bytes,
     /// How long a silence lasts before `idle` is sent.
     pub ping: Duration,
     pub idle: fn() -> Bytes,
@@ -71,7 +61,7 @@ pub(crate) struct Framing {
 /// A stream's body: each event one write, the slot freed when the response ends or its client
 /// leaves.
 pub(crate) fn stream_body(events: mpsc::Receiver<RunEvent>, framing: Framing, slot: super::limits::StreamSlot) -> Body {
-    let Framing { first, ping, idle, event, end } = framing;
+    let Framing { ping, idle, event, end } = framing;
     let frames = futures::stream::unfold(Some((events, slot, end)), move |open| async move {
         let (mut events, slot, end) = open?;
         let next = match tokio::time::timeout(ping, events.recv()).await {
@@ -81,7 +71,7 @@ pub(crate) fn stream_body(events: mpsc::Receiver<RunEvent>, framing: Framing, sl
         };
         Some((next, Some((events, slot, end))))
     });
-    Body::from_stream(futures::stream::once(async move { first }).chain(frames).map(Ok::<_, Infallible>))
+    Body::from_stream(frames.map(Ok::<_, Infallible>))
 }
 
 use axum::http::HeaderValue;

@@ -61,6 +61,13 @@ pub struct DynamoSettings {
     pub create_table: bool,
     /// Items per Query page; unset lets DynamoDB fill 1 MB pages. Small pages exercise paging.
     pub page_size: Option<i32>,
+    /// How long one attempt of a request may take before the client tries again.
+    pub attempt_timeout: Duration,
+}
+
+impl DynamoSettings {
+    /// DynamoDB answers in milliseconds; an attempt this slow has stalled and is tried again.
+    pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 #[derive(Debug, Clone)]
@@ -249,6 +256,7 @@ impl Config {
                     path: env.text("SQLITE_PATH").unwrap_or_else(|| ".data/opengpts.sqlite3".into()).into(),
                 },
                 "dynamodb" => {
+                    let default_attempt_ms = DynamoSettings::DEFAULT_ATTEMPT_TIMEOUT.as_millis() as u64;
                     let endpoint_url = env.text("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| env.text("AWS_ENDPOINT_URL"));
                     StoreKind::DynamoDb(DynamoSettings {
                         table: env.text("TABLE_NAME").unwrap_or_else(|| "opengpts".into()),
@@ -258,6 +266,7 @@ impl Config {
                             .text("DYNAMODB_PAGE_SIZE")
                             .map(|_| env.parse("DYNAMODB_PAGE_SIZE", 0))
                             .transpose()?,
+                        attempt_timeout: Duration::from_millis(env.parse("DYNAMODB_ATTEMPT_TIMEOUT_MS", default_attempt_ms)?),
                     })
                 }
                 other => {

@@ -98,6 +98,29 @@ pub enum LlmError {
 }
 
 impl LlmError {
+    /// Whether the same request may succeed if sent again: the provider was unreachable, slow,
+    /// busy or failing, not refusing the request itself.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LlmError::Connect { .. } | LlmError::Timeout { .. } => true,
+            LlmError::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504 | 529),
+            LlmError::Malformed { .. } | LlmError::Upstream { .. } => false,
+        }
+    }
+
+    /// The wait the provider asked for (`retry-after`, in seconds).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            LlmError::Status { retry_after: Some(seconds), .. } => seconds
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+                .map(std::time::Duration::from_secs_f64),
+            _ => None,
+        }
+    }
+
     /// The HTTP status that best describes the failure to our client.
     pub fn status_code(&self) -> u16 {
         match self {

@@ -64,6 +64,9 @@ pub enum Execution {
     Background,
 }
 
+/// The pauses before a run's end is tried again, when the store failed to record it.
+const FINISH_RETRIES: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
+
 /// How many events a slow watcher of a run may fall behind before it misses some.
 const WATCH_BUFFER: usize = 1024;
 
@@ -349,7 +352,21 @@ impl RunEngine {
     /// lost its process (a crash, a timeout): it is recorded as failed, since its thread's lease
     /// has expired and the thread has been free for other runs since.
     pub async fn get(&self, user: &UserId, run_id: Uuid) -> Result<Run, RunError> {
-        let mut run = self.inner.store.get_run(user, run_id).await?;
+        let run = self.inner.store.get_run(user, run_id).await?;
+        self.observed(run).await
+    }
+
+    /// The runs of the user's thread, newest first, each as `get` tells it.
+    pub async fn list(&self, user: &UserId, thread_id: Uuid) -> Result<Vec<Run>, RunError> {
+        let mut runs = Vec::new();
+        for run in self.inner.store.list_runs(user, thread_id).await? {
+            runs.push(self.observed(run).await?);
+        }
+        Ok(runs)
+    }
+
+    /// A run's record as read, or as failed if it went silent (see `get`).
+    async fn observed(&self, mut run: Run) -> Result<Run, RunError> {
         let silent_since = run.updated_at.plus(self.inner.config.run_lease);
         if !run.status.is_finished() && silent_since < Timestamp::now() {
             run.status = RunStatus::Error;
@@ -516,12 +533,29 @@ impl RunEngine {
             Err(failure) => (RunStatus::Error, Some(failure.message(&run))),
         };
         run.updated_at = Timestamp::now();
-        if let Err(error) = self.inner.store.finish_run(&run, &progress.answer, progress.revision).await {
-            tracing::error!(run_id = %run.run_id, %error, "could not record the run's end; its lease will expire");
-            // The answer was not kept: the run did not succeed, and its client is told.
+        let store = &self.inner.store;
+        let mut outcome = store.finish_run(&run, &progress.answer, progress.revision).await;
+        // The store's client has retried already; the answer is worth a few more tries, spread
+        // over seconds (a finish that landed but whose answer was lost is told apart by the store).
+        for pause in FINISH_RETRIES {
+            match outcome {
+                Err(StoreError::Backend(_)) => {
+                    tokio::time::sleep(pause).await;
+                    outcome = store.finish_run(&run, &progress.answer, progress.revision).await;
+                }
+                _ => break,
+            }
+        }
+        if let Err(error) = outcome {
+            tracing::error!(run_id = %run.run_id, %error, "could not record the run's end");
+            // The answer was not kept: the run did not succeed, and its client is told, and so
+            // is anyone who reads its record (which would otherwise stay `running`).
             if run.status == RunStatus::Success {
                 run.status = RunStatus::Error;
                 run.error = Some(Failure::Store(error).message(&run));
+            }
+            if let Err(error) = store.update_run(&run).await {
+                tracing::error!(run_id = %run.run_id, %error, "could not record the run as failed; it will be once its lease expires");
             }
         }
         self.active().remove(&run.run_id);

@@ -2,6 +2,8 @@
 //! it answers in words, a RAG bot searches its files and answers from them. The run's lifecycle
 //! around them (lease, heartbeat, finish) is `engine`'s.
 
+use std::time::Duration;
+
 use futures::StreamExt;
 use serde_json::json;
 use uuid::Uuid;
@@ -11,9 +13,16 @@ use super::engine::{RunEngine, RunJob};
 use super::execution::{EventSink, Guard, Progress};
 use super::failure::Failure;
 use crate::documents::TOP_K;
-use crate::llm::{answered_conversation, ChatRequest, LlmError, ResolvedModel, RETRIEVAL_PROMPT};
+use crate::llm::{answered_conversation, ChatRequest, ChunkStream, LlmError, ResolvedModel, RETRIEVAL_PROMPT};
 use crate::model::{Content, Generation, Message, MessageType, Run, ToolStatus};
 use crate::tools::AgentConfig;
+
+/// How many times a model is asked before its answer starts, when it is busy or failing.
+const MODEL_ATTEMPTS: u32 = 3;
+/// The pause before the second attempt (doubled before the next), when the provider names none.
+const FIRST_MODEL_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// The longest wait between attempts, whatever the provider's `retry-after` asks.
+const MAX_MODEL_RETRY_WAIT: Duration = Duration::from_secs(20);
 
 impl RunEngine {
     /// A chatbot answers once; an agent calls tools until it answers in words. Returns the
@@ -190,7 +199,7 @@ impl RunEngine {
         guard: &mut Guard<'_>,
         sink: &mut EventSink,
     ) -> Result<Message, Failure> {
-        let mut stream = self.guarded(guard, sink, resolved.model.stream(request)).await?.map_err(Failure::Model)?;
+        let mut stream = self.open_stream(resolved, request, guard, sink).await?;
         let mut answer = AnswerBuilder::new(job.generation, id);
         // Latest clients get the empty AI message first; the seed document's client would print
         // it as a blank line, which its documented output does not show.
@@ -207,10 +216,43 @@ impl RunEngine {
         Ok(answer)
     }
 
-    /// Stores a step's messages (while the lease is held: no other run can slip in between).
+    /// Opens the model's stream and reads its first chunk. A provider that fails before that
+    /// (busy, unreachable, a 5xx, a stream broken at once) is asked again, after the wait it asks
+    /// for or a growing pause; once a chunk has come, a failure ends the run.
+    async fn open_stream(
+        &self,
+        resolved: &ResolvedModel,
+        request: ChatRequest,
+        guard: &mut Guard<'_>,
+        sink: &EventSink,
+    ) -> Result<ChunkStream, Failure> {
+        let mut pause = FIRST_MODEL_RETRY_PAUSE;
+        let mut attempt = 1;
+        loop {
+            let opened = match self.guarded(guard, sink, resolved.model.stream(request.clone())).await? {
+                Ok(mut stream) => match self.guarded(guard, sink, stream.next()).await? {
+                    Some(Err(error)) => Err(error),
+                    first => Ok(futures::stream::iter(first).chain(stream).boxed()),
+                },
+                Err(error) => Err(error),
+            };
+            match opened {
+                Err(error) if attempt < MODEL_ATTEMPTS && error.is_transient() => {
+                    let wait = error.retry_after().unwrap_or(pause).min(MAX_MODEL_RETRY_WAIT);
+                    tracing::warn!(%error, attempt, wait_ms = wait.as_millis() as u64, "the model failed before answering; asking again");
+                    self.guarded(guard, sink, tokio::time::sleep(wait)).await?;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                other => return other.map_err(Failure::Model),
+            }
+        }
+    }
+
+    /// Stores a step's messages, on condition that no other run has written to the thread.
     async fn keep(&self, run: &Run, progress: &mut Progress, messages: &[Message]) -> Result<(), Failure> {
         let store = &self.inner.store;
-        let revision = store.append_messages(&run.user_id, run.thread_id, messages, progress.revision).await;
+        let revision = store.keep_run_step(run, messages, progress.revision).await;
         progress.revision = Some(revision.map_err(Failure::Store)?);
         Ok(())
     }

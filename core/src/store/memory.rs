@@ -54,6 +54,16 @@ impl ThreadRecord {
         }
         self.revision
     }
+
+    /// Whether `run` holds the lease. A run that does not may still add messages if nothing was
+    /// written since `seen`; otherwise they would land among another run's.
+    fn may_write_for(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<bool> {
+        let holds_lease = self.lease.is_some_and(|held| held.run_id == run.run_id);
+        if !holds_lease && !messages.is_empty() && seen.is_some_and(|seen| seen != self.revision) {
+            return Err(StoreError::LeaseLost { run_id: run.run_id });
+        }
+        Ok(holds_lease)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -368,11 +378,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn finish_run(&self, run: &Run, messages: &[Message], _seen: Option<Revision>) -> StoreResult<()> {
+    async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
         let mut inner = self.lock();
         let Ok(record) = inner.own_thread(&run.user_id, run.thread_id) else { return Ok(()) };
+        let holds_lease = record.may_write_for(run, messages, seen)?;
         record.add(messages);
-        if record.lease.is_some_and(|held| held.run_id == run.run_id) {
+        if holds_lease {
             record.lease = None;
             record.last_outcome = Some(run.status);
         }
@@ -380,6 +391,13 @@ impl Store for MemoryStore {
             *stored = run.clone();
         }
         Ok(())
+    }
+
+    async fn keep_run_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
+        let mut inner = self.lock();
+        let record = inner.own_thread(&run.user_id, run.thread_id)?;
+        record.may_write_for(run, messages, seen)?;
+        Ok(record.add(messages))
     }
 
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {

@@ -203,9 +203,16 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()>;
     /// Ends a run at once: adds its last messages, records `run` as it ended, and gives its
     /// thread back noting the outcome. A run that lost its lease still has its messages and
-    /// record kept; the lease is not its to give. A thread deleted meanwhile took the run with
-    /// it: nothing is kept, and that is no error. `seen` is as for `append_messages`.
+    /// record kept if nothing was written to the thread since `seen` (its last write); the lease
+    /// is not its to give. If something was, its messages would land among another run's: it
+    /// gets `LeaseLost` and nothing is written. A thread deleted meanwhile took the run with it:
+    /// nothing is kept, and that is no error. `seen` is as for `append_messages`.
     async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()>;
+    /// Adds a step of a run that goes on (an agent's tool calls and their results) and returns
+    /// the thread's revision: when the run holds its thread's lease, or when nothing was
+    /// written to the thread since `seen` (its last write). Otherwise the step would land among
+    /// another run's messages: `LeaseLost`, and nothing is written.
+    async fn keep_run_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision>;
 
     /// Keeps a batch of the run's stream events; a run writes its batches one after the other,
     /// numbered 0, 1, 2 ... Events go with their run's thread.

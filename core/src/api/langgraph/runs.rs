@@ -67,7 +67,6 @@ pub(super) fn graph_stream(
 ) -> Response {
     let (location, content_location) = paths(run, stateless);
     let framing = Framing {
-        first: Bytes::new(),
         ping: HEARTBEAT,
         idle: || Bytes::from_static(b": heartbeat\r\n\r\n"),
         event: |event| match event {
@@ -118,7 +117,7 @@ async fn start_stream(
     let slot = state.streams.take(&user)?;
     let Prepared { pending, ephemeral } = prepare(&state, &user, thread_id, &body, Execution::Streamed).await?;
     let run = pending.job.run.clone();
-    let receiver = crate::api::runs::start_streamed(&state, pending, busy, ephemeral).await?;
+    let receiver = crate::api::runs::start_streamed(&state, pending, busy, ephemeral, None).await?;
     Ok(graph_stream(&run, thread_id.is_none(), receiver, slot))
 }
 
@@ -273,8 +272,8 @@ async fn list(
     Query(paging): Query<Paging>,
 ) -> Result<Response, ApiError> {
     let thread_id = threads::thread_id(&thread_id)?;
-    let runs = state.store.list_runs(&user, thread_id).await.map_err(|error| match error {
-        StoreError::NotFound(_) => threads::missing(thread_id),
+    let runs = state.runs.list(&user, thread_id).await.map_err(|error| match error {
+        RunError::Store(StoreError::NotFound(_)) => threads::missing(thread_id),
         other => other.into(),
     })?;
     let shown: Vec<GraphRun<'_>> =

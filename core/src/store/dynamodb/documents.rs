@@ -89,8 +89,7 @@ impl DynamoStore {
             .build()
             .map_err(backend)?;
         let reserved = self
-            .client
-            .transact_write_items()
+            .transaction()
             .transact_items(TransactWriteItem::builder().update(reserve).build())
             .transact_items(TransactWriteItem::builder().update(charge).build())
             .send()
@@ -141,7 +140,7 @@ impl DynamoStore {
     /// Takes back what a file reserved (chunks in its index) or charged (bytes to its owner).
     async fn give_back(&self, pk: &str, owner: &UserId, chunks: u64, bytes: u64) {
         let minus = |value: u64| AttributeValue::N(format!("-{value}"));
-        let mut transaction = self.client.transact_write_items();
+        let mut transaction = self.transaction();
         let updates = [
             (key(pk.to_string(), "I"), "ADD chunks :chunks, bytes :bytes", Some(minus(chunks))),
             (key(usage_pk(owner), "U"), "ADD bytes :bytes", None),

@@ -163,7 +163,7 @@ impl DynamoStore {
         items: Vec<Item>,
     ) -> Result<(), Refusal> {
         let mut transaction =
-            self.client.transact_write_items().transact_items(TransactWriteItem::builder().update(thread).build());
+            self.transaction().transact_items(TransactWriteItem::builder().update(thread).build());
         for action in actions {
             transaction = transaction.transact_items(action);
         }
@@ -240,7 +240,7 @@ impl DynamoStore {
         let mut with_first = with_first.map(|update| TransactWriteItem::builder().update(update).build());
         for chunk in items.chunks(TRANSACTION_ITEMS - 1) {
             let mut transaction =
-                self.client.transact_write_items().set_transact_items(with_first.take().map(|first| vec![first]));
+                self.transaction().set_transact_items(with_first.take().map(|first| vec![first]));
             for item in chunk {
                 transaction = transaction.transact_items(self.put(item.clone())?);
             }

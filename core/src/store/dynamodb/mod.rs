@@ -99,7 +99,7 @@ impl DynamoStore {
             .timeout_config(
                 aws_config::timeout::TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(settings.attempt_timeout)
                     .operation_timeout(Duration::from_secs(20))
                     .build(),
             );
@@ -120,6 +120,16 @@ impl DynamoStore {
             store.create_table_if_missing().await?;
         }
         Ok(store)
+    }
+
+    /// A TransactWriteItems with a token of its own. The SDK sends the same token when it retries
+    /// (after a throttle, a 500, a dropped connection), so a transaction that landed but whose
+    /// answer was lost is not applied twice: DynamoDB answers the retry with success for ten
+    /// minutes. Each of our own attempts is a new transaction, with a new token.
+    pub(super) fn transaction(
+        &self,
+    ) -> aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder {
+        self.client.transact_write_items().client_request_token(Uuid::new_v4().to_string())
     }
 
     pub fn requests(&self) -> Arc<RequestCounter> {
@@ -416,6 +426,10 @@ impl Store for DynamoStore {
 
     async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
         self.finish(run, messages, seen).await
+    }
+
+    async fn keep_run_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
+        self.keep_step(run, messages, seen).await
     }
 
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {

@@ -17,6 +17,14 @@ use crate::store::{Entity, Revision, RunStart, Started, StoreError, StoreResult}
 /// (someone added some) or another transaction collided with it.
 const ATTEMPTS: usize = 5;
 
+/// How a run's write went.
+enum RunWrite {
+    Done(Revision),
+    ThreadGone,
+    /// Too large for one transaction, or the run's record is gone: to be written in steps.
+    InSteps,
+}
+
 /// Why a start did not go through.
 enum StartRefusal {
     /// The thread's messages moved on; it is at this revision now.
@@ -49,7 +57,17 @@ impl DynamoStore {
                     freed_places = true;
                 }
                 Err(StartRefusal::Full(limit)) => return Err(StoreError::TooManyRuns { limit }),
-                Err(StartRefusal::Failed(error)) => return Err(error),
+                // The answer was lost, not necessarily the write: the lease tells whether it landed.
+                Err(StartRefusal::Failed(error)) => {
+                    return match self.get(thread_pk(run.thread_id), "M").await {
+                        Ok(Some(thread)) if has(&thread, "lease_run_id", &run.run_id.to_string()) => {
+                            let revision = revision(&thread);
+                            let unchanged = unchanged && revision.0 == seen.0 + start.input.len() as u64;
+                            Ok(Started { revision, unchanged })
+                        }
+                        _ => Err(error),
+                    }
+                }
             }
         }
         Err(backend("the thread kept changing while the run started"))
@@ -117,7 +135,7 @@ impl DynamoStore {
     /// Takes back a start whose input could not be written: the lease, the run and its pointer.
     /// The numbers it gave out stay unused.
     async fn undo_start(&self, run: &Run) {
-        let mut transaction = self.client.transact_write_items();
+        let mut transaction = self.transaction();
         for item in [key(run_pk(run.run_id), "R"), pointer(run)] {
             if let Ok(delete) = Delete::builder().table_name(&self.table).set_key(Some(item)).build() {
                 transaction = transaction.transact_items(TransactWriteItem::builder().delete(delete).build());
@@ -133,54 +151,11 @@ impl DynamoStore {
     }
 
     /// Adds the run's last messages, records it and gives its thread back, in one transaction
-    /// when it still holds the lease and its messages fit; in steps otherwise.
+    /// when its messages fit; in steps otherwise.
     pub(super) async fn finish(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
-        let mut seen = match seen {
-            Some(seen) => seen,
-            None => match self.get(thread_pk(run.thread_id), "M").await? {
-                Some(thread) if has(&thread, "user_id", run.user_id.as_str()) => revision(&thread),
-                _ => return Ok(()),
-            },
-        };
-        for _ in 0..ATTEMPTS {
-            let items = self.items_after(run.thread_id, seen, messages)?;
-            if !fit_one_transaction(&items, 2) {
-                break;
-            }
-            let release = self
-                .thread_update(
-                    run.thread_id,
-                    "lease_run_id = :run",
-                    seen,
-                    messages.len(),
-                    &["last_outcome = :outcome"],
-                    &["lease_run_id", "lease_expires"],
-                )
-                .expression_attribute_values(":run", s(run.run_id.to_string()))
-                .expression_attribute_values(":outcome", s(run.status.as_str()))
-                .build()
-                .map_err(backend)?;
-            let record = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(run_pk(run.run_id), "R")))
-                .update_expression("SET body = :body")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":body", s(to_json(run)?))
-                .build()
-                .map_err(backend)?;
-            let record = TransactWriteItem::builder().update(record).build();
-            match self.transact(release, vec![record], items).await {
-                Ok(()) => return Ok(()),
-                // Deleted with its thread.
-                Err(Refusal::Thread(None)) => return Ok(()),
-                Err(Refusal::Thread(Some(thread))) if has(&thread, "lease_run_id", &run.run_id.to_string()) => {
-                    seen = revision(&thread);
-                }
-                Err(Refusal::Conflict) => {}
-                // The lease is another run's now, or the record is gone.
-                Err(Refusal::Thread(Some(_))) | Err(Refusal::Action(_)) => break,
-                Err(Refusal::Failed(error)) => return Err(error),
-            }
+        match self.write_for_run(run, messages, seen, true).await? {
+            RunWrite::Done(_) | RunWrite::ThreadGone => return Ok(()),
+            RunWrite::InSteps => {}
         }
         if !messages.is_empty() {
             match self.append(&run.user_id, run.thread_id, messages, None).await {
@@ -192,6 +167,121 @@ impl DynamoStore {
         match self.write_run(run).await {
             Err(StoreError::NotFound(Entity::Run)) => Ok(()),
             other => other,
+        }
+    }
+
+    /// Adds a step of a run that goes on (an agent's tool calls and their results).
+    pub(super) async fn keep_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
+        match self.write_for_run(run, messages, seen, false).await? {
+            RunWrite::Done(revision) => Ok(revision),
+            RunWrite::ThreadGone => Err(StoreError::NotFound(Entity::Thread)),
+            RunWrite::InSteps => self.append(&run.user_id, run.thread_id, messages, None).await,
+        }
+    }
+
+    /// Writes a run's messages in one transaction, on condition that the run holds its
+    /// thread's lease, or that nothing was written to the thread since its last write (`seen`):
+    /// otherwise they would land among another run's, and that is `LeaseLost`. `ending` also
+    /// records the run and gives the lease back.
+    async fn write_for_run(
+        &self,
+        run: &Run,
+        messages: &[Message],
+        seen: Option<Revision>,
+        ending: bool,
+    ) -> StoreResult<RunWrite> {
+        let mut seen = match seen {
+            Some(seen) => seen,
+            None => match self.get(thread_pk(run.thread_id), "M").await? {
+                Some(thread) if has(&thread, "user_id", run.user_id.as_str()) => revision(&thread),
+                _ => return Ok(RunWrite::ThreadGone),
+            },
+        };
+        let mut holds_lease = true;
+        for _ in 0..ATTEMPTS {
+            let items = self.items_after(run.thread_id, seen, messages)?;
+            if !fit_one_transaction(&items, 2) {
+                return Ok(RunWrite::InSteps);
+            }
+            let run_id = s(run.run_id.to_string());
+            let thread = match (holds_lease, ending) {
+                (true, true) => self
+                    .thread_update(
+                        run.thread_id,
+                        "lease_run_id = :run",
+                        seen,
+                        messages.len(),
+                        &["last_outcome = :outcome"],
+                        &["lease_run_id", "lease_expires"],
+                    )
+                    .expression_attribute_values(":run", run_id)
+                    .expression_attribute_values(":outcome", s(run.status.as_str())),
+                (true, false) => self
+                    .thread_update(run.thread_id, "lease_run_id = :run", seen, messages.len(), &[], &[])
+                    .expression_attribute_values(":run", run_id),
+                // Nothing of the thread's to change: the rest goes in steps.
+                (false, _) if messages.is_empty() => return Ok(RunWrite::InSteps),
+                (false, _) => {
+                    self.thread_update(run.thread_id, "attribute_exists(user_id)", seen, messages.len(), &[], &[])
+                }
+            };
+            let thread = thread.build().map_err(backend)?;
+            let mut actions = Vec::new();
+            if ending {
+                let record = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(run_pk(run.run_id), "R")))
+                    .update_expression("SET body = :body")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":body", s(to_json(run)?))
+                    .build()
+                    .map_err(backend)?;
+                actions.push(TransactWriteItem::builder().update(record).build());
+            }
+            let written = Revision(seen.0 + messages.len() as u64);
+            match self.transact(thread, actions, items).await {
+                Ok(()) => return Ok(RunWrite::Done(written)),
+                Err(Refusal::Thread(None)) => return Ok(RunWrite::ThreadGone),
+                Err(Refusal::Thread(Some(thread)))
+                    if holds_lease && has(&thread, "lease_run_id", &run.run_id.to_string()) =>
+                {
+                    seen = revision(&thread);
+                }
+                Err(Refusal::Conflict) => {}
+                // The lease is not ours, or the answer was lost: if an earlier attempt landed,
+                // writing the messages again would double them.
+                Err(refusal @ (Refusal::Thread(Some(_)) | Refusal::Failed(_))) => {
+                    if self.landed(run, messages, ending).await {
+                        return Ok(RunWrite::Done(written));
+                    }
+                    match refusal {
+                        Refusal::Failed(error) => return Err(error),
+                        Refusal::Thread(Some(thread)) if holds_lease && revision(&thread) == seen => {
+                            holds_lease = false;
+                        }
+                        _ if !messages.is_empty() => return Err(StoreError::LeaseLost { run_id: run.run_id }),
+                        _ => return Ok(RunWrite::InSteps),
+                    }
+                }
+                // The run's record is gone (deleted); its messages go in the plain way.
+                Err(Refusal::Action(_)) => return Ok(RunWrite::InSteps),
+            }
+        }
+        Err(backend("the thread kept changing while the run wrote to it"))
+    }
+
+    /// Whether a write of the run's whose answer was lost landed: its messages are in the
+    /// thread, or (for its end without messages) its record shows how it ended.
+    async fn landed(&self, run: &Run, messages: &[Message], ending: bool) -> bool {
+        match messages.first().and_then(|message| message.id.as_deref()) {
+            Some(id) => match self.thread_and_messages(&run.user_id, run.thread_id).await {
+                Ok((_, stored)) => stored.iter().any(|(_, message)| message.id.as_deref() == Some(id)),
+                Err(_) => false,
+            },
+            None if ending => {
+                matches!(self.read_run(&run.user_id, run.run_id).await, Ok(stored) if stored.status == run.status)
+            }
+            None => false,
         }
     }
 

@@ -436,8 +436,12 @@ impl Store for SqliteStore {
         self.renew(thread_id, run_id, lease).await
     }
 
-    async fn finish_run(&self, run: &Run, messages: &[Message], _seen: Option<Revision>) -> StoreResult<()> {
-        self.finish(run, messages, _seen).await
+    async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
+        self.finish(run, messages, seen).await
+    }
+
+    async fn keep_run_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
+        self.keep_step(run, messages, seen).await
     }
 
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {

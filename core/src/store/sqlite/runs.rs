@@ -146,13 +146,14 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn finish(&self, run: &Run, messages: &[Message], _seen: Option<Revision>) -> StoreResult<()> {
+    pub(super) async fn finish(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
         let (run, messages) = (run.clone(), messages.to_vec());
         self.write(move |tx| {
             if own_thread(tx, &run.user_id, run.thread_id).is_err() {
                 return Ok(());
             }
             let thread_id = run.thread_id.to_string();
+            may_write_for(tx, &run, &messages, seen)?;
             insert_messages(tx, &thread_id, &messages)?;
             tx.execute(
                 "UPDATE threads SET lease_run_id = NULL, lease_expires_ms = NULL, last_outcome = ?3 \
@@ -164,4 +165,31 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(super) async fn keep_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
+        let (run, messages) = (run.clone(), messages.to_vec());
+        self.write(move |tx| {
+            own_thread(tx, &run.user_id, run.thread_id)?;
+            may_write_for(tx, &run, &messages, seen)?;
+            insert_messages(tx, &run.thread_id.to_string(), &messages)
+        })
+        .await
+    }
+}
+
+/// Whether a run may add messages to its thread: it holds the lease, or nothing was written
+/// since `seen`; otherwise they would land among another run's.
+fn may_write_for(tx: &Connection, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
+    let thread_id = run.thread_id.to_string();
+    let holder: Option<String> =
+        tx.query_row("SELECT lease_run_id FROM threads WHERE thread_id = ?1", params![thread_id], |row| row.get(0))?;
+    let holds_lease = holder.as_deref() == Some(run.run_id.to_string().as_str());
+    let moved = match seen {
+        Some(seen) => super::messages::revision(tx, &thread_id)? != seen,
+        None => false,
+    };
+    if !holds_lease && !messages.is_empty() && moved {
+        return Err(StoreError::LeaseLost { run_id: run.run_id });
+    }
+    Ok(())
 }

@@ -1,0 +1,406 @@
+"""A workload under injected faults, and the checks of what it left behind (Jepsen-style: what
+was acknowledged against what was stored).
+
+Runs streamed (`/runs/stream`) and background (`/runs`) runs of a chatbot and of an agent with a
+tool on many threads at once, through the OpenGPTs API, while the fault injectors
+(`tests/faults/proxy.py`) break a share of the server's requests to its dependencies. Then the
+faults stop, and it checks:
+- every input acknowledged (a 2xx, or a stream that sent `metadata`) is stored exactly once, and
+  no other input more than once; no message twice; every answer belongs to the input before it,
+  and no run's messages are interleaved with another's;
+- every failed request got a clear error: a status, a `detail` naming the dependency, and
+  `retry-after` on 429 and 503; every failed stream ended with an `error` event;
+- once the faults stop, every thread takes a new run within the lease's expiry, and no run is
+  left `pending` or `running`;
+- the server's memory after the load, next to its memory before.
+
+The chatbots answer with the offline model, or (`--model openai`) through OpenAI's API, which the
+server reaches at its OPENAI_BASE_URL (a stand-in behind the injector); the agents offline.
+
+Usage: workload.py --server URL --faults URL [--faults URL ...] --pid PID [--runs 100]
+       [--threads 20] [--concurrency 16] [--rate 0.2] [--lease-seconds 5] [--label TEXT]
+       [--max-memory-growth-mib 64]
+Prints its figures, one line of JSON last; exits 1 if a check fails.
+"""
+
+import argparse
+import asyncio
+import json
+import random
+import re
+import sys
+import time
+import uuid
+
+import httpx
+
+# A user per thread: the per-user limits on streams and runs are not what is tried here.
+USERS = "chaos-" + uuid.uuid4().hex[:8]
+
+
+def cookie(thread_number):
+    return {"Cookie": f"opengpts_user_id={USERS}-{thread_number}"}
+# What each failed request's detail or error event must name: the dependency that failed.
+DEPENDENCIES = re.compile(r"DynamoDB|dynamodb|SQLite|sqlite|data store|model|provider|openai|worker|tool",
+                          re.IGNORECASE)
+
+
+BOTS = {
+    "chatbot": {"type": "chatbot", "type==chatbot/llm_type": "Offline",
+                "type==chatbot/system_message": "You are a helpful assistant."},
+    "agent": {"type": "agent", "type==agent/agent_type": "Offline",
+              "type==agent/tools": [{"id": "wikipedia", "type": "wikipedia", "name": "Wikipedia",
+                                     "description": "Searches Wikipedia.", "config": {}}],
+              "type==agent/system_message": "You are a helpful assistant."},
+}
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Tally:
+    def __init__(self):
+        self.started = 0
+        self.acknowledged = set()   # input texts the server took
+        self.sent = set()           # every input text sent
+        self.failures = []          # (what, status, detail, headers ok)
+        self.unclear = []           # failures without a clear error
+        self.latencies = []
+
+
+async def set_rate(client, faults, rate):
+    for url in faults:
+        (await client.post(url + "/__faults", json={"rate": rate})).raise_for_status()
+
+
+async def fault_report(client, faults):
+    injected = {}
+    requests = 0
+    for url in faults:
+        report = (await client.get(url + "/__faults")).json()
+        requests += report["requests"]
+        for kind, count in report["injected"].items():
+            injected[kind] = injected.get(kind, 0) + count
+    return requests, injected
+
+
+def clear_http_error(response):
+    """Whether a failed response says what failed, as the API promises."""
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return False
+    if not detail:
+        return False
+    if response.status_code in (429, 503) and "retry-after" not in response.headers:
+        return False
+    if response.status_code >= 500 and not DEPENDENCIES.search(json.dumps(detail)):
+        return False
+    return True
+
+
+async def streamed(client, tally, thread, text):
+    body = {"assistant_id": thread["assistant"], "thread_id": thread["id"],
+            "input": [{"type": "human", "content": text}]}
+    began = time.monotonic()
+    events = []
+    async with client.stream("POST", "/runs/stream", json=body, headers=thread["headers"]) as response:
+        if response.status_code != 200:
+            await response.aread()
+            tally.failures.append(("stream", response.status_code, response.text))
+            if not clear_http_error(response):
+                tally.unclear.append(("stream", response.status_code, response.text[:200]))
+            return
+        event = None
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line[len("event: "):]
+                if event == "metadata":
+                    tally.acknowledged.add(text)
+                elif event == "end":
+                    events.append((event, ""))
+            elif line.startswith("data: ") and event is not None:
+                events.append((event, line[len("data: "):]))
+    tally.latencies.append(time.monotonic() - began)
+    errors = [data for event, data in events if event == "error"]
+    if errors:
+        tally.failures.append(("stream error event", 200, errors[0]))
+        if not DEPENDENCIES.search(errors[0]):
+            tally.unclear.append(("stream error event", 200, errors[0][:200]))
+    elif not events or events[-1][0] != "end":
+        tally.failures.append(("stream", 200, "ended without end or error"))
+        tally.unclear.append(("stream without end or error event", 200, str(events[-1:])[:200]))
+
+
+async def background(client, tally, thread, text):
+    body = {"assistant_id": thread["assistant"], "thread_id": thread["id"],
+            "input": [{"type": "human", "content": text}]}
+    began = time.monotonic()
+    response = await client.post("/runs", json=body, headers=thread["headers"])
+    tally.latencies.append(time.monotonic() - began)
+    if response.is_success:
+        tally.acknowledged.add(text)
+    else:
+        tally.failures.append(("background", response.status_code, response.text))
+        if not clear_http_error(response):
+            tally.unclear.append(("background", response.status_code, response.text[:200]))
+
+
+async def one_run(client, tally, threads, number, rng):
+    thread = threads[number % len(threads)]
+    # An agent calls its tool when the input names it (the offline model's rule).
+    text = f"wikipedia chaos {number}" if thread["kind"] == "agent" else f"chaos {number}"
+    tally.sent.add(text)
+    tally.started += 1
+    try:
+        if rng.random() < 0.5:
+            await streamed(client, tally, thread, text)
+        else:
+            await background(client, tally, thread, text)
+    except httpx.HTTPError as error:
+        # The server itself must not drop a client: that is a failure without a clear error.
+        tally.failures.append(("transport", 0, repr(error)))
+        tally.unclear.append(("transport", 0, repr(error)))
+
+
+async def load(client, threads, runs, concurrency, first, rng):
+    tally = Tally()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def gated(number):
+        async with gate:
+            await one_run(client, tally, threads, number, rng)
+
+    await asyncio.gather(*(gated(number) for number in range(first, first + runs)))
+    return tally
+
+
+async def recover(client, threads, concurrency, rng, deadline):
+    """A new run on every thread, each tried again after a refusal (a 503 says when) until it
+    passes or `deadline`: what a user does. The failures left are those of the last tries."""
+    tally = Tally()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def until_taken(index, thread):
+        # Numbers that name this thread (see `thread_of`), another for each try.
+        number = len(threads) * 10_000 + index
+        while True:
+            attempt = Tally()
+            async with gate:
+                await one_run(client, attempt, [thread], number, rng)
+            tally.started += 1
+            tally.sent |= attempt.sent
+            tally.acknowledged |= attempt.acknowledged
+            tally.unclear += attempt.unclear
+            if not attempt.failures or time.monotonic() > deadline:
+                tally.failures += attempt.failures
+                return
+            number += len(threads)
+            await asyncio.sleep(1)
+
+    await asyncio.gather(*(until_taken(index, thread) for index, thread in enumerate(threads)))
+    return tally
+
+
+async def runs_going(client, thread):
+    response = await client.get(f"/langgraph/threads/{thread['id']}/runs", params={"limit": 1000},
+                                headers=thread["headers"])
+    response.raise_for_status()
+    return [run for run in response.json() if run["status"] in ("pending", "running")]
+
+
+async def settle(client, threads, deadline):
+    """Waits until no run is pending or running on any thread; returns the threads still busy."""
+    busy = list(threads)
+    while busy and time.monotonic() < deadline:
+        still = []
+        for thread in busy:
+            if await runs_going(client, thread):
+                still.append(thread)
+        busy = still
+        if busy:
+            await asyncio.sleep(0.5)
+    return busy
+
+
+def answers_its_input(answer, human, kind):
+    content = answer["content"] if isinstance(answer["content"], str) else json.dumps(answer["content"])
+    if kind == "agent":
+        return content.startswith("Here is what the tools found") or human in content
+    return f'You said: "{human}"' in content
+
+
+def check_thread(messages, kind):
+    """Duplicates, interleavings and answers that do not belong, in one thread's messages."""
+    problems = {"duplicated": [], "interleaved": [], "foreign": []}
+    ids = [message.get("id") for message in messages if message.get("id")]
+    if len(ids) != len(set(ids)):
+        problems["duplicated"].append("a message id twice")
+    current = None  # the human text whose run's messages follow
+    for index, message in enumerate(messages):
+        kind_of = message["type"]
+        if kind_of == "human":
+            current = message["content"]
+            continue
+        previous = messages[index - 1]["type"] if index else None
+        if kind_of == "ai" and not message.get("tool_calls"):
+            if previous == "ai" and not messages[index - 1].get("tool_calls"):
+                problems["duplicated"].append(f"two answers in a row after {current!r}")
+            elif current is not None and not answers_its_input(message, current, kind):
+                problems["foreign"].append(f"an answer after {current!r}: {message['content'][:80]!r}")
+        elif kind_of == "ai":
+            queries = [call.get("args", {}).get("query") for call in message["tool_calls"]]
+            if current is not None and any(query != current for query in queries):
+                problems["interleaved"].append(f"tool calls {queries} after {current!r}")
+        elif kind_of == "tool" and previous not in ("ai", "tool"):
+            problems["interleaved"].append(f"a tool message after a {previous} message")
+    return problems
+
+
+def percentile(values, share):
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--faults", action="append", default=[])
+    parser.add_argument("--pid", type=int, required=True)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=0.2)
+    parser.add_argument("--lease-seconds", type=float, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--label", default="")
+    parser.add_argument("--model", choices=["offline", "openai"], default="offline",
+                        help="the chatbots' model: the offline one, or OpenAI's API (OPENAI_BASE_URL)")
+    parser.add_argument("--max-memory-growth-mib", type=float, default=64)
+    parser.add_argument("--show", type=int, default=3, help="threads with a problem whose messages are printed")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    limits = httpx.Limits(max_connections=args.concurrency + 8)
+    async with httpx.AsyncClient(base_url=args.server, timeout=120, limits=limits) as client:
+        await set_rate(client, args.faults, 0.0)
+        threads = []
+        for number in range(args.threads):
+            kind = "agent" if number % 5 == 4 else "chatbot"
+            thread = {"kind": kind, "headers": cookie(number)}
+            configurable = dict(BOTS[kind])
+            if kind == "chatbot" and args.model == "openai":
+                configurable["type==chatbot/llm_type"] = "GPT 4o"
+            response = await client.post("/assistants", headers=thread["headers"], json={
+                "name": f"chaos {kind}", "public": False, "config": {"configurable": configurable}})
+            response.raise_for_status()
+            thread["assistant"] = response.json()["assistant_id"]
+            response = await client.post("/threads", headers=thread["headers"],
+                                         json={"name": f"chaos {number}", "assistant_id": thread["assistant"]})
+            response.raise_for_status()
+            thread["id"] = response.json()["thread_id"]
+            threads.append(thread)
+
+        # Without faults first, for the latency to compare with; then the same under faults.
+        baseline = await load(client, threads, max(args.runs // 5, args.threads), args.concurrency, 0, rng)
+        await settle(client, threads, time.monotonic() + 60)
+        memory_before = rss_mib(args.pid)
+        await set_rate(client, args.faults, args.rate)
+        began = time.monotonic()
+        tally = await load(client, threads, args.runs, args.concurrency, 100_000, rng)
+        loaded_seconds = time.monotonic() - began
+        await set_rate(client, args.faults, 0.0)
+        requests, injected = await fault_report(client, args.faults)
+
+        # Recovery: no run left going past its lease, and every thread takes a new run.
+        stuck = await settle(client, threads, time.monotonic() + args.lease_seconds + 30)
+        recovery = await recover(client, threads, args.concurrency, rng, time.monotonic() + args.lease_seconds + 30)
+        refused_after = recovery.failures
+        still_going = await settle(client, threads, time.monotonic() + 30)
+        memory_after = rss_mib(args.pid)
+
+        lost, twice, problems = [], [], {"duplicated": [], "interleaved": [], "foreign": []}
+        acknowledged = tally.acknowledged | recovery.acknowledged | baseline.acknowledged
+        sent = tally.sent | recovery.sent | baseline.sent
+        for thread in threads:
+            response = await client.get(f"/threads/{thread['id']}/state", headers=thread["headers"])
+            response.raise_for_status()
+            messages = response.json()["values"]
+            humans = [message["content"] for message in messages if message["type"] == "human"]
+            for text in set(humans):
+                if humans.count(text) > 1:
+                    twice.append(text)
+                if text not in sent:
+                    problems["foreign"].append(f"an input nobody sent: {text!r}")
+            found = check_thread(messages, thread["kind"])
+            for name, listed in found.items():
+                problems[name].extend(listed)
+            lost.extend(text for text in acknowledged if thread_of(text, threads) is thread and text not in humans)
+            if (any(found.values()) or any(thread_of(text, threads) is thread for text in lost)) and args.show:
+                for message in messages:
+                    print("   ", message["type"], message.get("id"), message.get("tool_calls"),
+                          repr(message["content"])[:100])
+                args.show -= 1
+
+    figures = {
+        "label": args.label,
+        "rate": args.rate,
+        "runs started": tally.started,
+        "acknowledged": len(tally.acknowledged),
+        "failed with an error": len(tally.failures),
+        "requests to dependencies": requests,
+        "faults injected": injected,
+        "lost": len(lost),
+        "duplicated": len(twice) + len(problems["duplicated"]),
+        "interleaved": len(problems["interleaved"]),
+        "answers not of their input": len(problems["foreign"]),
+        "stuck threads after recovery": len(stuck) + len(still_going) + len(refused_after),
+        "errors without a clear detail": len(tally.unclear) + len(recovery.unclear),
+        "p50/p99 s without faults": [round(percentile(baseline.latencies, 0.5), 3),
+                                     round(percentile(baseline.latencies, 0.99), 3)],
+        "p50/p99 s with faults": [round(percentile(tally.latencies, 0.5), 3),
+                                  round(percentile(tally.latencies, 0.99), 3)],
+        "seconds under faults": round(loaded_seconds, 1),
+        "memory MiB before/after": [round(memory_before, 1), round(memory_after, 1)],
+    }
+    for name, value in figures.items():
+        print(f"{name:>32}: {value}")
+    failed = []
+    for name in ("lost", "duplicated", "interleaved", "answers not of their input",
+                 "stuck threads after recovery", "errors without a clear detail"):
+        if figures[name]:
+            failed.append(name)
+    if memory_after - memory_before > args.max_memory_growth_mib:
+        failed.append("memory")
+    for text in lost[:5]:
+        print("lost:", text)
+    for text in twice[:5]:
+        print("stored twice:", text)
+    for name, found in problems.items():
+        for problem in found[:5]:
+            print(f"{name}: {problem}")
+    for what in (tally.unclear + recovery.unclear)[:5]:
+        print("unclear:", what)
+    for what in refused_after[:5]:
+        print("refused after the faults stopped:", what)
+    for thread in (stuck + still_going)[:5]:
+        print("stuck:", thread["id"])
+    print(json.dumps(figures))
+    if failed:
+        print("FAILED:", ", ".join(failed))
+        sys.exit(1)
+
+
+def thread_of(text, threads):
+    number = int(text.rsplit(" ", 1)[1])
+    return threads[number % len(threads)]
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
