@@ -433,6 +433,55 @@ async fn the_worker_is_reached_at_init_with_a_read_and_runs_with_an_event() {
     assert_eq!(requests[1].body["run"]["run_id"], run["run_id"]);
 }
 
+/// Lambda refuses the worker's invoke (throttled, or failing): the client retries it, and a
+/// run whose invoke never passes ends as failed with the reason, its thread free; it never
+/// stays pending.
+#[tokio::test]
+async fn a_throttled_or_failing_worker_invoke_is_retried_then_ends_the_run_clearly() {
+    let invokes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = invokes.clone();
+    let lambda = MockProvider::start(move |request| {
+        if request.path_and_query.ends_with("/configuration") {
+            return Reply::json(json!({"FunctionName": "run-worker", "State": "Active"}));
+        }
+        let refusal = |status: u16, kind: &str, body: Value| {
+            let mut reply = Reply::json_error(status, body);
+            reply.headers.push(("x-amzn-errortype", kind.into()));
+            reply
+        };
+        // The first run's invoke is throttled twice, then taken; every later one fails.
+        match counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 | 1 => refusal(
+                429,
+                "TooManyRequestsException",
+                json!({"Type": "User", "message": "Rate Exceeded.", "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}),
+            ),
+            2 => Reply { status: 202, headers: vec![], parts: vec![] },
+            _ => refusal(500, "ServiceException", json!({"Type": "Service", "message": "Service error"})),
+        }
+    })
+    .await;
+    let dispatch = LambdaDispatch::new("run-worker".into(), Some(lambda.base_url.clone())).await;
+    let state = AppState::with_dispatch(test_config(|_| None), test_store().await, Arc::new(dispatch)).unwrap();
+    let app = spawn_state(state).await;
+    let (_, thread_id) = app.thread(USER, CHATBOT()).await;
+    let input = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
+    let (status, run) = app.post("/runs", USER, input.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(invokes.load(std::sync::atomic::Ordering::SeqCst), 3, "throttled twice, then taken");
+
+    // The fake worker never runs it: its lease runs out. A failing invoke is told at once.
+    let (_, other) = app.thread(USER, CHATBOT()).await;
+    let (status, error) = app.post("/runs", USER, json!({"thread_id": other, "input": input["input"]})).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{error}");
+    let detail = error["detail"].as_str().unwrap();
+    assert!(detail.contains("could not be started in the background"), "{detail}");
+    let (_, runs) = app.get(&format!("/langgraph/threads/{other}/runs"), USER).await;
+    assert_eq!(runs[0]["status"], "error", "{runs}");
+    let (_, thread) = app.get(&format!("/langgraph/threads/{other}"), USER).await;
+    assert_ne!(thread["status"], "busy", "the thread is free: {thread}");
+}
+
 /// `MAX_RUNS_PER_USER`: one more run than allowed is a 429 with `retry-after`, other users are
 /// not affected, and a finished run makes room.
 #[tokio::test]

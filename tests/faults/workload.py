@@ -104,6 +104,19 @@ def clear_http_error(response):
     return True
 
 
+def clear_stream_error(data):
+    """Whether a stream's `error` event says what failed: a status and a message, which names
+    the dependency when the status says one failed (5xx)."""
+    try:
+        error = json.loads(data)
+    except ValueError:
+        return False
+    message = error.get("message") or ""
+    if not isinstance(error.get("status_code"), int) or not message:
+        return False
+    return error["status_code"] < 500 or bool(DEPENDENCIES.search(message))
+
+
 async def streamed(client, tally, thread, text):
     body = {"assistant_id": thread["assistant"], "thread_id": thread["id"],
             "input": [{"type": "human", "content": text}]}
@@ -130,7 +143,7 @@ async def streamed(client, tally, thread, text):
     errors = [data for event, data in events if event == "error"]
     if errors:
         tally.failures.append(("stream error event", 200, errors[0]))
-        if not DEPENDENCIES.search(errors[0]):
+        if not clear_stream_error(errors[0]):
             tally.unclear.append(("stream error event", 200, errors[0][:200]))
     elif not events or events[-1][0] != "end":
         tally.failures.append(("stream", 200, "ended without end or error"))

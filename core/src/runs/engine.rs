@@ -43,6 +43,9 @@ pub struct RunJob {
     /// When the run may start; it waits for it holding its thread (`after_seconds`).
     #[serde(default)]
     pub not_before: Option<Timestamp>,
+    /// The thread's revision right after the run's start wrote its input.
+    #[serde(default)]
+    pub started_at: Option<Revision>,
     /// The thread as the run found it, when the process that started it executes it.
     #[serde(skip)]
     snapshot: Option<Snapshot>,
@@ -63,9 +66,6 @@ pub enum Execution {
     /// Handed to the background dispatcher: pending until a worker takes it.
     Background,
 }
-
-/// The pauses before a run's end is tried again, when the store failed to record it.
-const FINISH_RETRIES: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
 
 /// How many events a slow watcher of a run may fall behind before it misses some.
 const WATCH_BUFFER: usize = 1024;
@@ -205,7 +205,17 @@ impl RunEngine {
             profile,
         };
         let not_before = request.start_after.map(|delay| now.plus(delay));
-        let job = RunJob { run, generation, configurable, recursion_limit, resume, graph, not_before, snapshot: None };
+        let job = RunJob {
+            run,
+            generation,
+            configurable,
+            recursion_limit,
+            resume,
+            graph,
+            not_before,
+            started_at: None,
+            snapshot: None,
+        };
         Ok(PendingRun {
             job,
             input,
@@ -262,6 +272,7 @@ impl RunEngine {
         };
         self.active().insert(run.run_id, CancellationToken::new());
         let mut job = pending.job.clone();
+        job.started_at = Some(started.revision);
         if started.unchanged {
             let mut history = pending.found.history.clone();
             history.extend_from_slice(&pending.input);
@@ -348,52 +359,6 @@ impl RunEngine {
         self.inner.dispatch.warm_up().await;
     }
 
-    /// A run's record. One still marked pending or running, but silent for longer than a lease,
-    /// lost its process (a crash, a timeout): it is recorded as failed, since its thread's lease
-    /// has expired and the thread has been free for other runs since.
-    pub async fn get(&self, user: &UserId, run_id: Uuid) -> Result<Run, RunError> {
-        let run = self.inner.store.get_run(user, run_id).await?;
-        self.observed(run).await
-    }
-
-    /// The runs of the user's thread, newest first, each as `get` tells it.
-    pub async fn list(&self, user: &UserId, thread_id: Uuid) -> Result<Vec<Run>, RunError> {
-        let mut runs = Vec::new();
-        for run in self.inner.store.list_runs(user, thread_id).await? {
-            runs.push(self.observed(run).await?);
-        }
-        Ok(runs)
-    }
-
-    /// A run's record as read, or as failed if it went silent (see `get`).
-    async fn observed(&self, mut run: Run) -> Result<Run, RunError> {
-        let silent_since = run.updated_at.plus(self.inner.config.run_lease);
-        if !run.status.is_finished() && silent_since < Timestamp::now() {
-            run.status = RunStatus::Error;
-            run.error =
-                Some("The run stopped without finishing: its process ended before the answer was complete".into());
-            run.updated_at = Timestamp::now();
-            self.inner.store.update_run(&run).await?;
-        }
-        Ok(run)
-    }
-
-    /// Stops a pending or running run. It keeps its input; its partial answer is dropped.
-    pub async fn cancel(&self, user: &UserId, run_id: Uuid) -> Result<Run, RunError> {
-        let mut run = self.inner.store.get_run(user, run_id).await?;
-        if run.status.is_finished() {
-            return Ok(run);
-        }
-        run.status = RunStatus::Cancelled;
-        run.updated_at = Timestamp::now();
-        // Recorded first, so a worker in another process sees it at its next heartbeat.
-        self.inner.store.update_run(&run).await?;
-        if let Some(token) = self.active().get(&run_id) {
-            token.cancel();
-        }
-        Ok(run)
-    }
-
     fn token(&self, run_id: Uuid) -> CancellationToken {
         self.active().entry(run_id).or_default().clone()
     }
@@ -429,6 +394,13 @@ impl RunEngine {
             Some(snapshot) => snapshot,
             None => {
                 let view = store.thread_view(&run.user_id, run.thread_id).await.map_err(Failure::Store)?;
+                // Written to since the start: by the user (allowed while the run holds the
+                // thread), or by another run after this one's lease ran out, whose input this
+                // run must not answer. The lease tells which.
+                if job.started_at.is_some_and(|started| started != view.revision) {
+                    let lease = self.inner.config.run_lease;
+                    store.renew_lease(run.thread_id, run.run_id, lease).await.map_err(Failure::Store)?;
+                }
                 Snapshot { history: view.messages, revision: view.revision }
             }
         };
@@ -460,110 +432,8 @@ impl RunEngine {
         Ok(())
     }
 
-    /// Holds the thread until `not_before`, keeping its lease; a cancel or a client gone (when
-    /// that cancels) ends the wait and the run.
-    async fn wait_to_start(
-        &self,
-        run: &Run,
-        not_before: Timestamp,
-        beat: Duration,
-        token: &CancellationToken,
-        sink: &EventSink,
-    ) -> Result<(), Failure> {
-        let remaining = (not_before.datetime() - Timestamp::now().datetime()).to_std().unwrap_or_default();
-        let until = tokio::time::Instant::now() + remaining;
-        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
-        loop {
-            tokio::select! {
-                biased;
-                _ = token.cancelled() => return Err(Failure::Cancelled),
-                _ = sink.abandoned() => return Err(Failure::Cancelled),
-                _ = tokio::time::sleep_until(until) => return Ok(()),
-                _ = heartbeat.tick() => self.heartbeat(run).await?,
-            }
-        }
-    }
-
-    /// Awaits `work` while keeping the run's lease, and gives up on a cancel, a client gone
-    /// (when that cancels), or the run's time limit.
-    pub(super) async fn guarded<T>(
-        &self,
-        guard: &mut Guard<'_>,
-        sink: &EventSink,
-        work: impl std::future::Future<Output = T>,
-    ) -> Result<T, Failure> {
-        tokio::pin!(work);
-        let deadline = async {
-            match guard.deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                biased;
-                _ = guard.token.cancelled() => return Err(Failure::Cancelled),
-                _ = sink.abandoned() => return Err(Failure::Cancelled),
-                _ = &mut deadline => return Err(Failure::TimeLimit(guard.time_limit)),
-                _ = guard.heartbeat.tick() => self.heartbeat(guard.run).await?,
-                done = &mut work => return Ok(done),
-            }
-        }
-    }
-
-    /// Keeps the thread's lease, notices a cancel recorded by another process, and refreshes the
-    /// run's `updated_at`, which tells readers the run is alive (see `get`).
-    async fn heartbeat(&self, run: &Run) -> Result<(), Failure> {
-        let store = &self.inner.store;
-        store.renew_lease(run.thread_id, run.run_id, self.inner.config.run_lease).await.map_err(Failure::Store)?;
-        let mut current = store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?;
-        if current.status == RunStatus::Cancelled {
-            return Err(Failure::Cancelled);
-        }
-        current.updated_at = Timestamp::now();
-        store.update_run(&current).await.map_err(Failure::Store)
-    }
-
-    /// Stores the answer, records how the run ended and gives its thread back, at once.
-    async fn finish(&self, mut run: Run, outcome: Result<(), Failure>, progress: Progress) -> Run {
-        (run.status, run.error) = match outcome {
-            Ok(()) => (RunStatus::Success, None),
-            Err(Failure::Cancelled) => (RunStatus::Cancelled, None),
-            Err(failure) => (RunStatus::Error, Some(failure.message(&run))),
-        };
-        run.updated_at = Timestamp::now();
-        let store = &self.inner.store;
-        let mut outcome = store.finish_run(&run, &progress.answer, progress.revision).await;
-        // The store's client has retried already; the answer is worth a few more tries, spread
-        // over seconds (a finish that landed but whose answer was lost is told apart by the store).
-        for pause in FINISH_RETRIES {
-            match outcome {
-                Err(StoreError::Backend(_)) => {
-                    tokio::time::sleep(pause).await;
-                    outcome = store.finish_run(&run, &progress.answer, progress.revision).await;
-                }
-                _ => break,
-            }
-        }
-        if let Err(error) = outcome {
-            tracing::error!(run_id = %run.run_id, %error, "could not record the run's end");
-            // The answer was not kept: the run did not succeed, and its client is told, and so
-            // is anyone who reads its record (which would otherwise stay `running`).
-            if run.status == RunStatus::Success {
-                run.status = RunStatus::Error;
-                run.error = Some(Failure::Store(error).message(&run));
-            }
-            if let Err(error) = store.update_run(&run).await {
-                tracing::error!(run_id = %run.run_id, %error, "could not record the run as failed; it will be once its lease expires");
-            }
-        }
-        self.active().remove(&run.run_id);
-        run
-    }
-
     /// Runs executing in this process, so a cancel reaches them at once.
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
+    pub(super) fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
         self.inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -17,6 +17,7 @@ mod execution;
 mod failure;
 mod flows;
 mod graph_events;
+mod lifecycle;
 mod recorder;
 mod render;
 mod request;

@@ -114,7 +114,7 @@ pub struct ThreadView {
 /// Where a thread's messages stand. It moves on whenever a message is added or replaced, so a
 /// run that read the thread at one revision knows, when it starts, whether what it read is
 /// still the thread; and a backend that knows it can write without reading first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
 pub struct Revision(pub u64);
 
 /// A run taking its thread.

@@ -165,9 +165,8 @@ fn start_delay(raw: Option<&Value>) -> Result<Option<Duration>, ApiError> {
     match raw {
         None | Some(Value::Null) => Ok(None),
         Some(seconds) => match seconds.as_f64() {
-            Some(seconds) if seconds == 0.0 => Ok(None),
             Some(seconds) if (0.0..=MAX_START_DELAY_SECONDS).contains(&seconds) => {
-                Ok(Some(Duration::from_secs_f64(seconds)))
+                Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
             }
             _ => Err(unprocessable(format!(
                 "after_seconds must be a number of seconds from 0 to {MAX_START_DELAY_SECONDS} (got {seconds}); a later start needs a schedule"
