@@ -26,7 +26,11 @@ fn ping() -> Bytes {
 
 const END: &[u8] = b"event: end\r\n\r\n";
 
-pub fn response(events: mpsc::Receiver<RunEvent>, ping_interval: Duration, slot: super::limits::StreamSlot) -> Response {
+pub fn response(
+    events: mpsc::Receiver<RunEvent>,
+    ping_interval: Duration,
+    slot: super::limits::StreamSlot,
+) -> Response {
     let framing = Framing {
         ping: ping_interval,
         idle: ping,

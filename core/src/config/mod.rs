@@ -266,7 +266,9 @@ impl Config {
                             .text("DYNAMODB_PAGE_SIZE")
                             .map(|_| env.parse("DYNAMODB_PAGE_SIZE", 0))
                             .transpose()?,
-                        attempt_timeout: Duration::from_millis(env.parse("DYNAMODB_ATTEMPT_TIMEOUT_MS", default_attempt_ms)?),
+                        attempt_timeout: Duration::from_millis(
+                            env.parse("DYNAMODB_ATTEMPT_TIMEOUT_MS", default_attempt_ms)?,
+                        ),
                     })
                 }
                 other => {

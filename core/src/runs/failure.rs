@@ -52,10 +52,12 @@ impl Failure {
         match self {
             Failure::Cancelled => format!("Run {} was cancelled", run.run_id),
             Failure::Model(error) => error.to_string(),
-            Failure::Store(StoreError::LeaseLost { .. }) => "The run lost its thread: the data store did not renew its \
+            Failure::Store(StoreError::LeaseLost { .. }) => {
+                "The run lost its thread: the data store did not renew its \
                  lease in time, and another run wrote to the thread meanwhile; this run's answer would have landed \
                  among that run's, so it was not added"
-                .into(),
+                    .into()
+            }
             Failure::Store(error) => format!("The data store failed: {error}"),
             Failure::NotStarted(reason) => format!("The run was not started: {reason}"),
             Failure::Tools(reason) => format!("The agent's tools could not be set up: {reason}"),

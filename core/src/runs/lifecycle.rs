@@ -163,5 +163,4 @@ impl RunEngine {
         self.active().remove(&run.run_id);
         run
     }
-
 }

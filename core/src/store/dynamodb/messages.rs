@@ -162,8 +162,7 @@ impl DynamoStore {
         actions: Vec<TransactWriteItem>,
         items: Vec<Item>,
     ) -> Result<(), Refusal> {
-        let mut transaction =
-            self.transaction().transact_items(TransactWriteItem::builder().update(thread).build());
+        let mut transaction = self.transaction().transact_items(TransactWriteItem::builder().update(thread).build());
         for action in actions {
             transaction = transaction.transact_items(action);
         }
@@ -239,8 +238,7 @@ impl DynamoStore {
     pub(super) async fn put_all(&self, items: Vec<Item>, with_first: Option<Update>) -> StoreResult<()> {
         let mut with_first = with_first.map(|update| TransactWriteItem::builder().update(update).build());
         for chunk in items.chunks(TRANSACTION_ITEMS - 1) {
-            let mut transaction =
-                self.transaction().set_transact_items(with_first.take().map(|first| vec![first]));
+            let mut transaction = self.transaction().set_transact_items(with_first.take().map(|first| vec![first]));
             for item in chunk {
                 transaction = transaction.transact_items(self.put(item.clone())?);
             }

@@ -171,7 +171,12 @@ impl DynamoStore {
     }
 
     /// Adds a step of a run that goes on (an agent's tool calls and their results).
-    pub(super) async fn keep_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
+    pub(super) async fn keep_step(
+        &self,
+        run: &Run,
+        messages: &[Message],
+        seen: Option<Revision>,
+    ) -> StoreResult<Revision> {
         match self.write_for_run(run, messages, seen, false).await? {
             RunWrite::Done(revision) => Ok(revision),
             RunWrite::ThreadGone => Err(StoreError::NotFound(Entity::Thread)),

@@ -166,7 +166,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn keep_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
+    pub(super) async fn keep_step(
+        &self,
+        run: &Run,
+        messages: &[Message],
+        seen: Option<Revision>,
+    ) -> StoreResult<Revision> {
         let (run, messages) = (run.clone(), messages.to_vec());
         self.write(move |tx| {
             own_thread(tx, &run.user_id, run.thread_id)?;
