@@ -17,26 +17,24 @@ pub struct Figures {
     pub rss_mib: f64,
 }
 
+/// The user both servers see.
+const COOKIE: &str = "opengpts_user_id=bench-reference";
+
+/// POSTs `body` as the bench's user and returns the JSON answer.
+async fn post_json(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    client.post(url).header("cookie", COOKIE).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
 /// Streams `repeats` runs of `tokens` tokens through `base` (the LangGraph API's root) and
 /// returns the server's CPU per token and its memory after.
 async fn measure(server: &Server, base: &str, assistant: &str, repeats: usize, tokens: usize) -> Figures {
     let client = reqwest::Client::new();
-    let cookie = "opengpts_user_id=bench-reference";
     let run = || async {
-        let thread: Value = client
-            .post(format!("{base}/threads"))
-            .header("cookie", cookie)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let thread = post_json(&client, &format!("{base}/threads"), json!({})).await;
         let path = format!("{base}/threads/{}/runs/stream", thread["thread_id"].as_str().unwrap());
         let body = json!({"assistant_id": assistant, "stream_mode": ["messages-tuple"],
             "input": {"messages": [{"role": "user", "content": "go"}]}});
-        let text = client.post(path).header("cookie", cookie).json(&body).send().await.unwrap().text().await.unwrap();
+        let text = client.post(path).header("cookie", COOKIE).json(&body).send().await.unwrap().text().await.unwrap();
         assert!(text.contains(&format!("t{} ", tokens - 1)), "every token streamed: {}", &text[..text.len().min(300)]);
     };
     for _ in 0..2 {
@@ -62,16 +60,12 @@ pub async fn compare(binary: &Path, venv: &Path, repeats: usize, tokens: usize) 
     let ours = Server::start(binary, &env).await;
     let client = reqwest::Client::new();
     let config = json!({"configurable": {"type==chatbot/llm_type": "GPT 4o"}});
-    let assistant: Value = client
-        .post(format!("{}/langgraph/assistants", ours.base))
-        .header("cookie", "opengpts_user_id=bench-reference")
-        .json(&json!({"graph_id": "chatbot", "config": config}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let assistant = post_json(
+        &client,
+        &format!("{}/langgraph/assistants", ours.base),
+        json!({"graph_id": "chatbot", "config": config}),
+    )
+    .await;
     let base = format!("{}/langgraph", ours.base);
     let our_figures = measure(&ours, &base, assistant["assistant_id"].as_str().unwrap(), repeats, tokens).await;
     drop(ours);
