@@ -393,7 +393,7 @@ async fn a_worker_that_cannot_be_invoked_is_a_clear_502_and_frees_the_thread() {
         url
     };
     let dispatch = LambdaDispatch::new("run-worker".into(), Some(refused)).await;
-    let state = AppState::with_dispatch(test_config(|_| None), test_store().await, Arc::new(dispatch)).unwrap();
+    let state = AppState::new(test_config(|_| None), test_store().await).unwrap().with_dispatch(Arc::new(dispatch));
     let app = spawn_state(state).await;
     let (_, thread_id) = app.thread(USER, CHATBOT()).await;
     let body =
@@ -416,7 +416,7 @@ async fn the_worker_is_reached_at_init_with_a_read_and_runs_with_an_event() {
     })
     .await;
     let dispatch = LambdaDispatch::new("run-worker".into(), Some(lambda.base_url.clone())).await;
-    let state = AppState::with_dispatch(test_config(|_| None), test_store().await, Arc::new(dispatch)).unwrap();
+    let state = AppState::new(test_config(|_| None), test_store().await).unwrap().with_dispatch(Arc::new(dispatch));
     state.warm_up().await;
     let requests = lambda.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
@@ -462,7 +462,7 @@ async fn a_throttled_or_failing_worker_invoke_is_retried_then_ends_the_run_clear
     })
     .await;
     let dispatch = LambdaDispatch::new("run-worker".into(), Some(lambda.base_url.clone())).await;
-    let state = AppState::with_dispatch(test_config(|_| None), test_store().await, Arc::new(dispatch)).unwrap();
+    let state = AppState::new(test_config(|_| None), test_store().await).unwrap().with_dispatch(Arc::new(dispatch));
     let app = spawn_state(state).await;
     let (_, thread_id) = app.thread(USER, CHATBOT()).await;
     let input = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});

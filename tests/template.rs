@@ -233,3 +233,31 @@ fn functions_that_run_agents_stop_before_their_timeout() {
         assert!(limit + 5 <= timeout, "{name:?}: a {limit} s run limit leaves no room in a {timeout} s timeout");
     }
 }
+
+/// SAM builds each function in its `CodeUri`. In the function's own folder Cargo resolves that
+/// package's features alone (from the workspace's root it would give every function the parts of
+/// all), and `cargo lambda` leaves the binary under the folder, where SAM looks for it.
+#[test]
+fn each_function_is_built_in_its_own_folder() {
+    let template = template();
+    let mut functions = BTreeSet::new();
+    for (name, resource) in template["Resources"].as_mapping().expect("resources") {
+        let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() else { continue };
+        let folder = format!("functions/{binary}");
+        assert_eq!(resource["Properties"]["CodeUri"].as_str(), Some(folder.as_str()), "{name:?}");
+        let path = format!("{}/../{folder}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+        let manifest: toml::Table =
+            std::fs::read_to_string(&path).expect("the function's Cargo.toml").parse().expect("TOML");
+        assert_eq!(
+            manifest["package"]["metadata"]["lambda"]["build"]["lambda_dir"].as_str(),
+            Some("target/lambda"),
+            "{path}"
+        );
+        functions.insert(binary.to_string());
+    }
+    let folders: BTreeSet<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../functions"))
+        .expect("functions/")
+        .map(|entry| entry.expect("an entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(functions, folders, "every function in functions/ is deployed, and built in its folder");
+}

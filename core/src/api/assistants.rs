@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::auth::User;
 use super::extract::{path_id, query_id, JsonBody, QueryParams};
 use super::{json_response, limits, ApiError, AppState, Routes};
+use crate::llm::ModelCatalog;
 use crate::model::{Assistant, AssistantInput, AssistantView};
 use crate::runs::configurable;
 use crate::store::StoreError;
@@ -54,9 +55,7 @@ async fn save(
     assistant.name = limits::shorten_name(&state.config.limits, assistant.name);
     limits::check_config(&state.config.limits, &assistant.config)?;
     configurable::settle_config(stored.as_ref().map(|stored| &stored.config), &mut assistant.config);
-    state
-        .models
-        .check_config(&assistant.config)
+    ModelCatalog::check_config(&assistant.config)
         .map_err(|error| ApiError::Validation(vec![error.into_field_error()]))?;
     state
         .tools

@@ -5,12 +5,16 @@ pub mod assistants;
 pub mod auth;
 mod error;
 pub mod extract;
+#[cfg(feature = "files")]
 pub mod ingest;
 pub mod jwt;
 pub mod langgraph;
 pub mod limits;
 pub mod meta;
+#[cfg(feature = "runs")]
 pub mod runs;
+pub mod schemas;
+#[cfg(feature = "runs")]
 pub mod sse;
 pub mod threads;
 
@@ -29,51 +33,44 @@ pub use auth::{Authenticator, CookieAuth, User};
 pub use error::ApiError;
 
 use crate::config::{AuthConfig, Config, ConfigError};
+#[cfg(feature = "files")]
 use crate::documents::uploads::Uploads;
 use crate::documents::{embedder_from_config, Library};
+#[cfg(feature = "runs")]
 use crate::llm::ModelCatalog;
+#[cfg(feature = "runs")]
 use crate::runs::{BackgroundDispatch, InProcessDispatch, RunEngine};
 use crate::store::Store;
 use crate::tools::Toolbox;
 
-/// What every handler can reach. Cheap to clone: all shared behind `Arc`s.
+/// What every handler can reach. Cheap to clone: all shared behind `Arc`s. The run engine and
+/// the uploads are there in the builds whose routes use them (the `runs` and `files` features).
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub auth: Arc<dyn Authenticator>,
-    pub models: Arc<ModelCatalog>,
     pub tools: Toolbox,
     pub library: Library,
     /// Large files through presigned S3 URLs, when `UPLOAD_BUCKET` is set.
+    #[cfg(feature = "files")]
     pub uploads: Option<Arc<Uploads>>,
+    #[cfg(feature = "runs")]
     pub runs: RunEngine,
     pub streams: limits::StreamSlots,
 }
 
 impl AppState {
-    /// Background runs execute in this process.
+    /// Background runs execute in this process (see [`AppState::with_dispatch`]).
     pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
-        Self::with_dispatch(config, store, Arc::new(InProcessDispatch))
-    }
-
-    /// Opens, during a Lambda's init, the connections its first request would otherwise pay
-    /// for: the store's, and the run worker's where runs are handed to one.
-    pub async fn warm_up(&self) {
-        tokio::join!(self.store.warm_up(), self.runs.warm_up());
-    }
-
-    pub fn with_dispatch(
-        config: Config,
-        store: Arc<dyn Store>,
-        dispatch: Arc<dyn BackgroundDispatch>,
-    ) -> Result<Self, ConfigError> {
+        // Every HTTP client below speaks TLS through the AWS SDK's crypto library (a second one,
+        // ring, would cost every function's zip); the first install wins, later ones are no-ops.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let config = Arc::new(config);
-        let models = Arc::new(ModelCatalog::new(&config));
-        let library = Library::new(store.clone(), embedder_from_config(&config)).with_limits(config.ingest.clone());
+        let library = Library::new(store.clone(), embedder_from_config(&config));
+        #[cfg(feature = "files")]
+        let library = library.with_limits(config.ingest.clone());
         let tools = Toolbox::new(&config, library.clone());
-        let runs =
-            RunEngine::new(store.clone(), models.clone(), tools.clone(), library.clone(), config.clone(), dispatch);
         let auth: Arc<dyn Authenticator> = match &config.auth {
             AuthConfig::Cookie { uuid_only } => Arc::new(CookieAuth { uuid_only: *uuid_only }),
             AuthConfig::JwtLocal { jwt, algorithm, decode_key } => {
@@ -85,29 +82,68 @@ impl AppState {
             }
             AuthConfig::JwtOidc { jwt } => Arc::new(jwt::OidcJwt::new(jwt.clone())),
         };
-        let uploads = config.uploads.clone().map(|settings| Arc::new(Uploads::new(settings)));
-        let streams = limits::StreamSlots::new(config.limits.max_streams_per_user);
-        Ok(AppState { config, store, auth, models, tools, library, uploads, runs, streams })
+        Ok(AppState {
+            #[cfg(feature = "runs")]
+            runs: RunEngine::new(
+                store.clone(),
+                Arc::new(ModelCatalog::new(&config)),
+                tools.clone(),
+                library.clone(),
+                config.clone(),
+                Arc::new(InProcessDispatch),
+            ),
+            #[cfg(feature = "files")]
+            uploads: config.uploads.clone().map(|settings| Arc::new(Uploads::new(settings))),
+            streams: limits::StreamSlots::new(config.limits.max_streams_per_user),
+            config,
+            store,
+            auth,
+            tools,
+            library,
+        })
+    }
+
+    /// The same state, handing background runs to `dispatch` (the `run-worker` function).
+    #[cfg(feature = "runs")]
+    pub fn with_dispatch(mut self, dispatch: Arc<dyn BackgroundDispatch>) -> Self {
+        self.runs = self.runs.with_dispatch(dispatch);
+        self
+    }
+
+    /// Opens, during a Lambda's init, the connections its first request would otherwise pay
+    /// for: the store's, and the run worker's where runs are handed to one.
+    pub async fn warm_up(&self) {
+        #[cfg(feature = "runs")]
+        tokio::join!(self.store.warm_up(), self.runs.warm_up());
+        #[cfg(not(feature = "runs"))]
+        self.store.warm_up().await;
     }
 }
 
 /// The Lambda functions that answer HTTP, and the routes each serves: the one place that says
 /// which function owns which route. The functions' mains serve these; `template.yaml`, the
 /// `cargo lambda watch` router and `openapi.json` are checked against them (`tests/routes.rs`).
+/// A function exists in the builds that carry what its routes need, so a binary built without
+/// them does not compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     /// `/assistants` and the service routes.
     Assistants,
     Threads,
-    /// Every `/runs` route (the stream too, buffered, where the REST API's proxy sends it).
+    /// Every `/runs` route (the stream too, buffered, where the REST API's proxy sends it); hands
+    /// background runs to `run-worker`.
+    #[cfg(feature = "dispatch")]
     Runs,
     /// `POST /runs/stream`, answered through Lambda response streaming.
+    #[cfg(feature = "runs")]
     RunsStream,
     /// `POST /ingest`: uploaded files read, embedded and stored.
+    #[cfg(feature = "files")]
     Ingest,
 }
 
 impl Function {
+    #[cfg(feature = "server")]
     pub const ALL: [Function; 5] =
         [Function::Assistants, Function::Threads, Function::Runs, Function::RunsStream, Function::Ingest];
 
@@ -116,8 +152,11 @@ impl Function {
         match self {
             Function::Assistants => "assistants",
             Function::Threads => "threads",
+            #[cfg(feature = "dispatch")]
             Function::Runs => "runs",
+            #[cfg(feature = "runs")]
             Function::RunsStream => "runs-stream",
+            #[cfg(feature = "files")]
             Function::Ingest => "ingest",
         }
     }
@@ -126,8 +165,11 @@ impl Function {
         match self {
             Function::Assistants => assistants::routes().merge(meta::routes()).merge(langgraph::service_routes()),
             Function::Threads => threads::routes().merge(langgraph::thread_routes()),
+            #[cfg(feature = "dispatch")]
             Function::Runs => runs::routes().merge(langgraph::run_routes()),
+            #[cfg(feature = "runs")]
             Function::RunsStream => runs::stream_routes().merge(langgraph::stream_routes()),
+            #[cfg(feature = "files")]
             Function::Ingest => ingest::routes(),
         }
     }
@@ -136,6 +178,7 @@ impl Function {
 /// Every route: what `functions/api` and the local server answer. The OpenGPTs API's are what
 /// `openapi.json` describes (`/runs/stream` is among the `Runs` routes too); the LangGraph API's
 /// are under `/langgraph`.
+#[cfg(feature = "server")]
 pub fn routes() -> Routes {
     Function::Assistants
         .routes()

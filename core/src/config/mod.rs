@@ -5,7 +5,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod aws;
 mod limits;
+pub use aws::aws_sdk_config;
 pub use limits::{IngestLimits, Limits};
 
 #[derive(Debug, thiserror::Error)]
@@ -227,16 +229,6 @@ pub struct ModelIds {
     pub mixtral: String,
     pub gemini: String,
     pub bedrock: String,
-}
-
-/// The AWS SDK's shared configuration (credentials, region) from the environment, aimed at
-/// `endpoint_url` when a service is emulated locally.
-pub async fn aws_sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(endpoint) = endpoint_url {
-        loader = loader.endpoint_url(endpoint);
-    }
-    loader.load().await
 }
 
 impl Config {

@@ -3,10 +3,14 @@
 //! and searched (`search`).
 
 mod embed;
+mod kind;
+#[cfg(feature = "files")]
 mod parse;
+#[cfg(feature = "files")]
 mod sandbox;
 mod search;
 mod split;
+#[cfg(feature = "files")]
 pub mod uploads;
 
 use std::sync::Arc;
@@ -14,13 +18,21 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use embed::{embedder_from_config, offline_vector, Embedder, EmbeddingsError, OfflineEmbedder};
-pub use parse::{detect, extract_text, FileKind, ParseError};
+pub use kind::{detect, FileKind, ParseError};
+#[cfg(feature = "files")]
+pub use parse::extract_text;
+#[cfg(feature = "files")]
 pub use sandbox::{read_text, read_text_measured, ReadCost};
 pub use split::{split_text, CHUNK_OVERLAP, CHUNK_SIZE};
 
+#[cfg(feature = "files")]
 use crate::config::IngestLimits;
-use crate::model::{DocumentChunk, EmbedderId, UserId};
-use crate::store::{DocumentQuota, Store, StoreError};
+#[cfg(feature = "files")]
+use crate::model::UserId;
+use crate::model::{DocumentChunk, EmbedderId};
+#[cfg(feature = "files")]
+use crate::store::DocumentQuota;
+use crate::store::{Store, StoreError};
 
 /// How many chunks a search returns, as OpenGPTs' retriever does.
 pub const TOP_K: usize = 4;
@@ -47,12 +59,20 @@ pub enum DocumentError {
 pub struct Library {
     store: Arc<dyn Store>,
     embedder: Arc<dyn Embedder>,
+    #[cfg(feature = "files")]
     limits: Arc<IngestLimits>,
 }
 
 impl Library {
     pub fn new(store: Arc<dyn Store>, embedder: Arc<dyn Embedder>) -> Self {
-        Library { store, embedder, limits: Arc::new(IngestLimits::default()) }
+        #[cfg(feature = "files")]
+        let limits = Arc::new(IngestLimits::default());
+        Library {
+            store,
+            embedder,
+            #[cfg(feature = "files")]
+            limits,
+        }
     }
 
     /// What embeds the files' text, and anything else searched by meaning.
@@ -61,6 +81,7 @@ impl Library {
     }
 
     /// The same library, reading files within `limits`.
+    #[cfg(feature = "files")]
     pub fn with_limits(self, limits: IngestLimits) -> Self {
         Library { limits: Arc::new(limits), ..self }
     }
@@ -68,6 +89,7 @@ impl Library {
     /// Reads, splits and embeds every file, then stores each whole: one list of chunk ids per
     /// file. A file that cannot be read, or an embedder that fails, fails the request before
     /// anything is stored.
+    #[cfg(feature = "files")]
     pub async fn ingest(
         &self,
         namespace: Uuid,

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::parse::{extract_text, FileKind, ParseError};
+use super::kind::{FileKind, ParseError};
+use super::parse::extract_text;
 use crate::config::IngestLimits;
 
 /// What reading one file cost its reader.

@@ -141,7 +141,7 @@ mod tests {
 
     /// Every key of the form, at its default, as both UIs send it.
     fn form(bot: &str, touched: Value) -> Map<String, Value> {
-        let schema = crate::api::runs::config_schema();
+        let schema = crate::api::schemas::config_schema();
         let fields = schema["properties"]["configurable"]["properties"].as_object().unwrap();
         let mut config: Map<String, Value> =
             fields.iter().map(|(key, field)| (key.clone(), field["default"].clone())).collect();
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn the_defaults_are_the_forms() {
-        let schema = crate::api::runs::config_schema();
+        let schema = crate::api::schemas::config_schema();
         let fields = &schema["properties"]["configurable"]["properties"];
         for bot in ["agent", "chatbot", "chat_retrieval"] {
             for setting in Setting::ALL {

@@ -1,19 +1,11 @@
 //! How background runs are executed: in this process, or by the `run-worker` Lambda function.
 
 use async_trait::async_trait;
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
+#[cfg(feature = "dispatch")]
+use aws_sdk_lambda::{primitives::Blob, types::InvocationType};
 use tracing::Instrument;
 
-use super::{RunEngine, RunJob};
-
-/// The worker could not be handed the run; the run never started.
-#[derive(Debug, thiserror::Error)]
-#[error("could not hand the run to {worker}: {reason}")]
-pub struct DispatchError {
-    pub worker: String,
-    pub reason: String,
-}
+use super::{DispatchError, RunEngine, RunJob};
 
 #[async_trait]
 pub trait BackgroundDispatch: Send + Sync + 'static {
@@ -45,11 +37,13 @@ impl BackgroundDispatch for InProcessDispatch {
 
 /// An asynchronous invoke of the worker function: a Lambda is frozen once it has answered, so
 /// a run outliving the request must run elsewhere.
+#[cfg(feature = "dispatch")]
 pub struct LambdaDispatch {
     client: aws_sdk_lambda::Client,
     function: String,
 }
 
+#[cfg(feature = "dispatch")]
 impl LambdaDispatch {
     pub async fn new(function: String, endpoint_url: Option<String>) -> Self {
         let shared = crate::config::aws_sdk_config(endpoint_url.as_deref()).await;
@@ -61,6 +55,7 @@ impl LambdaDispatch {
     }
 }
 
+#[cfg(feature = "dispatch")]
 #[async_trait]
 impl BackgroundDispatch for LambdaDispatch {
     async fn dispatch(&self, _engine: &RunEngine, job: RunJob) -> Result<(), DispatchError> {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::dispatch::BackgroundDispatch;
 use super::execution::{EventSink, Guard, Progress};
 use super::failure::{panic_message, Failure};
-use super::graph_events::GraphStream;
+use super::graph_state::GraphStream;
 use super::recorder::Recorder;
 use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
 use crate::config::Config;
@@ -138,6 +138,13 @@ impl RunEngine {
     ) -> Self {
         let (active, watched) = (Mutex::new(HashMap::new()), Mutex::new(HashMap::new()));
         RunEngine { inner: Arc::new(Inner { store, models, tools, library, config, dispatch, active, watched }) }
+    }
+
+    /// The same engine, handing background runs to `dispatch`: set before any run starts.
+    pub fn with_dispatch(self, dispatch: Arc<dyn BackgroundDispatch>) -> Self {
+        let inner = &self.inner;
+        let (store, models, tools) = (inner.store.clone(), inner.models.clone(), inner.tools.clone());
+        RunEngine::new(store, models, tools, inner.library.clone(), inner.config.clone(), dispatch)
     }
 
     /// Validates the request and names the run. Errors here are the client's to see as HTTP

@@ -6,67 +6,12 @@
 //! `invoke_retrieval`, `retrieve` and `response`.
 
 use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::model::{Generation, Message, WireMessage};
-
-/// A stream mode a client may ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StreamMode {
-    Values,
-    Updates,
-    MessagesTuple,
-    Messages,
-    /// LangChain's run lifecycle events: chains (the graph, its nodes) and the chat model.
-    Events,
-    /// Events a graph's nodes write themselves: ours write none, but agent-chat-ui always asks.
-    Custom,
-}
-
-impl StreamMode {
-    pub const NAMES: [(&'static str, StreamMode); 6] = [
-        ("values", StreamMode::Values),
-        ("updates", StreamMode::Updates),
-        ("messages-tuple", StreamMode::MessagesTuple),
-        ("messages", StreamMode::Messages),
-        ("events", StreamMode::Events),
-        ("custom", StreamMode::Custom),
-    ];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::NAMES.iter().find(|(known, _)| *known == name).map(|(_, mode)| *mode)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES.iter().find(|(_, mode)| *mode == self).map(|(name, _)| *name).unwrap_or("values")
-    }
-
-    /// The SSE event names this mode writes.
-    pub fn events(self) -> &'static [&'static str] {
-        match self {
-            StreamMode::Values => &["values"],
-            StreamMode::Updates => &["updates"],
-            StreamMode::MessagesTuple => &["messages"],
-            StreamMode::Messages => &["messages/metadata", "messages/partial"],
-            StreamMode::Events => &["events"],
-            StreamMode::Custom => &["custom"],
-        }
-    }
-}
-
-/// What a LangGraph run streams, and the ids its message metadata names.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GraphStream {
-    pub modes: Vec<StreamMode>,
-    pub graph_id: String,
-    /// The thread's metadata, which every message chunk's metadata repeats.
-    pub metadata: Map<String, Value>,
-    /// The events are kept, for clients that join the stream later.
-    #[serde(default)]
-    pub resumable: bool,
-}
+use super::graph_state::{review_interrupts, GraphStream, State, StreamMode};
+use crate::model::{Generation, Message};
 
 /// One SSE event: its name and its `data`.
 pub type Frame = (&'static str, String);
@@ -345,34 +290,6 @@ impl GraphEvents {
     }
 }
 
-/// The review of an AI message's pending tool calls, as LangChain's human-in-the-loop middleware
-/// asks for one (and agent-chat-ui renders): `[{value, id}]`, with `response_schema` in a stream.
-pub fn review_interrupts(thread_id: Uuid, pending: &Message, streamed: bool) -> Value {
-    let requests: Vec<Value> = pending
-        .tool_calls
-        .iter()
-        .map(|call| {
-            let description = format!(
-                "Tool execution pending approval\n\nTool: {}\nArgs: {}",
-                call["name"].as_str().unwrap_or_default(),
-                call["args"]
-            );
-            json!({"name": call["name"], "args": call["args"], "description": description})
-        })
-        .collect();
-    let configs: Vec<Value> = pending
-        .tool_calls
-        .iter()
-        .map(|call| json!({"action_name": call["name"], "allowed_decisions": ["approve", "edit", "reject"]}))
-        .collect();
-    let id = Uuid::new_v5(&thread_id, pending.id.as_deref().unwrap_or_default().as_bytes()).simple().to_string();
-    let mut interrupt = json!({"value": {"action_requests": requests, "review_configs": configs}, "id": id});
-    if streamed {
-        interrupt["response_schema"] = Value::Null;
-    }
-    json!([interrupt])
-}
-
 fn json_of(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
@@ -385,19 +302,6 @@ fn node_messages(state: &str) -> &str {
 /// The state `{"messages": [...]}` of `before` followed by `after`.
 fn state_json(before: &[Message], after: &[Message]) -> String {
     serde_json::to_string(&State(before, after)).unwrap_or_default()
-}
-
-/// A thread's state as LangGraph shows it: `{"messages": [...]}`, of two slices one after the other.
-pub struct State<'a>(pub &'a [Message], pub &'a [Message]);
-
-impl Serialize for State<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(1))?;
-        let messages: Vec<WireMessage<'_>> =
-            self.0.iter().chain(self.1).map(|message| message.wire(Generation::Graph)).collect();
-        map.serialize_entry("messages", &messages)?;
-        map.end()
-    }
 }
 
 /// `messages/partial`'s payload: the message so far, as a complete AI message.

@@ -9,28 +9,52 @@
 //! An agent's run loops: the model answers with tool calls, the tools run, their answers go
 //! back to the model, until it answers in words. Each step is stored as it completes.
 
+#[cfg(feature = "runs")]
 mod answer;
 pub mod configurable;
+#[cfg(feature = "runs")]
 mod dispatch;
+#[cfg(feature = "runs")]
 mod engine;
+#[cfg(feature = "runs")]
 mod execution;
+#[cfg(feature = "runs")]
 mod failure;
+#[cfg(feature = "runs")]
 mod flows;
+#[cfg(feature = "runs")]
 mod graph_events;
+mod graph_state;
+#[cfg(feature = "runs")]
 mod lifecycle;
+#[cfg(feature = "runs")]
 mod recorder;
+#[cfg(feature = "runs")]
 mod render;
 mod request;
 
-pub use dispatch::{BackgroundDispatch, DispatchError, InProcessDispatch, LambdaDispatch};
+#[cfg(feature = "dispatch")]
+pub use dispatch::LambdaDispatch;
+#[cfg(feature = "runs")]
+pub use dispatch::{BackgroundDispatch, InProcessDispatch};
+#[cfg(feature = "runs")]
 pub use engine::{Execution, Listener, PendingRun, RunEngine, RunEvent, RunJob};
-pub use graph_events::{review_interrupts, GraphStream, State, StreamMode};
+pub use graph_state::{review_interrupts, GraphStream, State, StreamMode};
+#[cfg(feature = "runs")]
 pub use recorder::{event_position, BATCH_EVERY};
 pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
 
 use crate::llm::ModelConfigError;
 use crate::store::StoreError;
 use crate::tools::ToolConfigError;
+
+/// The worker could not be handed the run; the run never started.
+#[derive(Debug, thiserror::Error)]
+#[error("could not hand the run to {worker}: {reason}")]
+pub struct DispatchError {
+    pub worker: String,
+    pub reason: String,
+}
 
 /// Why a run could not be started (or read, or cancelled). Failures after the start belong to
 /// the run: they end up in its record and stream, not here.

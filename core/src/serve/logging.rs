@@ -11,9 +11,12 @@ use std::io::IsTerminal;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the process's logger: `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else `info`.
 pub fn init() {
@@ -21,14 +24,16 @@ pub fn init() {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into())
         .to_lowercase();
-    let filter = tracing_subscriber::EnvFilter::try_new(&level).unwrap_or_else(|_| "info".into());
+    // `level` or `target=level,...` directives (`Targets` reads what a `RUST_LOG` usually
+    // holds, without the regular expressions that `EnvFilter` would link into every function).
+    let filter = level.parse::<Targets>().unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt().with_max_level(LevelFilter::TRACE);
     // A second init (tests start many servers) is harmless: the first subscriber stays.
     let _ = if json {
-        builder.fmt_fields(JsonFields::new()).event_format(LambdaJson).try_init()
+        builder.fmt_fields(JsonFields::new()).event_format(LambdaJson).finish().with(filter).try_init()
     } else {
-        builder.with_target(false).with_ansi(std::io::stdout().is_terminal()).try_init()
+        builder.with_target(false).with_ansi(std::io::stdout().is_terminal()).finish().with(filter).try_init()
     };
 }
 

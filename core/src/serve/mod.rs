@@ -5,13 +5,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
+#[cfg(feature = "server")]
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, Function, Routes};
 use crate::config::{Config, StoreKind};
-use crate::runs::{BackgroundDispatch, InProcessDispatch, LambdaDispatch, RunJob};
-use crate::store::{DynamoStore, MemoryStore, SqliteStore, Store};
+#[cfg(feature = "dispatch")]
+use crate::runs::LambdaDispatch;
+#[cfg(feature = "runs")]
+use crate::runs::RunJob;
+#[cfg(feature = "sqlite")]
+use crate::store::SqliteStore;
+use crate::store::{DynamoStore, MemoryStore, Store};
 
+#[cfg(feature = "server")]
 mod idle;
 pub mod logging;
 
@@ -21,7 +28,12 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 pub async fn store(config: &Config) -> Result<Arc<dyn Store>, Error> {
     Ok(match &config.store {
         StoreKind::Memory => Arc::new(MemoryStore::new()),
+        #[cfg(feature = "sqlite")]
         StoreKind::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+        #[cfg(not(feature = "sqlite"))]
+        StoreKind::Sqlite { .. } => {
+            return Err("STORE=sqlite: this build has no SQLite store (the local server's); use dynamodb".into())
+        }
         StoreKind::DynamoDb(settings) => Arc::new(DynamoStore::connect(settings.clone()).await?),
     })
 }
@@ -50,19 +62,23 @@ pub async fn state_from_env() -> Result<AppState, Error> {
         std::env::var(name).ok().filter(|value| !value.is_empty()).or_else(|| secrets.get(name).cloned())
     })?;
     let store = store(&config).await?;
-    let dispatch: Arc<dyn BackgroundDispatch> = match &config.run_worker_function {
-        Some(function) => Arc::new(LambdaDispatch::new(function.clone(), config.lambda_endpoint_url.clone()).await),
-        None => Arc::new(InProcessDispatch),
-    };
-    Ok(AppState::with_dispatch(config, store, dispatch)?)
+    let state = AppState::new(config, store)?;
+    #[cfg(feature = "dispatch")]
+    if let Some(function) = state.config.run_worker_function.clone() {
+        let endpoint = state.config.lambda_endpoint_url.clone();
+        return Ok(state.with_dispatch(Arc::new(LambdaDispatch::new(function, endpoint).await)));
+    }
+    Ok(state)
 }
 
+#[cfg(feature = "server")]
 fn under_lambda() -> bool {
     std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
 }
 
 /// Serves every route with `state` on `listener` until the process is told to stop; a
 /// connection idle for `IDLE_TIMEOUT_SECONDS` is closed.
+#[cfg(feature = "server")]
 pub async fn serve_http(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let listener = idle::IdleListener::new(listener, state.config.idle_timeout);
     axum::serve(listener, api::app(api::routes(), state))
@@ -73,6 +89,7 @@ pub async fn serve_http(listener: TcpListener, state: AppState) -> std::io::Resu
 }
 
 /// `functions/api`: every route, as one Lambda function or as the local server on HOST:PORT.
+#[cfg(feature = "server")]
 pub async fn api() -> Result<(), Error> {
     logging::init();
     let state = state_from_env().await?;
@@ -96,6 +113,7 @@ pub fn strip_stage(mut request: lambda_http::Request) -> lambda_http::Request {
     use lambda_http::RequestExt;
     let stage = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        #[cfg(feature = "server")]
         Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
         _ => None,
     };
@@ -135,13 +153,15 @@ pub async fn lambda(function: Function) -> Result<(), Error> {
     let state = state_from_env().await?;
     state.warm_up().await;
     let app = lambda_app(function.routes(), state);
-    match function {
-        Function::RunsStream => lambda_http::run_with_streaming_response(app).await,
-        Function::Assistants | Function::Threads | Function::Runs | Function::Ingest => lambda_http::run(app).await,
+    #[cfg(feature = "runs")]
+    if function == Function::RunsStream {
+        return lambda_http::run_with_streaming_response(app).await;
     }
+    lambda_http::run(app).await
 }
 
 /// `functions/ingest-worker`: reads the files S3 reports uploaded (object-created events).
+#[cfg(feature = "files")]
 pub async fn ingest_worker() -> Result<(), Error> {
     logging::init();
     let state = state_from_env().await?;
@@ -158,6 +178,7 @@ pub async fn ingest_worker() -> Result<(), Error> {
 }
 
 /// `functions/run-worker`: executes the background runs that `runs` hands over.
+#[cfg(feature = "runs")]
 pub async fn run_worker() -> Result<(), Error> {
     logging::init();
     let state = state_from_env().await?;

@@ -4,10 +4,12 @@
 
 pub mod dynamodb;
 mod memory;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 use std::time::Duration;

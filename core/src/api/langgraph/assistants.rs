@@ -223,7 +223,7 @@ async fn schemas(
         json!({"title": title, "type": "object", "properties": {"messages": {"title": "Messages", "type": "array",
             "items": {"type": "object"}}}, "required": ["messages"]})
     };
-    let form = crate::api::runs::offered_form(&state);
+    let form = crate::api::schemas::offered_form(&state);
     let context = form["properties"]["configurable"].clone();
     Ok(json_body(&json!({
         "graph_id": Graph::of(&assistant).id(),

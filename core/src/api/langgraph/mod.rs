@@ -7,9 +7,12 @@
 
 mod assistants;
 mod body;
+#[cfg(feature = "runs")]
 mod joins;
 mod review;
+#[cfg(feature = "runs")]
 mod run_request;
+#[cfg(feature = "runs")]
 mod runs;
 mod store;
 mod threads;
@@ -30,6 +33,7 @@ pub use body::Body;
 pub const PREFIX: &str = "/langgraph";
 
 /// Every route of the LangGraph API.
+#[cfg(feature = "runs")]
 pub fn routes() -> Routes {
     service_routes().merge(thread_routes()).merge(run_routes()).merge(stream_routes())
 }
@@ -48,12 +52,14 @@ pub fn thread_routes() -> Routes {
 }
 
 /// The run routes that answer at once: create, read, list.
+#[cfg(feature = "runs")]
 pub fn run_routes() -> Routes {
     runs::routes()
 }
 
 /// The run routes that hold their connection open until a run ends or moves (stream, wait,
 /// join, cancel with `wait`): on Lambda, served with response streaming.
+#[cfg(feature = "runs")]
 pub fn stream_routes() -> Routes {
     runs::stream_routes()
 }
@@ -162,6 +168,7 @@ fn graph_names() -> String {
 }
 
 /// The assistant a request names: a graph's id (its default assistant), or an assistant's id.
+#[cfg(feature = "runs")]
 pub(crate) async fn resolve_assistant(state: &AppState, user: &UserId, named: &str) -> Result<Assistant, ApiError> {
     if let Some(graph) = Graph::parse(named) {
         return Ok(graph.default_assistant());

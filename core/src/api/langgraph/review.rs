@@ -8,14 +8,18 @@
 
 use serde_json::{json, Value};
 
+#[cfg(feature = "runs")]
 use super::unprocessable;
 use crate::api::{ApiError, AppState};
-use crate::model::{Message, ToolStatus, UserId};
+use crate::model::UserId;
+#[cfg(feature = "runs")]
+use crate::model::{Message, ToolStatus};
 use crate::runs::review_interrupts;
 use crate::store::ThreadView;
 use crate::tools::AgentConfig;
 
 /// What the user decided for the pending calls.
+#[cfg(feature = "runs")]
 pub enum Decided {
     /// Run them (with the arguments edited, where the user edited them): the AI message as it
     /// now reads.
@@ -43,6 +47,7 @@ pub async fn pending(state: &AppState, user: &UserId, view: &ThreadView) -> Resu
 }
 
 /// Applies `resume`'s decisions to the calls of `pending` (the thread's last message).
+#[cfg(feature = "runs")]
 pub fn decide(pending: &Message, resume: &Value) -> Result<Decided, ApiError> {
     let decisions = match resume {
         Value::Object(fields) => fields.get("decisions").and_then(Value::as_array),
