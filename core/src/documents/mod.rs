@@ -2,6 +2,8 @@
 //! split into overlapping chunks (`split`), embedded (`embed`), stored through the [`Store`],
 //! and searched (`search`).
 
+#[cfg(feature = "files")]
+mod bucket;
 mod embed;
 mod kind;
 #[cfg(feature = "files")]

@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::bucket::Bucket;
 use super::{DocumentError, Library, ParseError, UploadedFile};
 use crate::config::UploadSettings;
 use crate::model::UserId;
@@ -63,15 +63,11 @@ pub enum UploadOutcome {
 
 pub struct Uploads {
     settings: UploadSettings,
-    client: tokio::sync::OnceCell<aws_sdk_s3::Client>,
+    bucket: tokio::sync::OnceCell<Bucket>,
 }
 
 fn s3_error(error: impl std::fmt::Display) -> UploadError {
     UploadError::S3(error.to_string())
-}
-
-fn sdk_error<E: std::error::Error + 'static>(error: aws_sdk_s3::error::SdkError<E>) -> UploadError {
-    UploadError::S3(aws_sdk_s3::error::DisplayErrorContext(&error).to_string())
 }
 
 /// A file name as a key part: letters, digits, `.`, `_`, `-` and spaces, at most 200.
@@ -108,26 +104,11 @@ fn event_key(raw: &str) -> String {
 
 impl Uploads {
     pub fn new(settings: UploadSettings) -> Self {
-        Uploads { settings, client: tokio::sync::OnceCell::new() }
+        Uploads { settings, bucket: tokio::sync::OnceCell::new() }
     }
 
-    async fn client(&self) -> Result<&aws_sdk_s3::Client, UploadError> {
-        self.client
-            .get_or_try_init(|| async {
-                let shared = crate::config::aws_sdk_config(self.settings.endpoint_url.as_deref()).await;
-                // Emulators serve buckets under the path, not as host names.
-                let config = aws_sdk_s3::config::Builder::from(&shared)
-                    .force_path_style(self.settings.endpoint_url.is_some())
-                    .build();
-                let client = aws_sdk_s3::Client::from_conf(config);
-                if self.settings.create_bucket
-                    && client.head_bucket().bucket(&self.settings.bucket).send().await.is_err()
-                {
-                    client.create_bucket().bucket(&self.settings.bucket).send().await.map_err(sdk_error)?;
-                }
-                Ok(client)
-            })
-            .await
+    async fn bucket(&self) -> Result<&Bucket, UploadError> {
+        self.bucket.get_or_try_init(|| Bucket::connect(&self.settings)).await
     }
 
     /// A URL that accepts one PUT of `size` bytes, for a file of `namespace` (checked by the caller).
@@ -143,50 +124,21 @@ impl Uploads {
         }
         let upload_id = Uuid::new_v4();
         let key = format!("uploads/{namespace}/{upload_id}/{}", key_name(file_name));
-        let presigning = aws_sdk_s3::presigning::PresigningConfig::expires_in(URL_LIFETIME).map_err(s3_error)?;
-        let request = self
-            .client()
-            .await?
-            .put_object()
-            .bucket(&self.settings.bucket)
-            .key(key)
-            .content_length(size as i64)
-            // Signed, so the worker knows whose quota the file counts against.
-            .metadata(OWNER_METADATA, owner.as_str())
-            .presigned(presigning)
-            .await
-            .map_err(sdk_error)?;
-        let headers = request
-            .headers()
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
-            .map(|(name, value)| (name.to_string(), Value::from(value)))
-            .collect();
-        Ok(PresignedUpload {
-            upload_id,
-            method: "PUT",
-            url: request.uri().to_string(),
-            headers,
-            expires_in: URL_LIFETIME.as_secs(),
-        })
+        // Signed, so the worker knows whose quota the file counts against.
+        let headers = [
+            ("content-length".to_string(), size.to_string()),
+            (format!("x-amz-meta-{OWNER_METADATA}"), owner.as_str().to_string()),
+        ];
+        let request = self.bucket().await?.presign_put(&key, &headers, URL_LIFETIME).await?;
+        let headers = request.headers.into_iter().map(|(name, value)| (name, Value::from(value))).collect();
+        Ok(PresignedUpload { upload_id, method: "PUT", url: request.url, headers, expires_in: URL_LIFETIME.as_secs() })
     }
 
     /// What became of an upload: its outcome once the worker wrote it, else pending.
     pub async fn outcome(&self, upload_id: Uuid) -> Result<UploadOutcome, UploadError> {
-        let read = self
-            .client()
-            .await?
-            .get_object()
-            .bucket(&self.settings.bucket)
-            .key(format!("results/{upload_id}.json"))
-            .send()
-            .await;
-        match read {
-            Ok(object) => {
-                let bytes = object.body.collect().await.map_err(s3_error)?.into_bytes();
-                serde_json::from_slice(&bytes).map_err(s3_error)
-            }
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(UploadOutcome::Pending),
-            Err(error) => Err(sdk_error(error)),
+        match self.bucket().await?.get(&format!("results/{upload_id}.json")).await? {
+            Some(object) => serde_json::from_slice(&object.bytes).map_err(s3_error),
+            None => Ok(UploadOutcome::Pending),
         }
     }
 
@@ -212,14 +164,10 @@ impl Uploads {
             ),
             _ => return Err(UploadError::ForeignKey(key.into())),
         };
-        let client = self.client().await?;
-        let bucket = &self.settings.bucket;
-        let object = client.get_object().bucket(bucket).key(key).send().await.map_err(sdk_error)?;
-        let owner = object
-            .metadata()
-            .and_then(|metadata| metadata.get(OWNER_METADATA))
-            .and_then(|owner| UserId::new(owner.as_str()));
-        let bytes = object.body.collect().await.map_err(s3_error)?.into_bytes();
+        let bucket = self.bucket().await?;
+        let object = bucket.get(key).await?.ok_or_else(|| UploadError::S3(format!("{key} is not in the bucket")))?;
+        let owner = object.metadata(OWNER_METADATA).and_then(UserId::new);
+        let bytes = object.bytes;
         let ingested = match &owner {
             Some(owner) => library.ingest(namespace, owner, vec![UploadedFile { name, bytes }]).await,
             None => Err(DocumentError::Parse(ParseError::Unreadable {
@@ -235,15 +183,8 @@ impl Uploads {
         };
         let body = serde_json::to_vec(&outcome).map_err(s3_error)?;
         let result_key = format!("results/{upload_id}.json");
-        client
-            .put_object()
-            .bucket(bucket)
-            .key(result_key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        client.delete_object().bucket(bucket).key(key).send().await.map_err(sdk_error)?;
+        bucket.put(&result_key, body).await?;
+        bucket.delete(key).await?;
         Ok(outcome)
     }
 }
