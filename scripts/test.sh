@@ -86,6 +86,9 @@ for store in sqlite dynamodb; do
   TEST_STORE=$store cargo test -p integration-tests --test integration --no-fail-fast -- "${HTTP_SUITES[@]}" || status=1
 done
 
+echo "== the shell blocks of the README and docs/, as a user runs them"
+python tests/docs/commands.py "$WORK" || status=1
+
 echo "== schemathesis over /openapi.json"
 bash tests/openapi/check.sh "$WORK" || status=1
 

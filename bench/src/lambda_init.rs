@@ -57,31 +57,31 @@ pub fn cases() -> Vec<Case> {
         Case {
             function: "assistants",
             first: "GET /assistants",
-            event: http("GET", "/assistants", None),
+            event: rest("GET", "/assistants", None),
             answer: Expected::Status(200),
         },
         Case {
             function: "threads",
             first: "GET /threads",
-            event: http("GET", "/threads", None),
+            event: rest("GET", "/threads", None),
             answer: Expected::Status(200),
         },
         Case {
             function: "runs",
             first: "GET /runs/{id} (404)",
-            event: http("GET", &format!("/runs/{missing}"), None),
+            event: rest("GET", &format!("/runs/{missing}"), None),
             answer: Expected::Status(404),
         },
         Case {
             function: "runs-stream",
             first: "POST /runs/stream (404)",
-            event: http("POST", "/runs/stream", Some(json!({"thread_id": missing, "input": []}))),
+            event: rest("POST", "/runs/stream", Some(json!({"thread_id": missing, "input": []}))),
             answer: Expected::Status(404),
         },
         Case {
             function: "ingest",
             first: "POST /ingest, not multipart (refused)",
-            event: http("POST", "/ingest", Some(json!({}))),
+            event: rest("POST", "/ingest", Some(json!({}))),
             answer: Expected::Status(415),
         },
         Case { function: "run-worker", first: "a run on a missing thread", event: run_job, answer: Expected::Answer },
@@ -89,7 +89,25 @@ pub fn cases() -> Vec<Case> {
     ]
 }
 
-/// A Function URL event (payload 2.0) as user `bench-init`.
+/// A REST API event (payload 1.0, the route functions' front door) as user `bench-init`.
+fn rest(method: &str, path: &str, body: Option<Value>) -> Value {
+    json!({
+        "resource": "/{proxy+}", "path": path, "httpMethod": method,
+        "headers": {"cookie": "opengpts_user_id=bench-init", "accept": "application/json",
+            "content-type": "application/json"},
+        "multiValueHeaders": {"cookie": ["opengpts_user_id=bench-init"], "accept": ["application/json"],
+            "content-type": ["application/json"]},
+        "queryStringParameters": null, "multiValueQueryStringParameters": null,
+        "pathParameters": {"proxy": path.trim_start_matches('/')}, "stageVariables": null,
+        "requestContext": {"accountId": "123456789012", "resourceId": "r1", "stage": "prod", "requestId": "req-1",
+            "identity": {"sourceIp": "127.0.0.1"}, "resourcePath": "/{proxy+}", "httpMethod": method,
+            "apiId": "abc", "path": format!("/prod{path}")},
+        "body": body.map(|body| body.to_string()),
+        "isBase64Encoded": false,
+    })
+}
+
+/// A Function URL event (payload 2.0, the `api` function's front door) as user `bench-init`.
 fn http(method: &str, path: &str, body: Option<Value>) -> Value {
     json!({
         "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
