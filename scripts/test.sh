@@ -33,6 +33,8 @@ AWS_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint --template-file tem
 
 echo "== build"
 cargo build --workspace --quiet
+# `make run` as the README's walkthrough test starts it: `api` alone, with its own features.
+cargo build --quiet -p api
 cargo test --workspace --no-run --quiet 2>&1 | grep -v "^  Executable" || true
 echo "== each Lambda function alone, as SAM builds it, with only the parts its features name"
 # Built together (above), Cargo gives every function the features of all; alone, a function

@@ -143,7 +143,9 @@ def main():
             with open(SCRATCH / "docs-make-run.log", "w") as log:
                 server = start("make run", env, log)
                 try:
-                    wait_until_ok(f"http://127.0.0.1:{port}/ok", server, 300)
+                    # `make run` builds `api` alone: on a cold build folder that is the AWS SDK again,
+                    # without the test builds' extra TLS provider.
+                    wait_until_ok(f"http://127.0.0.1:{port}/ok", server, 1800)
                     walk = next(b for p, _, b in blocks if p.name == "README.md" and any("curl" in l for l in b))
                     count = walkthrough(walk, f"127.0.0.1:{port}")
                 finally:
