@@ -260,7 +260,10 @@ pub fn dynamodb_settings(page_size: Option<i32>) -> DynamoSettings {
         endpoint_url: Some(endpoint),
         create_table: true,
         page_size,
-        attempt_timeout: DynamoSettings::DEFAULT_ATTEMPT_TIMEOUT,
+        // The emulator answers one request at a time: with every suite at it at once on a busy
+        // machine, a request may wait its turn longer than DynamoDB ever takes to answer.
+        // Atomicity is under test here, not latency (the fault suites set their own timeouts).
+        attempt_timeout: std::time::Duration::from_secs(30),
     }
 }
 
