@@ -148,3 +148,29 @@ async fn large_files_are_read_by_the_ingest_worker_function() {
 async fn the_langgraph_python_sdk_drives_the_lambda_functions() {
     integration_tests::run_langgraph_suite(emulator().base).await;
 }
+
+/// A cron made through the `runs` function fires when `run-worker` is invoked with what its
+/// EventBridge schedule sends, through the Lambda runtime protocol; a delivery repeated (as
+/// EventBridge may) starts nothing.
+#[tokio::test]
+async fn a_cron_fires_when_run_worker_gets_its_schedules_input() {
+    let app = emulator();
+    let user = "cron-lambda-user";
+    let (_, thread_id) = app.thread(user, json!({"configurable": {"type": "chatbot"}})).await;
+    let body = json!({"assistant_id": "chatbot", "schedule": "0 9 * * *",
+                      "input": {"messages": [{"role": "user", "content": "my name is Ada"}]}});
+    let (status, cron) = app.post(&format!("/langgraph/threads/{thread_id}/runs/crons"), user, body).await;
+    assert_eq!(status, 200, "{cron}");
+    let firing = json!({"cron_firing": {"cron_id": cron["cron_id"], "user_id": user,
+                                        "scheduled_time": "2026-12-07T09:00:00Z"}});
+    let invoke = format!("{}/2015-03-31/functions/run-worker/invocations", app.base);
+    for _ in 0..2 {
+        let response = app.client.post(&invoke).json(&firing).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+    let (_, runs) = app.get(&format!("/langgraph/threads/{thread_id}/runs"), user).await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "one run for the slot: {runs}");
+    assert_eq!(runs[0]["status"], "success", "{runs}");
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), user).await;
+    assert_eq!(state["values"][1]["content"], "Hello, Ada! How can I assist you today?", "{state}");
+}

@@ -9,6 +9,7 @@ mod agents;
 mod api;
 mod bot_forms;
 mod crash;
+mod crons;
 mod docs;
 mod dynamodb_concurrency;
 mod dynamodb_requests;

@@ -142,6 +142,8 @@ impl Evaluated<'_> {
                         if self.condition(branches[0].as_str().unwrap()) { &branches[1] } else { &branches[2] };
                     self.value(chosen)
                 }
+                // A resource's attribute, known once deployed.
+                "!GetAtt" => Some(format!("<{}>", tagged.value.as_str().unwrap())),
                 other => panic!("unsupported function {other}"),
             },
             other => panic!("unsupported value {other:?}"),

@@ -8,6 +8,7 @@
 //! - [`documents`]: uploaded files: parsed, chunked, embedded, searched.
 //! - [`tools`]: the agents' tools and the services behind them.
 //! - [`runs`]: the run engine behind `/runs` and `/runs/stream`.
+//! - [`schedules`]: where crons fire from: EventBridge Scheduler, or a loop in this process.
 //! - [`api`]: the HTTP routers, auth, and the one error type mapped to status codes.
 //! - [`serve`]: process entry points: the local HTTP server, or a Lambda function.
 
@@ -17,6 +18,7 @@ pub mod documents;
 pub mod llm;
 pub mod model;
 pub mod runs;
+pub mod schedules;
 pub mod serve;
 pub mod store;
 pub mod tools;

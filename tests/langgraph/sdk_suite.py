@@ -541,6 +541,33 @@ async def a_failed_run_says_so():
         assert bad.status_code == 422, bad.text
 
 
+@check
+async def crons_are_made_found_changed_and_deleted():
+    dave = client("dave")
+    thread = await dave.threads.create()
+    cron = await dave.crons.create_for_thread(thread["thread_id"], "chatbot", schedule="0 9 * * *",
+                                              input=human("Morning"), metadata={"kind": "daily"})
+    assert cron["thread_id"] == thread["thread_id"] and cron["schedule"] == "0 9 * * *", cron
+    assert cron["next_run_date"].endswith("09:00:00.000000+00:00") and cron["enabled"] is True, cron
+    weekly = await dave.crons.create("chatbot", schedule="30 7 * * MON", input=human("Weekly"),
+                                     on_run_completed="keep")
+    assert weekly["thread_id"] is None and weekly["on_run_completed"] == "keep", weekly
+    found = await dave.crons.search(thread_id=thread["thread_id"])
+    assert [c["cron_id"] for c in found] == [cron["cron_id"]], found
+    assert await dave.crons.count() == 2
+    assert await dave.crons.count(thread_id=thread["thread_id"]) == 1
+    paused = await dave.crons.update(cron["cron_id"], enabled=False)
+    assert paused["enabled"] is False and paused["next_run_date"] is None, paused
+    assert [c["cron_id"] for c in await dave.crons.search(enabled=True)] == [weekly["cron_id"]]
+    await raises(UnprocessableEntityError, dave.crons.create("chatbot", schedule="* * * * *"))
+    await raises(UnprocessableEntityError, dave.crons.create("chatbot", schedule="0 9 1 * MON"))
+    await raises(NotFoundError, client("erin").crons.delete(cron["cron_id"]))
+    assert await client("erin").crons.search() == []
+    await dave.crons.delete(cron["cron_id"])
+    await dave.crons.delete(weekly["cron_id"])
+    assert await dave.crons.count() == 0
+
+
 async def main():
     for function in CHECKS:
         print(f"-- {function.__name__}", flush=True)

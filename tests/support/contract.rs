@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opengpts::model::{
-    Assistant, AssistantProfile, DocumentChunk, EmbedderId, FeedbackInput, MemoryItem, Message, MessageType, Run,
+    Assistant, AssistantProfile, Cron, DocumentChunk, EmbedderId, FeedbackInput, MemoryItem, Message, MessageType, Run,
     RunProfile, RunStatus, Thread, Timestamp, UserId,
 };
 use opengpts::store::{
@@ -649,6 +649,62 @@ pub async fn memory_items_are_their_owners_by_namespace_and_key(store: SharedSto
     assert_eq!(store.get_memory(&ann, &labels(&["users", "ann"]), "profile").await.unwrap(), None);
 }
 
+fn not_found<T>(result: Result<T, StoreError>) -> bool {
+    matches!(result, Err(StoreError::NotFound(Entity::Cron)))
+}
+
+fn cron(owner: &str, second: i64, thread_id: Option<Uuid>) -> Cron {
+    Cron {
+        cron_id: Uuid::new_v4(),
+        user_id: user(owner),
+        assistant_id: Uuid::new_v4(),
+        thread_id,
+        schedule: "0 9 * * MON-FRI".into(),
+        timezone: Some("Europe/Paris".into()),
+        payload: json!({"input": {"messages": [{"role": "user", "content": "hi"}]}}).as_object().cloned().unwrap(),
+        metadata: Map::new(),
+        end_time: None,
+        enabled: true,
+        keep_threads: false,
+        created_at: at(second),
+        updated_at: at(second),
+    }
+}
+
+pub async fn crons_are_their_owners_and_fire_once_per_slot(store: SharedStore) {
+    let (first, second) = (cron("ann", 2, Some(Uuid::new_v4())), cron("ann", 1, None));
+    let bobs = cron("bob", 3, None);
+    for cron in [&first, &second, &bobs] {
+        store.put_cron(cron).await.unwrap();
+    }
+    assert_eq!(store.get_cron(&user("ann"), first.cron_id).await.unwrap(), first);
+    assert!(not_found(store.get_cron(&user("bob"), first.cron_id).await));
+    assert_eq!(store.list_crons(&user("ann")).await.unwrap(), [second.clone(), first.clone()], "oldest first");
+    assert_eq!(store.all_crons().await.unwrap(), [second.clone(), first.clone(), bobs.clone()]);
+    let mut taken = bobs.clone();
+    taken.cron_id = first.cron_id;
+    assert!(not_found(store.put_cron(&taken).await), "no takeover of another's cron");
+
+    // A slot is claimed once, and never an earlier one after a later; replacing the cron keeps that.
+    assert!(store.claim_cron_slot(first.cron_id, at(100)).await.unwrap());
+    assert!(!store.claim_cron_slot(first.cron_id, at(100)).await.unwrap());
+    let mut changed = first.clone();
+    changed.enabled = false;
+    changed.updated_at = at(50);
+    store.put_cron(&changed).await.unwrap();
+    assert_eq!(store.get_cron(&user("ann"), first.cron_id).await.unwrap(), changed);
+    assert!(!store.claim_cron_slot(first.cron_id, at(90)).await.unwrap());
+    assert!(store.claim_cron_slot(first.cron_id, at(160)).await.unwrap());
+    let claims = futures::future::join_all((0..8).map(|_| store.claim_cron_slot(first.cron_id, at(220)))).await;
+    assert_eq!(claims.into_iter().filter(|claimed| *claimed.as_ref().unwrap()).count(), 1, "one of racing claims");
+
+    assert!(not_found(store.delete_cron(&user("bob"), first.cron_id).await));
+    store.delete_cron(&user("ann"), first.cron_id).await.unwrap();
+    assert!(not_found(store.get_cron(&user("ann"), first.cron_id).await));
+    assert!(not_found(store.claim_cron_slot(first.cron_id, at(300)).await));
+    assert_eq!(store.list_crons(&user("ann")).await.unwrap(), [second]);
+}
+
 pub async fn lists_span_many_pages(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let assistants: Vec<Assistant> = (10..70).map(|i| assistant("ann", i % 2 == 0, i)).collect();
@@ -784,6 +840,7 @@ macro_rules! store_contract {
             a_threads_runs_are_listed_newest_first_to_its_owner_alone,
             a_runs_stream_events_are_kept_in_batches_until_they_expire,
             memory_items_are_their_owners_by_namespace_and_key,
+            crons_are_their_owners_and_fire_once_per_slot,
             a_user_has_at_most_the_allowed_runs_going,
             the_view_tells_whether_a_run_answers_and_how_the_last_ended,
             feedback_is_kept_per_run_in_order_and_goes_with_the_thread,

@@ -97,6 +97,11 @@ impl From<RunError> for ApiError {
             RunError::Model(error) => ApiError::Validation(vec![error.into_field_error()]),
             RunError::Tools(error) => ApiError::Validation(vec![error.into_field_error()]),
             RunError::ThreadFull(detail) => ApiError::TooLarge(detail),
+            RunError::Webhook(detail) => {
+                let loc = crate::model::validate::Loc::body().key("webhook");
+                let input = serde_json::Value::Null;
+                ApiError::Validation(vec![crate::model::validate::FieldError::new("url", &loc, detail, &input)])
+            }
             RunError::Dispatch(error) => {
                 tracing::error!(%error, "background dispatch failed");
                 ApiError::BadGateway(format!("The run could not be started in the background: {error}"))

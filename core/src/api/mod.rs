@@ -40,6 +40,7 @@ use crate::documents::{embedder_from_config, Library};
 use crate::llm::ModelCatalog;
 #[cfg(feature = "runs")]
 use crate::runs::{BackgroundDispatch, InProcessDispatch, RunEngine};
+use crate::schedules::{InProcessSchedules, Schedules};
 use crate::store::Store;
 use crate::tools::Toolbox;
 
@@ -58,6 +59,8 @@ pub struct AppState {
     #[cfg(feature = "runs")]
     pub runs: RunEngine,
     pub streams: limits::StreamSlots,
+    /// Where crons' schedules are kept (see [`AppState::with_schedules`]).
+    pub schedules: Arc<dyn Schedules>,
 }
 
 impl AppState {
@@ -95,6 +98,7 @@ impl AppState {
             #[cfg(feature = "files")]
             uploads: config.uploads.clone().map(|settings| Arc::new(Uploads::new(settings))),
             streams: limits::StreamSlots::new(config.limits.max_streams_per_user),
+            schedules: Arc::new(InProcessSchedules),
             config,
             store,
             auth,
@@ -107,6 +111,12 @@ impl AppState {
     #[cfg(feature = "runs")]
     pub fn with_dispatch(mut self, dispatch: Arc<dyn BackgroundDispatch>) -> Self {
         self.runs = self.runs.with_dispatch(dispatch);
+        self
+    }
+
+    /// The same state, keeping crons' schedules in `schedules` (EventBridge Scheduler).
+    pub fn with_schedules(mut self, schedules: Arc<dyn Schedules>) -> Self {
+        self.schedules = schedules;
         self
     }
 

@@ -9,3 +9,12 @@ pub async fn aws_sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig
     }
     loader.load().await
 }
+
+/// What a request signed by hand (SigV4 over a service's REST API) needs: the region, and
+/// where its credentials come from.
+pub async fn signing_context() -> Result<(String, aws_credential_types::provider::SharedCredentialsProvider), String> {
+    let shared = aws_sdk_config(None).await;
+    let region = shared.region().map(|region| region.to_string()).ok_or("no AWS region is set")?;
+    let credentials = shared.credentials_provider().ok_or("no AWS credentials are available")?;
+    Ok((region, credentials))
+}

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 mod aws;
 mod limits;
-pub use aws::aws_sdk_config;
+mod schedules;
+pub use aws::{aws_sdk_config, signing_context};
 pub use limits::{IngestLimits, Limits};
+pub use schedules::{CronSettings, EventBridgeSettings, WebhookSettings};
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {name}={value:?}: {reason}")]
@@ -117,6 +119,8 @@ pub struct Config {
     pub run_worker_function: Option<String>,
     /// Where to reach the Lambda Invoke API (the `cargo lambda watch` emulator); unset: AWS.
     pub lambda_endpoint_url: Option<String>,
+    pub crons: CronSettings,
+    pub webhooks: WebhookSettings,
 }
 
 /// How callers are identified (OpenGPTs' `AUTH_TYPE` and `JWT_*` variables).
@@ -373,6 +377,24 @@ impl Config {
             },
             run_worker_function: env.text("RUN_WORKER_FUNCTION"),
             lambda_endpoint_url: env.text("AWS_ENDPOINT_URL_LAMBDA").or_else(|| env.text("AWS_ENDPOINT_URL")),
+            crons: CronSettings {
+                max_per_user: env.parse("MAX_CRONS_PER_USER", 100)?,
+                min_interval: Duration::from_secs(env.parse("CRON_MIN_INTERVAL_SECONDS", 300)?),
+                poll: Duration::from_secs(env.parse("CRON_POLL_SECONDS", 5)?.max(1)),
+                eventbridge: match env.text("SCHEDULE_GROUP") {
+                    None => None,
+                    Some(group) => Some(EventBridgeSettings {
+                        group,
+                        target_arn: env.required("RUN_WORKER_ARN", "SCHEDULE_GROUP")?,
+                        role_arn: env.required("SCHEDULER_ROLE_ARN", "SCHEDULE_GROUP")?,
+                        endpoint_url: env.text("AWS_ENDPOINT_URL_SCHEDULER").or_else(|| env.text("AWS_ENDPOINT_URL")),
+                    }),
+                },
+            },
+            webhooks: WebhookSettings {
+                secret: env.secret("WEBHOOK_SECRET"),
+                timeout: Duration::from_secs(env.parse("WEBHOOK_TIMEOUT_SECONDS", 10)?),
+            },
             providers: ProviderConfig {
                 openai_api_key: env.secret("OPENAI_API_KEY"),
                 openai_base_url: env.text("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
@@ -473,6 +495,15 @@ struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 impl Env<'_> {
     fn text(&self, name: &str) -> Option<String> {
         (self.0)(name)
+    }
+
+    /// A variable that `because` (another one being set) makes necessary.
+    fn required(&self, name: &'static str, because: &str) -> Result<String, ConfigError> {
+        self.text(name).ok_or_else(|| ConfigError {
+            name,
+            value: String::new(),
+            reason: format!("must be set when {because} is"),
+        })
     }
 
     fn secret(&self, name: &str) -> Option<Secret> {

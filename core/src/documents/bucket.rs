@@ -51,9 +51,7 @@ fn failed(reason: impl std::fmt::Display) -> UploadError {
 
 impl Bucket {
     pub async fn connect(settings: &UploadSettings) -> Result<Bucket, UploadError> {
-        let shared = crate::config::aws_sdk_config(None).await;
-        let region = shared.region().map(|region| region.to_string()).ok_or_else(|| failed("no AWS region is set"))?;
-        let credentials = shared.credentials_provider().ok_or_else(|| failed("no AWS credentials are available"))?;
+        let (region, credentials) = crate::config::signing_context().await.map_err(failed)?;
         let base = match &settings.endpoint_url {
             // Emulators serve buckets under the path, not as host names.
             Some(endpoint) => format!("{}/{}/", endpoint.trim_end_matches('/'), settings.bucket),

@@ -1,16 +1,19 @@
 //! The wire types of the OpenGPTs API, serialized exactly as its clients expect.
 
 mod assistant;
+mod cron;
 mod document;
 mod feedback;
 mod memory;
 mod message;
 mod run;
+pub mod schedule;
 mod thread;
 mod time;
 pub mod validate;
 
 pub use assistant::{Assistant, AssistantInput, AssistantProfile, AssistantVersion, AssistantView};
+pub use cron::Cron;
 pub use document::{DocumentChunk, DocumentIndex, EmbedderId};
 pub use feedback::{Feedback, FeedbackInput};
 pub use memory::MemoryItem;

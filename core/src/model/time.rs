@@ -27,6 +27,11 @@ impl Timestamp {
         self.0.to_rfc3339_opts(SecondsFormat::Micros, true)
     }
 
+    /// As Python writes an aware time, and so the LangGraph API: `2026-11-28T15:45:51.279138+00:00`.
+    pub fn to_offset_rfc3339(&self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::Micros, false)
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         DateTime::parse_from_rfc3339(text).ok().map(|at| Self::from_datetime(at.with_timezone(&Utc)))
     }

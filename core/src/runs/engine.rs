@@ -16,6 +16,7 @@ use super::execution::{EventSink, Guard, Progress};
 use super::failure::{panic_message, Failure};
 use super::graph_state::GraphStream;
 use super::recorder::Recorder;
+use super::webhook::Webhooks;
 use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
 use crate::config::Config;
 use crate::documents::Library;
@@ -46,6 +47,9 @@ pub struct RunJob {
     /// The thread's revision right after the run's start wrote its input.
     #[serde(default)]
     pub started_at: Option<Revision>,
+    /// Told of the run once it ends.
+    #[serde(default)]
+    pub webhook: Option<String>,
     /// The thread as the run found it, when the process that started it executes it.
     #[serde(skip)]
     snapshot: Option<Snapshot>,
@@ -103,6 +107,7 @@ pub(super) struct Inner {
     pub(super) library: Library,
     pub(super) config: Arc<Config>,
     pub(super) dispatch: Arc<dyn BackgroundDispatch>,
+    pub(super) webhooks: Webhooks,
     /// Runs executing in this process, so a cancel reaches them at once.
     pub(super) active: Mutex<HashMap<Uuid, CancellationToken>>,
     /// The LangGraph runs executing in this process, for clients that join their streams
@@ -137,7 +142,10 @@ impl RunEngine {
         dispatch: Arc<dyn BackgroundDispatch>,
     ) -> Self {
         let (active, watched) = (Mutex::new(HashMap::new()), Mutex::new(HashMap::new()));
-        RunEngine { inner: Arc::new(Inner { store, models, tools, library, config, dispatch, active, watched }) }
+        let webhooks = Webhooks::new(&config.webhooks, config.tools.url_allowlist.clone());
+        RunEngine {
+            inner: Arc::new(Inner { store, models, tools, library, config, dispatch, webhooks, active, watched }),
+        }
     }
 
     /// The same engine, handing background runs to `dispatch`: set before any run starts.
@@ -183,6 +191,9 @@ impl RunEngine {
         configurable.insert("assistant_id".into(), json!(assistant_id));
         self.inner.models.resolve(&configurable)?;
         self.inner.tools.agent_config(&configurable)?;
+        if let Some(url) = &request.webhook {
+            self.check_webhook(url)?;
+        }
 
         // RAG bots came with the latest generation: their clients read its shapes.
         let generation = match configurable.get("type").and_then(Value::as_str) {
@@ -221,6 +232,7 @@ impl RunEngine {
             graph,
             not_before,
             started_at: None,
+            webhook: request.webhook,
             snapshot: None,
         };
         Ok(PendingRun {
@@ -342,6 +354,7 @@ impl RunEngine {
             }
             sink.keep_all().await;
             let answered = outcome.is_ok();
+            let webhook = job.webhook.take();
             let run = self.finish(job.run, outcome, progress).await;
             // Its watchers' streams end with it.
             self.watched().remove(&run.run_id);
@@ -355,10 +368,34 @@ impl RunEngine {
                 error = run.error.as_deref(),
                 "run finished"
             );
+            // Before the stream closes: on Lambda, the function may be frozen once it has.
+            if let Some(url) = webhook {
+                self.call_webhook(&url, &run).await;
+            }
+            drop(sink);
             run
         }
         .instrument(span)
         .await
+    }
+
+    /// A webhook URL as a request names it.
+    pub fn check_webhook(&self, url: &str) -> Result<(), RunError> {
+        self.inner.webhooks.check(url).map(drop).map_err(RunError::Webhook)
+    }
+
+    async fn call_webhook(&self, url: &str, run: &Run) {
+        let values = match run.status {
+            RunStatus::Error => None,
+            _ => match self.inner.store.messages(&run.user_id, run.thread_id).await {
+                Ok(messages) => serde_json::to_value(super::State(&messages, &[])).ok(),
+                Err(error) => {
+                    tracing::warn!(run_id = %run.run_id, %error, "the webhook goes without the thread's values");
+                    None
+                }
+            },
+        };
+        self.inner.webhooks.deliver(url, run, values).await;
     }
 
     /// Opens the connection to the background worker ahead of the first run.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::model::{Generation, Message, WireMessage};
+use crate::model::{Generation, Message, Run, RunStatus, WireMessage};
 
 /// A stream mode a client may ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +101,32 @@ impl Serialize for State<'_> {
         let messages: Vec<WireMessage<'_>> =
             self.0.iter().chain(self.1).map(|message| message.wire(Generation::Graph)).collect();
         map.serialize_entry("messages", &messages)?;
+        map.end()
+    }
+}
+
+/// A run as the LangGraph API shows it.
+pub struct GraphRun<'a>(pub &'a Run);
+
+impl Serialize for GraphRun<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let run = self.0;
+        let profile = run.profile.as_ref();
+        let status = match run.status {
+            RunStatus::Cancelled => "interrupted",
+            other => other.as_str(),
+        };
+        let mut map = serializer.serialize_map(Some(10))?;
+        map.serialize_entry("run_id", &run.run_id)?;
+        map.serialize_entry("thread_id", &run.thread_id)?;
+        map.serialize_entry("assistant_id", &run.assistant_id)?;
+        map.serialize_entry("metadata", &profile.map(|p| p.metadata.clone()).unwrap_or_default())?;
+        map.serialize_entry("status", status)?;
+        map.serialize_entry("kwargs", &profile.map_or(json!({}), |p| p.kwargs.clone()))?;
+        map.serialize_entry("multitask_strategy", &profile.map_or("enqueue", |p| &p.multitask_strategy))?;
+        map.serialize_entry("created_at", &run.created_at.to_offset_rfc3339())?;
+        map.serialize_entry("updated_at", &run.updated_at.to_offset_rfc3339())?;
+        map.serialize_entry("langsmith_session_name", &Value::Null)?;
         map.end()
     }
 }

@@ -32,6 +32,8 @@ mod recorder;
 #[cfg(feature = "runs")]
 mod render;
 mod request;
+#[cfg(feature = "runs")]
+mod webhook;
 
 #[cfg(feature = "dispatch")]
 pub use dispatch::LambdaDispatch;
@@ -39,10 +41,12 @@ pub use dispatch::LambdaDispatch;
 pub use dispatch::{BackgroundDispatch, InProcessDispatch};
 #[cfg(feature = "runs")]
 pub use engine::{Execution, Listener, PendingRun, RunEngine, RunEvent, RunJob};
-pub use graph_state::{review_interrupts, GraphStream, State, StreamMode};
+pub use graph_state::{review_interrupts, GraphRun, GraphStream, State, StreamMode};
 #[cfg(feature = "runs")]
 pub use recorder::{event_position, BATCH_EVERY};
 pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
+#[cfg(feature = "runs")]
+pub use webhook::{signature as webhook_signature, Webhooks, SIGNATURE_HEADER as WEBHOOK_SIGNATURE_HEADER};
 
 use crate::llm::ModelConfigError;
 use crate::store::StoreError;
@@ -70,6 +74,9 @@ pub enum RunError {
     Dispatch(#[from] DispatchError),
     #[error("{0}")]
     ThreadFull(String),
+    /// The run's `webhook` is not a URL that may be called.
+    #[error("{0}")]
+    Webhook(String),
 }
 
 /// Whether a thread holding `existing` has room for `adding`, under `MAX_THREAD_MESSAGES` and

@@ -113,6 +113,8 @@ pub struct RunRequest {
     pub on_disconnect: OnDisconnect,
     /// How long the run waits, holding its thread, before it starts (`after_seconds`).
     pub start_after: Option<std::time::Duration>,
+    /// Called with the run once it ends.
+    pub webhook: Option<String>,
 }
 
 impl FromJson for RunRequest {
@@ -122,6 +124,7 @@ impl FromJson for RunRequest {
         let assistant_id = fields.optional("assistant_id");
         let multitask_strategy = fields.optional("multitask_strategy").unwrap_or_default();
         let on_disconnect: Option<OnDisconnect> = fields.optional("on_disconnect");
+        let webhook: Option<String> = fields.optional("webhook");
         let config: Option<Map<String, Value>> = fields.optional("config");
         let configurable = match config.as_ref().and_then(|config| config.get("configurable")) {
             None | Some(Value::Null) => Some(Map::new()),
@@ -182,6 +185,7 @@ impl FromJson for RunRequest {
                 multitask_strategy,
                 on_disconnect,
                 start_after: None,
+                webhook,
             })
         })
     }

@@ -14,6 +14,7 @@ use crate::config::{Config, StoreKind};
 use crate::runs::LambdaDispatch;
 #[cfg(feature = "runs")]
 use crate::runs::RunJob;
+use crate::schedules::EventBridgeSchedules;
 #[cfg(feature = "sqlite")]
 use crate::store::SqliteStore;
 use crate::store::{DynamoStore, MemoryStore, Store};
@@ -62,7 +63,10 @@ pub async fn state_from_env() -> Result<AppState, Error> {
         std::env::var(name).ok().filter(|value| !value.is_empty()).or_else(|| secrets.get(name).cloned())
     })?;
     let store = store(&config).await?;
-    let state = AppState::new(config, store)?;
+    let mut state = AppState::new(config, store)?;
+    if let Some(settings) = state.config.crons.eventbridge.clone() {
+        state = state.with_schedules(Arc::new(EventBridgeSchedules::connect(&settings).await?));
+    }
     #[cfg(feature = "dispatch")]
     if let Some(function) = state.config.run_worker_function.clone() {
         let endpoint = state.config.lambda_endpoint_url.clone();
@@ -97,6 +101,9 @@ pub async fn api() -> Result<(), Error> {
         // The run stream answers through response streaming, so this function streams too.
         state.warm_up().await;
         return lambda_http::run_with_streaming_response(lambda_app(api::routes(), state)).await;
+    }
+    if state.schedules.fired_here() {
+        tokio::spawn(api::langgraph::crons::run_local_scheduler(state.clone()));
     }
     let address = (state.config.host, state.config.port);
     let listener = TcpListener::bind(address).await?;
@@ -177,16 +184,40 @@ pub async fn ingest_worker() -> Result<(), Error> {
     .await
 }
 
-/// `functions/run-worker`: executes the background runs that `runs` hands over.
+/// What `run-worker` is invoked with: a background run handed over by `runs`, or a cron's
+/// firing from its EventBridge schedule.
+#[cfg(feature = "runs")]
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+pub enum WorkerEvent {
+    Cron { cron_firing: crate::schedules::CronFiring },
+    Run(Box<RunJob>),
+}
+
+/// `functions/run-worker`: executes the background runs that `runs` hands over, and the runs of
+/// crons as their schedules come round.
 #[cfg(feature = "runs")]
 pub async fn run_worker() -> Result<(), Error> {
     logging::init();
     let state = state_from_env().await?;
     state.warm_up().await;
-    let engine = state.runs;
-    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<RunJob>| {
-        let engine = engine.clone();
-        async move { Ok::<_, Error>(engine.execute(event.payload, None).await) }
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(move |event: lambda_http::LambdaEvent<WorkerEvent>| {
+        let state = state.clone();
+        async move { work(&state, event.payload).await }
     }))
     .await
+}
+
+/// One invocation of `run-worker`; it answers with the run it executed (`null` for a cron with
+/// nothing due).
+#[cfg(feature = "runs")]
+pub async fn work(state: &AppState, event: WorkerEvent) -> Result<Option<crate::model::Run>, Error> {
+    match event {
+        WorkerEvent::Run(job) => Ok(Some(state.runs.execute(*job, None).await)),
+        WorkerEvent::Cron { cron_firing } => {
+            let slot = cron_firing.slot().ok_or_else(|| format!("not a time: {}", cron_firing.scheduled_time))?;
+            let fired = api::langgraph::crons::fire(state, &cron_firing.user_id, cron_firing.cron_id, slot).await;
+            fired.map_err(|error| Error::from(error.to_string()))
+        }
+    }
 }

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::model::{
-    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
+    Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
     Timestamp, UserId,
 };
 
@@ -28,6 +28,7 @@ pub enum Entity {
     Thread,
     Run,
     Upload,
+    Cron,
 }
 
 impl std::fmt::Display for Entity {
@@ -37,6 +38,7 @@ impl std::fmt::Display for Entity {
             Entity::Thread => "Thread",
             Entity::Run => "Run",
             Entity::Upload => "Upload",
+            Entity::Cron => "Cron",
         })
     }
 }
@@ -231,6 +233,20 @@ pub trait Store: Send + Sync + 'static {
     /// `owner`'s unexpired memory items whose namespace begins with `prefix`, in namespace and
     /// key order.
     async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>>;
+
+    /// Creates or replaces one of its owner's crons; another user's id is `NotFound`. When the
+    /// cron last fired is kept apart, by [`Store::claim_cron_slot`].
+    async fn put_cron(&self, cron: &Cron) -> StoreResult<()>;
+    async fn get_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron>;
+    /// The user's crons, oldest first.
+    async fn list_crons(&self, user: &UserId) -> StoreResult<Vec<Cron>>;
+    async fn delete_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<()>;
+    /// Every user's crons, oldest first: what a scheduler in this process fires.
+    async fn all_crons(&self) -> StoreResult<Vec<Cron>>;
+    /// Records, atomically, that the cron fires for its time `slot`: `false` when a firing for
+    /// that slot or a later one is recorded already (a schedule delivered twice, two schedulers),
+    /// so that each slot starts one run. `NotFound` when the cron is gone.
+    async fn claim_cron_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool>;
 
     /// Keeps feedback on `run` (whose owner the caller has checked). It goes with the run's thread.
     async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;

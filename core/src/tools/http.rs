@@ -161,7 +161,7 @@ pub async fn fetch(service: &str, request: reqwest::RequestBuilder, max_bytes: u
 
 /// The cause of a request error, down to the guard's refusal, without the URL (its query may
 /// hold a key).
-fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     let mut text = String::from(if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {

@@ -18,6 +18,8 @@ use crate::documents::{Library, TOP_K};
 use crate::llm::ToolSpec;
 use crate::model::{Message, ToolStatus};
 
+#[cfg(feature = "runs")]
+pub(crate) use http::describe as describe_request_error;
 pub use http::{UrlGuard, UrlRefused};
 pub use registry::{AgentConfig, ConfiguredTool, ToolConfigError, ToolKind, RETRIEVAL_DESCRIPTION};
 

@@ -182,6 +182,7 @@ fn fresh_profile(created_at: Timestamp) -> AssistantProfile {
 async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
     let assistant = own(&state, &user, &id).await?;
     state.store.delete_assistant(&user, assistant.assistant_id).await?;
+    super::crons::forget_crons_on(&state, &user, assistant.assistant_id).await;
     Ok(no_content())
 }
 

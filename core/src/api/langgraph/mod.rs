@@ -7,6 +7,7 @@
 
 mod assistants;
 mod body;
+pub mod crons;
 #[cfg(feature = "runs")]
 mod joins;
 mod review;
@@ -28,6 +29,7 @@ use super::{ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantProfile, Timestamp, UserId};
 
 pub use body::Body;
+pub(crate) use crons::forget_crons_on;
 
 /// Where the API lives on the server.
 pub const PREFIX: &str = "/langgraph";
@@ -54,7 +56,7 @@ pub fn thread_routes() -> Routes {
 /// The run routes that answer at once: create, read, list.
 #[cfg(feature = "runs")]
 pub fn run_routes() -> Routes {
-    runs::routes()
+    runs::routes().merge(crons::routes())
 }
 
 /// The run routes that hold their connection open until a run ends or moves (stream, wait,
@@ -68,7 +70,7 @@ async fn info() -> Response {
     json_body(&json!({
         "version": env!("CARGO_PKG_VERSION"),
         "langgraph_py_version": null,
-        "flags": {"assistants": true, "crons": false, "langsmith": false, "langsmith_tracing_replicas": false},
+        "flags": {"assistants": true, "crons": true, "langsmith": false, "langsmith_tracing_replicas": false},
         "host": {"kind": "opengpts-serverless", "project_id": null, "host_revision_id": null, "revision_id": null,
             "tenant_id": null},
     }))
@@ -233,7 +235,7 @@ pub(crate) fn not_found() -> ApiError {
 
 /// Time as the reference server writes it: microseconds and `+00:00`.
 pub(crate) fn time(at: Timestamp) -> String {
-    at.datetime().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+    at.to_offset_rfc3339()
 }
 
 /// Compact JSON with its length, as every plain answer of the reference is sent.

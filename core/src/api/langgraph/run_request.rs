@@ -35,6 +35,7 @@ pub(super) struct GraphRunBody {
     start_after: Option<Duration>,
     create_thread: bool,
     keep_thread: bool,
+    webhook: Option<String>,
     kwargs: Value,
 }
 
@@ -127,7 +128,7 @@ impl GraphRunBody {
             "stream_mode": modes.iter().map(|mode| mode.as_str()).collect::<Vec<_>>(),
             "interrupt_before": body.raw("interrupt_before"),
             "interrupt_after": body.raw("interrupt_after"),
-            "webhook": null,
+            "webhook": body.raw("webhook"),
             "feedback_keys": null,
             "temporary": false,
             "subgraphs": body.boolean("stream_subgraphs")?,
@@ -151,6 +152,7 @@ impl GraphRunBody {
             start_after,
             create_thread,
             keep_thread,
+            webhook: body.string("webhook")?,
             kwargs,
         })
     }
@@ -193,6 +195,17 @@ fn stream_modes(raw: Option<&Value>) -> Result<Vec<StreamMode>, ApiError> {
         }
     }
     Ok(modes)
+}
+
+/// A cron's run request, checked now as a run's is when it starts: its assistant.
+pub(super) async fn check(state: &AppState, user: &UserId, body: &Body) -> Result<Assistant, ApiError> {
+    let request = GraphRunBody::read(state, user, body).await?;
+    limits::check_messages(&state.config.limits, request.input.messages(), "input")?;
+    limits::check_config(&state.config.limits, &request.configurable)?;
+    if let Some(url) = &request.webhook {
+        state.runs.check_webhook(url)?;
+    }
+    Ok(request.assistant)
 }
 
 /// A run ready to take its thread; `ephemeral` when its thread goes with it (a stateless run).
@@ -277,6 +290,7 @@ pub(super) async fn prepare(
         multitask_strategy: request.strategy,
         on_disconnect: request.on_disconnect,
         start_after: request.start_after,
+        webhook: request.webhook,
     };
     let pending =
         state.runs.plan(user.clone(), view, &request.assistant, run_request, execution, Some((stream, profile)))?;

@@ -8,9 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -18,12 +16,12 @@ use uuid::Uuid;
 use super::run_request::{busy, prepare, Prepared};
 use super::threads::{self, view};
 use super::unprocessable;
-use super::{detail, json_body, not_found, time, Body};
+use super::{detail, json_body, not_found, Body};
 use crate::api::auth::User;
 use crate::api::sse::{frame, frame_with_id, stream_body, Framing};
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Message, Run, RunStatus, Timestamp, UserId};
-use crate::runs::{Execution, RunError, RunEvent, State as Values};
+use crate::runs::{Execution, GraphRun, RunError, RunEvent, State as Values};
 use crate::store::StoreError;
 
 pub fn routes() -> Routes {
@@ -163,32 +161,6 @@ pub(super) async fn final_values(state: &AppState, user: &UserId, run: &Run) -> 
     }
     let view = view(state, user, run.thread_id).await?;
     Ok(json_body(&Values(&view.messages, &[] as &[Message])))
-}
-
-/// A run as the LangGraph API shows it.
-struct GraphRun<'a>(&'a Run);
-
-impl Serialize for GraphRun<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let run = self.0;
-        let profile = run.profile.clone();
-        let status = match run.status {
-            RunStatus::Cancelled => "interrupted",
-            other => other.as_str(),
-        };
-        let mut map = serializer.serialize_map(Some(10))?;
-        map.serialize_entry("run_id", &run.run_id)?;
-        map.serialize_entry("thread_id", &run.thread_id)?;
-        map.serialize_entry("assistant_id", &run.assistant_id)?;
-        map.serialize_entry("metadata", &profile.as_ref().map(|p| p.metadata.clone()).unwrap_or_default())?;
-        map.serialize_entry("status", status)?;
-        map.serialize_entry("kwargs", &profile.as_ref().map_or(json!({}), |p| p.kwargs.clone()))?;
-        map.serialize_entry("multitask_strategy", &profile.as_ref().map_or("enqueue", |p| &p.multitask_strategy))?;
-        map.serialize_entry("created_at", &time(run.created_at))?;
-        map.serialize_entry("updated_at", &time(run.updated_at))?;
-        map.serialize_entry("langsmith_session_name", &Value::Null)?;
-        map.end()
-    }
 }
 
 async fn create(

@@ -197,6 +197,7 @@ async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<
         StoreError::NotFound(_) => missing(thread_id),
         other => other.into(),
     })?;
+    super::crons::forget_crons_on(&state, &user, thread_id).await;
     Ok(no_content())
 }
 

@@ -12,6 +12,7 @@
 //! | a run's kept stream events (a batch, or a part of one) | `RUN#<run_id>` | `E#<batch, 10 digits>#<part, 3 digits>` | – | – |
 //! | feedback | `THREAD#<id>` | `F#<run_id>#<created_at>#<feedback_id>` | – | – |
 //! | a user's running runs (with `MAX_RUNS_PER_USER`) | `USER#<user>` | `RUNS` | – | – |
+//! | a cron | `CRON#<id>` | `C` | `USER#<user>#CRONS` / `<created_at>#<id>` | `CRONS` / `<created_at>#<id>` |
 //! | a memory item (the LangGraph store) | `MEMORY#<user>` | `I#<namespace labels, each ending in U+001F>U+001E<key>` | – | – |
 //!
 //! Access patterns:
@@ -42,12 +43,16 @@
 //!   reached. They carry `expires_at`, the table's TTL attribute, and go with their thread.
 //! - a user's memory items: GetItem, PutItem, DeleteItem by namespace and key; a search or a
 //!   list of namespaces is one Query of the user's partition for `sk` beginning with the prefix.
+//! - crons: GetItem, an UpdateItem to create or replace (on its owner) and one to claim a slot
+//!   (on the last slot being earlier); a user's crons are a Query of `gsi1`, everyone's (what a
+//!   scheduler in one process fires) a Query of `gsi2`.
 //! - a run's feedback: one Query of its thread's partition for `sk` beginning with `F#<run_id>#`;
 //!   it goes when the thread goes.
 //! - creates and replaces are conditional on the owner: a PUT cannot take over another user's id.
 //! - ingested files: a namespace's partition (`documents.rs`), read with one Query; deleted
 //!   with their assistant or thread.
 
+mod crons;
 mod documents;
 mod errors;
 mod events;
@@ -75,7 +80,8 @@ use super::{
 };
 use crate::config::DynamoSettings;
 use crate::model::{
-    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread, UserId,
+    Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
+    Timestamp, UserId,
 };
 use errors::{backend, conditional, sdk_error};
 use requests::CountRequests;
@@ -136,7 +142,7 @@ impl DynamoStore {
         self.requests.clone()
     }
 
-    async fn get(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
+    pub(super) async fn get(&self, pk: String, sk: &str) -> StoreResult<Option<Item>> {
         let output = self
             .client
             .get_item()
@@ -227,7 +233,7 @@ impl DynamoStore {
     }
 
     /// Deletes an item only if `user` owns it; otherwise (or if absent) `NotFound`.
-    async fn delete_owned(&self, key: Item, user: &UserId, entity: Entity) -> StoreResult<()> {
+    pub(super) async fn delete_owned(&self, key: Item, user: &UserId, entity: Entity) -> StoreResult<()> {
         let deleted = self
             .client
             .delete_item()
@@ -398,6 +404,30 @@ impl Store for DynamoStore {
 
     async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
         self.read_events(run, from).await
+    }
+
+    async fn put_cron(&self, cron: &Cron) -> StoreResult<()> {
+        self.write_cron(cron).await
+    }
+
+    async fn get_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron> {
+        self.read_cron(user, cron_id).await
+    }
+
+    async fn list_crons(&self, user: &UserId) -> StoreResult<Vec<Cron>> {
+        self.read_crons(Some(user)).await
+    }
+
+    async fn delete_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<()> {
+        self.erase_cron(user, cron_id).await
+    }
+
+    async fn all_crons(&self) -> StoreResult<Vec<Cron>> {
+        self.read_crons(None).await
+    }
+
+    async fn claim_cron_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool> {
+        self.claim_slot(cron_id, slot).await
     }
 
     async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use documents::delete_documents;
 use messages::{insert_messages, revision};
 
+mod crons;
 mod documents;
 mod memories;
 mod messages;
@@ -26,7 +27,7 @@ use super::{
     StoreResult, ThreadView,
 };
 use crate::model::{
-    Assistant, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
+    Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
     Timestamp, UserId,
 };
 
@@ -92,6 +93,14 @@ CREATE TABLE IF NOT EXISTS memory_items (
     expires_ms INTEGER,
     PRIMARY KEY (owner, sort_key)
 );
+CREATE TABLE IF NOT EXISTS crons (
+    cron_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    last_slot_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS crons_by_user ON crons (user_id, created_ms);
 CREATE TABLE IF NOT EXISTS document_indexes (
     namespace TEXT PRIMARY KEY,
     embedder TEXT NOT NULL,
@@ -410,6 +419,30 @@ impl Store for SqliteStore {
 
     async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
         self.kept_events(run, from).await
+    }
+
+    async fn put_cron(&self, cron: &Cron) -> StoreResult<()> {
+        self.write_cron(cron).await
+    }
+
+    async fn get_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron> {
+        self.read_cron(user, cron_id).await
+    }
+
+    async fn list_crons(&self, user: &UserId) -> StoreResult<Vec<Cron>> {
+        self.read_crons(Some(user)).await
+    }
+
+    async fn delete_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<()> {
+        self.erase_cron(user, cron_id).await
+    }
+
+    async fn all_crons(&self) -> StoreResult<Vec<Cron>> {
+        self.read_crons(None).await
+    }
+
+    async fn claim_cron_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool> {
+        self.claim_slot(cron_id, slot).await
     }
 
     async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {

@@ -1,0 +1,271 @@
+//! `/langgraph/runs/crons` and `/langgraph/threads/{id}/runs/crons`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{patch, post};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::super::run_request;
+use super::super::threads;
+use super::super::{detail, json_body, not_found, time, unprocessable, Body, Graph};
+use super::forget;
+use crate::api::auth::User;
+use crate::api::{ApiError, AppState, Routes};
+use crate::model::schedule::Schedule;
+use crate::model::{Cron, Timestamp, UserId};
+
+pub fn routes() -> Routes {
+    Routes::default()
+        .route("/langgraph/threads/{thread_id}/runs/crons", post(create_for_thread))
+        .route("/langgraph/runs/crons", post(create_stateless))
+        .route("/langgraph/runs/crons/search", post(search))
+        .route("/langgraph/runs/crons/count", post(count))
+        .route("/langgraph/runs/crons/{cron_id}", patch(update).delete(remove))
+}
+
+/// A cron's own fields; every other field of its body is the run request it starts.
+const CRON_FIELDS: [&str; 5] = ["schedule", "timezone", "end_time", "enabled", "on_run_completed"];
+
+/// How many firings ahead a schedule's shortest interval is looked for: enough to see a day of
+/// a schedule that fires every few minutes, and the seams between days and weeks.
+const INTERVAL_FIRINGS: usize = 1500;
+
+async fn create_for_thread(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(thread_id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let thread_id = threads::thread_id(&thread_id)?;
+    state.store.get_thread(&user, thread_id).await.map_err(|_| threads::missing(thread_id))?;
+    create(state, user, Some(thread_id), body).await
+}
+
+async fn create_stateless(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    create(state, user, None, body).await
+}
+
+async fn create(state: AppState, user: UserId, thread_id: Option<Uuid>, body: Body) -> Result<Response, ApiError> {
+    let limit = state.config.crons.max_per_user;
+    if state.store.list_crons(&user).await?.len() >= limit {
+        return Err(detail(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("You have {limit} crons, as many as MAX_CRONS_PER_USER allows: delete one first"),
+        ));
+    }
+    let now = Timestamp::now();
+    let mut cron = Cron {
+        cron_id: Uuid::new_v4(),
+        user_id: user,
+        assistant_id: Uuid::nil(),
+        thread_id,
+        schedule: String::new(),
+        timezone: None,
+        payload: Map::new(),
+        metadata: Map::new(),
+        end_time: None,
+        enabled: true,
+        keep_threads: false,
+        created_at: now,
+        updated_at: now,
+    };
+    apply(&state, &mut cron, body, true).await?;
+    state.store.put_cron(&cron).await?;
+    if let Err(error) = state.schedules.save(&cron).await {
+        let _ = state.store.delete_cron(&cron.user_id, cron.cron_id).await;
+        return Err(ApiError::BadGateway(format!("The cron's schedule could not be created: {error}")));
+    }
+    Ok(json_body(&CronView(&cron)))
+}
+
+/// Reads a create's or an update's body onto `cron` and checks the result as a whole: the
+/// schedule, and the run request as a run would check it.
+async fn apply(state: &AppState, cron: &mut Cron, body: Body, creating: bool) -> Result<(), ApiError> {
+    if let Some(schedule) = body.string("schedule")? {
+        cron.schedule = schedule;
+    } else if creating {
+        return Err(unprocessable("'schedule' is a required property"));
+    }
+    if body.0.contains_key("timezone") {
+        cron.timezone = body.string("timezone")?;
+    }
+    if body.0.contains_key("end_time") {
+        cron.end_time = body.string("end_time")?.map(|text| end_time(&text)).transpose()?;
+    }
+    if body.raw("enabled").is_some() {
+        cron.enabled = body.boolean("enabled")?;
+    }
+    if let Some(choice) = body.choice("on_run_completed", &["delete", "keep"])? {
+        if cron.thread_id.is_some() {
+            return Err(unprocessable("on_run_completed is for crons without a thread, whose runs each get one"));
+        }
+        cron.keep_threads = choice == "keep";
+    }
+    let schedule =
+        Schedule::parse(&cron.schedule, cron.timezone.as_deref()).map_err(|error| unprocessable(error.to_string()))?;
+    let minimum = state.config.crons.min_interval;
+    if let Some(shortest) = schedule.shortest_interval(Timestamp::now().datetime(), INTERVAL_FIRINGS) {
+        if shortest.num_seconds() < minimum.as_secs() as i64 {
+            return Err(unprocessable(format!(
+                "'{}' runs every {} seconds at its shortest; crons may run at most every {} seconds (CRON_MIN_INTERVAL_SECONDS)",
+                cron.schedule,
+                shortest.num_seconds(),
+                minimum.as_secs()
+            )));
+        }
+    }
+    for (key, value) in body.0 {
+        if !CRON_FIELDS.contains(&key.as_str()) {
+            match value {
+                Value::Null => cron.payload.remove(&key),
+                value => cron.payload.insert(key, value),
+            };
+        }
+    }
+    if let Some(Value::Object(metadata)) = cron.payload.get("metadata") {
+        cron.metadata = metadata.clone();
+    }
+    let assistant = run_request::check(state, &cron.user_id, &Body(cron.payload.clone())).await?;
+    cron.assistant_id = assistant.assistant_id;
+    Ok(())
+}
+
+/// `end_time` as the SDK sends it (`datetime.isoformat()`): with an offset, or without one for UTC.
+fn end_time(text: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse(text)
+        .or_else(|| {
+            let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+            Some(Timestamp::from_datetime(naive.and_utc()))
+        })
+        .ok_or_else(|| unprocessable(format!("'{text}' is not a date-time ('end_time')")))
+}
+
+async fn owned(state: &AppState, user: &UserId, cron_id: &str) -> Result<Cron, ApiError> {
+    let cron_id = Uuid::parse_str(cron_id).map_err(|_| not_found())?;
+    state.store.get_cron(user, cron_id).await.map_err(|error| match error {
+        crate::store::StoreError::NotFound(_) => detail(StatusCode::NOT_FOUND, format!("Cron {cron_id} not found")),
+        other => other.into(),
+    })
+}
+
+async fn update(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(cron_id): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut cron = owned(&state, &user, &cron_id).await?;
+    apply(&state, &mut cron, body, false).await?;
+    cron.updated_at = Timestamp::now();
+    state.store.put_cron(&cron).await?;
+    state
+        .schedules
+        .save(&cron)
+        .await
+        .map_err(|error| ApiError::BadGateway(format!("The cron's schedule could not be changed: {error}")))?;
+    Ok(json_body(&CronView(&cron)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(cron_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let cron = owned(&state, &user, &cron_id).await?;
+    forget(&state, &user, cron.cron_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The user's crons that a search or a count names.
+async fn matching(state: &AppState, user: &UserId, body: &Body) -> Result<Vec<Cron>, ApiError> {
+    let assistant_id = match body.string("assistant_id")? {
+        None => None,
+        Some(named) => match Graph::parse(&named) {
+            Some(graph) => Some(graph.default_assistant_id()),
+            None => Some(
+                Uuid::parse_str(&named)
+                    .map_err(|_| unprocessable(format!("'{named}' is not a valid UUID or graph ('assistant_id')")))?,
+            ),
+        },
+    };
+    let thread_id = body.id("thread_id")?;
+    let enabled = body.raw("enabled").map(|_| body.boolean("enabled")).transpose()?;
+    let mut crons = state.store.list_crons(user).await?;
+    crons.retain(|cron| {
+        assistant_id.is_none_or(|id| cron.assistant_id == id)
+            && thread_id.is_none_or(|id| cron.thread_id == Some(id))
+            && enabled.is_none_or(|enabled| cron.enabled == enabled)
+    });
+    Ok(crons)
+}
+
+async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    let mut crons = matching(&state, &user, &body).await?;
+    let sort_by = body
+        .choice(
+            "sort_by",
+            &["cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at"],
+        )?
+        .unwrap_or("created_at");
+    let now = Timestamp::now();
+    crons.sort_by(|a, b| match sort_by {
+        "cron_id" => a.cron_id.cmp(&b.cron_id),
+        "assistant_id" => a.assistant_id.cmp(&b.assistant_id),
+        "thread_id" => a.thread_id.cmp(&b.thread_id),
+        "next_run_date" => a.next_run(now).cmp(&b.next_run(now)),
+        "end_time" => a.end_time.cmp(&b.end_time),
+        "updated_at" => a.updated_at.cmp(&b.updated_at),
+        _ => a.created_at.cmp(&b.created_at),
+    });
+    if body.choice("sort_order", &["asc", "desc"])? == Some("desc") {
+        crons.reverse();
+    }
+    let (offset, limit) = (body.count("offset", 0)?, body.count("limit", 10)?);
+    let shown: Vec<Value> = crons
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|cron| select(serde_json::to_value(CronView(cron)).unwrap_or_default(), body.raw("select")))
+        .collect();
+    Ok(json_body(&shown))
+}
+
+/// Only the fields a search's `select` names, when it names some.
+fn select(view: Value, fields: Option<&Value>) -> Value {
+    let (Value::Object(all), Some(Value::Array(names))) = (view.clone(), fields) else { return view };
+    Value::Object(all.into_iter().filter(|(key, _)| names.iter().any(|name| name == key)).collect())
+}
+
+async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
+    Ok(json_body(&matching(&state, &user, &body).await?.len()))
+}
+
+/// A cron as the LangGraph API shows it.
+struct CronView<'a>(pub &'a Cron);
+
+impl Serialize for CronView<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let cron = self.0;
+        let mut map = serializer.serialize_map(Some(14))?;
+        map.serialize_entry("cron_id", &cron.cron_id)?;
+        map.serialize_entry("assistant_id", &cron.assistant_id)?;
+        map.serialize_entry("thread_id", &cron.thread_id)?;
+        let on_run_completed = cron.thread_id.is_none().then_some(if cron.keep_threads { "keep" } else { "delete" });
+        map.serialize_entry("on_run_completed", &on_run_completed)?;
+        map.serialize_entry("end_time", &cron.end_time.map(time))?;
+        map.serialize_entry("schedule", &cron.schedule)?;
+        map.serialize_entry("timezone", &cron.timezone)?;
+        map.serialize_entry("created_at", &time(cron.created_at))?;
+        map.serialize_entry("updated_at", &time(cron.updated_at))?;
+        map.serialize_entry("payload", &cron.payload)?;
+        map.serialize_entry("user_id", &cron.user_id)?;
+        map.serialize_entry("next_run_date", &cron.next_run(Timestamp::now()).map(time))?;
+        map.serialize_entry("metadata", &cron.metadata)?;
+        map.serialize_entry("enabled", &cron.enabled)?;
+        map.end()
+    }
+}
