@@ -258,8 +258,10 @@ async def the_stream_tells_where_the_run_is_and_the_run_answers_at_once():
         assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
         assert body.startswith(b"event: metadata\r\ndata: {\"run_id\":"), body[:80]
         assert b"event: end" not in body and body.endswith(b"\r\n\r\n")
-        assert location == content_location.replace("/langgraph", "/langgraph", 1) + "/stream", location
-        run = (await http.get(BASE + content_location)).json()
+        # Relative to the API's root, as the SDKs read them (they append them to their URL).
+        assert location == f"/threads/{thread['thread_id']}/runs/{content_location.rsplit('/', 1)[1]}/stream", location
+        assert location == content_location + "/stream", location
+        run = (await http.get(URL + content_location)).json()
         assert run["status"] == "success", run
 
 

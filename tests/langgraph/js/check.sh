@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # The LangGraph API through its JS client (@langchain/langgraph-sdk from npm, installed once
-# outside the clone, beside the playground's playwright-core), under node's test runner.
+# outside the clone, beside the playground's playwright-core), under node's test runner, and
+# React's useStream in headless Chromium.
 # Called by scripts/test.sh with a work folder.
 set -euo pipefail
 WORK=$1
 HERE="$(dirname "${BASH_SOURCE[0]}")"
-SDK_VERSION=1.15.0
 NODE_DIR="${OPENGPTS_NODE_DIR:-$HOME/.cache/opengpts-serverless/node}"
-if ! [ -f "$NODE_DIR/node_modules/@langchain/langgraph-sdk/package.json" ] ||
-  ! grep -q "\"version\": \"$SDK_VERSION\"" "$NODE_DIR/node_modules/@langchain/langgraph-sdk/package.json"; then
-  echo "Installing @langchain/langgraph-sdk $SDK_VERSION into $NODE_DIR"
-  npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "@langchain/langgraph-sdk@$SDK_VERSION"
-fi
+# The SDK; React and esbuild for the useStream page (Chromium and playwright-core come with the
+# playground's check, which runs before this one).
+PACKAGES=("@langchain/langgraph-sdk@1.15.0" "react@19.1.0" "react-dom@19.1.0" "esbuild@0.25.0")
+for package in "${PACKAGES[@]}"; do
+  name=${package%@*}
+  if ! grep -qs "\"version\": \"${package##*@}\"" "$NODE_DIR/node_modules/$name/package.json"; then
+    echo "Installing ${PACKAGES[*]} into $NODE_DIR"
+    npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "${PACKAGES[@]}"
+    break
+  fi
+done
+NODE_PATH="$NODE_DIR/node_modules" "$NODE_DIR/node_modules/.bin/esbuild" "$HERE/usestream-app.jsx" --bundle \
+  --format=iife --jsx=automatic --minify --log-level=warning --outfile="$WORK/usestream.js"
 . "$HERE/../../start-api.sh"
-start_api "$WORK/langgraph-js-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=5
-BASE_URL="$BASE" NODE_PATH="$NODE_DIR/node_modules" node --test "$HERE/"
+# Tokens 20 ms apart: the page sees an answer grow.
+start_api "$WORK/langgraph-js-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=20
+BASE_URL="$BASE" USESTREAM_BUNDLE="$WORK/usestream.js" CHROMIUM="$(command -v chromium || true)" \
+  NODE_PATH="$NODE_DIR/node_modules" node --test "$HERE/"

@@ -46,10 +46,13 @@ pub fn stream_routes() -> Routes {
 const HEARTBEAT: Duration = Duration::from_secs(5);
 pub(super) const STREAM_BUFFER: usize = 256;
 
+/// The run's stream and record, as `location` and `content-location` name them: relative to the
+/// LangGraph API's root (`/langgraph` here, with a stage before it on API Gateway), as the
+/// reference server's are to its own, because the SDKs append them to the URL they were given.
 fn paths(run: &Run, stateless: bool) -> (String, String) {
     let base = match stateless {
-        true => format!("{}/runs/{}", super::PREFIX, run.run_id),
-        false => format!("{}/threads/{}/runs/{}", super::PREFIX, run.thread_id, run.run_id),
+        true => format!("/runs/{}", run.run_id),
+        false => format!("/threads/{}/runs/{}", run.thread_id, run.run_id),
     };
     (format!("{base}/stream"), base)
 }
