@@ -7,6 +7,7 @@ Each check prints its name; the first failure ends the suite with a non-zero exi
 
 import asyncio
 import json
+import re
 import sys
 import time
 import uuid
@@ -263,6 +264,11 @@ async def the_stream_tells_where_the_run_is_and_the_run_answers_at_once():
         assert location == content_location + "/stream", location
         run = (await http.get(URL + content_location)).json()
         assert run["status"] == "success", run
+        # A stateless wait names its (ephemeral) thread too.
+        waited = await http.post(URL + "/runs/wait", json={"assistant_id": "chatbot", "input": human("Hi")})
+        head = waited.headers["content-location"]
+        assert re.fullmatch(r"/threads/[0-9a-f-]{36}/runs/[0-9a-f-]{36}", head), head
+        assert waited.headers["location"] == head + "/join", waited.headers
 
 
 @check

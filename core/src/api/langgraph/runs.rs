@@ -148,10 +148,15 @@ async fn run_to_end(state: AppState, user: UserId, thread_id: Option<Uuid>, body
     if ephemeral {
         state.store.delete_thread(&user, finished.thread_id).await?;
     }
-    let (location, _) = paths(&finished, thread_id.is_none());
+    // A stateless run's too name its thread, as the reference's do (077).
+    let (_, content_location) = paths(&finished, false);
     let mut response = outcome?;
-    if let Ok(value) = HeaderValue::from_str(&location.replace("/stream", "/join")) {
-        response.headers_mut().insert(header::LOCATION, value);
+    for (name, path) in
+        [(header::LOCATION, format!("{content_location}/join")), (header::CONTENT_LOCATION, content_location)]
+    {
+        if let Ok(value) = HeaderValue::from_str(&path) {
+            response.headers_mut().insert(name, value);
+        }
     }
     Ok(response)
 }
