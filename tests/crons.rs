@@ -308,7 +308,7 @@ async fn eventbridge_keeps_one_schedule_per_cron_whose_delivery_runs_the_cron_on
         role_arn: "arn:aws:iam::123456789012:role/opengpts-scheduler".into(),
         endpoint_url: Some(endpoint),
     };
-    let schedules = Arc::new(EventBridgeSchedules::connect(&settings).await.unwrap());
+    let schedules = Arc::new(EventBridgeSchedules::connect(&settings).await);
     let state = AppState::new(config(&[]), test_store().await).unwrap().with_schedules(schedules.clone());
     let app = spawn_state(state.clone()).await;
     let (_, thread_id) = app.thread(USER, json!({"configurable": {"type": "chatbot"}})).await;

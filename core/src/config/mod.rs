@@ -8,7 +8,7 @@ use std::time::Duration;
 mod aws;
 mod limits;
 mod schedules;
-pub use aws::{aws_sdk_config, signing_context};
+pub use aws::{aws_sdk_config, signing_context, Answer, SignedRest};
 pub use limits::{IngestLimits, Limits};
 pub use schedules::{CronSettings, EventBridgeSettings, WebhookSettings};
 

@@ -2,27 +2,18 @@
 //! its own copy of much that every function already carries). One schedule per cron, named
 //! after it, in the stack's group; its target is `run-worker`, its input a [`CronFiring`].
 
-use std::time::{Duration, SystemTime};
-
 use async_trait::async_trait;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use http::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{ScheduleError, Schedules};
-use crate::config::EventBridgeSettings;
+use crate::config::{Answer, EventBridgeSettings, SignedRest};
 use crate::model::Cron;
 
 pub struct EventBridgeSchedules {
-    http: reqwest::Client,
+    rest: SignedRest,
     settings: EventBridgeSettings,
-    base: String,
-    region: String,
-    credentials: SharedCredentialsProvider,
 }
 
 fn failed(reason: impl std::fmt::Display) -> ScheduleError {
@@ -30,18 +21,9 @@ fn failed(reason: impl std::fmt::Display) -> ScheduleError {
 }
 
 impl EventBridgeSchedules {
-    pub async fn connect(settings: &EventBridgeSettings) -> Result<Self, ScheduleError> {
-        let (region, credentials) = crate::config::signing_context().await.map_err(failed)?;
-        let base = match &settings.endpoint_url {
-            Some(endpoint) => endpoint.trim_end_matches('/').to_string(),
-            None => format!("https://scheduler.{region}.amazonaws.com"),
-        };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(failed)?;
-        Ok(EventBridgeSchedules { http, settings: settings.clone(), base, region, credentials })
+    pub async fn connect(settings: &EventBridgeSettings) -> Self {
+        let rest = SignedRest::connect("scheduler", settings.endpoint_url.as_deref()).await;
+        EventBridgeSchedules { rest, settings: settings.clone() }
     }
 
     /// The schedule's definition: what CreateSchedule and UpdateSchedule both take.
@@ -74,48 +56,27 @@ impl EventBridgeSchedules {
 
     /// The cron's schedule as EventBridge holds it (GetSchedule), if it has one.
     pub async fn fetch(&self, cron_id: Uuid) -> Result<Option<Value>, ScheduleError> {
-        let mut url = url::Url::parse(&self.url(cron_id)).map_err(failed)?;
-        url.query_pairs_mut().append_pair("groupName", &self.settings.group);
-        match self.send(Method::GET, url.as_str(), None).await? {
-            (200..=299, schedule) => Ok(Some(schedule)),
-            (404, _) => Ok(None),
-            (status, answer) => Err(refused(status, &answer)),
+        let answer = self.send(Method::GET, &self.in_group(cron_id), None).await?;
+        match answer.status {
+            200..=299 => serde_json::from_slice(&answer.body).map(Some).map_err(failed),
+            404 => Ok(None),
+            _ => Err(failed(answer.reason())),
         }
     }
 
-    fn url(&self, cron_id: Uuid) -> String {
-        format!("{}/schedules/{}", self.base, schedule_name(cron_id))
+    fn path(&self, cron_id: Uuid) -> String {
+        format!("/schedules/{}", schedule_name(cron_id))
     }
 
-    async fn send(&self, method: Method, url: &str, body: Option<&Value>) -> Result<(u16, Value), ScheduleError> {
+    /// The schedule's path, with the group that reads and deletes name.
+    fn in_group(&self, cron_id: Uuid) -> String {
+        let group: String = url::form_urlencoded::byte_serialize(self.settings.group.as_bytes()).collect();
+        format!("{}?groupName={group}", self.path(cron_id))
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer, ScheduleError> {
         let body = body.map(Value::to_string).unwrap_or_default().into_bytes();
-        let identity: Identity = self.credentials.provide_credentials().await.map_err(failed)?.into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("scheduler")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(failed)?
-            .into();
-        let content_type = [("content-type", "application/json")];
-        let signable = SignableRequest::new(method.as_str(), url, content_type.into_iter(), SignableBody::Bytes(&body))
-            .map_err(failed)?;
-        let (instructions, _) = sign(signable, &params).map_err(failed)?.into_parts();
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .header("content-type", "application/json")
-            .body(body)
-            .map_err(failed)?;
-        instructions.apply_to_request_http1x(&mut request);
-        let request = reqwest::Request::try_from(request).map_err(failed)?;
-        let response =
-            self.http.execute(request).await.map_err(|error| failed(format!("could not be reached: {error}")))?;
-        let status = response.status().as_u16();
-        let text = response.text().await.map_err(failed)?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        self.rest.send(method, path, &[("content-type", "application/json")], body).await.map_err(failed)
     }
 }
 
@@ -124,34 +85,27 @@ fn schedule_name(cron_id: Uuid) -> String {
     format!("cron-{cron_id}")
 }
 
-fn refused(status: u16, answer: &Value) -> ScheduleError {
-    let message = answer.get("Message").or_else(|| answer.get("message")).unwrap_or(answer);
-    failed(format!("answered {status}: {}", message.as_str().map_or_else(|| message.to_string(), str::to_string)))
-}
-
 #[async_trait]
 impl Schedules for EventBridgeSchedules {
     async fn save(&self, cron: &Cron) -> Result<(), ScheduleError> {
         let definition = self.definition(cron)?;
-        let url = self.url(cron.cron_id);
+        let path = self.path(cron.cron_id);
         // An update of a schedule that does not exist yet is a 404: then it is created.
-        let (status, answer) = self.send(Method::PUT, &url, Some(&definition)).await?;
-        match status {
+        let updated = self.send(Method::PUT, &path, Some(&definition)).await?;
+        let answer = match updated.status {
+            404 => self.send(Method::POST, &path, Some(&definition)).await?,
+            _ => updated,
+        };
+        match answer.status {
             200..=299 => Ok(()),
-            404 => match self.send(Method::POST, &url, Some(&definition)).await? {
-                (200..=299, _) => Ok(()),
-                (status, answer) => Err(refused(status, &answer)),
-            },
-            _ => Err(refused(status, &answer)),
+            _ => Err(failed(answer.reason())),
         }
     }
 
     async fn remove(&self, cron_id: Uuid) -> Result<(), ScheduleError> {
-        let mut url = url::Url::parse(&self.url(cron_id)).map_err(failed)?;
-        url.query_pairs_mut().append_pair("groupName", &self.settings.group);
-        match self.send(Method::DELETE, url.as_str(), None).await? {
-            (200..=299 | 404, _) => Ok(()),
-            (status, answer) => Err(refused(status, &answer)),
+        match self.send(Method::DELETE, &self.in_group(cron_id), None).await? {
+            answer if matches!(answer.status, 200..=299 | 404) => Ok(()),
+            answer => Err(failed(answer.reason())),
         }
     }
 

@@ -65,7 +65,7 @@ pub async fn state_from_env() -> Result<AppState, Error> {
     let store = store(&config).await?;
     let mut state = AppState::new(config, store)?;
     if let Some(settings) = state.config.crons.eventbridge.clone() {
-        state = state.with_schedules(Arc::new(EventBridgeSchedules::connect(&settings).await?));
+        state = state.with_schedules(Arc::new(EventBridgeSchedules::connect(&settings).await));
     }
     #[cfg(feature = "dispatch")]
     if let Some(function) = state.config.run_worker_function.clone() {
