@@ -88,21 +88,21 @@ impl SignedRest {
     ) -> Result<Answer, String> {
         let mut pause = Duration::from_millis(100);
         for _ in 1..TRIES {
-            match self.send_once(method.clone(), path, headers, body.clone()).await {
+            match self.send_once(&method, path, headers, &body).await {
                 Ok(answer) if answer.status != 429 && answer.status < 500 => return Ok(answer),
                 Ok(_) | Err(_) => tokio::time::sleep(pause).await,
             }
             pause *= 2;
         }
-        self.send_once(method, path, headers, body).await
+        self.send_once(&method, path, headers, &body).await
     }
 
     async fn send_once(
         &self,
-        method: Method,
+        method: &Method,
         path: &str,
         headers: &[(&str, &str)],
-        body: Vec<u8>,
+        body: &[u8],
     ) -> Result<Answer, String> {
         let (region, credentials) = self.context.as_ref().map_err(Clone::clone)?;
         let url = format!("{}{path}", self.base);
@@ -116,14 +116,14 @@ impl SignedRest {
             .build()
             .map_err(|error| error.to_string())?
             .into();
-        let signable = SignableRequest::new(method.as_str(), &url, headers.iter().copied(), SignableBody::Bytes(&body))
+        let signable = SignableRequest::new(method.as_str(), &url, headers.iter().copied(), SignableBody::Bytes(body))
             .map_err(|error| error.to_string())?;
         let (instructions, _) = sign(signable, &params).map_err(|error| error.to_string())?.into_parts();
-        let mut request = http::Request::builder().method(method).uri(&url);
+        let mut request = http::Request::builder().method(method.clone()).uri(&url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let mut request = request.body(body).map_err(|error| error.to_string())?;
+        let mut request = request.body(body.to_vec()).map_err(|error| error.to_string())?;
         instructions.apply_to_request_http1x(&mut request);
         let request = reqwest::Request::try_from(request).map_err(|error| error.to_string())?;
         let response = self.http.execute(request).await.map_err(|error| format!("could not be reached: {error}"))?;
