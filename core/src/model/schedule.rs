@@ -217,14 +217,17 @@ impl Schedule {
     }
 
     /// The shortest time between two firings, over the next `firings` of them from `from`.
+    /// A year of firings is enough: it holds every seam between days, weeks, months and years
+    /// the fields can make, and a rare schedule (29 February) is not followed for millennia.
     pub fn shortest_interval(&self, from: DateTime<Utc>, firings: usize) -> Option<Duration> {
-        let mut previous = self.next_after(from)?;
+        let first = self.next_after(from)?;
+        let mut previous = first;
         let mut shortest: Option<Duration> = None;
         for _ in 0..firings {
             let Some(next) = self.next_after(previous) else { break };
             let gap = next - previous;
             shortest = Some(shortest.map_or(gap, |shortest| shortest.min(gap)));
-            if gap <= Duration::minutes(1) {
+            if gap <= Duration::minutes(1) || next - first > Duration::days(366) {
                 break;
             }
             previous = next;
@@ -320,6 +323,7 @@ mod tests {
         assert_eq!(shortest("0,2 9 * * *"), Some(Duration::minutes(2)));
         assert_eq!(shortest("59 23 * * *"), Some(Duration::days(1)));
         assert_eq!(shortest("0 9 * * MON,WED"), Some(Duration::days(2)));
+        assert_eq!(shortest("0 12 29 2 *"), Some(Duration::days(366 + 365 * 3)));
     }
 
     #[test]
