@@ -576,6 +576,57 @@ async def crons_are_made_found_changed_and_deleted():
     assert await dave.crons.count() == 0
 
 
+@check
+async def regenerate_and_edit_fork_the_thread_and_keep_every_branch():
+    # agent-chat-ui's "regenerate" runs with no input from the state before an answer; its "edit"
+    # sends a new message from the state before the old one. Both leave the old branch in the
+    # history, parted from the new one at their common parent, as the UI's branch switcher needs.
+    erin = client("erin")
+    thread_id = (await erin.threads.create())["thread_id"]
+    await erin.runs.wait(thread_id, "chatbot", input=human("first question"))
+    await erin.runs.wait(thread_id, "chatbot", input=human("second question"))
+    history = await erin.threads.get_history(thread_id, limit=10)
+    assert [len(state["values"]["messages"]) for state in history] == [4, 3, 2, 1], history
+    old_answer = history[0]["values"]["messages"][3]
+
+    await erin.runs.wait(thread_id, "chatbot", checkpoint=history[0]["parent_checkpoint"])
+    now = (await erin.threads.get_state(thread_id))["values"]["messages"]
+    assert types(now) == ["human", "ai", "human", "ai"] and now[3]["id"] != old_answer["id"], now
+    history = await erin.threads.get_history(thread_id, limit=10)
+    assert [len(state["values"]["messages"]) for state in history] == [4, 4, 3, 2, 1], history
+    assert history[1]["values"]["messages"][3] == old_answer, history[1]
+    fork_point = history[2]["checkpoint"]["checkpoint_id"]
+    assert history[0]["parent_checkpoint"]["checkpoint_id"] == history[1]["parent_checkpoint"]["checkpoint_id"] == fork_point
+    old_state = await erin.threads.get_state(thread_id, checkpoint_id=history[1]["checkpoint"]["checkpoint_id"])
+    assert old_state["values"]["messages"][3] == old_answer and old_state["next"] == [], old_state
+    # A page of the history goes on after the state it names.
+    rest = await erin.threads.get_history(thread_id, limit=2, before=history[1]["checkpoint"])
+    assert [state["checkpoint"] for state in rest] == [history[2]["checkpoint"], history[3]["checkpoint"]], rest
+
+    # Editing the second question: a new message from the state before it.
+    before_question = history[3]["checkpoint"]
+    await erin.runs.wait(thread_id, "chatbot", input=human("second question, edited"), checkpoint=before_question)
+    now = (await erin.threads.get_state(thread_id))["values"]["messages"]
+    assert [m["content"] for m in now[:3]] == ["first question", now[1]["content"], "second question, edited"], now
+    history = await erin.threads.get_history(thread_id, limit=20)
+    children = [s for s in history if (s["parent_checkpoint"] or {}).get("checkpoint_id") == before_question["checkpoint_id"]]
+    assert [c["values"]["messages"][2]["content"] for c in children] == ["second question, edited", "second question"]
+    assert len(history) == 7, [len(state["values"]["messages"]) for state in history]
+
+    # Going on from the first answer, on the branch left twice: it becomes the thread again.
+    first_branch = next(s for s in history if s["values"]["messages"][-1]["id"] == old_answer["id"])
+    await erin.runs.wait(thread_id, "chatbot", input=human("third question"), checkpoint=first_branch["checkpoint"])
+    now = (await erin.threads.get_state(thread_id))["values"]["messages"]
+    assert now[:4] == first_branch["values"]["messages"] and types(now) == ["human", "ai"] * 3, now
+    assert len(await erin.threads.get_history(thread_id, limit=20)) == 9
+
+    # A checkpoint the thread never had is not found, and nothing changes.
+    unknown = {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": str(uuid.uuid4())}
+    missing = await raises(httpx.HTTPStatusError, erin.runs.wait(thread_id, "chatbot", input=human("lost"), checkpoint=unknown))
+    assert missing.response.status_code == 404 and unknown["checkpoint_id"] in missing.response.text, missing.response.text
+    assert (await erin.threads.get_state(thread_id))["values"]["messages"] == now
+
+
 async def main():
     for function in CHECKS:
         print(f"-- {function.__name__}", flush=True)

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opengpts::model::{
-    Assistant, AssistantProfile, Cron, DocumentChunk, EmbedderId, FeedbackInput, MemoryItem, Message, MessageType, Run,
-    RunProfile, RunStatus, Thread, Timestamp, UserId,
+    Archive, Assistant, AssistantProfile, Cron, DocumentChunk, EmbedderId, FeedbackInput, Forked, MemoryItem, Message,
+    MessageType, Run, RunProfile, RunStatus, Thread, Timestamp, UserId,
 };
 use opengpts::store::{
-    stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Store, StoreError,
+    stored_bytes, DocumentQuota, Entity, EventBatch, Fork, KeptEvent, Revision, RunStart, Store, StoreError,
 };
 use serde_json::{json, Map};
 use uuid::Uuid;
@@ -820,6 +820,71 @@ pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner
     assert!(store.documents(owner.assistant_id).await.unwrap().chunks.is_empty());
 }
 
+fn fork_of<'a>(user: &'a UserId, thread: &Thread, forked: &'a Forked, seen: Revision) -> Fork<'a> {
+    Fork { user, thread_id: thread.thread_id, keep: forked.keep, tail: &forked.tail, archive: &forked.archive, seen }
+}
+
+pub async fn a_fork_moves_the_thread_to_another_branch_at_once(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let ann = user("ann");
+    let first = [human("h1"), human("a1"), human("h2"), human("old answer")];
+    let seen = store.append_messages(&ann, thread.thread_id, &first, None).await.unwrap();
+    assert_eq!(store.archive(&ann, thread.thread_id).await.unwrap(), Archive::default());
+
+    // Regenerating the last answer: the thread keeps three messages, the old answer is archived.
+    let forked = Archive::default().fork(&first, &first[..3]);
+    let fork = |seen, forked| fork_of(&ann, &thread, forked, seen);
+    let moved = store.fork_thread(fork(seen, &forked)).await.unwrap();
+    assert!(moved > seen, "the revision moves on, even with no tail");
+    let view = store.thread_view(&ann, thread.thread_id).await.unwrap();
+    assert_eq!((contents(&view.messages), view.revision), (contents(&first[..3]), moved));
+    assert_eq!(store.archive(&ann, thread.thread_id).await.unwrap(), forked.archive);
+    // Appends after a fork follow the kept messages.
+    let answer = human("new answer");
+    let after = store.append_messages(&ann, thread.thread_id, &[answer.clone()], Some(moved)).await.unwrap();
+    let thread_now = store.messages(&ann, thread.thread_id).await.unwrap();
+    assert_eq!(contents(&thread_now), ["h1", "a1", "h2", "new answer"]);
+
+    // A stale fork writes nothing: the thread moved on since it was read.
+    let stale = Archive::default().fork(&first, &first[..1]);
+    let refused = store.fork_thread(fork(seen, &stale)).await;
+    assert!(matches!(refused, Err(StoreError::ThreadChanged)), "{refused:?}");
+
+    // Back to the archived branch: its messages return (the large one whole), the other is archived.
+    let target = forked.archive.path_to(&thread_now, first[3].id.as_deref().unwrap()).unwrap();
+    let back = forked.archive.fork(&thread_now, &target);
+    store.fork_thread(fork(after, &back)).await.unwrap();
+    assert_eq!(store.messages(&ann, thread.thread_id).await.unwrap(), first);
+    let archive = store.archive(&ann, thread.thread_id).await.unwrap();
+    assert_eq!(archive.states(&first), [vec![first[0].clone(), first[1].clone(), first[2].clone(), answer]]);
+
+    // A message larger than an item (kept in parts by some backends) leaves whole: too large
+    // for the archive, it is dropped from it, and what was archived stays.
+    let seen = store.append_messages(&ann, thread.thread_id, &[human(&"huge ".repeat(80_000))], None).await.unwrap();
+    let with_huge = store.messages(&ann, thread.thread_id).await.unwrap();
+    let dropped = archive.fork(&with_huge, &first);
+    assert_eq!(dropped.archive, archive);
+    store.fork_thread(fork(seen, &dropped)).await.unwrap();
+    assert_eq!(store.messages(&ann, thread.thread_id).await.unwrap(), first);
+
+    // Not while a run holds the thread; and not another user's thread.
+    let holder = run("ann", &thread);
+    store.start_run(RunStart::new(&holder, Duration::from_secs(60))).await.unwrap();
+    let current = store.thread_view(&ann, thread.thread_id).await.unwrap();
+    let shorter = Archive::default().fork(&first, &first[..2]);
+    let busy = store.fork_thread(fork(current.revision, &shorter)).await;
+    assert!(matches!(busy, Err(StoreError::ThreadBusy { run_id }) if run_id == holder.run_id), "{busy:?}");
+    let bob = user("bob");
+    let stranger = Fork { user: &bob, ..fork(current.revision, &stale) };
+    assert!(matches!(store.fork_thread(stranger).await, Err(StoreError::NotFound(Entity::Thread))));
+    assert!(matches!(store.archive(&bob, thread.thread_id).await, Err(StoreError::NotFound(Entity::Thread))));
+    assert_eq!(store.messages(&ann, thread.thread_id).await.unwrap(), first, "nothing was written");
+
+    // The archive goes with its thread.
+    store.delete_thread(&ann, thread.thread_id).await.unwrap();
+    assert!(matches!(store.archive(&ann, thread.thread_id).await, Err(StoreError::NotFound(Entity::Thread))));
+}
+
 /// Expands to one test per contract case; `$make` is an async expression giving a fresh store.
 #[macro_export]
 macro_rules! store_contract {
@@ -846,6 +911,7 @@ macro_rules! store_contract {
             feedback_is_kept_per_run_in_order_and_goes_with_the_thread,
             lists_span_many_pages,
             a_message_larger_than_an_item_round_trips,
+            a_fork_moves_the_thread_to_another_branch_at_once,
             files_are_indexed_whole_with_their_embedder_and_go_with_their_owner,
         );
     };

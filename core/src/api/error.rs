@@ -56,6 +56,9 @@ impl From<StoreError> for ApiError {
             StoreError::ThreadBusy { run_id } => {
                 ApiError::Conflict(format!("Thread is busy with run {run_id}; wait for it to finish or cancel it"))
             }
+            StoreError::ThreadChanged => {
+                ApiError::Conflict("The thread changed while this request read it; try again".into())
+            }
             StoreError::LeaseLost { run_id } => ApiError::Conflict(format!("Run {run_id} lost its thread lease")),
             StoreError::TooManyRuns { limit } => ApiError::TooManyRequests {
                 detail: format!(

@@ -1,6 +1,7 @@
 //! The wire types of the OpenGPTs API, serialized exactly as its clients expect.
 
 mod assistant;
+mod branch;
 mod cron;
 mod document;
 mod feedback;
@@ -13,6 +14,7 @@ mod time;
 pub mod validate;
 
 pub use assistant::{Assistant, AssistantInput, AssistantProfile, AssistantVersion, AssistantView};
+pub use branch::{Archive, Branch, Forked, ARCHIVE_BYTES};
 pub use cron::Cron;
 pub use document::{DocumentChunk, DocumentIndex, EmbedderId};
 pub use feedback::{Feedback, FeedbackInput};

@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::{
-    stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Started, Store, StoreError,
+    stored_bytes, DocumentQuota, Entity, EventBatch, Fork, KeptEvent, Revision, RunStart, Started, Store, StoreError,
     StoreResult, ThreadView,
 };
 use crate::model::{
-    Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
-    Timestamp, UserId,
+    Archive, Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus,
+    Thread, Timestamp, UserId,
 };
 
 #[derive(Default)]
@@ -42,6 +42,7 @@ struct Inner {
 struct ThreadRecord {
     thread: Thread,
     messages: Vec<Message>,
+    archive: Archive,
     lease: Option<Lease>,
     last_outcome: Option<RunStatus>,
     revision: Revision,
@@ -164,6 +165,7 @@ impl Store for MemoryStore {
                 let record = ThreadRecord {
                     thread: thread.clone(),
                     messages: Vec::new(),
+                    archive: Archive::default(),
                     lease: None,
                     last_outcome: None,
                     revision: Revision::default(),
@@ -247,6 +249,27 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive> {
+        Ok(self.lock().own_thread(user, thread_id)?.archive.clone())
+    }
+
+    async fn fork_thread(&self, fork: Fork<'_>) -> StoreResult<Revision> {
+        let Fork { user, thread_id, keep, tail, archive, seen } = fork;
+        let mut inner = self.lock();
+        let record = inner.own_thread(user, thread_id)?;
+        if let Some(held) = record.lease.filter(|held| held.expires_at > Timestamp::now()) {
+            return Err(StoreError::ThreadBusy { run_id: held.run_id });
+        }
+        if record.revision != seen {
+            return Err(StoreError::ThreadChanged);
+        }
+        record.messages.truncate(keep);
+        record.archive = archive.clone();
+        record.last_outcome = None;
+        record.revision.0 += 1;
+        Ok(record.add(tail))
     }
 
     async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {

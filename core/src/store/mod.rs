@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::model::{
-    Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
-    Timestamp, UserId,
+    Archive, Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus,
+    Thread, Timestamp, UserId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub enum StoreError {
     /// The run no longer holds the lease it is renewing (it expired and another run took it).
     #[error("run {run_id} lost the thread's lease")]
     LeaseLost { run_id: Uuid },
+    /// The thread was written to after the caller read it, which its write depended on.
+    #[error("the thread changed since it was read")]
+    ThreadChanged,
     /// The user already has as many runs going as allowed.
     #[error("{limit} runs of this user are already going")]
     TooManyRuns { limit: u32 },
@@ -151,6 +154,20 @@ pub struct Started {
     pub unchanged: bool,
 }
 
+/// A thread moving to another branch of its history (see [`Archive::fork`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Fork<'a> {
+    pub user: &'a UserId,
+    pub thread_id: Uuid,
+    /// The thread's first `keep` messages stay, and `tail` follows them.
+    pub keep: usize,
+    pub tail: &'a [Message],
+    /// Replaces the thread's archived branches.
+    pub archive: &'a Archive,
+    /// The revision at which the caller read the thread and its archive.
+    pub seen: Revision,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Opens connections ahead of the first request (a Lambda's init is not billed the same
@@ -192,6 +209,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Revision>;
     /// Replaces the messages whose `id` matches one in `messages`; appends the others.
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()>;
+
+    /// The branches of the thread's history that forks left behind.
+    async fn archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive>;
+    /// Moves the thread to another branch of its history, all at once: `ThreadBusy` while a run
+    /// holds it, `ThreadChanged` if it was written to since `seen`; nothing is written then.
+    /// Returns the thread's new revision, later than any before (whatever the tail's length).
+    async fn fork_thread(&self, fork: Fork<'_>) -> StoreResult<Revision>;
 
     /// Records a new run, takes its thread's lease and adds its input, atomically: `ThreadBusy`
     /// when another run holds an unexpired lease, `TooManyRuns` when `max_user_runs` of the

@@ -19,6 +19,8 @@ function App() {
     apiUrl: `${location.origin}/langgraph`,
     assistantId: "chatbot",
     messagesKey: "messages",
+    // As agent-chat-ui: the history gives each message its checkpoints and branches.
+    fetchStateHistory: true,
     threadId,
     onThreadId: (id) => {
       setThreadId(id);
@@ -32,11 +34,20 @@ function App() {
     stream.submit({ messages: [{ type: "human", content: draft }] });
     setDraft("");
   };
+  // As agent-chat-ui: an answer is regenerated from the state before it first appeared.
+  const regenerate = (message) => {
+    const parent = stream.getMessagesMetadata(message)?.firstSeenState?.parent_checkpoint;
+    stream.submit(undefined, { checkpoint: parent, streamMode: ["values"], streamResumable: true });
+  };
   return (
     <main>
       <ol id="messages">
         {stream.messages.map((message) => (
-          <li key={message.id} data-type={message.type}>{text(message.content)}</li>
+          <li key={message.id} data-type={message.type} data-id={message.id}>
+            <span className="text">{text(message.content)}</span>
+            <Branches stream={stream} message={message} />
+            {message.type === "ai" ? <button className="regenerate" onClick={() => regenerate(message)}>Regenerate</button> : null}
+          </li>
         ))}
       </ol>
       <p id="status">{stream.isLoading ? "loading" : "idle"}</p>
@@ -46,6 +57,20 @@ function App() {
         <button id="send" type="submit">Send</button>
       </form>
     </main>
+  );
+}
+
+// agent-chat-ui's branch switcher: "1 / 2" with the branches the history shows beside a message.
+function Branches({ stream, message }) {
+  const { branch, branchOptions } = stream.getMessagesMetadata(message) ?? {};
+  if (!branchOptions || branchOptions.length < 2) return null;
+  const at = branchOptions.indexOf(branch);
+  return (
+    <span className="branches">
+      <button className="previous" disabled={at <= 0} onClick={() => stream.setBranch(branchOptions[at - 1])}>Previous</button>
+      <span className="position">{`${at + 1} / ${branchOptions.length}`}</span>
+      <button className="next" disabled={at >= branchOptions.length - 1} onClick={() => stream.setBranch(branchOptions[at + 1])}>Next</button>
+    </span>
   );
 }
 

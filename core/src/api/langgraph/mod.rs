@@ -7,6 +7,7 @@
 
 mod assistants;
 mod body;
+mod branches;
 pub mod crons;
 #[cfg(feature = "runs")]
 mod joins;

@@ -240,13 +240,11 @@ pub(super) async fn prepare(
         }
         Err(error) => return Err(error.into()),
     };
+    if request.strategy_name == "rollback" && view.running {
+        roll_back(state, user, thread_id).await?;
+    }
     if let Some(checkpoint) = &request.checkpoint {
-        if threads::checkpoint_position(&view, checkpoint) != Some(view.messages.len()) {
-            return Err(detail(
-                StatusCode::CONFLICT,
-                "Runs start from the thread's latest checkpoint; forking from an earlier one is not supported",
-            ));
-        }
+        view = super::branches::fork_to(state, user, view, checkpoint, request.strategy).await?;
     }
     if let Some(resume) = &request.resume {
         let waiting = (!threads::next_nodes(&view).is_empty()).then(|| view.messages.last()).flatten();
@@ -260,9 +258,6 @@ pub(super) async fn prepare(
             }
             super::review::Decided::Answered(answers) => request.input = RunInput::Latest(answers),
         }
-    }
-    if request.strategy_name == "rollback" && view.running {
-        roll_back(state, user, thread_id).await?;
     }
     stamp(state, &mut view, &request.assistant).await?;
     let graph = Graph::of(&request.assistant);

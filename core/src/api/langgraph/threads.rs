@@ -262,12 +262,15 @@ async fn copy(State(state): State<AppState>, User(user): User, Path(id): Path<St
     Ok(json_body(&GraphThread { view: &copied, values: false, review: None }))
 }
 
-/// The thread's state after its first `upto` messages.
-struct GraphState<'a> {
-    view: &'a ThreadView,
-    upto: usize,
+/// A state of the thread: `values` are the messages from its start through the state's last
+/// one, in the thread or in a branch a fork left behind (see `branches`).
+pub(super) struct GraphState<'a> {
+    pub(super) view: &'a ThreadView,
+    pub(super) values: &'a [Message],
+    /// The thread as it stands now, with what it waits for.
+    pub(super) head: bool,
     /// The review the agent waits for at the newest checkpoint, if it waits for one.
-    review: Option<&'a Value>,
+    pub(super) review: Option<&'a Value>,
 }
 
 impl Serialize for GraphState<'_> {
@@ -275,14 +278,14 @@ impl Serialize for GraphState<'_> {
         let view = self.view;
         let thread_id = view.thread.thread_id;
         let checkpoint = |upto: usize| {
-            let id = checkpoint_id(thread_id, &view.messages, upto);
+            let id = checkpoint_id(thread_id, self.values, upto);
             (json!({"checkpoint_id": id, "thread_id": thread_id, "checkpoint_ns": ""}), id)
         };
-        let head = self.upto == view.messages.len();
-        let next = if head { next_nodes(view) } else { Vec::new() };
-        let (this, this_id) = checkpoint(self.upto);
-        let parent = self.upto.checked_sub(1).map(checkpoint);
-        let review = self.review.filter(|_| head).cloned().unwrap_or_else(|| json!([]));
+        let upto = self.values.len();
+        let next = if self.head { next_nodes(view) } else { Vec::new() };
+        let (this, this_id) = checkpoint(upto);
+        let parent = upto.checked_sub(1).map(checkpoint);
+        let review = self.review.filter(|_| self.head).cloned().unwrap_or_else(|| json!([]));
         let tasks: Vec<Value> = next
             .iter()
             .map(|node| {
@@ -290,11 +293,11 @@ impl Serialize for GraphState<'_> {
                     "error": null, "interrupts": review, "checkpoint": null, "state": null, "result": null})
             })
             .collect();
-        let metadata = json!({"source": if self.upto == 0 { "input" } else { "loop" },
-            "step": self.upto as i64 - 1, "parents": {}, "thread_id": thread_id,
+        let metadata = json!({"source": if upto == 0 { "input" } else { "loop" },
+            "step": upto as i64 - 1, "parents": {}, "thread_id": thread_id,
             "graph_id": view.thread.metadata.as_ref().and_then(|m| m.get("graph_id")).cloned()});
         let mut map = serializer.serialize_map(Some(10))?;
-        map.serialize_entry("values", &Values(&view.messages[..self.upto], &[]))?;
+        map.serialize_entry("values", &Values(self.values, &[]))?;
         map.serialize_entry("next", &next)?;
         map.serialize_entry("tasks", &tasks)?;
         map.serialize_entry("metadata", &metadata)?;
@@ -310,13 +313,20 @@ impl Serialize for GraphState<'_> {
 
 const EMPTY_STATE: &str = r#"{"values":{},"next":[],"tasks":[],"metadata":null,"created_at":null,"checkpoint":null,"parent_checkpoint":null,"interrupts":[],"checkpoint_id":null,"parent_checkpoint_id":null}"#;
 
-async fn state_body(state: &AppState, user: &UserId, view: &ThreadView, upto: usize) -> Result<Response, ApiError> {
-    if view.messages.is_empty() {
+async fn state_body(
+    state: &AppState,
+    user: &UserId,
+    view: &ThreadView,
+    values: &[Message],
+) -> Result<Response, ApiError> {
+    if view.messages.is_empty() && values.is_empty() {
         let empty: Value = serde_json::from_str(EMPTY_STATE).unwrap_or_default();
         return Ok(json_body(&empty));
     }
-    let review = super::review::pending(state, user, view).await?;
-    Ok(json_body(&GraphState { view, upto, review: review.as_ref() }))
+    let head =
+        values.len() == view.messages.len() && values.last().map(|m| &m.id) == view.messages.last().map(|m| &m.id);
+    let review = if head { super::review::pending(state, user, view).await? } else { None };
+    Ok(json_body(&GraphState { view, values, head, review: review.as_ref() }))
 }
 
 async fn current_state(
@@ -325,10 +335,10 @@ async fn current_state(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let view = view(&state, &user, thread_id(&id)?).await?;
-    state_body(&state, &user, &view, view.messages.len()).await
+    state_body(&state, &user, &view, &view.messages).await
 }
 
-/// How many of the thread's messages the checkpoint `id` holds.
+/// How many of the thread's messages the checkpoint `id` holds, if it is one of the thread's.
 pub(crate) fn checkpoint_position(view: &ThreadView, id: &str) -> Option<usize> {
     let id = Uuid::parse_str(id).ok()?;
     (0..=view.messages.len()).rev().find(|upto| checkpoint_id(view.thread.thread_id, &view.messages, *upto) == id)
@@ -340,8 +350,8 @@ async fn state_at(
     Path((id, checkpoint)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let view = view(&state, &user, thread_id(&id)?).await?;
-    let upto = checkpoint_position(&view, &checkpoint).ok_or_else(super::not_found)?;
-    state_body(&state, &user, &view, upto).await
+    let values = super::branches::values_at(&state, &user, &view, &checkpoint).await?.ok_or_else(super::not_found)?;
+    state_body(&state, &user, &view, &values).await
 }
 
 async fn update_state(
@@ -404,22 +414,32 @@ async fn history_with_body(
     past_states(&state, &user, &id, &body).await
 }
 
-/// The thread's states, newest first: one after each of its messages.
+/// The thread's states, newest first (see `branches::history`).
 async fn past_states(state: &AppState, user: &UserId, id: &str, body: &Body) -> Result<Response, ApiError> {
     let view = view(state, user, thread_id(id)?).await?;
     let limit = body.count("limit", 10)?;
-    let before = match body.raw("before") {
+    let before = body.raw("before").map(|before| {
+        let id = before["configurable"]["checkpoint_id"].as_str().or(before["checkpoint_id"].as_str());
+        id.unwrap_or_default().to_string()
+    });
+    let archive = state.store.archive(user, view.thread.thread_id).await?;
+    let archived = archive.states(&view.messages);
+    let listed = super::branches::history(&view, &archive, &archived);
+    let start = match before {
         Some(before) => {
-            let id = before["configurable"]["checkpoint_id"].as_str().or(before["checkpoint_id"].as_str());
-            id.and_then(|id| checkpoint_position(&view, id)).unwrap_or(0)
+            match listed.iter().position(|state| super::branches::is_checkpoint(&view, state.values, &before)) {
+                Some(position) => position + 1,
+                None => listed.len(),
+            }
         }
-        None => view.messages.len() + 1,
+        None => 0,
     };
     let review = super::review::pending(state, user, &view).await?;
-    let states: Vec<GraphState<'_>> = (1..before.min(view.messages.len() + 1))
-        .rev()
+    let states: Vec<GraphState<'_>> = listed
+        .iter()
+        .skip(start)
         .take(limit)
-        .map(|upto| GraphState { view: &view, upto, review: review.as_ref() })
+        .map(|listed| GraphState { view: &view, values: listed.values, head: listed.head, review: review.as_ref() })
         .collect();
     Ok(json_body(&states))
 }

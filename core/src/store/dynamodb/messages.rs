@@ -9,14 +9,18 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use uuid::Uuid;
 
 use super::errors::{backend, sdk_error};
-use super::table::{from_json, has, key, message_sk, n, number, owned, s, text, thread_pk, to_json, Item};
+use super::table::{
+    body, from_json, has, key, message_sk, millis, n, number, owned, s, text, thread_pk, to_json, Item,
+};
 use super::DynamoStore;
-use crate::model::{Message, UserId};
-use crate::store::{Entity, Revision, StoreError, StoreResult};
+use crate::model::{Archive, Message, Timestamp, UserId};
+use crate::store::{Entity, Fork, Revision, StoreError, StoreResult};
 
 /// Largest slice of a message's JSON kept in one item, well under DynamoDB's 400 KB item limit.
 const PART_BYTES: usize = 300 * 1024;
@@ -323,7 +327,78 @@ impl DynamoStore {
         }
         Ok(())
     }
+
+    pub(super) async fn read_archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive> {
+        // The archive's `sk` sorts just before the thread item's, with nothing between them.
+        let values = vec![(":pk", s(thread_pk(thread_id))), (":archive", s(ARCHIVE_SK)), (":thread", s("M"))];
+        let items = self.query_all(None, "pk = :pk AND sk BETWEEN :archive AND :thread", values, false).await?;
+        let thread = items.iter().find(|item| has(item, "sk", "M")).cloned();
+        owned(thread, user, Entity::Thread)?;
+        match items.iter().find(|item| has(item, "sk", ARCHIVE_SK)) {
+            Some(archive) => body(archive),
+            None => Ok(Archive::default()),
+        }
+    }
+
+    /// One transaction: the thread item moved past `seen` (if no run holds it), the messages
+    /// after the first `keep` deleted, the tail and the archive written.
+    pub(super) async fn fork(&self, fork: Fork<'_>) -> StoreResult<Revision> {
+        let Fork { user, thread_id, keep, tail, archive, seen } = fork;
+        let (_, stored) = self.thread_and_messages(user, thread_id).await?;
+        let mut actions = Vec::new();
+        for (seq, message) in stored.iter().skip(keep) {
+            for part in 0..split_parts(&to_json(message)?).len() {
+                let delete = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(thread_pk(thread_id), &message_sk(*seq, part))))
+                    .build()
+                    .map_err(backend)?;
+                actions.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
+        let mut kept = key(thread_pk(thread_id), ARCHIVE_SK);
+        kept.insert("body".into(), s(to_json(archive)?));
+        actions.push(self.put(kept)?);
+        // One number more than the tail takes: the revision moves even when nothing is added.
+        let moved = Revision(seen.0 + 1);
+        let items = self.items_after(thread_id, moved, tail)?;
+        if !fit_one_transaction(&items, actions.len() + 1) {
+            return Err(backend("a fork moving this many messages does not fit one DynamoDB transaction"));
+        }
+        let now = Timestamp::now();
+        let update = self
+            .thread_update(
+                thread_id,
+                "user_id = :user AND (attribute_not_exists(lease_run_id) OR lease_expires <= :now)",
+                seen,
+                tail.len() + 1,
+                &[],
+                &[],
+            )
+            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":now", n(millis(now)))
+            .build()
+            .map_err(backend)?;
+        match self.transact(update, actions, items).await {
+            Ok(()) => Ok(Revision(moved.0 + tail.len() as u64)),
+            Err(Refusal::Thread(old)) => {
+                let thread = owned(old, user, Entity::Thread)?;
+                let holder = text(&thread, "lease_run_id").ok().and_then(|id| Uuid::parse_str(id).ok());
+                match holder {
+                    Some(run_id) if number(&thread, "lease_expires").is_some_and(|expires| expires > millis(now)) => {
+                        Err(StoreError::ThreadBusy { run_id })
+                    }
+                    _ => Err(StoreError::ThreadChanged),
+                }
+            }
+            Err(Refusal::Action(_)) | Err(Refusal::Conflict) => Err(StoreError::ThreadChanged),
+            Err(Refusal::Failed(error)) => Err(error),
+        }
+    }
 }
+
+/// The `sk` of a thread's archived branches (see [`Archive`]).
+const ARCHIVE_SK: &str = "L";
 
 #[cfg(test)]
 mod tests {

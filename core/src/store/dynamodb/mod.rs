@@ -7,6 +7,7 @@
 //! | assistant | `ASSISTANT#<id>` | `A` | `USER#<user>#ASSISTANTS` / `<updated_at>#<id>` | `PUBLIC#ASSISTANTS` / `<updated_at>#<id>`, only while public (sparse) |
 //! | thread | `THREAD#<id>` | `M` | `USER#<user>#THREADS` / `<updated_at>#<id>` | – |
 //! | message (part) | `THREAD#<id>` | `M#<seq, 12 digits>#<part, 3 digits>` | – | – |
+//! | the branches forks left behind (one JSON list) | `THREAD#<id>` | `L` | – | – |
 //! | run | `RUN#<run_id>` | `R` | – | – |
 //! | run pointer | `THREAD#<id>` | `R#<run_id>` | – | – |
 //! | a run's kept stream events (a batch, or a part of one) | `RUN#<run_id>` | `E#<batch, 10 digits>#<part, 3 digits>` | – | – |
@@ -75,13 +76,13 @@ pub use requests::RequestCounter;
 pub use table::{TableDefinition, TABLE};
 
 use super::{
-    DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Started, Store, StoreError, StoreResult,
+    DocumentQuota, Entity, EventBatch, Fork, KeptEvent, Revision, RunStart, Started, Store, StoreError, StoreResult,
     ThreadView,
 };
 use crate::config::DynamoSettings;
 use crate::model::{
-    Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
-    Timestamp, UserId,
+    Archive, Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus,
+    Thread, Timestamp, UserId,
 };
 use errors::{backend, conditional, sdk_error};
 use requests::CountRequests;
@@ -380,6 +381,14 @@ impl Store for DynamoStore {
 
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
         self.upsert(user, thread_id, messages).await
+    }
+
+    async fn archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive> {
+        self.read_archive(user, thread_id).await
+    }
+
+    async fn fork_thread(&self, fork: Fork<'_>) -> StoreResult<Revision> {
+        self.fork(fork).await
     }
 
     async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {

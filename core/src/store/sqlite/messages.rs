@@ -77,6 +77,45 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(super) async fn read_archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive> {
+        let user = user.clone();
+        self.call(move |connection| {
+            own_thread(connection, &user, thread_id)?;
+            let sql = "SELECT body FROM thread_archives WHERE thread_id = ?1";
+            Ok(bodies(connection, sql, params![thread_id.to_string()])?.pop().unwrap_or_default())
+        })
+        .await
+    }
+
+    pub(super) async fn fork(&self, fork: Fork<'_>) -> StoreResult<Revision> {
+        let Fork { user, thread_id, keep, tail, archive, seen } = fork;
+        let (user, tail, archive) = (user.clone(), tail.to_vec(), to_json(archive)?);
+        self.write(move |tx| {
+            own_thread(tx, &user, thread_id)?;
+            runs::not_leased(tx, thread_id, Timestamp::now())?;
+            let id = thread_id.to_string();
+            if revision(tx, &id)? != seen {
+                return Err(StoreError::ThreadChanged);
+            }
+            tx.execute(
+                "DELETE FROM messages WHERE thread_id = ?1 AND seq NOT IN \
+                 (SELECT seq FROM messages WHERE thread_id = ?1 ORDER BY seq LIMIT ?2)",
+                params![id, keep as i64],
+            )?;
+            tx.execute(
+                "INSERT INTO thread_archives (thread_id, body) VALUES (?1, ?2) \
+                 ON CONFLICT (thread_id) DO UPDATE SET body = excluded.body",
+                params![id, archive],
+            )?;
+            tx.execute(
+                "UPDATE threads SET last_outcome = NULL, revision = revision + 1 WHERE thread_id = ?1",
+                params![id],
+            )?;
+            insert_messages(tx, &id, &tail)
+        })
+        .await
+    }
 }
 
 /// Adds a message; the thread's last run outcome no longer describes its end.

@@ -23,12 +23,12 @@ mod messages;
 mod runs;
 
 use super::{
-    stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, Revision, RunStart, Started, Store, StoreError,
+    stored_bytes, DocumentQuota, Entity, EventBatch, Fork, KeptEvent, Revision, RunStart, Started, Store, StoreError,
     StoreResult, ThreadView,
 };
 use crate::model::{
-    Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus, Thread,
-    Timestamp, UserId,
+    Archive, Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus,
+    Thread, Timestamp, UserId,
 };
 
 const SCHEMA: &str = "
@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (thread_id, seq)
 );
 CREATE INDEX IF NOT EXISTS messages_by_id ON messages (thread_id, message_id);
+CREATE TABLE IF NOT EXISTS thread_archives (
+    thread_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -356,6 +360,7 @@ impl Store for SqliteStore {
             own_thread(tx, &user, thread_id)?;
             let id = thread_id.to_string();
             tx.execute("DELETE FROM messages WHERE thread_id = ?1", params![id])?;
+            tx.execute("DELETE FROM thread_archives WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM runs WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM feedback WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM run_events WHERE thread_id = ?1", params![id])?;
@@ -385,6 +390,14 @@ impl Store for SqliteStore {
 
     async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
         self.upsert(user, thread_id, messages).await
+    }
+
+    async fn archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive> {
+        self.read_archive(user, thread_id).await
+    }
+
+    async fn fork_thread(&self, fork: Fork<'_>) -> StoreResult<Revision> {
+        self.fork(fork).await
     }
 
     async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {

@@ -9,19 +9,7 @@ impl SqliteStore {
         self.write(move |tx| {
             own_thread(tx, &run.user_id, run.thread_id)?;
             let now = Timestamp::now();
-            let held: Option<(Option<String>, Option<i64>)> = tx
-                .query_row(
-                    "SELECT lease_run_id, lease_expires_ms FROM threads WHERE thread_id = ?1",
-                    params![run.thread_id.to_string()],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            if let Some((Some(holder), Some(expires))) = held {
-                if expires > millis(now) {
-                    let run_id = Uuid::parse_str(&holder).map_err(|e| StoreError::Backend(e.to_string()))?;
-                    return Err(StoreError::ThreadBusy { run_id });
-                }
-            }
+            not_leased(tx, run.thread_id, now)?;
             if let Some(limit) = max_user_runs {
                 // A thread's runs are its owner's, so the user's running runs are their leased threads.
                 let running: i64 = tx.query_row(
@@ -197,4 +185,22 @@ fn may_write_for(tx: &Connection, run: &Run, messages: &[Message], seen: Option<
         return Err(StoreError::LeaseLost { run_id: run.run_id });
     }
     Ok(())
+}
+
+/// `ThreadBusy` while a run's lease on the thread has not expired at `now`.
+pub(super) fn not_leased(connection: &Connection, thread_id: Uuid, now: Timestamp) -> StoreResult<()> {
+    let held: Option<(Option<String>, Option<i64>)> = connection
+        .query_row(
+            "SELECT lease_run_id, lease_expires_ms FROM threads WHERE thread_id = ?1",
+            params![thread_id.to_string()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    match held {
+        Some((Some(holder), Some(expires))) if expires > millis(now) => {
+            let run_id = Uuid::parse_str(&holder).map_err(|e| StoreError::Backend(e.to_string()))?;
+            Err(StoreError::ThreadBusy { run_id })
+        }
+        _ => Ok(()),
+    }
 }
