@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use integration_tests::mock_provider::{openai_events, MockProvider, Part, Reply};
 use integration_tests::process::spawn_api;
 use integration_tests::{parse_sse, temp_path, TestApp};
+use opengpts::store::Store;
 use reqwest::Method;
 use serde_json::json;
 
@@ -69,6 +70,11 @@ async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
     let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
     assert_eq!(state["values"].as_array().unwrap().len(), 2);
 
+    // The next run recorded the lost one failed: its record says so before anyone reads it.
+    let store = opengpts::store::SqliteStore::open(&database).unwrap();
+    let user = opengpts::model::UserId::new(USER).unwrap();
+    let recorded = store.get_run(&user, crashed_run.parse().unwrap()).await.unwrap();
+    assert_eq!(recorded.status, opengpts::model::RunStatus::Error, "{recorded:?}");
     let (_, lost) = app.get(&format!("/runs/{crashed_run}"), USER).await;
     assert_eq!(lost["status"], "error", "{lost}");
     assert!(lost["error"].as_str().unwrap().contains("stopped without finishing"));

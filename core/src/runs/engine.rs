@@ -122,6 +122,8 @@ pub struct PendingRun {
     input: Vec<Message>,
     /// The thread as read while validating.
     found: Snapshot,
+    /// The run that held the thread until its process ended, if one did (see `acquire`).
+    abandoned_by: Option<Uuid>,
     pub strategy: MultitaskStrategy,
     pub on_disconnect: OnDisconnect,
 }
@@ -239,6 +241,7 @@ impl RunEngine {
             job,
             input,
             found: Snapshot { history: view.messages, revision: view.revision },
+            abandoned_by: view.abandoned_by,
             strategy: request.multitask_strategy,
             on_disconnect: request.on_disconnect,
         })
@@ -258,6 +261,9 @@ impl RunEngine {
         let deadline = tokio::time::Instant::now() + self.inner.config.run_queue_wait;
         let mut pause = Duration::from_millis(20);
         let mut interrupted = None;
+        // The run that last held the thread: if its process ended, its lease ran out instead of
+        // being given back, and its record still says it is going.
+        let mut previous = pending.abandoned_by;
         let start = RunStart {
             run,
             lease: self.inner.config.run_lease,
@@ -273,6 +279,7 @@ impl RunEngine {
                         && pending.strategy != MultitaskStrategy::Reject
                         && tokio::time::Instant::now() < deadline =>
                 {
+                    previous = Some(holder);
                     if pending.strategy == MultitaskStrategy::Interrupt && interrupted != Some(holder) {
                         // The holder stops at once in this process, or at its next heartbeat elsewhere.
                         match self.cancel(&run.user_id, holder).await {
@@ -289,6 +296,15 @@ impl RunEngine {
                 Err(error) => return Err(error.into()),
             }
         };
+        if let Some(abandoned) = previous.filter(|previous| *previous != run.run_id) {
+            // Recorded failed now if it was abandoned (see `get`), not only once someone reads it.
+            match self.get(&run.user_id, abandoned).await {
+                Ok(_) | Err(RunError::Store(StoreError::NotFound(_))) => {}
+                Err(error) => {
+                    tracing::warn!(run_id = %abandoned, %error, "an abandoned run is not recorded as failed yet")
+                }
+            }
+        }
         self.active().insert(run.run_id, CancellationToken::new());
         let mut job = pending.job.clone();
         job.started_at = Some(started.revision);

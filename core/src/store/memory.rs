@@ -215,6 +215,7 @@ impl Store for MemoryStore {
             thread: record.thread.clone(),
             messages: record.messages.clone(),
             running: record.lease.is_some_and(|lease| lease.expires_at > now),
+            abandoned_by: record.lease.filter(|lease| lease.expires_at <= now).map(|lease| lease.run_id),
             last_outcome: record.last_outcome,
             revision: record.revision,
         })

@@ -113,6 +113,9 @@ pub struct ThreadView {
     pub messages: Vec<Message>,
     /// A run holds the thread: its lease has not expired.
     pub running: bool,
+    /// The run whose lease on the thread expired without its giving the thread back: its process
+    /// ended (a crash, a timeout), and its record may still say it is going.
+    pub abandoned_by: Option<Uuid>,
     /// How the last run to let go of the thread ended, unless messages were added since.
     pub last_outcome: Option<RunStatus>,
     pub revision: Revision,

@@ -163,7 +163,14 @@ mod tests {
             created_at: None,
         };
         let messages: Vec<Message> = ["h1", "a1", "h2", "a2b"].into_iter().map(message).collect();
-        let view = ThreadView { thread, messages, running: false, last_outcome: None, revision: Revision(5) };
+        let view = ThreadView {
+            thread,
+            messages,
+            running: false,
+            abandoned_by: None,
+            last_outcome: None,
+            revision: Revision(5),
+        };
         let archive = Archive(vec![Branch { after: Some("h2".into()), messages: vec![message("a2")] }]);
         let archived = archive.states(&view.messages);
         let listed: Vec<(String, bool)> = history(&view, &archive, &archived)

@@ -359,9 +359,11 @@ impl Store for DynamoStore {
     async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView> {
         let (thread, messages) = self.thread_and_messages(user, thread_id).await?;
         let lease_expires = table::number(&thread, "lease_expires");
+        let now = table::millis(crate::model::Timestamp::now());
+        let holder = text(&thread, "lease_run_id").ok().and_then(|holder| Uuid::parse_str(holder).ok());
         Ok(ThreadView {
-            running: text(&thread, "lease_run_id").is_ok()
-                && lease_expires.is_some_and(|expires| expires > table::millis(crate::model::Timestamp::now())),
+            running: holder.is_some() && lease_expires.is_some_and(|expires| expires > now),
+            abandoned_by: holder.filter(|_| lease_expires.is_some_and(|expires| expires <= now)),
             last_outcome: text(&thread, "last_outcome").ok().and_then(RunStatus::from_name),
             thread: body(&thread)?,
             messages: messages.into_iter().map(|(_, message)| message).collect(),

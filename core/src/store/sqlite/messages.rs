@@ -18,19 +18,24 @@ impl SqliteStore {
         self.call(move |connection| {
             let tx = connection.transaction()?;
             let id = thread_id.to_string();
-            let sql = "SELECT body, lease_expires_ms, last_outcome, revision FROM threads \
+            let sql = "SELECT body, lease_expires_ms, last_outcome, revision, lease_run_id FROM threads \
                        WHERE thread_id = ?1 AND user_id = ?2";
-            let (body, lease_expires, last_outcome, revision): (String, Option<i64>, Option<String>, i64) = tx
+            type Row = (String, Option<i64>, Option<String>, i64, Option<String>);
+            let (body, lease_expires, last_outcome, revision, holder): Row = tx
                 .query_row(sql, params![id, user.as_str()], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
                 })
                 .optional()?
                 .ok_or(StoreError::NotFound(Entity::Thread))?;
+            let now = millis(Timestamp::now());
             let messages = bodies(&tx, "SELECT body FROM messages WHERE thread_id = ?1 ORDER BY seq", params![id])?;
             Ok(ThreadView {
                 thread: from_json(&body)?,
                 messages,
-                running: lease_expires.is_some_and(|expires| expires > millis(Timestamp::now())),
+                running: lease_expires.is_some_and(|expires| expires > now),
+                abandoned_by: holder
+                    .filter(|_| lease_expires.is_some_and(|expires| expires <= now))
+                    .and_then(|holder| Uuid::parse_str(&holder).ok()),
                 last_outcome: last_outcome.as_deref().and_then(RunStatus::from_name),
                 revision: Revision(revision as u64),
             })
