@@ -75,6 +75,8 @@ for _ in 1 2 3 4 5; do
 done
 [ -n "$WATCH_PORT" ] || { echo "cargo lambda watch did not start" >&2; exit 1; }
 export LAMBDA_EMULATOR_URL="http://127.0.0.1:$WATCH_PORT"
+# The functions' store, which a server in front of their run-worker shares (tests/faults.rs).
+export LAMBDA_SQLITE_PATH="$WORK/lambda.sqlite3"
 
 echo "== every test (the HTTP suites on the memory store)"
 # The LangGraph suite through the functions runs on its own afterwards: it keeps the functions

@@ -62,7 +62,7 @@ async fn under_dynamodb_faults_no_answer_is_lost_doubled_or_interleaved() {
         ("TABLE_NAME", format!("faults-{}", uuid::Uuid::new_v4())),
         ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "500".into()),
     ];
-    run_workload(env, &faults, "offline", vec![Stop(proxy)]).await;
+    run_workload(env, &faults, "offline", (100, "0.2"), vec![Stop(proxy)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,12 +80,42 @@ async fn under_model_faults_runs_fail_clearly_and_threads_stay_consistent() {
         ("OPENAI_BASE_URL", format!("{faults}/v1")),
         ("LLM_TIMEOUT_SECONDS", "1".into()),
     ];
-    run_workload(env, &faults, "openai", vec![Stop(proxy), Stop(model)]).await;
+    run_workload(env, &faults, "openai", (100, "0.2"), vec![Stop(proxy), Stop(model)]).await;
 }
 
-/// Runs the server with `env` and the workload with the injector at `faults`, and asserts its
-/// checks passed and every kind of fault happened.
-async fn run_workload(mut env: Vec<(&str, String)>, faults: &str, model: &str, tools: Vec<Stop>) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_worker_invoke_faults_background_runs_run_once_or_fail_clearly() {
+    let (Ok(functions), Ok(database)) = (std::env::var("LAMBDA_EMULATOR_URL"), std::env::var("LAMBDA_SQLITE_PATH"))
+    else {
+        panic!("LAMBDA_EMULATOR_URL and LAMBDA_SQLITE_PATH are not set: run `make test`, which starts `cargo lambda watch`")
+    };
+    // The server hands its background runs to `run-worker` under `cargo lambda watch`, through
+    // the injector: invokes throttled, failing, lost before or after they land, delivered twice.
+    let (proxy, faults) =
+        start_tool("proxy.py", &["--flavor", "lambda", "--upstream", &functions, "--rate", "0"].map(str::to_string));
+    let env = vec![
+        ("STORE", "sqlite".to_string()),
+        ("SQLITE_PATH", database),
+        ("RUN_WORKER_FUNCTION", "run-worker".into()),
+        ("AWS_ENDPOINT_URL_LAMBDA", faults.clone()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ];
+    // Fewer runs (the functions run one invocation at a time, and an invoke waits for its run),
+    // so more of their invokes broken: every kind still happens.
+    run_workload(env, &faults, "offline", (40, "0.4"), vec![Stop(proxy)]).await;
+}
+
+/// Runs the server with `env` and the workload (so many runs, faults at that rate) with the
+/// injector at `faults`, and asserts its checks passed and every kind of fault happened.
+async fn run_workload(
+    mut env: Vec<(&str, String)>,
+    faults: &str,
+    model: &str,
+    (runs, rate): (usize, &str),
+    tools: Vec<Stop>,
+) {
     let services = mock_services::start().await;
     env.extend([
         ("RUN_LEASE_SECONDS", "3".into()),
@@ -97,12 +127,15 @@ async fn run_workload(mut env: Vec<(&str, String)>, faults: &str, model: &str, t
     let (server, app) = spawn_api(&log, &env).await;
     let pid = server.id().to_string();
     let _stopped_at_the_end = (Stop(server), tools);
-    let args = ["--server", &app.base, "--faults", faults, "--pid", &pid, "--model", model].map(str::to_string);
+    let runs = runs.to_string();
+    let args =
+        ["--server", &app.base, "--faults", faults, "--pid", &pid, "--model", model, "--runs", &runs, "--rate", rate]
+            .map(str::to_string);
     let workload = tokio::task::spawn_blocking(move || {
         Command::new("python")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/faults/workload.py"))
             .args(args)
-            .args(["--runs", "100", "--threads", "20", "--concurrency", "16", "--rate", "0.2", "--lease-seconds", "3"])
+            .args(["--threads", "20", "--concurrency", "16", "--lease-seconds", "3"])
             .output()
             .expect("the workload runs")
     })

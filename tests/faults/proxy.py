@@ -1,7 +1,7 @@
 """A fault injector: an HTTP proxy placed between the server and one of its dependencies.
 
 At a configured rate, with a seed, a request forwarded to the upstream fails in one of the ways
-that dependency fails in the cloud. Kinds, for `--flavor dynamodb` (in front of the emulator):
+that dependency fails in the cloud, each kind in turn. Kinds, for `--flavor dynamodb` (in front of the emulator):
   throttle      400 ThrottlingException
   provisioned   400 ProvisionedThroughputExceededException
   internal      500 InternalServerError
@@ -14,10 +14,16 @@ For `--flavor openai` (in front of an OpenAI-compatible model):
   server-error  500 before the stream
   dropped       the stream cut half-way (chunked, with no last chunk)
   stalled       the stream stopped half-way, silent for `--stall-seconds`, then cut
+For `--flavor lambda` (in front of Lambda's Invoke API, `cargo lambda watch` here):
+  throttled     429 TooManyRequestsException
+  service-error 500 ServiceException
+  drop-before   the connection closed before the invoke reaches Lambda
+  drop-after    the invoke delivered, then the connection closed with no answer
+  twice         the invoke delivered twice (Lambda delivers an asynchronous event at least once)
 Control: `GET /__faults` answers what was forwarded and injected, by kind; `POST /__faults`
 with `{"rate": 0.0}` changes the rate (the workload stops the faults this way).
 
-Usage: proxy.py --upstream URL --address-file FILE [--flavor dynamodb|openai] [--rate 0.2]
+Usage: proxy.py --upstream URL --address-file FILE [--flavor dynamodb|openai|lambda] [--rate 0.2]
        [--seed 1] [--kinds a,b] [--late-seconds 6] [--stall-seconds 5]
 It binds a free port on 127.0.0.1 and writes `http://127.0.0.1:<port>` to FILE once it listens.
 """
@@ -47,9 +53,17 @@ OPENAI_ERRORS = {
     "server-error": (500, {"error": {"message": "The server had an error while processing your request.",
                                      "type": "server_error"}}, []),
 }
+# As Lambda's Invoke API answers them (its error type in a header, the body's `Type` and `message`).
+LAMBDA_ERRORS = {
+    "throttled": (429, "TooManyRequestsException", {"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                                                    "Type": "User", "message": "Rate Exceeded."}),
+    "service-error": (500, "ServiceException", {"Type": "Service",
+                                                "message": "The AWS Lambda service encountered an internal error."}),
+}
 KINDS = {
     "dynamodb": list(DYNAMODB_ERRORS) + ["drop-before", "drop-after", "late"],
     "openai": list(OPENAI_ERRORS) + ["dropped", "stalled"],
+    "lambda": list(LAMBDA_ERRORS) + ["drop-before", "drop-after", "twice"],
 }
 
 
@@ -63,12 +77,13 @@ class Faults:
         self.injected = {kind: 0 for kind in kinds}
 
     def draw(self):
-        """The fault for the next request, or None."""
+        """The fault for the next request, or None. Kinds take turns, so that a short run
+        meets every one."""
         with self.lock:
             self.forwarded += 1
             if self.random.random() >= self.rate:
                 return None
-            kind = self.random.choice(self.kinds)
+            kind = self.kinds[sum(self.injected.values()) % len(self.kinds)]
             self.injected[kind] += 1
             return kind
 
@@ -119,6 +134,14 @@ def handler(upstream, faults, late_seconds, stall_seconds):
             time.sleep(silence)
             self.drop()
 
+        def forward(self, body, headers):
+            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            connection.request(self.command, self.path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            connection.close()
+            return response, payload
+
         def relay(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if self.path == "/__faults":
@@ -133,15 +156,17 @@ def handler(upstream, faults, late_seconds, stall_seconds):
                 status, name, message = DYNAMODB_ERRORS[kind]
                 error = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{name}", "message": message})
                 return self.answer(status, error.encode(), [("Content-Type", "application/x-amz-json-1.0")])
+            if kind in LAMBDA_ERRORS:
+                status, name, error = LAMBDA_ERRORS[kind]
+                headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", name)]
+                return self.answer(status, json.dumps(error).encode(), headers)
             if kind == "drop-before":
                 return self.drop()
-            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
             headers = {name: value for name, value in self.headers.items()
                        if name.lower() not in ("connection", "keep-alive", "transfer-encoding")}
-            connection.request(self.command, self.path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            connection.close()
+            if kind == "twice":
+                threading.Thread(target=self.forward, args=(body, headers), daemon=True).start()
+            response, payload = self.forward(body, headers)
             if kind == "drop-after":
                 return self.drop()
             if kind in ("dropped", "stalled"):

@@ -71,6 +71,7 @@ class Tally:
         self.failures = []          # (what, status, detail, headers ok)
         self.unclear = []           # failures without a clear error
         self.latencies = []
+        self.background = []        # (thread, input text, run id) of background runs taken
 
 
 async def set_rate(client, faults, rate):
@@ -158,6 +159,7 @@ async def background(client, tally, thread, text):
     tally.latencies.append(time.monotonic() - began)
     if response.is_success:
         tally.acknowledged.add(text)
+        tally.background.append((thread, text, response.json()["run_id"]))
     else:
         tally.failures.append(("background", response.status_code, response.text))
         if not clear_http_error(response):
@@ -246,6 +248,31 @@ def answers_its_input(answer, human, kind):
     if kind == "agent":
         return content.startswith("Here is what the tools found") or human in content
     return f'You said: "{human}"' in content
+
+
+def answered(messages, text, kind):
+    """Whether the input `text` is followed by its answer in the thread."""
+    for index, message in enumerate(messages):
+        if message["type"] == "human" and message["content"] == text:
+            for after in messages[index + 1:]:
+                if after["type"] == "human":
+                    return False
+                if after["type"] == "ai" and not after.get("tool_calls"):
+                    return answers_its_input(after, text, kind)
+    return False
+
+
+async def records_unlike_their_thread(client, runs, messages_of):
+    """Background runs whose record says otherwise than their thread: `success` without their
+    answer stored, or failed with it stored (a repeated delivery that ran it again, say)."""
+    unlike = []
+    for thread, text, run_id in runs:
+        response = await client.get(f"/runs/{run_id}", headers=thread["headers"])
+        response.raise_for_status()
+        status = response.json()["status"]
+        if (status == "success") != answered(messages_of[thread["id"]], text, thread["kind"]):
+            unlike.append(f"run {run_id} of {text!r} is {status}")
+    return unlike
 
 
 def check_thread(messages, kind):
@@ -338,13 +365,15 @@ async def main():
         still_going = await settle(client, threads, time.monotonic() + 30)
         memory_after = rss_mib(args.pid)
 
-        lost, twice, problems = [], [], {"duplicated": [], "interleaved": [], "foreign": []}
+        lost, twice, problems = [], [], {"duplicated": [], "interleaved": [], "foreign": [], "records": []}
+        messages_of = {}
         acknowledged = tally.acknowledged | recovery.acknowledged | baseline.acknowledged
         sent = tally.sent | recovery.sent | baseline.sent
         for thread in threads:
             response = await client.get(f"/threads/{thread['id']}/state", headers=thread["headers"])
             response.raise_for_status()
             messages = response.json()["values"]
+            messages_of[thread["id"]] = messages
             humans = [message["content"] for message in messages if message["type"] == "human"]
             for text in set(humans):
                 if humans.count(text) > 1:
@@ -361,6 +390,9 @@ async def main():
                           repr(message["content"])[:100])
                 args.show -= 1
 
+        runs = tally.background + recovery.background + baseline.background
+        problems["records"] = await records_unlike_their_thread(client, runs, messages_of)
+
     figures = {
         "label": args.label,
         "rate": args.rate,
@@ -373,6 +405,7 @@ async def main():
         "duplicated": len(twice) + len(problems["duplicated"]),
         "interleaved": len(problems["interleaved"]),
         "answers not of their input": len(problems["foreign"]),
+        "run records unlike their thread": len(problems["records"]),
         "stuck threads after recovery": len(stuck) + len(still_going) + len(refused_after),
         "errors without a clear detail": len(tally.unclear) + len(recovery.unclear),
         "p50/p99 s without faults": [round(percentile(baseline.latencies, 0.5), 3),
@@ -385,7 +418,7 @@ async def main():
     for name, value in figures.items():
         print(f"{name:>32}: {value}")
     failed = []
-    for name in ("lost", "duplicated", "interleaved", "answers not of their input",
+    for name in ("lost", "duplicated", "interleaved", "answers not of their input", "run records unlike their thread",
                  "stuck threads after recovery", "errors without a clear detail"):
         if figures[name]:
             failed.append(name)

@@ -823,6 +823,33 @@ pub async fn files_are_indexed_whole_with_their_embedder_and_go_with_their_owner
     assert!(store.documents(owner.assistant_id).await.unwrap().chunks.is_empty());
 }
 
+pub async fn a_pending_run_is_claimed_once(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let pending = run("ann", &thread);
+    store.start_run(RunStart::new(&pending, Duration::from_secs(60))).await.unwrap();
+    // Delivered many times at once: one claim wins.
+    let ann = user("ann");
+    let claims = futures::future::join_all((0..8).map(|_| store.claim_run(&ann, pending.run_id))).await;
+    assert_eq!(claims.iter().filter(|claim| matches!(claim, Ok(true))).count(), 1, "{claims:?}");
+    assert!(claims.iter().all(|claim| claim.is_ok()), "{claims:?}");
+    assert!(!store.claim_run(&user("ann"), pending.run_id).await.unwrap(), "and no later one");
+    assert!(matches!(store.claim_run(&user("bob"), pending.run_id).await, Err(StoreError::NotFound(Entity::Run))));
+    assert!(matches!(store.claim_run(&user("ann"), Uuid::new_v4()).await, Err(StoreError::NotFound(Entity::Run))));
+
+    // A run cancelled (or started) before its executor came is not claimed.
+    let other = new_thread(&store, "ann").await;
+    let mut cancelled = run("ann", &other);
+    store.start_run(RunStart::new(&cancelled, Duration::from_secs(60))).await.unwrap();
+    cancelled.status = RunStatus::Cancelled;
+    store.update_run(&cancelled).await.unwrap();
+    assert!(!store.claim_run(&user("ann"), cancelled.run_id).await.unwrap());
+    let third = new_thread(&store, "ann").await;
+    let mut streamed = run("ann", &third);
+    streamed.status = RunStatus::Running;
+    store.start_run(RunStart::new(&streamed, Duration::from_secs(60))).await.unwrap();
+    assert!(!store.claim_run(&user("ann"), streamed.run_id).await.unwrap());
+}
+
 fn fork_of<'a>(user: &'a UserId, thread: &Thread, forked: &'a Forked, seen: Revision) -> Fork<'a> {
     Fork { user, thread_id: thread.thread_id, keep: forked.keep, tail: &forked.tail, archive: &forked.archive, seen }
 }
@@ -915,6 +942,7 @@ macro_rules! store_contract {
             lists_span_many_pages,
             a_message_larger_than_an_item_round_trips,
             a_fork_moves_the_thread_to_another_branch_at_once,
+            a_pending_run_is_claimed_once,
             files_are_indexed_whole_with_their_embedder_and_go_with_their_owner,
         );
     };

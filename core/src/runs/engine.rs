@@ -322,6 +322,12 @@ impl RunEngine {
         let run = job.run.clone();
         let dispatch = &self.inner.dispatch;
         if let Err(error) = dispatch.dispatch(self, job).await {
+            // An invoke whose answer was lost may have landed: a worker that claimed the run has
+            // it, and it goes on. Otherwise the claim keeps a late delivery from starting it.
+            if let Ok(false) = self.inner.store.claim_run(&run.user_id, run.run_id).await {
+                tracing::warn!(run_id = %run.run_id, %error, "the worker's invoke failed, but the worker has the run");
+                return Ok(());
+            }
             self.finish(run, Err(Failure::NotStarted(error.to_string())), Progress::default()).await;
             return Err(error.into());
         }

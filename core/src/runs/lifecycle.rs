@@ -46,6 +46,24 @@ impl RunEngine {
         Ok(run)
     }
 
+    /// Executes a background run that another process handed over, once: a delivery repeated
+    /// (Lambda delivers an event at least once, and an invoke whose answer was lost is sent
+    /// again) finds it taken and leaves it, and a run cancelled while it waited for its executor
+    /// gives its thread back. `None` when there was nothing to do.
+    pub async fn execute_delivered(&self, job: super::RunJob) -> Result<Option<Run>, RunError> {
+        let store = &self.inner.store;
+        let run = &job.run;
+        if store.claim_run(&run.user_id, run.run_id).await? {
+            return Ok(Some(self.execute(job, None).await));
+        }
+        let current = store.get_run(&run.user_id, run.run_id).await?;
+        if current.status != RunStatus::Cancelled {
+            tracing::info!(run_id = %run.run_id, status = current.status.as_str(), "a run delivered again is left to its first delivery");
+            return Ok(None);
+        }
+        Ok(Some(self.finish(current, Err(Failure::Cancelled), Progress::default()).await))
+    }
+
     /// Stops a pending or running run. It keeps its input; its partial answer is dropped.
     pub async fn cancel(&self, user: &UserId, run_id: Uuid) -> Result<Run, RunError> {
         let mut run = self.inner.store.get_run(user, run_id).await?;

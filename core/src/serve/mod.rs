@@ -213,7 +213,7 @@ pub async fn run_worker() -> Result<(), Error> {
 #[cfg(feature = "runs")]
 pub async fn work(state: &AppState, event: WorkerEvent) -> Result<Option<crate::model::Run>, Error> {
     match event {
-        WorkerEvent::Run(job) => Ok(Some(state.runs.execute(*job, None).await)),
+        WorkerEvent::Run(job) => Ok(state.runs.execute_delivered(*job).await?),
         WorkerEvent::Cron { cron_firing } => {
             let slot = cron_firing.slot().ok_or_else(|| format!("not a time: {}", cron_firing.scheduled_time))?;
             let fired = api::langgraph::crons::fire(state, &cron_firing.user_id, cron_firing.cron_id, slot).await;

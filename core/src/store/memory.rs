@@ -26,6 +26,8 @@ struct Inner {
     assistants: HashMap<Uuid, Assistant>,
     threads: HashMap<Uuid, ThreadRecord>,
     runs: HashMap<Uuid, Run>,
+    /// Runs taken by the process that executes them (see `Store::claim_run`).
+    claimed: std::collections::HashSet<Uuid>,
     /// Per run, oldest first.
     feedback: HashMap<Uuid, Vec<Feedback>>,
     /// Per user, their memory items by sort key.
@@ -435,6 +437,14 @@ impl Store for MemoryStore {
         let stored = inner.runs.get_mut(&run.run_id).ok_or(StoreError::NotFound(Entity::Run))?;
         *stored = run.clone();
         Ok(())
+    }
+
+    async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        let run =
+            inner.runs.get(&run_id).filter(|run| &run.user_id == user).ok_or(StoreError::NotFound(Entity::Run))?;
+        let pending = run.status == RunStatus::Pending;
+        Ok(pending && inner.claimed.insert(run_id))
     }
 
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {

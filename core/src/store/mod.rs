@@ -230,6 +230,11 @@ pub trait Store: Send + Sync + 'static {
     /// The runs started on the user's thread, newest first.
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>>;
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
+    /// Marks the user's run as taken by the process that executes it, atomically: `true` for the
+    /// one caller that does, while the run is still `pending` (not cancelled, not taken before).
+    /// A background run may be handed over more than once (Lambda delivers an event at least
+    /// once, and an invoke whose answer was lost is sent again): only its claim executes it.
+    async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool>;
     /// Extends the lease of a run still holding it; `LeaseLost` otherwise.
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()>;
     /// Ends a run at once: adds its last messages, records `run` as it ended, and gives its

@@ -461,6 +461,10 @@ impl Store for DynamoStore {
         self.write_run(run).await
     }
 
+    async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
+        self.claim(user, run_id).await
+    }
+
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
         self.renew(thread_id, run_id, lease).await
     }

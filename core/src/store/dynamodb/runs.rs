@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem, Update};
 use uuid::Uuid;
 
-use super::errors::{backend, conditional, sdk_error};
+use super::errors::{backend, conditional, is_conditional, sdk_error};
 use super::messages::{fit_one_transaction, revision, Refusal};
 use super::table::{body, has, key, millis, n, number, owned, run_pk, s, text, thread_pk, to_json, Item};
 use super::DynamoStore;
@@ -101,6 +101,7 @@ impl DynamoStore {
         let mut record = key(run_pk(run.run_id), "R");
         record.insert("user_id".into(), s(run.user_id.as_str()));
         record.insert("body".into(), s(to_json(run).map_err(failed)?));
+        record.insert("run_status".into(), s(run.status.as_str()));
         let mut actions = vec![self.put(record).map_err(failed)?, self.put(pointer(run)).map_err(failed)?];
         if let Some(limit) = start.max_user_runs {
             // The user's places: a string set of `<run_id>#<thread_id>`, at most `limit` long.
@@ -236,9 +237,10 @@ impl DynamoStore {
                 let record = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(run_pk(run.run_id), "R")))
-                    .update_expression("SET body = :body")
+                    .update_expression("SET body = :body, run_status = :status")
                     .condition_expression("attribute_exists(pk)")
                     .expression_attribute_values(":body", s(to_json(run)?))
+                    .expression_attribute_values(":status", s(run.status.as_str()))
                     .build()
                     .map_err(backend)?;
                 actions.push(TransactWriteItem::builder().update(record).build());
@@ -373,12 +375,39 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(run_pk(run.run_id), "R")))
-            .update_expression("SET body = :body")
+            .update_expression("SET body = :body, run_status = :status")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":body", s(to_json(run)?))
+            .expression_attribute_values(":status", s(run.status.as_str()))
             .send()
             .await;
         conditional(updated, Err(StoreError::NotFound(Entity::Run)))
+    }
+
+    /// The record's `run_status` (written with every body) tells a pending run; `claimed` that
+    /// a process took it.
+    pub(super) async fn claim(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(run_id), "R")))
+            .update_expression("SET claimed = :yes")
+            .condition_expression("user_id = :user AND run_status = :pending AND attribute_not_exists(claimed)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":user", s(user.as_str()))
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => Ok(true),
+            // Taken, not pending, or not the user's: a read tells (only a repeated delivery is here).
+            Err(error) if is_conditional(&error) => {
+                owned(self.get(run_pk(run_id), "R").await?, user, Entity::Run)?;
+                Ok(false)
+            }
+            Err(error) => Err(sdk_error(error)),
+        }
     }
 
     pub(super) async fn renew(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {

@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
     thread_id TEXT NOT NULL,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    claimed INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_thread ON runs (thread_id);
 CREATE TABLE IF NOT EXISTS feedback (
@@ -175,6 +176,8 @@ impl SqliteStore {
             "threads",
             &[("last_outcome", "TEXT"), ("revision", "INTEGER NOT NULL DEFAULT 0")],
         )?;
+        // ...and before runs were claimed by the process that executes them.
+        add_missing_columns(&connection, "runs", &[("claimed", "INTEGER NOT NULL DEFAULT 0")])?;
         add_missing_columns(
             &connection,
             "document_indexes",
@@ -476,6 +479,10 @@ impl Store for SqliteStore {
 
     async fn update_run(&self, run: &Run) -> StoreResult<()> {
         self.write_run(run).await
+    }
+
+    async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
+        self.claim(user, run_id).await
     }
 
     async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {

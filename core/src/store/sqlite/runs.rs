@@ -122,6 +122,26 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn claim(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
+        let user = user.clone();
+        self.write(move |tx| {
+            let id = run_id.to_string();
+            let status: Option<String> = tx
+                .query_row(
+                    "SELECT json_extract(body, '$.status') FROM runs WHERE run_id = ?1 AND user_id = ?2",
+                    params![id, user.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .ok_or(StoreError::NotFound(Entity::Run))?;
+            if status.as_deref() != Some(RunStatus::Pending.as_str()) {
+                return Ok(false);
+            }
+            Ok(tx.execute("UPDATE runs SET claimed = 1 WHERE run_id = ?1 AND claimed = 0", params![id])? == 1)
+        })
+        .await
+    }
+
     pub(super) async fn renew(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
         self.write(move |tx| {
             let sql = "UPDATE threads SET lease_expires_ms = ?1 WHERE thread_id = ?2 AND lease_run_id = ?3";
