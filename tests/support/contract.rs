@@ -850,6 +850,27 @@ pub async fn a_pending_run_is_claimed_once(store: SharedStore) {
     assert!(!store.claim_run(&user("ann"), streamed.run_id).await.unwrap());
 }
 
+pub async fn an_ended_run_is_not_ended_again(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let mut going = run("ann", &thread);
+    store.start_run(RunStart::new(&going, Duration::from_secs(60))).await.unwrap();
+    // A cancel while the run goes is recorded.
+    going.status = RunStatus::Cancelled;
+    assert!(store.end_run_if_going(&going).await.unwrap());
+    assert_eq!(store.get_run(&user("ann"), going.run_id).await.unwrap().status, RunStatus::Cancelled);
+    // A run's own end stands: a late reader's "failed", or a late cancel, does not replace it.
+    let other = new_thread(&store, "ann").await;
+    let answered = run("ann", &other);
+    store.start_run(RunStart::new(&answered, Duration::from_secs(60))).await.unwrap();
+    end(&store, &answered, RunStatus::Success, &[human("the answer")]).await;
+    let mut late = answered.clone();
+    late.status = RunStatus::Error;
+    assert!(!store.end_run_if_going(&late).await.unwrap());
+    assert_eq!(store.get_run(&user("ann"), answered.run_id).await.unwrap().status, RunStatus::Success);
+    let missing = run("ann", &other);
+    assert!(matches!(store.end_run_if_going(&missing).await, Err(StoreError::NotFound(Entity::Run))));
+}
+
 fn fork_of<'a>(user: &'a UserId, thread: &Thread, forked: &'a Forked, seen: Revision) -> Fork<'a> {
     Fork { user, thread_id: thread.thread_id, keep: forked.keep, tail: &forked.tail, archive: &forked.archive, seen }
 }
@@ -943,6 +964,7 @@ macro_rules! store_contract {
             a_message_larger_than_an_item_round_trips,
             a_fork_moves_the_thread_to_another_branch_at_once,
             a_pending_run_is_claimed_once,
+            an_ended_run_is_not_ended_again,
             files_are_indexed_whole_with_their_embedder_and_go_with_their_owner,
         );
     };

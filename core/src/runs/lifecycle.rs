@@ -34,14 +34,19 @@ impl RunEngine {
     }
 
     /// A run's record as read, or as failed if it went silent (see `get`).
-    async fn observed(&self, mut run: Run) -> Result<Run, RunError> {
+    async fn observed(&self, run: Run) -> Result<Run, RunError> {
         let silent_since = run.updated_at.plus(self.inner.config.run_lease);
         if !run.status.is_finished() && silent_since < Timestamp::now() {
-            run.status = RunStatus::Error;
-            run.error =
+            let mut failed = run.clone();
+            failed.status = RunStatus::Error;
+            failed.error =
                 Some("The run stopped without finishing: its process ended before the answer was complete".into());
-            run.updated_at = Timestamp::now();
-            self.inner.store.update_run(&run).await?;
+            failed.updated_at = Timestamp::now();
+            // Its process may have been slow, not gone: an end it records meanwhile stands.
+            return match self.inner.store.end_run_if_going(&failed).await? {
+                true => Ok(failed),
+                false => Ok(self.inner.store.get_run(&run.user_id, run.run_id).await?),
+            };
         }
         Ok(run)
     }
@@ -72,8 +77,11 @@ impl RunEngine {
         }
         run.status = RunStatus::Cancelled;
         run.updated_at = Timestamp::now();
-        // Recorded first, so a worker in another process sees it at its next heartbeat.
-        self.inner.store.update_run(&run).await?;
+        // Recorded first, so a worker in another process sees it at its next heartbeat; unless
+        // the run ended meanwhile, and then its end stands.
+        if !self.inner.store.end_run_if_going(&run).await? {
+            return Ok(self.inner.store.get_run(user, run_id).await?);
+        }
         if let Some(token) = self.active().get(&run_id) {
             token.cancel();
         }
@@ -169,13 +177,23 @@ impl RunEngine {
         if let Err(error) = outcome {
             tracing::error!(run_id = %run.run_id, %error, "could not record the run's end");
             // The answer was not kept: the run did not succeed, and its client is told, and so
-            // is anyone who reads its record (which would otherwise stay `running`).
+            // is anyone who reads its record (which would otherwise stay `running`). Unless one
+            // of the tries landed though its answer was lost: the end is one write, and its
+            // record then says how the run ended, answer and all.
             if run.status == RunStatus::Success {
                 run.status = RunStatus::Error;
                 run.error = Some(Failure::Store(error).message(&run));
             }
-            if let Err(error) = store.update_run(&run).await {
-                tracing::error!(run_id = %run.run_id, %error, "could not record the run as failed; it will be once its lease expires");
+            match store.end_run_if_going(&run).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Ok(stored) = store.get_run(&run.user_id, run.run_id).await {
+                        run = stored;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(run_id = %run.run_id, %error, "could not record the run as failed; it will be once its lease expires")
+                }
             }
         }
         self.active().remove(&run.run_id);

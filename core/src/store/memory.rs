@@ -439,6 +439,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn end_run_if_going(&self, run: &Run) -> StoreResult<bool> {
+        let mut inner = self.lock();
+        let stored = inner.runs.get_mut(&run.run_id).ok_or(StoreError::NotFound(Entity::Run))?;
+        if stored.status.is_finished() {
+            return Ok(false);
+        }
+        *stored = run.clone();
+        Ok(true)
+    }
+
     async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
         let mut inner = self.lock();
         let run =

@@ -230,6 +230,10 @@ pub trait Store: Send + Sync + 'static {
     /// The runs started on the user's thread, newest first.
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>>;
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
+    /// Records `run` as it ended (cancelled, or failed in a process gone silent) unless its
+    /// stored record has ended already, atomically: `false` then, and nothing is written. The
+    /// run's own end may land at any moment, and a cancel or a reader must not overwrite it.
+    async fn end_run_if_going(&self, run: &Run) -> StoreResult<bool>;
     /// Marks the user's run as taken by the process that executes it, atomically: `true` for the
     /// one caller that does, while the run is still `pending` (not cancelled, not taken before).
     /// A background run may be handed over more than once (Lambda delivers an event at least

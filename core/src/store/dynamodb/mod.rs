@@ -461,6 +461,10 @@ impl Store for DynamoStore {
         self.write_run(run).await
     }
 
+    async fn end_run_if_going(&self, run: &Run) -> StoreResult<bool> {
+        self.end_if_going(run).await
+    }
+
     async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
         self.claim(user, run_id).await
     }

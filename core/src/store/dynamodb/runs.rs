@@ -384,6 +384,35 @@ impl DynamoStore {
         conditional(updated, Err(StoreError::NotFound(Entity::Run)))
     }
 
+    /// On the record's `run_status` (written with every body).
+    pub(super) async fn end_if_going(&self, run: &Run) -> StoreResult<bool> {
+        let ended = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(run_pk(run.run_id), "R")))
+            .update_expression("SET body = :body, run_status = :status")
+            // Records written before `run_status` was: going, since their body said so when read.
+            .condition_expression(
+                "attribute_exists(pk) AND (run_status IN (:pending, :running) OR attribute_not_exists(run_status))",
+            )
+            .expression_attribute_values(":body", s(to_json(run)?))
+            .expression_attribute_values(":status", s(run.status.as_str()))
+            .expression_attribute_values(":pending", s(RunStatus::Pending.as_str()))
+            .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
+            .send()
+            .await;
+        match ended {
+            Ok(_) => Ok(true),
+            // Ended already, or gone: a read tells (only a race with the run's own end is here).
+            Err(error) if is_conditional(&error) => match self.get(run_pk(run.run_id), "R").await? {
+                Some(_) => Ok(false),
+                None => Err(StoreError::NotFound(Entity::Run)),
+            },
+            Err(error) => Err(sdk_error(error)),
+        }
+    }
+
     /// The record's `run_status` (written with every body) tells a pending run; `claimed` that
     /// a process took it.
     pub(super) async fn claim(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {

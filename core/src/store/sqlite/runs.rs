@@ -122,6 +122,25 @@ impl SqliteStore {
         .await
     }
 
+    pub(super) async fn end_if_going(&self, run: &Run) -> StoreResult<bool> {
+        let run = run.clone();
+        self.write(move |tx| {
+            let id = run.run_id.to_string();
+            let status: String = tx
+                .query_row("SELECT json_extract(body, '$.status') FROM runs WHERE run_id = ?1", params![id], |row| {
+                    row.get(0)
+                })
+                .optional()?
+                .ok_or(StoreError::NotFound(Entity::Run))?;
+            if RunStatus::from_name(&status).is_none_or(RunStatus::is_finished) {
+                return Ok(false);
+            }
+            tx.execute("UPDATE runs SET body = ?1 WHERE run_id = ?2", params![to_json(&run)?, id])?;
+            Ok(true)
+        })
+        .await
+    }
+
     pub(super) async fn claim(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
         let user = user.clone();
         self.write(move |tx| {
