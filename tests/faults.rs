@@ -122,6 +122,7 @@ async fn run_workload(
         ("OFFLINE_TOKEN_DELAY_MS", "1".into()),
         ("WIKIPEDIA_API_URL", format!("{}/w/api.php", services.base_url)),
         ("RUST_LOG", "info".into()),
+        ("RUNTIME_STATS_SECONDS", "1".into()),
     ]);
     let log = temp_path("faults-api.log");
     let (server, app) = spawn_api(&log, &env).await;
@@ -142,6 +143,8 @@ async fn run_workload(
     .await
     .unwrap();
     let printed = String::from_utf8_lossy(&workload.stdout);
+    // The workload's connections closed; the server logs its tasks each second.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(!logged.contains("panicked"), "the server panicked:\n{logged}");
     let problems: Vec<&str> =
@@ -156,5 +159,13 @@ async fn run_workload(
     let figures: serde_json::Value = serde_json::from_str(printed.lines().last().unwrap_or("{}")).unwrap();
     let injected = figures["faults injected"].as_object().expect("faults by kind");
     assert!(injected.values().all(|count| count.as_u64() > Some(0)), "{figures}");
-    println!("{printed}");
+    // No task left behind: what the server holds once idle again is what it held at its start,
+    // but for the connections its clients keep pooled (up to one per request at once, per client).
+    let tasks: Vec<u64> = logged
+        .lines()
+        .filter_map(|line| line.split("tasks_alive=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    let (Some(start), Some(idle)) = (tasks.first(), tasks.last()) else { panic!("no runtime line in the log") };
+    println!("{printed}tasks alive: {start} at the start, {idle} once idle after the load");
+    assert!(*idle <= start + 40, "tasks left behind: {start} at the start, {idle} once idle after the load");
 }

@@ -99,6 +99,9 @@ pub struct Config {
     pub sse_ping_interval: Duration,
     /// Silence after which the local server closes a connection (slow or stalled clients).
     pub idle_timeout: Duration,
+    /// How often the local server logs how many tasks it holds (a leak shows as growth);
+    /// `None`: never.
+    pub runtime_stats: Option<Duration>,
     /// Pause between the offline model's tokens, so streaming is visible.
     pub offline_token_delay: Duration,
     pub providers: ProviderConfig,
@@ -298,6 +301,9 @@ impl Config {
             max_runs_per_user: Some(env.parse("MAX_RUNS_PER_USER", 0)?).filter(|limit| *limit > 0),
             sse_ping_interval: Duration::from_millis(env.parse("SSE_PING_MS", 15_000)?),
             idle_timeout: Duration::from_secs(env.parse("IDLE_TIMEOUT_SECONDS", 60)?),
+            runtime_stats: Some(env.parse("RUNTIME_STATS_SECONDS", 0)?)
+                .filter(|seconds| *seconds > 0)
+                .map(Duration::from_secs),
             offline_token_delay: Duration::from_millis(env.parse("OFFLINE_TOKEN_DELAY_MS", 20)?),
             recursion_limit: env.parse("RECURSION_LIMIT", 25)?,
             max_ingest_bytes: env.parse("MAX_INGEST_BYTES", 4 << 20)?,

@@ -105,11 +105,26 @@ pub async fn api() -> Result<(), Error> {
     if state.schedules.fired_here() {
         tokio::spawn(api::langgraph::crons::run_local_scheduler(state.clone()));
     }
+    if let Some(every) = state.config.runtime_stats {
+        tokio::spawn(log_runtime_stats(every));
+    }
     let address = (state.config.host, state.config.port);
     let listener = TcpListener::bind(address).await?;
     tracing::info!("OpenGPTs API listening on http://{}", listener.local_addr()?);
     serve_http(listener, state).await?;
     Ok(())
+}
+
+/// Logs the tasks alive in the process, now and then: one that grows while the server is idle
+/// has left tasks behind (the fault workloads check it).
+#[cfg(feature = "server")]
+async fn log_runtime_stats(every: std::time::Duration) {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        tracing::info!(tasks_alive = metrics.num_alive_tasks(), "runtime");
+    }
 }
 
 /// API Gateway puts the stage into the path (`/prod/assistants`) of REST events, and of HTTP API
