@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The benchmark: release build of the server, measured from outside. Loopback only, bounded loops.
 # Pass --lambda to also build every Lambda function's release zip and list the sizes, --reference
-# to also measure the reference LangGraph server (langgraph-cli[inmem], installed once) side by side.
+# to also measure the reference LangGraph server (langgraph-cli[inmem], installed once) side by side,
+# and with it --reference-only for that comparison alone.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 FUNCTIONS="assistants threads runs runs-stream run-worker ingest ingest-worker"
 cargo build --release --quiet -p api -p bench
 # One build per function, as they are deployed: built together, Cargo would give every one the
 # features (the parts) of all of them.
-for function in $FUNCTIONS; do cargo build --release --quiet -p "$function"; done
+# (Not for `--reference-only`, which measures the all-in-one server alone.)
+if [[ " $* " != *" --reference-only "* ]]; then
+  for function in $FUNCTIONS; do cargo build --release --quiet -p "$function"; done
+fi
 # The DynamoDB emulator, for the cold-start measurement (the store a function connects to at init).
 . scripts/python-tools.sh
 WORK=$(mktemp -d)

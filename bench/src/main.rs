@@ -3,6 +3,7 @@
 //!
 //!   make bench                 # full run (release build)
 //!   cargo run -p bench -- --smoke   # tiny counts: checks the benchmark itself works
+//!   make bench ARGS="--reference --reference-only"   # the reference LangGraph server side by side, alone
 
 mod agents;
 mod crud;
@@ -41,6 +42,12 @@ async fn main() {
     let (ingest_mb, chunk_counts, searches) = if smoke { (1, [200, 1000], 5) } else { (5, [1_000, 10_000], 100) };
     let binary = api_binary();
     assert!(binary.exists(), "build the api binary first: cargo build --release -p api");
+    // `--reference-only`: that comparison alone (scripts/bench.sh --reference --reference-only).
+    if std::env::args().any(|arg| arg == "--reference-only") {
+        let figures = compare_with_reference(&binary, smoke).await.expect("LANGGRAPH_REFERENCE_VENV is set");
+        println!("\n{}", serde_json::to_string(&figures).unwrap());
+        return;
+    }
     let data = std::env::temp_dir().join(format!("opengpts-bench-{}", std::process::id()));
     let mut report = serde_json::Map::new();
     println!("OpenGPTs Serverless benchmark ({})", if smoke { "smoke run, tiny counts" } else { "full run" });
@@ -153,25 +160,8 @@ async fn main() {
     }
     report.insert("langgraph_resumable".into(), resumable);
     // Side by side with the reference LangGraph server, when scripts/bench.sh installed it.
-    if let Ok(venv) = std::env::var("LANGGRAPH_REFERENCE_VENV") {
-        let repeats = if smoke { 3 } else { 20 };
-        let (ours, theirs) = reference::compare(&binary, std::path::Path::new(&venv), repeats, TOKENS).await;
-        println!(
-            "\n| LangGraph server ({repeats} chatbot runs of {TOKENS} tokens, messages-tuple) | server CPU per token µs | RSS after, MiB |\n|---|---|---|"
-        );
-        for (name, figures) in [("this one (memory store)", &ours), ("langgraph dev (inmem), reference", &theirs)] {
-            println!("| {name} | {:.1} | {:.1} |", figures.cpu_per_token.as_secs_f64() * 1e6, figures.rss_mib);
-        }
-        let cpu_ratio = theirs.cpu_per_token.as_secs_f64() / ours.cpu_per_token.as_secs_f64();
-        let memory_ratio = theirs.rss_mib / ours.rss_mib;
-        println!("The reference uses {cpu_ratio:.0}× the CPU per token and {memory_ratio:.0}× the memory.");
-        report.insert(
-            "langgraph_reference".into(),
-            json!({"runs": repeats, "tokens": TOKENS,
-            "ours_cpu_per_token_us": ours.cpu_per_token.as_secs_f64() * 1e6, "ours_rss_mib": ours.rss_mib,
-            "reference_cpu_per_token_us": theirs.cpu_per_token.as_secs_f64() * 1e6, "reference_rss_mib": theirs.rss_mib,
-            "cpu_ratio": cpu_ratio, "memory_ratio": memory_ratio}),
-        );
+    if let Some(figures) = compare_with_reference(&binary, smoke).await {
+        report.insert("langgraph_reference".into(), figures);
     }
 
     // The agent loop: what each step costs beyond the model and the tool, per local store.
@@ -276,4 +266,25 @@ async fn main() {
     }
     let _ = std::fs::remove_dir_all(&data);
     println!("\n{}", serde_json::Value::Object(report));
+}
+
+/// Our server and the reference LangGraph server, on the same graph and mock upstream: CPU per
+/// token and memory, printed as a table; `None` without the reference's virtualenv.
+async fn compare_with_reference(binary: &std::path::Path, smoke: bool) -> Option<serde_json::Value> {
+    let venv = std::env::var("LANGGRAPH_REFERENCE_VENV").ok()?;
+    let repeats = if smoke { 3 } else { 20 };
+    let (ours, theirs) = reference::compare(binary, std::path::Path::new(&venv), repeats, TOKENS).await;
+    println!(
+        "\n| LangGraph server ({repeats} chatbot runs of {TOKENS} tokens, messages-tuple) | server CPU per token µs | RSS after, MiB |\n|---|---|---|"
+    );
+    for (name, figures) in [("this one (memory store)", &ours), ("langgraph dev (inmem), reference", &theirs)] {
+        println!("| {name} | {:.1} | {:.1} |", figures.cpu_per_token.as_secs_f64() * 1e6, figures.rss_mib);
+    }
+    let cpu_ratio = theirs.cpu_per_token.as_secs_f64() / ours.cpu_per_token.as_secs_f64();
+    let memory_ratio = theirs.rss_mib / ours.rss_mib;
+    println!("The reference uses {cpu_ratio:.0}× the CPU per token and {memory_ratio:.1}× the memory.");
+    Some(json!({"runs": repeats, "tokens": TOKENS,
+        "ours_cpu_per_token_us": ours.cpu_per_token.as_secs_f64() * 1e6, "ours_rss_mib": ours.rss_mib,
+        "reference_cpu_per_token_us": theirs.cpu_per_token.as_secs_f64() * 1e6, "reference_rss_mib": theirs.rss_mib,
+        "cpu_ratio": cpu_ratio, "memory_ratio": memory_ratio}))
 }
