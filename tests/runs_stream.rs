@@ -82,6 +82,25 @@ async fn latest_stream_sends_changed_messages_by_id() {
 }
 
 #[tokio::test]
+async fn a_run_with_no_input_on_an_answered_thread_has_nothing_to_do() {
+    let app = spawn_app().await;
+    let (_, thread_id) = app.thread(USER, CHATBOT()).await;
+    let input = json!([{"type": "human", "content": "hello"}]);
+    app.stream(USER, json!({"thread_id": thread_id, "input": input})).await;
+    let (_, before) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(kinds(&before), ["human", "ai"]);
+
+    let events = app.stream(USER, json!({"thread_id": thread_id, "input": null})).await;
+    assert_eq!(names(&events).first(), Some(&"metadata"));
+    assert_eq!(names(&events).last(), Some(&"end"));
+    assert!(!names(&events).contains(&"error"), "{events:?}");
+    let run_id = events[0].json()["run_id"].as_str().unwrap().to_string();
+    assert_eq!(app.wait_for_run(USER, &run_id).await["status"], "success");
+    let (_, after) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    assert_eq!(after["values"], before["values"], "the question was answered twice");
+}
+
+#[tokio::test]
 async fn seed_stream_sends_the_whole_thread_every_time() {
     let app = spawn_app().await;
     let (assistant_id, thread_id) = app.thread(USER, json!({"configurable": {"agent_type": "Offline"}})).await;

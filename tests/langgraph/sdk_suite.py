@@ -625,6 +625,15 @@ async def regenerate_and_edit_fork_the_thread_and_keep_every_branch():
     missing = await raises(httpx.HTTPStatusError, erin.runs.wait(thread_id, "chatbot", input=human("lost"), checkpoint=unknown))
     assert missing.response.status_code == 404 and unknown["checkpoint_id"] in missing.response.text, missing.response.text
     assert (await erin.threads.get_state(thread_id))["values"]["messages"] == now
+    # With no input on a thread that ends in an answer, a run has nothing left to do.
+    await erin.runs.wait(thread_id, "chatbot", input=None)
+    assert (await erin.threads.get_state(thread_id))["values"]["messages"] == now
+
+    # A copy keeps every branch: its history shows the same states.
+    copied = await erin.threads.copy(thread_id)
+    original = await erin.threads.get_history(thread_id, limit=20)
+    copy_history = await erin.threads.get_history(copied["thread_id"], limit=20)
+    assert [s["values"]["messages"] for s in copy_history] == [s["values"]["messages"] for s in original]
 
 
 async def main():

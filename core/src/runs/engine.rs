@@ -21,7 +21,7 @@ use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
 use crate::config::Config;
 use crate::documents::Library;
 use crate::llm::{LlmError, ModelCatalog};
-use crate::model::{Assistant, Generation, Message, Run, RunProfile, RunStatus, Timestamp, UserId};
+use crate::model::{Assistant, Generation, Message, MessageType, Run, RunProfile, RunStatus, Timestamp, UserId};
 use crate::store::{Revision, RunStart, Store, StoreError, ThreadView};
 use crate::tools::Toolbox;
 
@@ -488,7 +488,14 @@ impl RunEngine {
             deadline: time_limit.map(|limit| tokio::time::Instant::from_std(started + limit)),
             time_limit: time_limit.unwrap_or_default(),
         };
-        let usage = if job.configurable.get("type").and_then(Value::as_str) == Some("chat_retrieval") {
+        // A run with no input on a thread that ends in an answer (or holds nothing) has no step
+        // left, as a graph whose `next` is empty: answering the same question again would store
+        // a second answer to it.
+        let nothing_next = history.last().is_none_or(|last| last.kind == MessageType::Ai && last.tool_calls.is_empty());
+        let usage = if job.resume && nothing_next {
+            sink.closing(&history, &[]).await;
+            (0, 0)
+        } else if job.configurable.get("type").and_then(Value::as_str) == Some("chat_retrieval") {
             self.answer_from_files(job, &resolved, &mut history, progress, &mut guard, sink).await?
         } else {
             self.agent_loop(job, &resolved, agent.as_ref(), &mut history, progress, &mut guard, sink).await?

@@ -19,7 +19,7 @@ use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Message, MessageType, RunStatus, Thread, Timestamp, UserId};
 use crate::runs::State as Values;
-use crate::store::{StoreError, ThreadView};
+use crate::store::{Fork, StoreError, ThreadView};
 
 pub fn routes() -> Routes {
     Routes::default()
@@ -252,12 +252,21 @@ async fn count(State(state): State<AppState>, User(user): User, body: Body) -> R
 
 async fn copy(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
     let original = view(&state, &user, thread_id(&id)?).await?;
+    // The branches that forks left behind are part of the history the copy shows, as a copy of
+    // every checkpoint is in the reference.
+    let archive = state.store.archive(&user, original.thread.thread_id).await?;
     let mut thread = original.thread.clone();
     thread.thread_id = Uuid::new_v4();
     thread.created_at = Some(Timestamp::now());
     thread.updated_at = Timestamp::now();
     state.store.put_thread(&thread).await?;
-    state.store.append_messages(&user, thread.thread_id, &original.messages, None).await?;
+    let revision = state.store.append_messages(&user, thread.thread_id, &original.messages, None).await?;
+    if !archive.is_empty() {
+        let keep = original.messages.len();
+        let fork =
+            Fork { user: &user, thread_id: thread.thread_id, keep, tail: &[], archive: &archive, seen: revision };
+        state.store.fork_thread(fork).await?;
+    }
     let copied = view(&state, &user, thread.thread_id).await?;
     Ok(json_body(&GraphThread { view: &copied, values: false, review: None }))
 }
