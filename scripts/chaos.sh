@@ -6,7 +6,8 @@
 # what tests/faults/workload.py checks and measures; exits non-zero if a check fails.
 # Arguments go to the workload (`make chaos ARGS="--runs 200"`); RATES="0.05 0.2" by default.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-cargo build --release --quiet -p api
+# Built as `make bench` builds it (with the bench's crate): one build serves both.
+cargo build --release --quiet -p api -p bench
 . scripts/python-tools.sh
 WORK=$(mktemp -d)
 PIDS=()
@@ -20,7 +21,9 @@ wait_for_file "$WORK/emulator"
 # Starts the server with the variables given, and sets `address` and `api` (its pid).
 start_api() {
   : >"$WORK/api.log"
-  env PORT=0 RUN_LEASE_SECONDS=20 OFFLINE_TOKEN_DELAY_MS=1 RUST_LOG=info \
+  # It logs its heap each second, counted without glibc's per-thread caches (tests/faults.rs).
+  env PORT=0 RUN_LEASE_SECONDS=20 OFFLINE_TOKEN_DELAY_MS=1 RUST_LOG=info RUNTIME_STATS_SECONDS=1 \
+    GLIBC_TUNABLES=glibc.malloc.tcache_count=0 \
     WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php "$@" "$CARGO_TARGET_DIR/release/api" >"$WORK/api.log" 2>&1 &
   api=$!
   PIDS+=($api)
@@ -40,6 +43,7 @@ workload() {
   echo "== $label"
   python tests/faults/workload.py --server "$address" --faults "$(cat "$WORK/proxy")" --pid "$api" \
     --runs "$runs" --threads 50 --concurrency 32 --rate "$rate" --lease-seconds 20 --label "$label" \
+    --server-log "$WORK/api.log" \
     --show 1 "$@" || status=1
   echo "panics in the server log: $(grep -c panicked "$WORK/api.log" || true)"
   kill "$api" "$proxy"
@@ -55,9 +59,7 @@ for rate in ${RATES:-0.05 0.2}; do
   start_proxy "$(cat "$WORK/emulator")" dynamodb --late-seconds 11
   start_api STORE=dynamodb AWS_ENDPOINT_URL_DYNAMODB="$(cat "$WORK/proxy")" TABLE_NAME="chaos-$rate-$RANDOM" \
     DYNAMODB_ATTEMPT_TIMEOUT_MS=10000
-  # moto copies the whole table on every transaction (to roll it back): past a few hundred runs
-  # it slows to a crawl, and at 1,000 it outgrew 24 GB of memory. DYNAMODB_RUNS sets the size.
-  runs=${DYNAMODB_RUNS:-300} label="DynamoDB, its requests broken at $rate" workload "$@"
+  runs=${DYNAMODB_RUNS:-1000} label="DynamoDB, its requests broken at $rate" workload "$@"
   # A stalled stream outlasts the model timeout.
   start_proxy "$(cat "$WORK/openai")" openai --stall-seconds 3
   start_api STORE=sqlite SQLITE_PATH="$WORK/chaos-$rate.sqlite3" OPENAI_API_KEY=sk-chaos \

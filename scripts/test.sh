@@ -2,7 +2,8 @@
 # Every test. Starts what the tests need and stops it afterwards:
 # - the template linted (cfn-lint, sam validate --lint);
 # - the DynamoDB emulator: moto served one request at a time, so each request is atomic as on
-#   DynamoDB (tests/dynamodb-emulator.py says why);
+#   DynamoDB (tests/dynamodb-emulator.py says why), its transactions checked all-or-nothing and
+#   idempotent by their token, as DynamoDB's are;
 # - `cargo lambda watch`, serving the Lambda functions through the Lambda runtime protocol;
 # - the unit tests and the one integration-test binary: the API over real HTTP, provider wire
 #   formats, the store contract on every backend, the Lambda functions;
@@ -49,6 +50,7 @@ python tests/dynamodb-emulator.py "$WORK/dynamodb.address" >"$WORK/dynamodb.log"
 PIDS+=($!)
 wait_for_file "$WORK/dynamodb.address" || { cat "$WORK/dynamodb.log"; exit 1; }
 export DYNAMODB_TEST_ENDPOINT=$(cat "$WORK/dynamodb.address")
+python tests/dynamodb-emulator-check.py "$DYNAMODB_TEST_ENDPOINT" || status=1
 
 echo "== the Lambda functions behind cargo lambda watch"
 # `cargo lambda watch` cannot bind port 0 and report it: it tries a random port, and another

@@ -13,6 +13,12 @@ this server keeps the tokens of the transactions it applied and answers as Dynam
 success for the same token and request, `IdempotentParameterMismatchException` for the same
 token with another request.
 
+And moto rolls a failed transaction back by copying every table it names, whole, before each of
+its items: once a table holds a few thousand items, each transaction costs tens of milliseconds and
+megabytes of garbage, and a long fault workload (1,000 runs) outgrew 24 GB. This server keeps aside
+only the items a transaction names, and puts them back if it fails: the same all-or-nothing, at the
+cost of the transaction's own items.
+
 Usage: dynamodb-emulator.py ADDRESS_FILE. It binds a free port on 127.0.0.1 itself and writes
 `http://127.0.0.1:<port>` to ADDRESS_FILE once it accepts connections.
 """
@@ -24,6 +30,11 @@ import os
 import sys
 import time
 
+import copy
+
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
@@ -83,7 +94,52 @@ class IdempotentTransactions:
         return answer
 
 
+class TablesKeptInPlace:
+    """`copy` as moto's DynamoDB backend sees it: a table is not copied (rolled_back_by_item keeps
+    the transaction's items aside instead); anything else is, as before."""
+
+    @staticmethod
+    def deepcopy(value, memo=None):
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def rolled_back_by_item(transact_write_items):
+    """moto's TransactWriteItems, which keeps aside the items the transaction names and puts
+    them back if it fails (moto's own rollback then puts back the very tables it holds)."""
+
+    def transaction(backend, transact_items):
+        kept = []
+        for entry in transact_items:
+            try:
+                operation = next(iter(entry.values()))
+                table = backend.tables[operation["TableName"]]
+                key = operation.get("Key") or {
+                    name: operation["Item"][name] for name in (table.hash_key_attr, table.range_key_attr) if name
+                }
+                hash_key, range_key = backend.get_keys_value(table, key)
+                before = table.get_item(hash_key, range_key)
+            except Exception:
+                continue  # moto refuses this item itself, before the transaction writes anything
+            kept.append((table, hash_key, range_key, copy.deepcopy(before)))
+        try:
+            return transact_write_items(backend, transact_items)
+        except Exception:
+            # Last to first: an item named twice (which moto refuses) ends as it was at the start.
+            for table, hash_key, range_key, before in reversed(kept):
+                if before is None:
+                    table.delete_item(hash_key, range_key)
+                elif range_key is not None:
+                    table.items[hash_key][range_key] = before
+                else:
+                    table.items[hash_key] = before
+            raise
+
+    return transaction
+
+
 def main() -> None:
+    dynamodb_models.copy = TablesKeptInPlace
+    DynamoDBBackend.transact_write_items = rolled_back_by_item(DynamoDBBackend.transact_write_items)
     address_file = sys.argv[1]
     app = IdempotentTransactions(DomainDispatcherApplication(create_backend_app))
     # threaded=False: one request at a time. It also answers HTTP/1.0, so a connection never

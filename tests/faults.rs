@@ -123,15 +123,33 @@ async fn run_workload(
         ("WIKIPEDIA_API_URL", format!("{}/w/api.php", services.base_url)),
         ("RUST_LOG", "info".into()),
         ("RUNTIME_STATS_SECONDS", "1".into()),
+        // Each thread's cache of freed blocks counts as heap in use, and SQLite's calls run on
+        // threads that come and go: without it, the heap the server logs is what it holds.
+        ("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0".into()),
     ]);
     let log = temp_path("faults-api.log");
     let (server, app) = spawn_api(&log, &env).await;
     let pid = server.id().to_string();
     let _stopped_at_the_end = (Stop(server), tools);
     let runs = runs.to_string();
-    let args =
-        ["--server", &app.base, "--faults", faults, "--pid", &pid, "--model", model, "--runs", &runs, "--rate", rate]
-            .map(str::to_string);
+    let server_log = log.display().to_string();
+    let args = [
+        "--server",
+        &app.base,
+        "--faults",
+        faults,
+        "--pid",
+        &pid,
+        "--model",
+        model,
+        "--runs",
+        &runs,
+        "--rate",
+        rate,
+        "--server-log",
+        &server_log,
+    ]
+    .map(str::to_string);
     let workload = tokio::task::spawn_blocking(move || {
         Command::new("python")
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/faults/workload.py"))

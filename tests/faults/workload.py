@@ -12,14 +12,17 @@ faults stop, and it checks:
   `retry-after` on 429 and 503; every failed stream ended with an `error` event;
 - once the faults stop, every thread takes a new run within the lease's expiry, and no run is
   left `pending` or `running`;
-- the server's memory after the load, next to its memory before.
+- the server's memory after the load, next to its memory before; and after a second load as
+  large, without faults, next to its memory after the first: what the first load left (caches,
+  pooled connections, the allocator's free lists) is there to be used again, while a leak grows
+  with every run.
 
 The chatbots answer with the offline model, or (`--model openai`) through OpenAI's API, which the
 server reaches at its OPENAI_BASE_URL (a stand-in behind the injector); the agents offline.
 
 Usage: workload.py --server URL --faults URL [--faults URL ...] --pid PID [--runs 100]
        [--threads 20] [--concurrency 16] [--rate 0.2] [--lease-seconds 5] [--label TEXT]
-       [--max-memory-growth-mib 64]
+       [--max-memory-growth-mib 64] [--max-leak-mib 4] [--server-log FILE] [--max-heap-leak-kib 512]
 Prints its figures, one line of JSON last; exits 1 if a check fails.
 """
 
@@ -53,6 +56,15 @@ BOTS = {
                                      "description": "Searches Wikipedia.", "config": {}}],
               "type==agent/system_message": "You are a helpful assistant."},
 }
+
+
+async def heap_kib(log):
+    """The server's own heap in use as it last logged it (`RUNTIME_STATS_SECONDS`), after the
+    next line: all of it but SQLite's, whose page cache grows with the database to its size."""
+    await asyncio.sleep(1.5)
+    with open(log) as lines:
+        found = re.findall(r"heap_kib=(\d+) sqlite_kib=(\d+)", lines.read())
+    return int(found[-1][0]) - int(found[-1][1]) if found else None
 
 
 def rss_mib(pid):
@@ -324,11 +336,28 @@ async def main():
     parser.add_argument("--model", choices=["offline", "openai"], default="offline",
                         help="the chatbots' model: the offline one, or OpenAI's API (OPENAI_BASE_URL)")
     parser.add_argument("--max-memory-growth-mib", type=float, default=64)
+    parser.add_argument("--max-leak-mib", type=float, default=4,
+                        help="how much more memory the second load may leave than the first")
+    parser.add_argument("--server-log", help="the server's log, with its heap in use each second")
+    parser.add_argument("--max-heap-leak-kib", type=float, default=512,
+                        help="how much more heap the second load may leave in use than the first")
     parser.add_argument("--show", type=int, default=3, help="threads with a problem whose messages are printed")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     limits = httpx.Limits(max_connections=args.concurrency + 8)
-    async with httpx.AsyncClient(base_url=args.server, timeout=120, limits=limits) as client:
+
+    def connect():
+        return httpx.AsyncClient(base_url=args.server, timeout=120, limits=limits)
+
+    async def idle_memory(client):
+        """The server's memory with none of our connections open (it keeps each one's buffers
+        while it is), and a new client for what follows."""
+        await client.aclose()
+        heap = await heap_kib(args.server_log) if args.server_log else None
+        return connect(), rss_mib(args.pid), heap
+
+    client = connect()
+    try:
         await set_rate(client, args.faults, 0.0)
         threads = []
         for number in range(args.threads):
@@ -350,7 +379,7 @@ async def main():
         # Without faults first, for the latency to compare with; then the same under faults.
         baseline = await load(client, threads, max(args.runs // 5, args.threads), args.concurrency, 0, rng)
         await settle(client, threads, time.monotonic() + 60)
-        memory_before = rss_mib(args.pid)
+        client, memory_before, heap_before = await idle_memory(client)
         await set_rate(client, args.faults, args.rate)
         began = time.monotonic()
         tally = await load(client, threads, args.runs, args.concurrency, 100_000, rng)
@@ -363,12 +392,15 @@ async def main():
         recovery = await recover(client, threads, args.concurrency, rng, time.monotonic() + args.lease_seconds + 30)
         refused_after = recovery.failures
         still_going = await settle(client, threads, time.monotonic() + 30)
-        memory_after = rss_mib(args.pid)
+        client, memory_after, heap_after = await idle_memory(client)
+        again = await load(client, threads, args.runs, args.concurrency, 10_000_000, rng)
+        still_going += await settle(client, threads, time.monotonic() + 30)
+        client, memory_again, heap_again = await idle_memory(client)
 
         lost, twice, problems = [], [], {"duplicated": [], "interleaved": [], "foreign": [], "records": []}
         messages_of = {}
-        acknowledged = tally.acknowledged | recovery.acknowledged | baseline.acknowledged
-        sent = tally.sent | recovery.sent | baseline.sent
+        acknowledged = tally.acknowledged | recovery.acknowledged | baseline.acknowledged | again.acknowledged
+        sent = tally.sent | recovery.sent | baseline.sent | again.sent
         for thread in threads:
             response = await client.get(f"/threads/{thread['id']}/state", headers=thread["headers"])
             response.raise_for_status()
@@ -390,8 +422,10 @@ async def main():
                           repr(message["content"])[:100])
                 args.show -= 1
 
-        runs = tally.background + recovery.background + baseline.background
+        runs = tally.background + recovery.background + baseline.background + again.background
         problems["records"] = await records_unlike_their_thread(client, runs, messages_of)
+    finally:
+        await client.aclose()
 
     figures = {
         "label": args.label,
@@ -407,13 +441,16 @@ async def main():
         "answers not of their input": len(problems["foreign"]),
         "run records unlike their thread": len(problems["records"]),
         "stuck threads after recovery": len(stuck) + len(still_going) + len(refused_after),
-        "errors without a clear detail": len(tally.unclear) + len(recovery.unclear),
+        "errors without a clear detail": len(tally.unclear) + len(recovery.unclear) + len(again.unclear),
+        "failed without faults after": len(again.failures),
         "p50/p99 s without faults": [round(percentile(baseline.latencies, 0.5), 3),
                                      round(percentile(baseline.latencies, 0.99), 3)],
         "p50/p99 s with faults": [round(percentile(tally.latencies, 0.5), 3),
                                   round(percentile(tally.latencies, 0.99), 3)],
         "seconds under faults": round(loaded_seconds, 1),
-        "memory MiB before/after": [round(memory_before, 1), round(memory_after, 1)],
+        "memory MiB before/after/after a second load": [round(memory_before, 1), round(memory_after, 1),
+                                                        round(memory_again, 1)],
+        "heap in use KiB before/after/after a second load": [heap_before, heap_after, heap_again],
     }
     for name, value in figures.items():
         print(f"{name:>32}: {value}")
@@ -424,6 +461,10 @@ async def main():
             failed.append(name)
     if memory_after - memory_before > args.max_memory_growth_mib:
         failed.append("memory")
+    if memory_again - memory_after > args.max_leak_mib:
+        failed.append("memory after a second load (a leak)")
+    if args.server_log and (heap_again is None or heap_again - heap_after > args.max_heap_leak_kib):
+        failed.append("heap in use after a second load (a leak)")
     for text in lost[:5]:
         print("lost:", text)
     for text in twice[:5]:
@@ -431,7 +472,9 @@ async def main():
     for name, found in problems.items():
         for problem in found[:5]:
             print(f"{name}: {problem}")
-    for what in (tally.unclear + recovery.unclear)[:5]:
+    for what in again.failures[:5]:
+        print("failed without faults:", what)
+    for what in (tally.unclear + recovery.unclear + again.unclear)[:5]:
         print("unclear:", what)
     for what in refused_after[:5]:
         print("refused after the faults stopped:", what)

@@ -20,6 +20,8 @@ use crate::store::SqliteStore;
 use crate::store::{DynamoStore, MemoryStore, Store};
 
 #[cfg(feature = "server")]
+mod heap;
+#[cfg(feature = "server")]
 mod idle;
 pub mod logging;
 
@@ -108,6 +110,7 @@ pub async fn api() -> Result<(), Error> {
     if let Some(every) = state.config.runtime_stats {
         tokio::spawn(log_runtime_stats(every));
     }
+    tokio::spawn(heap::give_back_after_loads());
     let address = (state.config.host, state.config.port);
     let listener = TcpListener::bind(address).await?;
     tracing::info!("OpenGPTs API listening on http://{}", listener.local_addr()?);
@@ -115,15 +118,23 @@ pub async fn api() -> Result<(), Error> {
     Ok(())
 }
 
-/// Logs the tasks alive in the process, now and then: one that grows while the server is idle
-/// has left tasks behind (the fault workloads check it).
+/// Logs the tasks alive in the process and the heap it uses, now and then: either growing while
+/// the server is idle, or from one load to the next like it, is a leak (the fault workloads
+/// check both).
 #[cfg(feature = "server")]
 async fn log_runtime_stats(every: std::time::Duration) {
     let metrics = tokio::runtime::Handle::current().metrics();
     let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
-        tracing::info!(tasks_alive = metrics.num_alive_tasks(), "runtime");
+        let tasks_alive = metrics.num_alive_tasks();
+        match heap::heap() {
+            Some(heap) => {
+                let sqlite_kib = heap::held_by_sqlite() / 1024;
+                tracing::info!(tasks_alive, heap_kib = heap.in_use / 1024, sqlite_kib, "runtime")
+            }
+            None => tracing::info!(tasks_alive, "runtime"),
+        }
     }
 }
 
