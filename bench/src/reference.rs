@@ -26,7 +26,7 @@ async fn post_json(client: &reqwest::Client, url: &str, body: Value) -> Value {
 }
 
 /// Streams `repeats` runs of `tokens` tokens through `base` (the LangGraph API's root) and
-/// returns the server's CPU per token and its memory after.
+/// returns the server's CPU per token and its memory once idle after.
 async fn measure(server: &Server, base: &str, assistant: &str, repeats: usize, tokens: usize) -> Figures {
     let client = reqwest::Client::new();
     let run = || async {
@@ -45,6 +45,10 @@ async fn measure(server: &Server, base: &str, assistant: &str, repeats: usize, t
         run().await;
     }
     let used = server.tree_cpu_time() - before;
+    // Memory once the load is over: our connections closed, and a moment for the server to
+    // settle (ours gives the free memory of the load back within a second or two).
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     Figures { cpu_per_token: used / (repeats * tokens) as u32, rss_mib: server.tree_rss_mib() }
 }
 
