@@ -854,9 +854,15 @@ pub async fn an_ended_run_is_not_ended_again(store: SharedStore) {
     let thread = new_thread(&store, "ann").await;
     let mut going = run("ann", &thread);
     store.start_run(RunStart::new(&going, Duration::from_secs(60))).await.unwrap();
-    // A cancel while the run goes is recorded.
+    // A heartbeat while the run goes is recorded.
+    let mut beat = going.clone();
+    beat.status = RunStatus::Running;
+    assert!(store.update_run_if_going(&beat).await.unwrap());
+    assert_eq!(store.get_run(&user("ann"), going.run_id).await.unwrap().status, RunStatus::Running);
+    // A cancel while the run goes is recorded, and a heartbeat after it does not bring it back.
     going.status = RunStatus::Cancelled;
-    assert!(store.end_run_if_going(&going).await.unwrap());
+    assert!(store.update_run_if_going(&going).await.unwrap());
+    assert!(!store.update_run_if_going(&beat).await.unwrap());
     assert_eq!(store.get_run(&user("ann"), going.run_id).await.unwrap().status, RunStatus::Cancelled);
     // A run's own end stands: a late reader's "failed", or a late cancel, does not replace it.
     let other = new_thread(&store, "ann").await;
@@ -865,10 +871,10 @@ pub async fn an_ended_run_is_not_ended_again(store: SharedStore) {
     end(&store, &answered, RunStatus::Success, &[human("the answer")]).await;
     let mut late = answered.clone();
     late.status = RunStatus::Error;
-    assert!(!store.end_run_if_going(&late).await.unwrap());
+    assert!(!store.update_run_if_going(&late).await.unwrap());
     assert_eq!(store.get_run(&user("ann"), answered.run_id).await.unwrap().status, RunStatus::Success);
     let missing = run("ann", &other);
-    assert!(matches!(store.end_run_if_going(&missing).await, Err(StoreError::NotFound(Entity::Run))));
+    assert!(matches!(store.update_run_if_going(&missing).await, Err(StoreError::NotFound(Entity::Run))));
 }
 
 fn fork_of<'a>(user: &'a UserId, thread: &Thread, forked: &'a Forked, seen: Revision) -> Fork<'a> {

@@ -43,7 +43,7 @@ impl RunEngine {
                 Some("The run stopped without finishing: its process ended before the answer was complete".into());
             failed.updated_at = Timestamp::now();
             // Its process may have been slow, not gone: an end it records meanwhile stands.
-            return match self.inner.store.end_run_if_going(&failed).await? {
+            return match self.inner.store.update_run_if_going(&failed).await? {
                 true => Ok(failed),
                 false => Ok(self.inner.store.get_run(&run.user_id, run.run_id).await?),
             };
@@ -79,7 +79,7 @@ impl RunEngine {
         run.updated_at = Timestamp::now();
         // Recorded first, so a worker in another process sees it at its next heartbeat; unless
         // the run ended meanwhile, and then its end stands.
-        if !self.inner.store.end_run_if_going(&run).await? {
+        if !self.inner.store.update_run_if_going(&run).await? {
             return Ok(self.inner.store.get_run(user, run_id).await?);
         }
         if let Some(token) = self.active().get(&run_id) {
@@ -150,7 +150,15 @@ impl RunEngine {
             return Err(Failure::Cancelled);
         }
         current.updated_at = Timestamp::now();
-        store.update_run(&current).await.map_err(Failure::Store)
+        // Only while the record says the run is going: a cancel another process wrote since the
+        // read above must stand (written over, the run would go on as if never cancelled).
+        if store.update_run_if_going(&current).await.map_err(Failure::Store)? {
+            return Ok(());
+        }
+        match store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?.status {
+            RunStatus::Cancelled => Err(Failure::Cancelled),
+            _ => Ok(()),
+        }
     }
 
     /// Stores the answer, records how the run ended and gives its thread back, at once.
@@ -184,7 +192,7 @@ impl RunEngine {
                 run.status = RunStatus::Error;
                 run.error = Some(Failure::Store(error).message(&run));
             }
-            match store.end_run_if_going(&run).await {
+            match store.update_run_if_going(&run).await {
                 Ok(true) => {}
                 Ok(false) => {
                     if let Ok(stored) = store.get_run(&run.user_id, run.run_id).await {

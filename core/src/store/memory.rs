@@ -439,7 +439,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn end_run_if_going(&self, run: &Run) -> StoreResult<bool> {
+    async fn update_run_if_going(&self, run: &Run) -> StoreResult<bool> {
         let mut inner = self.lock();
         let stored = inner.runs.get_mut(&run.run_id).ok_or(StoreError::NotFound(Entity::Run))?;
         if stored.status.is_finished() {

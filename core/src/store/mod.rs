@@ -230,10 +230,11 @@ pub trait Store: Send + Sync + 'static {
     /// The runs started on the user's thread, newest first.
     async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>>;
     async fn update_run(&self, run: &Run) -> StoreResult<()>;
-    /// Records `run` as it ended (cancelled, or failed in a process gone silent) unless its
-    /// stored record has ended already, atomically: `false` then, and nothing is written. The
-    /// run's own end may land at any moment, and a cancel or a reader must not overwrite it.
-    async fn end_run_if_going(&self, run: &Run) -> StoreResult<bool>;
+    /// Writes `run`'s record (its end: cancelled, or failed in a process gone silent; or a
+    /// heartbeat) unless the stored one has ended already, atomically: `false` then, and nothing
+    /// is written. The run's own end, or a cancel from another process, may land at any moment,
+    /// and a cancel, a reader or a heartbeat must not overwrite it.
+    async fn update_run_if_going(&self, run: &Run) -> StoreResult<bool>;
     /// Marks the user's run as taken by the process that executes it, atomically: `true` for the
     /// one caller that does, while the run is still `pending` (not cancelled, not taken before).
     /// A background run may be handed over more than once (Lambda delivers an event at least

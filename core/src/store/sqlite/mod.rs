@@ -481,7 +481,7 @@ impl Store for SqliteStore {
         self.write_run(run).await
     }
 
-    async fn end_run_if_going(&self, run: &Run) -> StoreResult<bool> {
+    async fn update_run_if_going(&self, run: &Run) -> StoreResult<bool> {
         self.end_if_going(run).await
     }
 
