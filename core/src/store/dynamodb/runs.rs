@@ -385,8 +385,8 @@ impl DynamoStore {
     }
 
     /// On the record's `run_status` (written with every body).
-    pub(super) async fn end_if_going(&self, run: &Run) -> StoreResult<bool> {
-        let ended = self
+    pub(super) async fn update_if_going(&self, run: &Run) -> StoreResult<bool> {
+        let updated = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -402,7 +402,7 @@ impl DynamoStore {
             .expression_attribute_values(":running", s(RunStatus::Running.as_str()))
             .send()
             .await;
-        match ended {
+        match updated {
             Ok(_) => Ok(true),
             // Ended already, or gone: a read tells (only a race with the run's own end is here).
             Err(error) if is_conditional(&error) => match self.get(run_pk(run.run_id), "R").await? {

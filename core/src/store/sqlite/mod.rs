@@ -482,7 +482,7 @@ impl Store for SqliteStore {
     }
 
     async fn update_run_if_going(&self, run: &Run) -> StoreResult<bool> {
-        self.end_if_going(run).await
+        self.update_if_going(run).await
     }
 
     async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {

@@ -122,7 +122,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn end_if_going(&self, run: &Run) -> StoreResult<bool> {
+    pub(super) async fn update_if_going(&self, run: &Run) -> StoreResult<bool> {
         let run = run.clone();
         self.write(move |tx| {
             let id = run.run_id.to_string();
