@@ -11,7 +11,8 @@
 # - schemathesis over /openapi.json against the running server;
 # - the UI upload script against the emulator's S3 and CloudFront;
 # - the playground page (GET /) in headless Chromium;
-# - the LangGraph API through its JS client (@langchain/langgraph-sdk) under node.
+# - the LangGraph API through its JS client (@langchain/langgraph-sdk) under node;
+# - bench/hot_code's workload (the paths whose code the release binary keeps together) answered.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
 HTTP_SUITES=(agents:: api:: bot_forms:: frontends:: isolation:: langgraph:: retrieval:: runs_stream:: walkthrough::)
@@ -106,6 +107,15 @@ bash tests/playground/check.sh "$WORK" || status=1
 
 echo "== the LangGraph API through its JS client"
 bash tests/langgraph/js/check.sh "$WORK" || status=1
+
+echo "== bench/hot_code's workload, as bench/hot_code/trace.sh drives it"
+hot_code_port=$(free_port)
+upstream_port=$(free_port)
+PORT=$hot_code_port STORE=memory OPENAI_API_KEY=hot-code OPENAI_BASE_URL="http://127.0.0.1:$upstream_port/v1" \
+  "$CARGO_TARGET_DIR/debug/api" >"$WORK/hot-code.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$hot_code_port/ok" && break; sleep 0.1; done
+python bench/hot_code/workload.py "http://127.0.0.1:$hot_code_port" "$upstream_port" || status=1
 
 if [ "$status" != 0 ]; then
   echo "== what cargo lambda watch logged as errors (for a failure through the functions)"

@@ -13,7 +13,8 @@ use crate::server::Server;
 use crate::stats::{ms, summarize_ms, Summary};
 use crate::streaming::{self, Api, Client};
 
-/// Streams one resumable run; returns its id, how many events it sent, and how long it took.
+/// Streams one resumable run; returns its location (relative to the LangGraph API's root, as the
+/// SDKs read it), how many events it sent, and how long it took.
 async fn resumable_run(server: &Server) -> (String, usize, Duration) {
     let client = Client::new(server);
     let assistant = client.chatbot(Api::LangGraph { resumable: true }).await;
@@ -67,7 +68,7 @@ pub async fn replay(binary: &Path, tokens: usize, repeats: usize) -> (usize, Sum
     for _ in 0..repeats {
         let started = Instant::now();
         let response = http
-            .get(format!("{}{location}/stream", server.base))
+            .get(format!("{}/langgraph{location}/stream", server.base))
             .header("cookie", "opengpts_user_id=bench-stream")
             .header("last-event-id", "0")
             .send()

@@ -15,6 +15,8 @@ use crate::streaming;
 pub struct Figures {
     pub cpu_per_token: Duration,
     pub rss_mib: f64,
+    /// Of that, the pages of the server's own binary's code.
+    pub code_rss_mib: f64,
 }
 
 /// The user both servers see.
@@ -49,7 +51,11 @@ async fn measure(server: &Server, base: &str, assistant: &str, repeats: usize, t
     // settle (ours gives the free memory of the load back within a second or two).
     drop(client);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    Figures { cpu_per_token: used / (repeats * tokens) as u32, rss_mib: server.tree_rss_mib() }
+    Figures {
+        cpu_per_token: used / (repeats * tokens) as u32,
+        rss_mib: server.tree_rss_mib(),
+        code_rss_mib: server.code_rss_mib(),
+    }
 }
 
 /// Both servers' figures: ours, then the reference's.

@@ -80,6 +80,28 @@ impl Server {
         self.tree().into_iter().map(cpu_of).sum()
     }
 
+    /// Of its resident memory, the pages of its own binary's code (the executable mappings of
+    /// the file it runs), in MiB: what bench/hot_code keeps small.
+    pub fn code_rss_mib(&self) -> f64 {
+        let pid = self.child.id();
+        let Ok(binary) = std::fs::read_link(format!("/proc/{pid}/exe")) else { return 0.0 };
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        let mut in_code = false;
+        let mut kib = 0.0;
+        for line in smaps.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                ["Rss:", kib_resident, ..] if in_code => kib += kib_resident.parse::<f64>().unwrap_or(0.0),
+                // Field lines are "Name: value"; the others head a mapping: "range perms offset
+                // device inode path".
+                [first, ..] if first.ends_with(':') => {}
+                [_, perms, _, _, _, path, ..] => in_code = perms.contains('x') && Path::new(path) == binary,
+                _ => in_code = false,
+            }
+        }
+        kib / 1024.0
+    }
+
     /// Resident memory, in MiB.
     pub fn rss_mib(&self) -> f64 {
         rss_kib(self.child.id()) / 1024.0
