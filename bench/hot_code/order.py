@@ -22,7 +22,8 @@ def costs(profile, binary_name):
             if line.startswith("ob="):
                 in_binary = line[3:].strip().endswith("/" + binary_name)
             elif line.startswith("fn="):
-                function = line[3:].strip() if in_binary else None
+                # Callgrind marks a function's recursion levels and repeated contexts `name'2`.
+                function = line[3:].strip().split("'")[0] if in_binary else None
             elif line.startswith("calls="):
                 # The cost line after a call is the callee's, inclusive: not the caller's own.
                 after_call = True
@@ -40,8 +41,9 @@ def main():
     spent = collections.Counter()
     for profile in profiles:
         spent.update(costs(profile, binary_name))
-    # Names the linker cannot match: callgrind's own for code outside any symbol.
-    names = [name for name, _ in spent.most_common() if not name.startswith("0x")]
+    # Names the linker cannot match: callgrind's own, for code outside any symbol ("0x…") and
+    # for what runs before `main` ("(below main)").
+    names = [name for name, _ in spent.most_common() if not name.startswith(("0x", "("))]
     with open(output, "w") as out:
         out.write("".join(name + "\n" for name in names))
     print(f"{len(names)} functions ran; their order is in {output}")

@@ -116,7 +116,7 @@ pub struct OidcJwt {
 
 impl OidcJwt {
     pub fn new(settings: JwtSettings) -> Self {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+        let client = crate::config::http_client().timeout(Duration::from_secs(10)).build().unwrap_or_default();
         OidcJwt { settings, client, keys: RwLock::new(HashMap::new()) }
     }
 

@@ -66,9 +66,8 @@ pub struct AppState {
 impl AppState {
     /// Background runs execute in this process (see [`AppState::with_dispatch`]).
     pub fn new(config: Config, store: Arc<dyn Store>) -> Result<Self, ConfigError> {
-        // Every HTTP client below speaks TLS through the AWS SDK's crypto library (a second one,
-        // ring, would cost every function's zip); the first install wins, later ones are no-ops.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        // Any TLS the process speaks, not only its HTTP clients', through one crypto library.
+        crate::config::install_tls_provider();
         let config = Arc::new(config);
         let library = Library::new(store.clone(), embedder_from_config(&config));
         #[cfg(feature = "files")]

@@ -68,7 +68,7 @@ impl SignedRest {
             (None, Ok((region, _))) => format!("https://{service}.{region}.amazonaws.com"),
             (None, Err(_)) => format!("https://{service}.amazonaws.com"),
         };
-        let http = reqwest::Client::builder()
+        let http = super::http_client()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .build()

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod aws;
+mod http;
 mod limits;
 mod schedules;
 pub use aws::{aws_sdk_config, signing_context, Answer, SignedRest};
+pub use http::{http_client, install_tls_provider};
 pub use limits::{IngestLimits, Limits};
 pub use schedules::{CronSettings, EventBridgeSettings, WebhookSettings};
 

@@ -58,7 +58,7 @@ impl Bucket {
             None => format!("https://{}.s3.{region}.amazonaws.com/", settings.bucket),
         };
         let base = url::Url::parse(&base).map_err(|error| failed(format!("the bucket's URL {base}: {error}")))?;
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().map_err(failed)?;
+        let http = crate::config::http_client().connect_timeout(Duration::from_secs(10)).build().map_err(failed)?;
         let bucket = Bucket { http, name: settings.bucket.clone(), base, region, credentials };
         if settings.create_bucket && !matches!(bucket.send(Method::HEAD, "", Bytes::new()).await, Ok(Ok(_))) {
             bucket.send(Method::PUT, "", Bytes::new()).await?.map_err(failed)?;

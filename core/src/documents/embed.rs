@@ -189,7 +189,7 @@ pub fn embedder_from_config(config: &Config) -> std::sync::Arc<dyn Embedder> {
     let settings = &config.embeddings;
     match settings.provider.as_str() {
         "openai" => std::sync::Arc::new(OpenAiEmbedder {
-            client: reqwest::Client::builder()
+            client: crate::config::http_client()
                 .connect_timeout(std::time::Duration::from_secs(10))
                 .timeout(std::time::Duration::from_secs(60))
                 .build()

@@ -87,7 +87,7 @@ pub struct ModelCatalog {
 impl ModelCatalog {
     pub fn new(config: &Config) -> Self {
         let providers = &config.providers;
-        let client = reqwest::Client::builder()
+        let client = crate::config::http_client()
             .connect_timeout(std::time::Duration::from_secs(10))
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .build()

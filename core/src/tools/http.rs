@@ -67,7 +67,7 @@ impl UrlGuard {
                 Err(refused) => attempt.error(refused),
             }
         });
-        reqwest::Client::builder()
+        crate::config::http_client()
             .user_agent(user_agent)
             .connect_timeout(std::time::Duration::from_secs(10))
             .redirect(policy)

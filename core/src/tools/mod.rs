@@ -93,7 +93,7 @@ impl Toolbox {
     pub fn new(config: &Config, library: Library) -> Self {
         let settings = config.tools.clone();
         let user_agent = concat!("opengpts-serverless/", env!("CARGO_PKG_VERSION"));
-        let client = reqwest::Client::builder()
+        let client = crate::config::http_client()
             .user_agent(user_agent)
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()
