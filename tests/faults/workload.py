@@ -85,6 +85,16 @@ class Tally:
         self.latencies = []
         self.background = []        # (thread, input text, run id) of background runs taken
 
+    def merged(self, other):
+        """One tally of two loads."""
+        both = Tally()
+        both.started = self.started + other.started
+        both.acknowledged = self.acknowledged | other.acknowledged
+        both.sent = self.sent | other.sent
+        for name in ("failures", "unclear", "latencies", "background"):
+            setattr(both, name, getattr(self, name) + getattr(other, name))
+        return both
+
 
 async def set_rate(client, faults, rate):
     for url in faults:
@@ -396,6 +406,16 @@ async def main():
         again = await load(client, threads, args.runs, args.concurrency, 10_000_000, rng)
         still_going += await settle(client, threads, time.monotonic() + 30)
         client, memory_again, heap_again = await idle_memory(client)
+        heaps = [heap_before, heap_after, heap_again]
+        if args.server_log and heap_again is not None and heap_again - heap_after > args.max_heap_leak_kib:
+            # The heap in use moves by a few hundred KiB between loads as pooled connections and
+            # their buffers come and go. A leak grows with every run: a third load as large tells
+            # which, as it grows again only for a leak.
+            third = await load(client, threads, args.runs, args.concurrency, 20_000_000, rng)
+            still_going += await settle(client, threads, time.monotonic() + 30)
+            client, _, heap_third = await idle_memory(client)
+            heaps.append(heap_third)
+            again = again.merged(third)
 
         lost, twice, problems = [], [], {"duplicated": [], "interleaved": [], "foreign": [], "records": []}
         messages_of = {}
@@ -450,7 +470,7 @@ async def main():
         "seconds under faults": round(loaded_seconds, 1),
         "memory MiB before/after/after a second load": [round(memory_before, 1), round(memory_after, 1),
                                                         round(memory_again, 1)],
-        "heap in use KiB before/after/after a second load": [heap_before, heap_after, heap_again],
+        "heap in use KiB before/after/after a second load (and a third)": heaps,
     }
     for name, value in figures.items():
         print(f"{name:>32}: {value}")
@@ -463,8 +483,9 @@ async def main():
         failed.append("memory")
     if memory_again - memory_after > args.max_leak_mib:
         failed.append("memory after a second load (a leak)")
-    if args.server_log and (heap_again is None or heap_again - heap_after > args.max_heap_leak_kib):
-        failed.append("heap in use after a second load (a leak)")
+    grew = [later - earlier for earlier, later in zip(heaps[1:], heaps[2:]) if None not in (earlier, later)]
+    if args.server_log and (len(grew) < len(heaps) - 2 or all(growth > args.max_heap_leak_kib for growth in grew)):
+        failed.append("heap in use after a second load, and a third (a leak)")
     for text in lost[:5]:
         print("lost:", text)
     for text in twice[:5]:
