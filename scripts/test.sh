@@ -109,13 +109,7 @@ echo "== the LangGraph API through its JS client"
 bash tests/langgraph/js/check.sh "$WORK" || status=1
 
 echo "== bench/hot_code's workload, as bench/hot_code/trace.sh drives it"
-hot_code_port=$(free_port)
-upstream_port=$(free_port)
-PORT=$hot_code_port STORE=memory OPENAI_API_KEY=hot-code OPENAI_BASE_URL="http://127.0.0.1:$upstream_port/v1" \
-  "$CARGO_TARGET_DIR/debug/api" >"$WORK/hot-code.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$hot_code_port/ok" && break; sleep 0.1; done
-python bench/hot_code/workload.py "http://127.0.0.1:$hot_code_port" "$upstream_port" || status=1
+bash bench/hot_code/check.sh "$WORK" || status=1
 
 if [ "$status" != 0 ]; then
   echo "== what cargo lambda watch logged as errors (for a failure through the functions)"
