@@ -39,8 +39,13 @@ impl RunEngine {
         if !run.status.is_finished() && silent_since < Timestamp::now() {
             let mut failed = run.clone();
             failed.status = RunStatus::Error;
-            failed.error =
-                Some("The run stopped without finishing: its process ended before the answer was complete".into());
+            // A reader cannot tell a process that ended from one whose writes to the data store
+            // failed for a whole lease: the message names both.
+            failed.error = Some(
+                "The run stopped without finishing: its process went silent (it ended, or could not reach the \
+                 data store) before the answer was complete"
+                    .into(),
+            );
             failed.updated_at = Timestamp::now();
             // Its process may have been slow, not gone: an end it records meanwhile stands.
             return match self.inner.store.update_run_if_going(&failed).await? {
