@@ -52,7 +52,7 @@ async fn save(
     stored: Option<Assistant>,
     mut assistant: Assistant,
 ) -> Result<Json<Assistant>, ApiError> {
-    assistant.name = limits::shorten_name(&state.config.limits, assistant.name);
+    assistant.name = state.config.limits.shorten_name(assistant.name);
     limits::check_config(&state.config.limits, &assistant.config)?;
     configurable::settle_config(stored.as_ref().map(|stored| &stored.config), &mut assistant.config);
     ModelCatalog::check_config(&assistant.config)

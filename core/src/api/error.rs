@@ -105,6 +105,14 @@ impl From<RunError> for ApiError {
                 let input = serde_json::Value::Null;
                 ApiError::Validation(vec![crate::model::validate::FieldError::new("url", &loc, detail, &input)])
             }
+            RunError::CheckpointNotFound(_) => {
+                ApiError::Detail { status: StatusCode::NOT_FOUND, detail: error.to_string() }
+            }
+            RunError::ForkTooLarge { .. } | RunError::Review(_) => {
+                ApiError::Detail { status: StatusCode::UNPROCESSABLE_ENTITY, detail: error.to_string() }
+            }
+            RunError::NothingToResume => ApiError::Detail { status: StatusCode::CONFLICT, detail: error.to_string() },
+            RunError::Task(_) => ApiError::Internal(error.to_string()),
             RunError::Dispatch(error) => {
                 tracing::error!(%error, "background dispatch failed");
                 ApiError::BadGateway(format!("The run could not be started in the background: {error}"))

@@ -15,15 +15,6 @@ fn too_long(loc: Loc, msg: String, input: Value) -> ApiError {
 /// A name as stored: whole, or its first characters and `…` past `max_name_chars`. Both UIs
 /// name a thread with the whole first message, which may be long: refusing it would lose the
 /// message, and keeping it whole would make every list carry it.
-pub fn shorten_name(limits: &Limits, name: String) -> String {
-    if name.chars().count() <= limits.max_name_chars {
-        return name;
-    }
-    let mut short: String = name.chars().take(limits.max_name_chars.saturating_sub(1)).collect();
-    short.push('…');
-    short
-}
-
 pub fn check_config(limits: &Limits, config: &Map<String, Value>) -> Result<(), ApiError> {
     let bytes = serde_json::to_vec(config).map(|json| json.len()).unwrap_or(usize::MAX);
     if bytes > limits.max_config_bytes {

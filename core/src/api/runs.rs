@@ -4,19 +4,13 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::Json;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use tracing::Instrument;
 
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
 use super::schemas::{input_schema, offered_form, output_schema};
 use super::{limits, sse, ApiError, AppState, Routes};
 use crate::model::{Feedback, FeedbackInput, Run};
-use crate::runs::{Execution, Listener, MultitaskStrategy, OnDisconnect, PendingRun, RunError, RunEvent, RunRequest};
-use crate::store::StoreError;
-
-/// Enough buffered events that a briefly slow client does not hold the model back.
-const STREAM_BUFFER: usize = 256;
+use crate::runs::{AssistantChoice, Mode, RunError, RunEvent, RunRequest, RunSpec, Started, StreamTo, ThreadTarget};
 
 /// Every `/runs` route. The stream is among them so that the `runs` function also answers it
 /// (buffered) where API Gateway's `/runs/{proxy+}` sends it, such as `/runs/stream/`.
@@ -42,18 +36,34 @@ fn check_limits(state: &AppState, request: &RunRequest) -> Result<(), ApiError> 
     limits::check_config(&state.config.limits, &request.configurable)
 }
 
+/// The OpenGPTs body as the run service takes it: a run on one of the user's threads.
+fn spec(request: RunRequest) -> RunSpec {
+    RunSpec {
+        thread: ThreadTarget::Existing { thread_id: request.thread_id, create: false },
+        assistant: AssistantChoice::ById(request.assistant_id),
+        input: request.input,
+        configurable: request.configurable,
+        recursion_limit: request.recursion_limit,
+        checkpoint: None,
+        resume: None,
+        strategy: request.multitask_strategy,
+        on_disconnect: request.on_disconnect,
+        start_after: request.start_after,
+        webhook: request.webhook,
+        graph: None,
+    }
+}
+
 async fn create(
     State(state): State<AppState>,
     User(user): User,
     JsonBody(request): JsonBody<RunRequest>,
 ) -> Result<Json<Run>, ApiError> {
     check_limits(&state, &request)?;
-    let pending = state.runs.prepare(user, request, Execution::Background).await?;
-    // A busy thread is waited for here (bounded), so the answer says whether the run started.
-    let job = state.runs.acquire(&pending, Some(&|| true)).await?;
-    let run = job.run.clone();
-    state.runs.run_in_background(job).await?;
-    Ok(Json(run))
+    match state.runs.start(user, spec(request), Mode::Background).await? {
+        Started::Background(run) => Ok(Json(run)),
+        _ => Err(ApiError::Internal("a background run was not started in the background".into())),
+    }
 }
 
 async fn stream(
@@ -63,68 +73,22 @@ async fn stream(
 ) -> Result<axum::response::Response, ApiError> {
     check_limits(&state, &request)?;
     let slot = state.streams.take(&user)?;
-    let pending = state.runs.prepare(user, request, Execution::Streamed).await?;
+    let refusal = |error: RunError| refusal_event(ApiError::from(error));
     // The run's id goes out once its input is stored: a client that saw it may count on that.
-    let metadata = json!({ "run_id": pending.job.run.run_id }).to_string();
-    let announce = RunEvent::Frame { event: "metadata", data: metadata, id: None };
-    let receiver = start_streamed(&state, pending, ApiError::from, false, Some(announce)).await?;
-    Ok(sse::response(receiver, state.config.sse_ping_interval, slot))
+    let announce = |run: &Run| {
+        let metadata = json!({ "run_id": run.run_id }).to_string();
+        RunEvent::Frame { event: "metadata", data: metadata, id: None }
+    };
+    let to = StreamTo { announce: Some(announce), refusal };
+    let Started::Streaming { events, .. } = state.runs.start(user, spec(request), Mode::Stream(to)).await? else {
+        return Err(ApiError::Internal("a streamed run was not started as a stream".into()));
+    };
+    Ok(sse::response(events, state.config.sse_ping_interval, slot))
 }
 
-/// Starts a streamed run and returns its events. A free thread is taken before answering, so a
-/// refusal is an HTTP error (`refused` words it, and the events a refusal met while waiting).
-/// A busy one, unless the client asked for `reject`, is waited for inside the stream. The run
-/// lives in its own task: the client hanging up ends only the response, unless it asked for the
-/// run to be cancelled then; `delete_thread` takes its thread with it when it ends (a stateless
-/// run). Its logs stay inside this request's span (and so carry the Lambda request id).
-/// `announce`, when given, is the stream's first event, sent once the run holds its thread.
-pub(crate) async fn start_streamed(
-    state: &AppState,
-    pending: PendingRun,
-    refused: fn(RunError) -> ApiError,
-    delete_thread: bool,
-    announce: Option<RunEvent>,
-) -> Result<mpsc::Receiver<RunEvent>, ApiError> {
-    let started = match state.runs.acquire(&pending, None).await {
-        Ok(job) => Some(job),
-        Err(RunError::Store(StoreError::ThreadBusy { .. })) if pending.strategy != MultitaskStrategy::Reject => None,
-        Err(error) => return Err(refused(error)),
-    };
-    let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
-    let engine = state.runs.clone();
-    let store = state.store.clone();
-    let run = async move {
-        let job = match started {
-            Some(job) => job,
-            None => {
-                // A client that leaves while waiting, and asked for cancel on disconnect, has its
-                // run dropped before anything of it is stored.
-                let cancel_on_disconnect = pending.on_disconnect == OnDisconnect::Cancel;
-                let listening = || !(cancel_on_disconnect && sender.is_closed());
-                match engine.acquire(&pending, Some(&listening)).await {
-                    Ok(job) => job,
-                    Err(error) => {
-                        let refused = refused(error);
-                        let event =
-                            RunEvent::Error { status_code: refused.status().as_u16(), message: refused.to_string() };
-                        let _ = sender.send(event).await;
-                        return;
-                    }
-                }
-            }
-        };
-        if let Some(announce) = announce {
-            let _ = sender.send(announce).await;
-        }
-        let ended = engine.execute(job, Some(Listener { events: sender, on_disconnect: pending.on_disconnect })).await;
-        if delete_thread {
-            if let Err(error) = store.delete_thread(&ended.user_id, ended.thread_id).await {
-                tracing::warn!(%error, "a stateless run's thread could not be deleted");
-            }
-        }
-    };
-    tokio::spawn(run.in_current_span());
-    Ok(receiver)
+/// A run refused once its stream had begun: an `error` event with the status it would have had.
+pub(crate) fn refusal_event(error: ApiError) -> RunEvent {
+    RunEvent::Error { status_code: error.status().as_u16(), message: error.to_string() }
 }
 
 async fn read(

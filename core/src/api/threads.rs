@@ -53,7 +53,7 @@ async fn save(state: &AppState, user: UserId, thread_id: Uuid, input: ThreadInpu
     let thread = Thread {
         thread_id,
         assistant_id: input.assistant_id,
-        name: limits::shorten_name(&state.config.limits, input.name),
+        name: state.config.limits.shorten_name(input.name),
         updated_at: Timestamp::now(),
         user_id: user,
         metadata,

@@ -15,6 +15,18 @@ pub struct Limits {
     pub max_streams_per_user: usize,
 }
 
+impl Limits {
+    /// A name cut to `MAX_NAME_CHARS`, with an ellipsis where it was cut.
+    pub fn shorten_name(&self, name: String) -> String {
+        if name.chars().count() <= self.max_name_chars {
+            return name;
+        }
+        let mut short: String = name.chars().take(self.max_name_chars.saturating_sub(1)).collect();
+        short.push('…');
+        short
+    }
+}
+
 /// What reading one uploaded file may cost, and what a user may store. Each breach is refused
 /// with the variable named, so an operator knows what to raise.
 #[derive(Debug, Clone, PartialEq, Eq)]

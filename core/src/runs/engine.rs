@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -17,12 +17,12 @@ use super::failure::{panic_message, Failure};
 use super::graph_state::GraphStream;
 use super::recorder::Recorder;
 use super::webhook::Webhooks;
-use super::{MultitaskStrategy, OnDisconnect, RunError, RunInput, RunRequest};
+use super::{MultitaskStrategy, OnDisconnect, RunError};
 use crate::config::Config;
 use crate::documents::Library;
 use crate::llm::{LlmError, ModelCatalog};
-use crate::model::{Assistant, Generation, Message, MessageType, Run, RunProfile, RunStatus, Timestamp, UserId};
-use crate::store::{Revision, RunStart, Store, StoreError, ThreadView};
+use crate::model::{Generation, Message, MessageType, Run, RunStatus, Timestamp};
+use crate::store::{Revision, RunStart, Store, StoreError};
 use crate::tools::Toolbox;
 
 /// Everything a worker needs to execute a started run; serializable so it can cross processes.
@@ -52,7 +52,7 @@ pub struct RunJob {
     pub webhook: Option<String>,
     /// The thread as the run found it, when the process that started it executes it.
     #[serde(skip)]
-    snapshot: Option<Snapshot>,
+    pub(super) snapshot: Option<Snapshot>,
 }
 
 /// A thread's messages and their revision, as read before the run started.
@@ -64,7 +64,7 @@ pub(super) struct Snapshot {
 
 /// How a run executes once it holds its thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Execution {
+pub(super) enum Execution {
     /// At once, in this process, with a client listening: it is recorded running from the start.
     Streamed,
     /// Handed to the background dispatcher: pending until a worker takes it.
@@ -116,22 +116,22 @@ pub(super) struct Inner {
 }
 
 /// A validated run that has not taken its thread yet.
-#[derive(Debug, Clone)]
-pub struct PendingRun {
-    pub job: RunJob,
-    input: Vec<Message>,
+#[derive(Debug)]
+pub(super) struct PendingRun {
+    pub(super) job: RunJob,
+    pub(super) input: Vec<Message>,
     /// The thread as read while validating.
-    found: Snapshot,
+    pub(super) found: Snapshot,
     /// The run that held the thread until its process ended, if one did (see `acquire`).
-    abandoned_by: Option<Uuid>,
-    pub strategy: MultitaskStrategy,
-    pub on_disconnect: OnDisconnect,
+    pub(super) abandoned_by: Option<Uuid>,
+    pub(super) strategy: MultitaskStrategy,
+    pub(super) on_disconnect: OnDisconnect,
 }
 
 /// A streaming client: where the run's events go, and what its going away means.
-pub struct Listener {
-    pub events: mpsc::Sender<RunEvent>,
-    pub on_disconnect: OnDisconnect,
+pub(super) struct Listener {
+    pub(super) events: mpsc::Sender<RunEvent>,
+    pub(super) on_disconnect: OnDisconnect,
 }
 
 impl RunEngine {
@@ -157,101 +157,11 @@ impl RunEngine {
         RunEngine::new(store, models, tools, inner.library.clone(), inner.config.clone(), dispatch)
     }
 
-    /// Validates the request and names the run. Errors here are the client's to see as HTTP
-    /// errors; nothing is stored yet.
-    pub async fn prepare(
-        &self,
-        user: UserId,
-        request: RunRequest,
-        execution: Execution,
-    ) -> Result<PendingRun, RunError> {
-        let store = &self.inner.store;
-        // The messages come with the thread in one read; the run starts from them unless they
-        // change before it takes the thread.
-        let view = store.thread_view(&user, request.thread_id).await?;
-        let assistant_id = request.assistant_id.unwrap_or(view.thread.assistant_id);
-        let assistant = store.get_assistant(&user, assistant_id).await?;
-        self.plan(user, view, &assistant, request, execution, None)
-    }
-
-    /// Names a run of `assistant` on the thread as `view` shows it; `graph` is set for a run of
-    /// the LangGraph API.
-    pub fn plan(
-        &self,
-        user: UserId,
-        view: ThreadView,
-        assistant: &Assistant,
-        request: RunRequest,
-        execution: Execution,
-        graph: Option<(GraphStream, RunProfile)>,
-    ) -> Result<PendingRun, RunError> {
-        let thread = view.thread;
-        let assistant_id = assistant.assistant_id;
-        let mut configurable = super::configurable::with_overrides(assistant.configurable(), request.configurable);
-        configurable.insert("user_id".into(), json!(user));
-        configurable.insert("thread_id".into(), json!(thread.thread_id));
-        configurable.insert("assistant_id".into(), json!(assistant_id));
-        self.inner.models.resolve(&configurable)?;
-        self.inner.tools.agent_config(&configurable)?;
-        if let Some(url) = &request.webhook {
-            self.check_webhook(url)?;
-        }
-
-        // RAG bots came with the latest generation: their clients read its shapes.
-        let generation = match configurable.get("type").and_then(Value::as_str) {
-            _ if graph.is_some() => Generation::Graph,
-            Some("chat_retrieval") => Generation::Latest,
-            _ => request.input.generation(),
-        };
-        let (graph, profile) = graph.map_or((None, None), |(stream, profile)| (Some(stream), Some(profile)));
-        let resume = request.input == RunInput::Resume;
-        let recursion_limit = request.recursion_limit.unwrap_or(self.inner.config.recursion_limit);
-        let mut input = request.input.into_messages();
-        input.iter_mut().for_each(Message::ensure_id);
-        super::check_thread_room(&self.inner.config.limits, &view.messages, &input)?;
-        let now = Timestamp::now();
-        let run = Run {
-            run_id: Uuid::new_v4(),
-            thread_id: thread.thread_id,
-            assistant_id,
-            user_id: user,
-            status: match execution {
-                Execution::Streamed if request.start_after.is_none() => RunStatus::Running,
-                _ => RunStatus::Pending,
-            },
-            error: None,
-            created_at: now,
-            updated_at: now,
-            profile,
-        };
-        let not_before = request.start_after.map(|delay| now.plus(delay));
-        let job = RunJob {
-            run,
-            generation,
-            configurable,
-            recursion_limit,
-            resume,
-            graph,
-            not_before,
-            started_at: None,
-            webhook: request.webhook,
-            snapshot: None,
-        };
-        Ok(PendingRun {
-            job,
-            input,
-            found: Snapshot { history: view.messages, revision: view.revision },
-            abandoned_by: view.abandoned_by,
-            strategy: request.multitask_strategy,
-            on_disconnect: request.on_disconnect,
-        })
-    }
-
     /// Takes the thread's lease and appends the input, at once: from the returned job on, failures
     /// belong to the run. A busy thread is `ThreadBusy` at once without `wait_while`, or under `reject`;
     /// otherwise the run waits for the thread (cancelling its holder first under `interrupt`) for
     /// at most `RUN_QUEUE_WAIT_SECONDS`, and while `wait_while` holds (a client still listening).
-    pub async fn acquire(
+    pub(super) async fn acquire(
         &self,
         pending: &PendingRun,
         wait_while: Option<&(dyn Fn() -> bool + Send + Sync)>,
@@ -318,7 +228,7 @@ impl RunEngine {
 
     /// Hands a started run to the background dispatcher. If it cannot take it, the run is ended
     /// as failed and its thread freed.
-    pub async fn run_in_background(&self, job: RunJob) -> Result<(), RunError> {
+    pub(super) async fn run_in_background(&self, job: RunJob) -> Result<(), RunError> {
         let run = job.run.clone();
         let dispatch = &self.inner.dispatch;
         if let Err(error) = dispatch.dispatch(self, job).await {
@@ -340,7 +250,7 @@ impl RunEngine {
 
     /// Executes a started run to its end and returns its final record. `events`, when given,
     /// receives the stream's payloads; a receiver that goes away does not stop the run.
-    pub async fn execute(&self, mut job: RunJob, listener: Option<Listener>) -> Run {
+    pub(super) async fn execute(&self, mut job: RunJob, listener: Option<Listener>) -> Run {
         let span = tracing::info_span!(
             "run",
             run_id = %job.run.run_id,

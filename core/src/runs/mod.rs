@@ -11,6 +11,7 @@
 
 #[cfg(feature = "runs")]
 mod answer;
+mod bot;
 pub mod configurable;
 #[cfg(feature = "runs")]
 mod dispatch;
@@ -28,23 +29,40 @@ mod graph_state;
 #[cfg(feature = "runs")]
 mod lifecycle;
 #[cfg(feature = "runs")]
+mod preparation;
+#[cfg(feature = "runs")]
 mod recorder;
 #[cfg(feature = "runs")]
 mod render;
 mod request;
 #[cfg(feature = "runs")]
+mod review;
+#[cfg(feature = "runs")]
+mod service;
+#[cfg(feature = "runs")]
+mod spec;
+mod thread_state;
+#[cfg(feature = "runs")]
 mod webhook;
 
+pub use bot::Bot;
 #[cfg(feature = "dispatch")]
 pub use dispatch::LambdaDispatch;
 #[cfg(feature = "runs")]
 pub use dispatch::{BackgroundDispatch, InProcessDispatch};
 #[cfg(feature = "runs")]
-pub use engine::{Execution, Listener, PendingRun, RunEngine, RunEvent, RunJob};
+pub use engine::{RunEngine, RunEvent, RunJob};
 pub use graph_state::{review_interrupts, GraphRun, GraphStream, State, StreamMode};
 #[cfg(feature = "runs")]
 pub use recorder::{event_position, BATCH_EVERY};
 pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
+#[cfg(feature = "runs")]
+pub use review::{decide, Decided};
+#[cfg(feature = "runs")]
+pub use service::{Mode, Started, StreamTo};
+#[cfg(feature = "runs")]
+pub use spec::{AssistantChoice, GraphOptions, RunSpec, ThreadTarget};
+pub use thread_state::{checkpoint_id, checkpoint_position, is_checkpoint, new_thread, next_nodes};
 #[cfg(feature = "runs")]
 pub use webhook::{signature as webhook_signature, Webhooks, SIGNATURE_HEADER as WEBHOOK_SIGNATURE_HEADER};
 
@@ -77,6 +95,21 @@ pub enum RunError {
     /// The run's `webhook` is not a URL that may be called.
     #[error("{0}")]
     Webhook(String),
+    #[error("Checkpoint {0} is not one of this thread's")]
+    CheckpointNotFound(String),
+    #[error(
+        "A run from this checkpoint would move {moved} messages between branches; at most {limit} may be moved: \
+         start from a later checkpoint, or copy the thread"
+    )]
+    ForkTooLarge { moved: usize, limit: usize },
+    #[error("The thread is not waiting for a decision on tool calls: nothing to resume")]
+    NothingToResume,
+    /// The decisions on the pending tool calls cannot be applied; the text says why.
+    #[error("{0}")]
+    Review(String),
+    /// The task that executed the run ended without its record (the runtime shut down).
+    #[error("the run's task failed: {0}")]
+    Task(String),
 }
 
 /// Whether a thread holding `existing` has room for `adding`, under `MAX_THREAD_MESSAGES` and

@@ -50,6 +50,9 @@ pub enum MultitaskStrategy {
     Enqueue,
     /// Cancel the running run, then run once it has let go of the thread.
     Interrupt,
+    /// Cancel the running runs and delete them (their input stays), then run once the thread is
+    /// free. Only the LangGraph API offers it.
+    Rollback,
 }
 
 /// What a streamed run does when its client goes away.
@@ -62,11 +65,21 @@ pub enum OnDisconnect {
 }
 
 impl MultitaskStrategy {
+    /// The strategies the OpenGPTs API takes.
     const NAMES: [(&'static str, MultitaskStrategy); 3] = [
         ("reject", MultitaskStrategy::Reject),
         ("enqueue", MultitaskStrategy::Enqueue),
         ("interrupt", MultitaskStrategy::Interrupt),
     ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MultitaskStrategy::Reject => "reject",
+            MultitaskStrategy::Enqueue => "enqueue",
+            MultitaskStrategy::Interrupt => "interrupt",
+            MultitaskStrategy::Rollback => "rollback",
+        }
+    }
 }
 
 impl OnDisconnect {

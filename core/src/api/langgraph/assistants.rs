@@ -98,7 +98,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
     let name = body.string("name")?.unwrap_or_else(|| "Untitled".into());
     let assistant = Assistant {
         assistant_id,
-        name: limits::shorten_name(&state.config.limits, name),
+        name: state.config.limits.shorten_name(name),
         config,
         updated_at: now,
         public: false,
@@ -163,7 +163,7 @@ async fn update(
         limits::check_config(&state.config.limits, &next.config)?;
     }
     if let Some(name) = body.string("name")? {
-        next.name = limits::shorten_name(&state.config.limits, name);
+        next.name = state.config.limits.shorten_name(name);
     }
     next.metadata.extend(body.object("metadata")?);
     if let Some(description) = body.string("description")? {

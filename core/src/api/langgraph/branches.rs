@@ -3,23 +3,11 @@
 //! (`model::Archive`), listed by `/history` and named by its checkpoints, so a client can show
 //! both branches and go back to either.
 
-use super::threads::{checkpoint_id, checkpoint_position};
 use crate::api::{ApiError, AppState};
 use crate::model::{Archive, Message, UserId};
+use crate::runs::checkpoint_position;
+pub(super) use crate::runs::is_checkpoint;
 use crate::store::ThreadView;
-
-#[cfg(feature = "runs")]
-pub(super) use forks::fork_to;
-
-/// The most messages a fork moves between the thread and its archive: they are written in one
-/// transaction (DynamoDB takes 100 items), and the archive keeps only the newest branches anyway.
-#[cfg(feature = "runs")]
-pub const MAX_FORK_MESSAGES: usize = 40;
-
-/// Whether `values` (a state's messages) is the state `checkpoint` names.
-pub(super) fn is_checkpoint(view: &ThreadView, values: &[Message], checkpoint: &str) -> bool {
-    checkpoint_id(view.thread.thread_id, values, values.len()).to_string() == checkpoint
-}
 
 /// The messages of the state `checkpoint` names: one of the thread's, or of a branch it left.
 pub(super) async fn values_at(
@@ -55,86 +43,6 @@ pub(super) fn history<'a>(view: &'a ThreadView, archive: &Archive, archived: &'a
         .chain(archived.iter().map(|values| Listed { values, head: false }))
         .chain((1..=split).rev().map(own))
         .collect()
-}
-
-/// A run's fork: only the functions that run runs make one.
-#[cfg(feature = "runs")]
-mod forks {
-    use axum::http::StatusCode;
-
-    use super::super::threads::{checkpoint_position, view};
-    use super::super::{detail, run_request};
-    use super::{is_checkpoint, MAX_FORK_MESSAGES};
-    use crate::api::{ApiError, AppState};
-    use crate::model::UserId;
-    use crate::runs::MultitaskStrategy;
-    use crate::store::{Fork, StoreError, ThreadView};
-
-    /// Takes the thread to the state `checkpoint` names, unless it stands there already, and returns
-    /// it as it is then. A run holding the thread is waited for as a queued run would be (cancelled
-    /// first under `interrupt`, refused under `reject`).
-    pub(in crate::api::langgraph) async fn fork_to(
-        state: &AppState,
-        user: &UserId,
-        mut current: ThreadView,
-        checkpoint: &str,
-        strategy: MultitaskStrategy,
-    ) -> Result<ThreadView, ApiError> {
-        let thread_id = current.thread.thread_id;
-        let deadline = tokio::time::Instant::now() + state.config.run_queue_wait;
-        let mut interrupted = None;
-        loop {
-            if checkpoint_position(&current, checkpoint) == Some(current.messages.len()) {
-                return Ok(current);
-            }
-            let archive = state.store.archive(user, thread_id).await?;
-            let target = match checkpoint_position(&current, checkpoint) {
-                Some(upto) => current.messages[..upto].to_vec(),
-                None => archive
-                    .states(&current.messages)
-                    .into_iter()
-                    .find(|values| is_checkpoint(&current, values, checkpoint))
-                    .ok_or_else(|| {
-                        detail(StatusCode::NOT_FOUND, format!("Checkpoint {checkpoint} is not one of this thread's"))
-                    })?,
-            };
-            let forked = archive.fork(&current.messages, &target);
-            let moved = current.messages.len() - forked.keep + forked.tail.len();
-            if moved > MAX_FORK_MESSAGES {
-                return Err(detail(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!(
-                        "A run from this checkpoint would move {moved} messages between branches; at most \
-                         {MAX_FORK_MESSAGES} may be moved: start from a later checkpoint, or copy the thread"
-                    ),
-                ));
-            }
-            let fork = Fork {
-                user,
-                thread_id,
-                keep: forked.keep,
-                tail: &forked.tail,
-                archive: &forked.archive,
-                seen: current.revision,
-            };
-            match state.store.fork_thread(fork).await {
-                Ok(_) => return view(state, user, thread_id).await,
-                Err(StoreError::ThreadBusy { run_id })
-                    if strategy != MultitaskStrategy::Reject && tokio::time::Instant::now() < deadline =>
-                {
-                    if strategy == MultitaskStrategy::Interrupt && interrupted != Some(run_id) {
-                        state.runs.cancel(user, run_id).await?;
-                        interrupted = Some(run_id);
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-                Err(StoreError::ThreadChanged) if tokio::time::Instant::now() < deadline => {}
-                Err(error @ StoreError::ThreadBusy { .. }) => return Err(run_request::busy(error.into())),
-                Err(error) => return Err(error.into()),
-            }
-            current = view(state, user, thread_id).await?;
-        }
-    }
 }
 
 #[cfg(test)]

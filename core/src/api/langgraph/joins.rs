@@ -13,7 +13,7 @@ use super::unprocessable;
 use crate::api::auth::User;
 use crate::api::sse::frame_with_id;
 use crate::api::{ApiError, AppState};
-use crate::model::{Run, Timestamp, UserId};
+use crate::model::{Run, RunStatus, Timestamp, UserId};
 use crate::runs::{event_position, RunEvent, StreamMode, BATCH_EVERY};
 
 /// Polls the run's record (which every process can read) until it has ended.
@@ -34,7 +34,11 @@ pub(super) async fn join(
 ) -> Result<Response, ApiError> {
     let run = run_on(&state, &user, &thread_id, &run_id).await?;
     let run = ended(&state, &user, run).await?;
-    final_values(&state, &user, &run).await
+    let messages = match run.status {
+        RunStatus::Error => None,
+        _ => Some(super::threads::view(&state, &user, run.thread_id).await?.messages),
+    };
+    Ok(final_values(&run, messages.as_deref()))
 }
 
 #[derive(serde::Deserialize)]

@@ -77,58 +77,12 @@ async fn info() -> Response {
     }))
 }
 
-/// A graph: one of our bots, with the nodes OpenGPTs gave it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Graph {
-    Chatbot,
-    ChatRetrieval,
-    Agent,
-}
+/// A graph of the LangGraph API is one of our bots.
+pub use crate::runs::Bot as Graph;
 
+/// What the LangGraph API adds to a bot: the default assistant the reference server makes for
+/// each graph.
 impl Graph {
-    pub const ALL: [Graph; 3] = [Graph::Agent, Graph::ChatRetrieval, Graph::Chatbot];
-
-    pub fn id(self) -> &'static str {
-        match self {
-            Graph::Chatbot => "chatbot",
-            Graph::ChatRetrieval => "chat_retrieval",
-            Graph::Agent => "agent",
-        }
-    }
-
-    pub fn parse(id: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|graph| graph.id() == id)
-    }
-
-    /// An assistant's graph: its bot type. Seed-era assistants, which have none, were agents.
-    pub fn of(assistant: &Assistant) -> Self {
-        assistant.kind().and_then(Self::parse).unwrap_or(Graph::Agent)
-    }
-
-    pub fn nodes(self) -> &'static [&'static str] {
-        match self {
-            Graph::Chatbot => &["chatbot"],
-            Graph::ChatRetrieval => &["invoke_retrieval", "retrieve", "response"],
-            Graph::Agent => &["agent", "action"],
-        }
-    }
-
-    /// The graph's edges, `__start__` and `__end__` included.
-    pub fn edges(self) -> Vec<(&'static str, &'static str)> {
-        match self {
-            Graph::Chatbot => vec![("__start__", "chatbot"), ("chatbot", "__end__")],
-            Graph::ChatRetrieval => vec![
-                ("__start__", "invoke_retrieval"),
-                ("invoke_retrieval", "retrieve"),
-                ("retrieve", "response"),
-                ("response", "__end__"),
-            ],
-            Graph::Agent => {
-                vec![("__start__", "agent"), ("agent", "action"), ("action", "agent"), ("agent", "__end__")]
-            }
-        }
-    }
-
     /// The id of the graph's default assistant, as the reference server derives it.
     pub fn default_assistant_id(self) -> Uuid {
         const NAMESPACE: Uuid = Uuid::from_u128(0x6ba7b821_9dad_11d1_80b4_00c04fd430c8);

@@ -1,5 +1,4 @@
-//! A run request of the LangGraph API: read once, then named as a run of the engine on its
-//! thread (made for it when it has none), with the user's decisions on a review applied.
+//! A run request of the LangGraph API: read once, into the run service's `RunSpec`.
 
 use std::time::Duration;
 
@@ -7,15 +6,15 @@ use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::threads::{self, new_thread, view};
 use super::unprocessable;
 use super::{detail, resolve_assistant, Body, Graph};
 use crate::api::{limits, ApiError, AppState};
-use crate::model::{Assistant, RunProfile, UserId};
+use crate::model::{Assistant, UserId};
 use crate::runs::{
-    Execution, GraphStream, MultitaskStrategy, OnDisconnect, PendingRun, RunError, RunInput, RunRequest, StreamMode,
+    AssistantChoice, GraphOptions, MultitaskStrategy, OnDisconnect, RunError, RunInput, RunSpec, StreamMode,
+    ThreadTarget,
 };
-use crate::store::{StoreError, ThreadView};
+use crate::store::{Entity, StoreError};
 
 /// A run request of the LangGraph API, read once.
 pub(super) struct GraphRunBody {
@@ -25,7 +24,6 @@ pub(super) struct GraphRunBody {
     configurable: Map<String, Value>,
     recursion_limit: Option<u32>,
     strategy: MultitaskStrategy,
-    strategy_name: &'static str,
     on_disconnect: OnDisconnect,
     metadata: Map<String, Value>,
     checkpoint: Option<String>,
@@ -99,13 +97,10 @@ impl GraphRunBody {
                     as u32,
             ),
         };
-        let strategy_name =
-            body.choice("multitask_strategy", &["reject", "enqueue", "interrupt", "rollback"])?.unwrap_or("enqueue");
-        let strategy = match strategy_name {
-            "reject" => MultitaskStrategy::Reject,
-            "interrupt" => MultitaskStrategy::Interrupt,
-            // A rollback has cancelled and deleted the running runs before this run waits (see
-            // `prepare`); it then waits as a queued run does.
+        let strategy = match body.choice("multitask_strategy", &["reject", "enqueue", "interrupt", "rollback"])? {
+            Some("reject") => MultitaskStrategy::Reject,
+            Some("interrupt") => MultitaskStrategy::Interrupt,
+            Some("rollback") => MultitaskStrategy::Rollback,
             _ => MultitaskStrategy::Enqueue,
         };
         let start_after = start_delay(body.raw("after_seconds"))?;
@@ -143,7 +138,6 @@ impl GraphRunBody {
             configurable: overrides,
             recursion_limit,
             strategy,
-            strategy_name,
             on_disconnect,
             metadata,
             checkpoint,
@@ -208,150 +202,53 @@ pub(super) async fn check(state: &AppState, user: &UserId, body: &Body) -> Resul
     Ok(request.assistant)
 }
 
-/// A run ready to take its thread; `ephemeral` when its thread goes with it (a stateless run).
-pub(super) struct Prepared {
-    pub(super) pending: PendingRun,
-    pub(super) ephemeral: bool,
-}
-
-pub(super) async fn prepare(
+/// A run request of the LangGraph API as the run service takes it: on the thread named, or,
+/// with none, on a thread of its own (`stateless`).
+pub(super) async fn spec(
     state: &AppState,
     user: &UserId,
     thread_id: Option<Uuid>,
     body: &Body,
-    execution: Execution,
-) -> Result<Prepared, ApiError> {
-    let mut request = GraphRunBody::read(state, user, body).await?;
+) -> Result<RunSpec, ApiError> {
+    let request = GraphRunBody::read(state, user, body).await?;
     limits::check_messages(&state.config.limits, request.input.messages(), "input")?;
     limits::check_config(&state.config.limits, &request.configurable)?;
-    let (thread_id, ephemeral) = match thread_id {
-        Some(thread_id) => (thread_id, false),
-        None => (Uuid::now_v7(), !request.keep_thread),
+    let thread = match thread_id {
+        Some(thread_id) => ThreadTarget::Existing { thread_id, create: request.create_thread },
+        None => ThreadTarget::Stateless { keep: request.keep_thread },
     };
-    let mut view = match state.store.thread_view(user, thread_id).await {
-        Ok(view) => view,
-        Err(StoreError::NotFound(_)) if ephemeral || request.create_thread => {
-            let thread = new_thread(state, user.clone(), thread_id, Map::new());
-            state.store.put_thread(&thread).await.map_err(|_| threads::missing(thread_id))?;
-            view(state, user, thread_id).await?
-        }
-        Err(StoreError::NotFound(_)) => {
-            return Err(detail(StatusCode::NOT_FOUND, "Thread or assistant not found."));
-        }
-        Err(error) => return Err(error.into()),
-    };
-    if request.strategy_name == "rollback" && view.running {
-        roll_back(state, user, thread_id).await?;
-    }
-    if let Some(checkpoint) = &request.checkpoint {
-        view = super::branches::fork_to(state, user, view, checkpoint, request.strategy).await?;
-    }
-    if let Some(resume) = &request.resume {
-        let waiting = (!threads::next_nodes(&view).is_empty()).then(|| view.messages.last()).flatten();
-        let pending = waiting.ok_or_else(|| {
-            detail(StatusCode::CONFLICT, "The thread is not waiting for a decision on tool calls: nothing to resume")
-        })?;
-        match super::review::decide(pending, resume)? {
-            super::review::Decided::Run(calls) => {
-                state.store.upsert_messages(user, thread_id, std::slice::from_ref(&*calls)).await?;
-                view = threads::view(state, user, thread_id).await?;
-            }
-            super::review::Decided::Answered(answers) => request.input = RunInput::Latest(answers),
-        }
-    }
-    stamp(state, &mut view, &request.assistant).await?;
-    let graph = Graph::of(&request.assistant);
-    let metadata = view.thread.metadata.clone().unwrap_or_default();
-    let stream = GraphStream {
-        modes: request.modes.clone(),
-        graph_id: graph.id().to_string(),
-        metadata,
-        resumable: request.resumable,
-    };
-    let mut run_metadata = request.metadata.clone();
-    run_metadata.insert("graph_id".into(), json!(graph.id()));
-    run_metadata.insert("assistant_id".into(), json!(request.assistant.assistant_id));
-    let profile = RunProfile {
-        metadata: run_metadata,
-        kwargs: request.kwargs.clone(),
-        multitask_strategy: request.strategy_name.to_string(),
-    };
-    let run_request = RunRequest {
-        thread_id,
-        assistant_id: Some(request.assistant.assistant_id),
+    Ok(RunSpec {
+        thread,
+        assistant: AssistantChoice::Resolved(Box::new(request.assistant)),
         input: request.input,
         configurable: request.configurable,
         recursion_limit: request.recursion_limit,
-        multitask_strategy: request.strategy,
+        checkpoint: request.checkpoint,
+        resume: request.resume,
+        strategy: request.strategy,
         on_disconnect: request.on_disconnect,
         start_after: request.start_after,
         webhook: request.webhook,
-    };
-    let pending =
-        state.runs.plan(user.clone(), view, &request.assistant, run_request, execution, Some((stream, profile)))?;
-    Ok(Prepared { pending, ephemeral })
+        graph: Some(GraphOptions {
+            modes: request.modes,
+            resumable: request.resumable,
+            metadata: request.metadata,
+            kwargs: request.kwargs,
+        }),
+    })
 }
 
-/// Cancels the runs going on the thread, waits for it to be free (as long as a queued run would),
-/// and deletes them, as `multitask_strategy: "rollback"` asks. Their input stays in the thread.
-async fn roll_back(state: &AppState, user: &UserId, thread_id: Uuid) -> Result<(), ApiError> {
-    let going: Vec<Uuid> = state
-        .store
-        .list_runs(user, thread_id)
-        .await?
-        .into_iter()
-        .filter(|run| !run.status.is_finished())
-        .map(|run| run.run_id)
-        .collect();
-    for run_id in &going {
-        state.runs.cancel(user, *run_id).await?;
-    }
-    let deadline = tokio::time::Instant::now() + state.config.run_queue_wait;
-    while view(state, user, thread_id).await?.running && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    for run_id in going {
-        match state.store.delete_run(user, run_id).await {
-            Ok(()) | Err(StoreError::NotFound(_)) => {}
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(())
-}
-
-/// The thread's first run names its assistant and graph, in its record and its metadata, so
-/// the thread lists under them (agent-chat-ui searches threads by `graph_id`).
-async fn stamp(state: &AppState, view: &mut ThreadView, assistant: &Assistant) -> Result<(), ApiError> {
-    let thread = &mut view.thread;
-    let metadata = thread.metadata.get_or_insert_with(Map::new);
-    let graph_id = json!(Graph::of(assistant).id());
-    let assistant_id = json!(assistant.assistant_id);
-    if metadata.get("graph_id") == Some(&graph_id)
-        && metadata.get("assistant_id") == Some(&assistant_id)
-        && thread.assistant_id == assistant.assistant_id
-    {
-        return Ok(());
-    }
-    metadata.insert("graph_id".into(), graph_id);
-    metadata.insert("assistant_id".into(), assistant_id);
-    if assistant.user_id == thread.user_id {
-        // OpenGPTs' clients load a thread's assistant: only one they can read is named there.
-        thread.assistant_id = assistant.assistant_id;
-        if let Some(kind) = assistant.kind() {
-            metadata.insert("assistant_type".into(), json!(kind));
-        }
-    }
-    state.store.put_thread(thread).await?;
-    Ok(())
-}
-
-/// A busy thread under `reject`, in the reference's words.
-pub(super) fn busy(error: RunError) -> ApiError {
+/// A run refused, in the reference's words where it has its own: a busy thread under `reject`,
+/// a thread that is not there.
+pub(super) fn refused(error: RunError) -> ApiError {
     match error {
         RunError::Store(StoreError::ThreadBusy { .. }) => detail(
             StatusCode::CONFLICT,
             "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
         ),
+        RunError::Store(StoreError::NotFound(Entity::Thread)) => {
+            detail(StatusCode::NOT_FOUND, "Thread or assistant not found.")
+        }
         other => other.into(),
     }
 }

@@ -10,18 +10,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tokio::sync::mpsc;
-use tracing::Instrument;
 use uuid::Uuid;
 
-use super::run_request::{busy, prepare, Prepared};
+use super::run_request::{refused, spec};
 use super::threads::{self, view};
 use super::unprocessable;
 use super::{detail, json_body, not_found, Body};
 use crate::api::auth::User;
+use crate::api::runs::refusal_event;
 use crate::api::sse::{frame, frame_with_id, stream_body, Framing};
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Message, Run, RunStatus, Timestamp, UserId};
-use crate::runs::{Execution, GraphRun, RunError, RunEvent, State as Values};
+use crate::runs::{GraphRun, Mode, RunError, RunEvent, Started, State as Values, StreamTo};
 use crate::store::StoreError;
 
 pub fn routes() -> Routes {
@@ -116,10 +116,13 @@ async fn start_stream(
     body: Body,
 ) -> Result<Response, ApiError> {
     let slot = state.streams.take(&user)?;
-    let Prepared { pending, ephemeral } = prepare(&state, &user, thread_id, &body, Execution::Streamed).await?;
-    let run = pending.job.run.clone();
-    let receiver = crate::api::runs::start_streamed(&state, pending, busy, ephemeral, None).await?;
-    Ok(graph_stream(&run, thread_id.is_none(), receiver, slot))
+    let spec = spec(&state, &user, thread_id, &body).await?;
+    let to = StreamTo { announce: None, refusal: |error| refusal_event(refused(error)) };
+    let started = state.runs.start(user, spec, Mode::Stream(to)).await.map_err(refused)?;
+    let Started::Streaming { run, events } = started else {
+        return Err(ApiError::Internal("a streamed run was not started as a stream".into()));
+    };
+    Ok(graph_stream(&run, thread_id.is_none(), events, slot))
 }
 
 /// Runs to its end apart from the request (a client that leaves does not stop it), then
@@ -138,19 +141,13 @@ async fn wait_stateless(State(state): State<AppState>, User(user): User, body: B
 }
 
 async fn run_to_end(state: AppState, user: UserId, thread_id: Option<Uuid>, body: Body) -> Result<Response, ApiError> {
-    let Prepared { pending, ephemeral } = prepare(&state, &user, thread_id, &body, Execution::Streamed).await?;
-    let job = state.runs.acquire(&pending, Some(&|| true)).await.map_err(busy)?;
-    let engine = state.runs.clone();
-    let finished = tokio::spawn(async move { engine.execute(job, None).await }.in_current_span())
-        .await
-        .map_err(|error| ApiError::Internal(format!("the run's task failed: {error}")))?;
-    let outcome = final_values(&state, &user, &finished).await;
-    if ephemeral {
-        state.store.delete_thread(&user, finished.thread_id).await?;
-    }
+    let spec = spec(&state, &user, thread_id, &body).await?;
+    let Started::Finished { run, messages } = state.runs.start(user, spec, Mode::Wait).await.map_err(refused)? else {
+        return Err(ApiError::Internal("a waited run was not run to its end".into()));
+    };
+    let mut response = final_values(&run, messages.as_deref());
     // A stateless run's too name its thread, as the reference's do (077).
-    let (_, content_location) = paths(&finished, false);
-    let mut response = outcome?;
+    let (_, content_location) = paths(&run, false);
     for (name, path) in
         [(header::LOCATION, format!("{content_location}/join")), (header::CONTENT_LOCATION, content_location)]
     {
@@ -161,14 +158,16 @@ async fn run_to_end(state: AppState, user: UserId, thread_id: Option<Uuid>, body
     Ok(response)
 }
 
-/// What `wait` and `join` answer once a run has ended: the thread's values, or its error.
-pub(super) async fn final_values(state: &AppState, user: &UserId, run: &Run) -> Result<Response, ApiError> {
-    if run.status == RunStatus::Error {
-        let message = run.error.clone().unwrap_or_default();
-        return Ok(json_body(&json!({"__error__": {"error": "RunError", "message": message}})));
+/// What `wait` and `join` answer once a run has ended: the thread's values (its `messages`, read
+/// when the run ended), or the run's error.
+pub(super) fn final_values(run: &Run, messages: Option<&[Message]>) -> Response {
+    match (run.status, messages) {
+        (RunStatus::Error, _) | (_, None) => {
+            let message = run.error.clone().unwrap_or_default();
+            json_body(&json!({"__error__": {"error": "RunError", "message": message}}))
+        }
+        (_, Some(messages)) => json_body(&Values(messages, &[] as &[Message])),
     }
-    let view = view(state, user, run.thread_id).await?;
-    Ok(json_body(&Values(&view.messages, &[] as &[Message])))
 }
 
 async fn create(
@@ -190,11 +189,10 @@ async fn start_background(
     thread_id: Option<Uuid>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    // A stateless background run keeps its thread: its result is read from it later.
-    let Prepared { pending, .. } = prepare(&state, &user, thread_id, &body, Execution::Background).await?;
-    let job = state.runs.acquire(&pending, Some(&|| true)).await.map_err(busy)?;
-    let run = job.run.clone();
-    state.runs.run_in_background(job).await?;
+    let spec = spec(&state, &user, thread_id, &body).await?;
+    let Started::Background(run) = state.runs.start(user, spec, Mode::Background).await.map_err(refused)? else {
+        return Err(ApiError::Internal("a background run was not started in the background".into()));
+    };
     let mut response = json_body(&GraphRun(&run));
     let (_, content_location) = paths(&run, false);
     if let Ok(value) = HeaderValue::from_str(&content_location) {

@@ -14,11 +14,12 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{detail, json_body, matches, no_content, page, time, Body};
+use super::{detail, json_body, matches, no_content, page, time, Body, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
-use crate::model::{Message, MessageType, RunStatus, Thread, Timestamp, UserId};
+use crate::model::{Message, RunStatus, Timestamp, UserId};
 use crate::runs::State as Values;
+pub(crate) use crate::runs::{checkpoint_id, new_thread, next_nodes};
 use crate::store::{Fork, StoreError, ThreadView};
 
 pub fn routes() -> Routes {
@@ -50,16 +51,6 @@ pub(crate) fn thread_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| detail(StatusCode::NOT_FOUND, format!("Thread with ID {raw} not found")))
 }
 
-/// The node the thread waits at: `action`, when it ends with tool calls no run is answering
-/// (an agent stopped for confirmation, or one whose run failed among its tools).
-pub(crate) fn next_nodes(view: &ThreadView) -> Vec<&'static str> {
-    let waiting = !view.running && view.last_outcome != Some(RunStatus::Cancelled);
-    match view.messages.last() {
-        Some(last) if waiting && last.kind == MessageType::Ai && !last.tool_calls.is_empty() => vec!["action"],
-        _ => Vec::new(),
-    }
-}
-
 pub(crate) fn status(view: &ThreadView) -> &'static str {
     if view.running {
         "busy"
@@ -70,11 +61,6 @@ pub(crate) fn status(view: &ThreadView) -> &'static str {
     } else {
         "idle"
     }
-}
-
-pub(crate) fn checkpoint_id(thread_id: Uuid, messages: &[Message], upto: usize) -> Uuid {
-    let last = upto.checked_sub(1).and_then(|index| messages[index].id.as_deref()).unwrap_or_default();
-    Uuid::new_v5(&thread_id, format!("checkpoint {upto} {last}").as_bytes())
 }
 
 /// The head checkpoint: `{thread_id, checkpoint_ns, checkpoint_id}`.
@@ -145,7 +131,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
         Err(StoreError::NotFound(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    let thread = new_thread(&state, user, thread_id, metadata);
+    let thread = new_thread(&state.config.limits, user, thread_id, metadata);
     // Another user's id is refused by the store, as if it existed.
     state.store.put_thread(&thread).await.map_err(|error| match error {
         StoreError::NotFound(_) => exists(thread_id),
@@ -156,21 +142,6 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
 
 fn exists(thread_id: Uuid) -> ApiError {
     detail(StatusCode::CONFLICT, format!("Thread with ID {thread_id} already exists"))
-}
-
-/// A thread made by the LangGraph API: it has no assistant until its first run names one.
-pub(crate) fn new_thread(state: &AppState, user: UserId, thread_id: Uuid, metadata: Map<String, Value>) -> Thread {
-    let now = Timestamp::now();
-    let name = metadata.get("title").and_then(Value::as_str).unwrap_or_default().to_string();
-    Thread {
-        thread_id,
-        assistant_id: Uuid::nil(),
-        name: limits::shorten_name(&state.config.limits, name),
-        updated_at: now,
-        user_id: user,
-        metadata: Some(metadata),
-        created_at: Some(now),
-    }
 }
 
 async fn read(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -347,12 +318,6 @@ async fn current_state(
     state_body(&state, &user, &view, &view.messages).await
 }
 
-/// How many of the thread's messages the checkpoint `id` holds, if it is one of the thread's.
-pub(crate) fn checkpoint_position(view: &ThreadView, id: &str) -> Option<usize> {
-    let id = Uuid::parse_str(id).ok()?;
-    (0..=view.messages.len()).rev().find(|upto| checkpoint_id(view.thread.thread_id, &view.messages, *upto) == id)
-}
-
 async fn state_at(
     State(state): State<AppState>,
     User(user): User,
@@ -375,8 +340,7 @@ async fn update_state(
         return Err(detail(StatusCode::CONFLICT, "Thread is busy with a run; update its state once it has finished"));
     }
     if let Some(node) = body.string("as_node")? {
-        let nodes = ["chatbot", "agent", "action", "invoke_retrieval", "retrieve", "response"];
-        if !nodes.contains(&node.as_str()) {
+        if !Graph::any_node(&node) {
             return Err(detail(StatusCode::UNPROCESSABLE_ENTITY, format!("Node '{node}' is not a node of this graph")));
         }
     }

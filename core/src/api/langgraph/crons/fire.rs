@@ -9,12 +9,12 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::super::find_assistant;
-use super::super::run_request::{busy, prepare, Prepared};
+use super::super::run_request::{refused, spec};
 use super::super::Body;
 use super::forget;
 use crate::api::{ApiError, AppState};
 use crate::model::{Run, Timestamp, UserId};
-use crate::runs::Execution;
+use crate::runs::{Mode, Started};
 use crate::schedules::due_slot;
 use crate::store::StoreError;
 
@@ -58,14 +58,11 @@ pub async fn fire(state: &AppState, owner: &UserId, cron_id: Uuid, slot: Timesta
         payload.insert("on_completion".into(), json!(keep));
         payload.insert("if_not_exists".into(), json!("create"));
     }
-    let Prepared { pending, ephemeral } =
-        prepare(state, owner, cron.thread_id, &Body(payload), Execution::Background).await?;
-    let job = state.runs.acquire(&pending, Some(&|| true)).await.map_err(busy)?;
-    let run = state.runs.execute(job, None).await;
-    if ephemeral {
-        state.store.delete_thread(owner, run.thread_id).await?;
+    let spec = spec(state, owner, cron.thread_id, &Body(payload)).await?;
+    match state.runs.start(owner.clone(), spec, Mode::Wait).await.map_err(refused)? {
+        Started::Finished { run, .. } => Ok(Some(run)),
+        _ => Err(ApiError::Internal("a cron's run was not run to its end".into())),
     }
-    Ok(Some(run))
 }
 
 /// One look of the local scheduler at `now`: each cron due fires in a task of its own, whose
