@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use integration_tests::mock_provider::{openai_events, MockProvider, Part, Reply};
 use integration_tests::process::spawn_api;
 use integration_tests::{parse_sse, temp_path, TestApp};
-use opengpts::store::Store;
+use opengpts::store::RunStore;
 use reqwest::Method;
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::{spawn_app_with, test_config};
 use opengpts::model::UserId;
-use opengpts::store::{DynamoStore, Store};
+use opengpts::store::{DynamoStore, RunStore, Store};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -10,7 +10,7 @@ use integration_tests::hostile::{corpus, prose_pdf, Expect};
 use opengpts::config::IngestLimits;
 use opengpts::documents::{detect, read_text_measured, Library, OfflineEmbedder, UploadedFile};
 use opengpts::model::UserId;
-use opengpts::store::{stored_bytes, MemoryStore, Store};
+use opengpts::store::{stored_bytes, DocumentStore, MemoryStore};
 use serde_json::{json, Value};
 use uuid::Uuid;
 

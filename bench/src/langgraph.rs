@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use opengpts::config::DynamoSettings;
 use opengpts::model::UserId;
-use opengpts::store::{DynamoStore, Store};
+use opengpts::store::{DynamoStore, EventStore, RunStore};
 
 use crate::server::Server;
 use crate::stats::{ms, summarize_ms, Summary};

@@ -9,10 +9,11 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::engine::{Listener, RunEngine, RunEvent, RunJob};
-use super::graph_events::{Frame, GraphEvents};
+use super::graph_events::GraphEvents;
 use super::recorder::Recorder;
-use super::{render, OnDisconnect};
-use crate::model::{Generation, Message, Run};
+use super::render::{OpenGptsEvents, Renderer};
+use super::OnDisconnect;
+use crate::model::{Message, Run};
 use crate::store::Revision;
 
 /// Where a run stands in its thread.
@@ -33,18 +34,27 @@ pub(super) struct Guard<'a> {
     pub(super) time_limit: Duration,
 }
 
-/// Sends to a streaming client while it listens, in the shape its API speaks; renders nothing
-/// once it has gone.
+/// Sends to a streaming client while it listens, in the events of its protocol (the renderer,
+/// chosen once for the run); renders nothing worth only a client once it has gone.
 pub(super) struct EventSink {
     pub(super) sender: Option<mpsc::Sender<RunEvent>>,
     pub(super) cancel_on_disconnect: bool,
-    generation: Generation,
-    /// Set for a run of the LangGraph API, which streams per node and per stream mode.
-    graph: Option<GraphEvents>,
+    renderer: Box<dyn Renderer>,
     /// Set when the stream is kept for clients that join it later.
     recorder: Option<Recorder>,
     /// Clients in this process that joined the stream of a run whose events are not kept.
     watchers: Option<broadcast::Sender<RunEvent>>,
+}
+
+/// Each step of a run, rendered and sent.
+macro_rules! rendered_step {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $type:ty),*)) => {
+        $(#[$doc])*
+        pub(super) async fn $name(&mut self, $($arg: $type),*) {
+            let events = self.renderer.$name($($arg),*);
+            self.emit(events).await;
+        }
+    };
 }
 
 impl EventSink {
@@ -54,15 +64,16 @@ impl EventSink {
         recorder: Option<Recorder>,
         watchers: Option<broadcast::Sender<RunEvent>>,
     ) -> Self {
-        let graph = job
-            .graph
-            .clone()
-            .map(|stream| GraphEvents::new(stream, job.run.run_id, job.run.thread_id, job.run.assistant_id));
+        let run = &job.run;
+        let renderer: Box<dyn Renderer> = match job.graph.clone() {
+            Some(stream) => Box::new(GraphEvents::new(stream, run.run_id, run.thread_id, run.assistant_id)),
+            None => Box::new(OpenGptsEvents(job.generation)),
+        };
         let (sender, cancel_on_disconnect) = match listener {
             Some(Listener { events, on_disconnect }) => (Some(events), on_disconnect == OnDisconnect::Cancel),
             None => (None, false),
         };
-        EventSink { sender, cancel_on_disconnect, generation: job.generation, graph, recorder, watchers }
+        EventSink { sender, cancel_on_disconnect, renderer, recorder, watchers }
     }
 
     pub(super) async fn send(&mut self, event: RunEvent) {
@@ -81,17 +92,17 @@ impl EventSink {
             || self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
     }
 
-    async fn frames(&mut self, frames: Vec<Frame>) {
-        for (event, data) in frames {
-            let id = match &mut self.recorder {
-                Some(recorder) => Some(recorder.keep(event, &data).await),
-                None => None,
-            };
-            let frame = RunEvent::Frame { event, data, id };
-            if let Some(watchers) = self.watchers.as_ref().filter(|watchers| watchers.receiver_count() > 0) {
-                let _ = watchers.send(frame.clone());
+    /// Keeps each event (naming it by its place in the kept stream), then sends it to the
+    /// watchers and the client.
+    async fn emit(&mut self, events: Vec<RunEvent>) {
+        for mut event in events {
+            if let (Some(recorder), RunEvent::Frame { event: name, data, id }) = (&mut self.recorder, &mut event) {
+                *id = Some(recorder.keep(name, data).await);
             }
-            self.send(frame).await;
+            if let Some(watchers) = self.watchers.as_ref().filter(|watchers| watchers.receiver_count() > 0) {
+                let _ = watchers.send(event.clone());
+            }
+            self.send(event).await;
         }
     }
 
@@ -103,90 +114,43 @@ impl EventSink {
         }
     }
 
-    /// The thread as the run found it, input included.
-    pub(super) async fn opening(&mut self, history: &[Message]) {
-        match &mut self.graph {
-            Some(graph) => {
-                let frames = graph.opening(history);
-                self.frames(frames).await
-            }
-            None if self.generation == Generation::Latest => self.send(RunEvent::Data(render::opening(history))).await,
-            None => {}
-        }
-    }
+    rendered_step!(
+        /// The thread as the run found it, input included.
+        opening(history: &[Message])
+    );
+    rendered_step!(
+        /// A node of the bot's graph starts, from `state`.
+        enter(node: &'static str, state: &[Message])
+    );
+    rendered_step!(
+        /// The run has answered: `produced` follows `before` in the thread it leaves.
+        closing(before: &[Message], produced: &[Message])
+    );
+    rendered_step!(
+        /// A node of the bot's graph is done: `produced` follows `before` in the thread.
+        node_done(before: &[Message], produced: &[Message])
+    );
+    rendered_step!(
+        /// The run stops before its tools, for the user's go-ahead (as a review of the calls
+        /// when `review`); `state` ends with the calls.
+        interrupted(state: &[Message], review: bool)
+    );
+    rendered_step!(
+        /// The model's message complete.
+        finished(history: &[Message], answer: &Message)
+    );
+    rendered_step!(
+        /// Messages made whole by a step, not streamed: a round of tool answers, retrieved
+        /// documents.
+        results(history: &[Message], results: &[Message])
+    );
 
-    /// A node of the bot's graph starts, from `state`.
-    pub(super) async fn enter(&mut self, node: &'static str, state: &[Message]) {
-        if let Some(graph) = &mut self.graph {
-            let frames = graph.enter(node, state);
-            self.frames(frames).await;
-        }
-    }
-
-    /// The run has answered: `produced` follows `before` in the thread it leaves.
-    pub(super) async fn closing(&mut self, before: &[Message], produced: &[Message]) {
-        if let Some(graph) = &mut self.graph {
-            let frames = graph.closing(before, produced);
-            self.frames(frames).await;
-        }
-    }
-
-    /// A node of the bot's graph is done: `produced` follows `before` in the thread.
-    pub(super) async fn node_done(&mut self, before: &[Message], produced: &[Message]) {
-        if let Some(graph) = &mut self.graph {
-            let frames = graph.node_done(before, produced);
-            self.frames(frames).await;
-        }
-    }
-
-    /// The run stops before its tools, for the user's go-ahead (as a review of the calls when
-    /// `review`); `state` ends with the calls.
-    pub(super) async fn interrupted(&mut self, state: &[Message], review: bool) {
-        if let Some(graph) = &mut self.graph {
-            let frames = graph.interrupted(state, review);
-            self.frames(frames).await;
-        }
-    }
-
-    /// The model's message as it grows.
+    /// The model's message as it grows: rendered only while somebody can see it, since it is
+    /// rendered once per token.
     pub(super) async fn progress(&mut self, history: &[Message], current: &Message) {
-        if !self.rendered() {
-            return;
-        }
-        match &mut self.graph {
-            Some(graph) => {
-                let frames = graph.progress(current);
-                self.frames(frames).await
-            }
-            None => self.send(RunEvent::Data(render::progress(self.generation, history, current))).await,
-        }
-    }
-
-    /// The model's message complete: OpenGPTs sends it twice, as the model's last chunk and as
-    /// the stored message (which, for seed clients, carries the agent step).
-    pub(super) async fn finished(&mut self, history: &[Message], answer: &Message) {
-        match &mut self.graph {
-            Some(graph) => {
-                let frames = graph.finished(answer);
-                self.frames(frames).await
-            }
-            None => {
-                let mut last_chunk = answer.clone();
-                last_chunk.additional_kwargs.remove("agent");
-                self.progress(history, &last_chunk).await;
-                self.progress(history, answer).await;
-            }
-        }
-    }
-
-    /// Messages made whole by a step, not streamed: a round of tool answers, retrieved documents.
-    pub(super) async fn results(&mut self, history: &[Message], results: &[Message]) {
-        match &mut self.graph {
-            Some(graph) => {
-                let frames = graph.whole(results);
-                self.frames(frames).await
-            }
-            None => self.send(RunEvent::Data(render::tool_results(self.generation, history, results))).await,
+        if self.rendered() {
+            let events = self.renderer.progress(history, current);
+            self.emit(events).await;
         }
     }
 

@@ -11,10 +11,16 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::graph_state::{review_interrupts, GraphStream, State, StreamMode};
+use super::render::Renderer;
+use super::RunEvent;
 use crate::model::{Generation, Message};
 
-/// One SSE event: its name and its `data`.
-pub type Frame = (&'static str, String);
+/// One SSE event: its name and its `data` (its id is the recorder's to give).
+type Frame = RunEvent;
+
+fn frame(event: &'static str, data: String) -> Frame {
+    RunEvent::Frame { event, data, id: None }
+}
 
 /// Renders a graph run's progress into frames, remembering what each message has shown so far.
 pub(super) struct GraphEvents {
@@ -59,105 +65,18 @@ impl GraphEvents {
     fn lifecycle(&self, event: &str, name: &str, run_id: Uuid, data: String, tags: &[String]) -> Frame {
         let parents: Vec<Uuid> = [self.run_id, self.node_run].into_iter().filter(|parent| *parent != run_id).collect();
         let metadata = if self.chunk_metadata.is_empty() { "{}" } else { &self.chunk_metadata };
-        let frame = format!(
+        let body = format!(
             r#"{{"event":{},"data":{data},"name":{},"tags":{},"run_id":"{run_id}","metadata":{metadata},"parent_ids":{}}}"#,
             json!(event),
             json!(name),
             json!(tags),
             json!(parents.iter().take(if run_id == self.run_id { 0 } else { 2 }).collect::<Vec<_>>()),
         );
-        ("events", frame)
+        frame("events", body)
     }
 
     fn wants(&self, mode: StreamMode) -> bool {
         self.stream.modes.contains(&mode)
-    }
-
-    /// The run's id, then the state it starts from, input included.
-    pub(super) fn opening(&mut self, state: &[Message]) -> Vec<Frame> {
-        let mut frames = vec![("metadata", json!({"run_id": self.run_id, "attempt": 1}).to_string())];
-        if self.wants(StreamMode::Events) {
-            let input = format!(r#"{{"input":{}}}"#, state_json(state, &[]));
-            frames.push(self.lifecycle("on_chain_start", &self.stream.graph_id, self.run_id, input, &[]));
-        }
-        if self.wants(StreamMode::Values) {
-            frames.push(("values", state_json(state, &[])));
-        }
-        frames
-    }
-
-    /// The run's end: the graph's output, the state it leaves.
-    pub(super) fn closing(&mut self, before: &[Message], produced: &[Message]) -> Vec<Frame> {
-        match self.wants(StreamMode::Events) {
-            true => {
-                let output = format!(r#"{{"output":{}}}"#, state_json(before, produced));
-                vec![self.lifecycle("on_chain_end", &self.stream.graph_id.clone(), self.run_id, output, &[])]
-            }
-            false => Vec::new(),
-        }
-    }
-
-    /// A node starts, from `state`: the chunks it streams name it.
-    pub(super) fn enter(&mut self, node: &'static str, state: &[Message]) -> Vec<Frame> {
-        self.step += 1;
-        self.node = node;
-        let mut metadata = self.stream.metadata.clone();
-        let checkpoint_ns = format!("{node}:{}", Uuid::new_v4());
-        for (key, value) in [
-            ("graph_id", json!(self.stream.graph_id)),
-            ("assistant_id", json!(self.assistant_id)),
-            ("run_attempt", json!(1)),
-            ("run_id", json!(self.run_id)),
-            ("thread_id", json!(self.thread_id)),
-            ("langgraph_step", json!(self.step)),
-            ("langgraph_node", json!(node)),
-            ("langgraph_triggers", json!([format!("branch:to:{node}")])),
-            ("langgraph_path", json!(["__pregel_pull", node])),
-            ("langgraph_checkpoint_ns", json!(checkpoint_ns)),
-            ("checkpoint_ns", json!(checkpoint_ns)),
-        ] {
-            metadata.insert(key.into(), value);
-        }
-        self.chunk_metadata = serde_json::to_string(&metadata).unwrap_or_default();
-        self.node_run = Uuid::new_v4();
-        self.model_run = None;
-        if !self.wants(StreamMode::Events) {
-            return Vec::new();
-        }
-        self.node_input = state_json(state, &[]);
-        let input = format!(r#"{{"input":{}}}"#, self.node_input);
-        vec![self.lifecycle("on_chain_start", node, self.node_run, input, &[format!("graph:step:{}", self.step)])]
-    }
-
-    /// The model's message as it grows: the part not yet sent, as a chunk.
-    pub(super) fn progress(&mut self, current: &Message) -> Vec<Frame> {
-        let mut frames = Vec::new();
-        let events = self.wants(StreamMode::Events);
-        if events && self.model_run.is_none() {
-            let run = Uuid::new_v4();
-            self.model_run = Some(run);
-            let input = format!(r#"{{"input":{{"messages":[{}]}}}}"#, node_messages(&self.node_input));
-            frames.push(self.lifecycle("on_chat_model_start", "ChatModel", run, input, &["seq:step:1".into()]));
-        }
-        let id = current.id.clone().unwrap_or_default();
-        if self.wants(StreamMode::Messages) {
-            frames.extend(self.announce(&id));
-            frames.push(("messages/partial", partial(current)));
-        }
-        if self.wants(StreamMode::MessagesTuple) || events {
-            let (delta, call_chunks, first) = self.unsent(&id, current);
-            if !delta.is_empty() || !call_chunks.is_empty() || first {
-                let chunk = Chunk { id: &id, content: &delta, metadata: None, calls: &call_chunks, last: false };
-                if self.wants(StreamMode::MessagesTuple) {
-                    frames.push(("messages", self.tuple(&chunk)));
-                }
-                if events {
-                    let data = format!(r#"{{"chunk":{}}}"#, json_of(&chunk));
-                    frames.push(self.model_event("on_chat_model_stream", data));
-                }
-            }
-        }
-        frames
     }
 
     /// What of the message `id` has not been sent yet: its text, the fragments of its tool
@@ -196,20 +115,121 @@ impl GraphEvents {
         self.lifecycle(event, "ChatModel", self.model_run.unwrap_or(self.node_run), data, &["seq:step:1".into()])
     }
 
+    fn announce(&mut self, id: &str) -> Option<Frame> {
+        if self.announced.iter().any(|announced| announced == id) {
+            return None;
+        }
+        self.announced.push(id.to_string());
+        Some(frame("messages/metadata", format!("{{{}:{{\"metadata\":{}}}}}", json!(id), self.chunk_metadata)))
+    }
+
+    fn tuple(&self, chunk: &Chunk<'_>) -> String {
+        format!("[{},{}]", json_of(chunk), self.chunk_metadata)
+    }
+}
+
+impl Renderer for GraphEvents {
+    /// The run's id, then the state it starts from, input included.
+    fn opening(&mut self, state: &[Message]) -> Vec<Frame> {
+        let mut frames = vec![frame("metadata", json!({"run_id": self.run_id, "attempt": 1}).to_string())];
+        if self.wants(StreamMode::Events) {
+            let input = format!(r#"{{"input":{}}}"#, state_json(state, &[]));
+            frames.push(self.lifecycle("on_chain_start", &self.stream.graph_id, self.run_id, input, &[]));
+        }
+        if self.wants(StreamMode::Values) {
+            frames.push(frame("values", state_json(state, &[])));
+        }
+        frames
+    }
+
+    /// The run's end: the graph's output, the state it leaves.
+    fn closing(&mut self, before: &[Message], produced: &[Message]) -> Vec<Frame> {
+        match self.wants(StreamMode::Events) {
+            true => {
+                let output = format!(r#"{{"output":{}}}"#, state_json(before, produced));
+                vec![self.lifecycle("on_chain_end", &self.stream.graph_id.clone(), self.run_id, output, &[])]
+            }
+            false => Vec::new(),
+        }
+    }
+
+    /// A node starts, from `state`: the chunks it streams name it.
+    fn enter(&mut self, node: &'static str, state: &[Message]) -> Vec<Frame> {
+        self.step += 1;
+        self.node = node;
+        let mut metadata = self.stream.metadata.clone();
+        let checkpoint_ns = format!("{node}:{}", Uuid::new_v4());
+        for (key, value) in [
+            ("graph_id", json!(self.stream.graph_id)),
+            ("assistant_id", json!(self.assistant_id)),
+            ("run_attempt", json!(1)),
+            ("run_id", json!(self.run_id)),
+            ("thread_id", json!(self.thread_id)),
+            ("langgraph_step", json!(self.step)),
+            ("langgraph_node", json!(node)),
+            ("langgraph_triggers", json!([format!("branch:to:{node}")])),
+            ("langgraph_path", json!(["__pregel_pull", node])),
+            ("langgraph_checkpoint_ns", json!(checkpoint_ns)),
+            ("checkpoint_ns", json!(checkpoint_ns)),
+        ] {
+            metadata.insert(key.into(), value);
+        }
+        self.chunk_metadata = serde_json::to_string(&metadata).unwrap_or_default();
+        self.node_run = Uuid::new_v4();
+        self.model_run = None;
+        if !self.wants(StreamMode::Events) {
+            return Vec::new();
+        }
+        self.node_input = state_json(state, &[]);
+        let input = format!(r#"{{"input":{}}}"#, self.node_input);
+        vec![self.lifecycle("on_chain_start", node, self.node_run, input, &[format!("graph:step:{}", self.step)])]
+    }
+
+    /// The model's message as it grows: the part not yet sent, as a chunk.
+    fn progress(&mut self, _history: &[Message], current: &Message) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        let events = self.wants(StreamMode::Events);
+        if events && self.model_run.is_none() {
+            let run = Uuid::new_v4();
+            self.model_run = Some(run);
+            let input = format!(r#"{{"input":{{"messages":[{}]}}}}"#, node_messages(&self.node_input));
+            frames.push(self.lifecycle("on_chat_model_start", "ChatModel", run, input, &["seq:step:1".into()]));
+        }
+        let id = current.id.clone().unwrap_or_default();
+        if self.wants(StreamMode::Messages) {
+            frames.extend(self.announce(&id));
+            frames.push(frame("messages/partial", partial(current)));
+        }
+        if self.wants(StreamMode::MessagesTuple) || events {
+            let (delta, call_chunks, first) = self.unsent(&id, current);
+            if !delta.is_empty() || !call_chunks.is_empty() || first {
+                let chunk = Chunk { id: &id, content: &delta, metadata: None, calls: &call_chunks, last: false };
+                if self.wants(StreamMode::MessagesTuple) {
+                    frames.push(frame("messages", self.tuple(&chunk)));
+                }
+                if events {
+                    let data = format!(r#"{{"chunk":{}}}"#, json_of(&chunk));
+                    frames.push(self.model_event("on_chat_model_stream", data));
+                }
+            }
+        }
+        frames
+    }
+
     /// The model's message complete: its metadata as a chunk, then the last (empty) chunk.
-    pub(super) fn finished(&mut self, answer: &Message) -> Vec<Frame> {
+    fn finished(&mut self, _history: &[Message], answer: &Message) -> Vec<Frame> {
         let mut frames = Vec::new();
         let id = answer.id.clone().unwrap_or_default();
         if self.wants(StreamMode::Messages) {
             frames.extend(self.announce(&id));
-            frames.push(("messages/partial", partial(answer)));
+            frames.push(frame("messages/partial", partial(answer)));
         }
         if self.wants(StreamMode::MessagesTuple) {
             let metadata =
                 Chunk { id: &id, content: "", metadata: Some(&answer.response_metadata), calls: &[], last: false };
             let last = Chunk { id: &id, content: "", metadata: None, calls: &[], last: true };
-            frames.push(("messages", self.tuple(&metadata)));
-            frames.push(("messages", self.tuple(&last)));
+            frames.push(frame("messages", self.tuple(&metadata)));
+            frames.push(frame("messages", self.tuple(&last)));
         }
         if self.wants(StreamMode::Events) {
             let output = json_of(&answer.wire(Generation::Graph));
@@ -221,28 +241,28 @@ impl GraphEvents {
     }
 
     /// Messages a node made whole, not streamed (tools' answers, retrieved documents).
-    pub(super) fn whole(&mut self, messages: &[Message]) -> Vec<Frame> {
+    fn results(&mut self, _history: &[Message], messages: &[Message]) -> Vec<Frame> {
         let mut frames = Vec::new();
         for message in messages {
             let id = message.id.clone().unwrap_or_default();
             if self.wants(StreamMode::Messages) {
                 frames.extend(self.announce(&id));
-                frames.push(("messages/partial", partial(message)));
+                frames.push(frame("messages/partial", partial(message)));
             }
             if self.wants(StreamMode::MessagesTuple) {
                 let wire = serde_json::to_string(&message.wire(Generation::Graph)).unwrap_or_default();
-                frames.push(("messages", format!("[{wire},{}]", self.chunk_metadata)));
+                frames.push(frame("messages", format!("[{wire},{}]", self.chunk_metadata)));
             }
         }
         frames
     }
 
     /// The node done: its output, and the state after it.
-    pub(super) fn node_done(&mut self, before: &[Message], produced: &[Message]) -> Vec<Frame> {
+    fn node_done(&mut self, before: &[Message], produced: &[Message]) -> Vec<Frame> {
         let mut frames = Vec::new();
         if self.wants(StreamMode::Updates) {
             let update = json!({ self.node: { "messages": produced.iter().map(|m| m.wire(Generation::Graph)).collect::<Vec<_>>() } });
-            frames.push(("updates", update.to_string()));
+            frames.push(frame("updates", update.to_string()));
         }
         if self.wants(StreamMode::Events) {
             let output = state_json(&[], produced);
@@ -253,40 +273,28 @@ impl GraphEvents {
             frames.push(self.lifecycle("on_chain_end", node, run, data, &tags));
         }
         if self.wants(StreamMode::Values) {
-            frames.push(("values", state_json(before, produced)));
+            frames.push(frame("values", state_json(before, produced)));
         }
         frames
     }
 
     /// The run stops before its tools: at a breakpoint (`__interrupt__` empty), or with the
     /// calls put to the user for review, which the state then carries too.
-    pub(super) fn interrupted(&mut self, state: &[Message], review: bool) -> Vec<Frame> {
+    fn interrupted(&mut self, state: &[Message], review: bool) -> Vec<Frame> {
         let interrupts = match (review, state.last()) {
             (true, Some(pending)) => review_interrupts(self.thread_id, pending, true),
             _ => json!([]),
         };
         let mut frames = Vec::new();
         if self.wants(StreamMode::Updates) {
-            frames.push(("updates", json!({ "__interrupt__": interrupts }).to_string()));
+            frames.push(frame("updates", json!({ "__interrupt__": interrupts }).to_string()));
         }
         if review && self.wants(StreamMode::Values) {
             let mut values = serde_json::to_value(State(state, &[])).unwrap_or_default();
             values["__interrupt__"] = interrupts;
-            frames.push(("values", values.to_string()));
+            frames.push(frame("values", values.to_string()));
         }
         frames
-    }
-
-    fn announce(&mut self, id: &str) -> Option<Frame> {
-        if self.announced.iter().any(|announced| announced == id) {
-            return None;
-        }
-        self.announced.push(id.to_string());
-        Some(("messages/metadata", format!("{{{}:{{\"metadata\":{}}}}}", json!(id), self.chunk_metadata)))
-    }
-
-    fn tuple(&self, chunk: &Chunk<'_>) -> String {
-        format!("[{},{}]", json_of(chunk), self.chunk_metadata)
     }
 }
 

@@ -115,9 +115,10 @@ impl RunEngine {
             self.check_webhook(url)?;
         }
 
-        // RAG bots came with the latest generation: their clients read its shapes.
+        // The OpenGPTs generation whose shapes the answer takes. RAG bots came with the latest,
+        // and their clients read its shapes; a LangGraph run is told apart by `graph` alone.
         let generation = match Bot::of_configurable(&configurable) {
-            _ if spec.graph.is_some() => Generation::Graph,
+            _ if spec.graph.is_some() => Generation::Latest,
             Bot::ChatRetrieval => Generation::Latest,
             _ => spec.input.generation(),
         };

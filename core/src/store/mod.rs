@@ -4,6 +4,7 @@
 
 pub mod dynamodb;
 mod memory;
+mod rules;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -171,12 +172,20 @@ pub struct Fork<'a> {
     pub seen: Revision,
 }
 
+/// The one way to data: every store by concern, each backend implementing each in its file
+/// for that concern. Handlers and the run engine hold an `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    AssistantStore + ThreadStore + RunStore + EventStore + MemoryItemStore + CronStore + DocumentStore + 'static
+{
     /// Opens connections ahead of the first request (a Lambda's init is not billed the same
     /// way, and the first caller should not wait for a TLS handshake). Failures are ignored.
     async fn warm_up(&self) {}
+}
 
+/// Assistants, each its owner's, some public.
+#[async_trait]
+pub trait AssistantStore: Send + Sync {
     /// Creates or replaces an assistant. An id owned by another user is `NotFound`: no takeover.
     async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()>;
     /// The user's own assistant, or anyone's public one.
@@ -187,7 +196,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_public_assistants(&self) -> StoreResult<Vec<Assistant>>;
     /// Deletes the assistant and the files uploaded to it.
     async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()>;
+}
 
+/// Threads and their messages, and the branches forks left behind.
+#[async_trait]
+pub trait ThreadStore: Send + Sync {
     /// Creates or replaces a thread, keeping its messages. Another user's id is `NotFound`.
     async fn put_thread(&self, thread: &Thread) -> StoreResult<()>;
     async fn get_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Thread>;
@@ -219,7 +232,11 @@ pub trait Store: Send + Sync + 'static {
     /// holds it, `ThreadChanged` if it was written to since `seen`; nothing is written then.
     /// Returns the thread's new revision, later than any before (whatever the tail's length).
     async fn fork_thread(&self, fork: Fork<'_>) -> StoreResult<Revision>;
+}
 
+/// Runs, the thread leases they hold while they go, and the feedback on them.
+#[async_trait]
+pub trait RunStore: Send + Sync {
     /// Records a new run, takes its thread's lease and adds its input, atomically: `ThreadBusy`
     /// when another run holds an unexpired lease, `TooManyRuns` when `max_user_runs` of the
     /// user's runs already hold leases (on any thread, in any process); nothing is stored then.
@@ -255,13 +272,26 @@ pub trait Store: Send + Sync + 'static {
     /// another run's messages: `LeaseLost`, and nothing is written.
     async fn keep_run_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision>;
 
+    /// Keeps feedback on `run` (whose owner the caller has checked). It goes with the run's thread.
+    async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;
+    /// The feedback on `run`, oldest first.
+    async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>>;
+}
+
+/// The stream events of runs whose streams are kept.
+#[async_trait]
+pub trait EventStore: Send + Sync {
     /// Keeps a batch of the run's stream events; a run writes its batches one after the other,
     /// numbered 0, 1, 2 ... Events go with their run's thread.
     async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()>;
     /// The run's events from batch `from` on, whole batches only, and the number of the batch
     /// after them (where the next read starts). Expired batches are gone.
     async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)>;
+}
 
+/// Long-term memory items (the LangGraph API's store), each its owner's.
+#[async_trait]
+pub trait MemoryItemStore: Send + Sync {
     /// Creates or replaces one of `owner`'s memory items (`item.created_at` is the caller's to keep).
     async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()>;
     /// One of `owner`'s memory items; `None` when there is none, or it has expired.
@@ -270,9 +300,13 @@ pub trait Store: Send + Sync + 'static {
     /// `owner`'s unexpired memory items whose namespace begins with `prefix`, in namespace and
     /// key order.
     async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>>;
+}
 
+/// Crons and the slots they have fired for.
+#[async_trait]
+pub trait CronStore: Send + Sync {
     /// Creates or replaces one of its owner's crons; another user's id is `NotFound`. When the
-    /// cron last fired is kept apart, by [`Store::claim_cron_slot`].
+    /// cron last fired is kept apart, by [`CronStore::claim_cron_slot`].
     async fn put_cron(&self, cron: &Cron) -> StoreResult<()>;
     async fn get_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron>;
     /// The user's crons, oldest first.
@@ -284,12 +318,11 @@ pub trait Store: Send + Sync + 'static {
     /// that slot or a later one is recorded already (a schedule delivered twice, two schedulers),
     /// so that each slot starts one run. `NotFound` when the cron is gone.
     async fn claim_cron_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool>;
+}
 
-    /// Keeps feedback on `run` (whose owner the caller has checked). It goes with the run's thread.
-    async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()>;
-    /// The feedback on `run`, oldest first.
-    async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>>;
-
+/// The index of uploaded files' chunks, per assistant or thread.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
     /// Adds one file's chunks (all of one `file_id`) to `namespace`'s index, whose owner the
     /// caller has checked: readers see the whole file or none of it, whatever fails part-way.
     /// The index keeps the embedder of its first file; another is `IndexMismatch`. A file that

@@ -3,12 +3,14 @@
 //! for is an attribute of its own, which replacing the cron leaves alone, moved on by one
 //! conditional update per firing.
 
+use async_trait::async_trait;
+use uuid::Uuid;
+
 use super::errors::{conditional, is_conditional, sdk_error};
 use super::table::{body, key, millis, n, order_key, owned, s, to_json};
 use super::DynamoStore;
 use crate::model::{Cron, Timestamp, UserId};
-use crate::store::{Entity, StoreError, StoreResult};
-use uuid::Uuid;
+use crate::store::{CronStore, Entity, StoreError, StoreResult};
 
 fn cron_pk(id: Uuid) -> String {
     format!("CRON#{id}")
@@ -22,7 +24,20 @@ fn user_crons(user: &UserId) -> String {
 }
 
 impl DynamoStore {
-    pub(super) async fn write_cron(&self, cron: &Cron) -> StoreResult<()> {
+    /// Crons of `user`, or of everyone, oldest first.
+    pub(super) async fn read_crons(&self, user: Option<&UserId>) -> StoreResult<Vec<Cron>> {
+        let (index, condition, partition) = match user {
+            Some(user) => ("gsi1", "gsi1pk = :pk", user_crons(user)),
+            None => ("gsi2", "gsi2pk = :pk", ALL_CRONS.to_string()),
+        };
+        let items = self.query_all(Some(index), condition, vec![(":pk", s(partition))], false).await?;
+        items.iter().map(body).collect()
+    }
+}
+
+#[async_trait]
+impl CronStore for DynamoStore {
+    async fn put_cron(&self, cron: &Cron) -> StoreResult<()> {
         let order = order_key(cron.created_at, cron.cron_id);
         let updated = self
             .client
@@ -43,25 +58,23 @@ impl DynamoStore {
         conditional(updated, Err(StoreError::NotFound(Entity::Cron)))
     }
 
-    pub(super) async fn read_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron> {
+    async fn get_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron> {
         body(&owned(self.get(cron_pk(cron_id), CRON_SK).await?, user, Entity::Cron)?)
     }
 
-    /// Crons of `user`, or of everyone, oldest first.
-    pub(super) async fn read_crons(&self, user: Option<&UserId>) -> StoreResult<Vec<Cron>> {
-        let (index, condition, partition) = match user {
-            Some(user) => ("gsi1", "gsi1pk = :pk", user_crons(user)),
-            None => ("gsi2", "gsi2pk = :pk", ALL_CRONS.to_string()),
-        };
-        let items = self.query_all(Some(index), condition, vec![(":pk", s(partition))], false).await?;
-        items.iter().map(body).collect()
+    async fn list_crons(&self, user: &UserId) -> StoreResult<Vec<Cron>> {
+        self.read_crons(Some(user)).await
     }
 
-    pub(super) async fn erase_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<()> {
+    async fn delete_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<()> {
         self.delete_owned(key(cron_pk(cron_id), CRON_SK), user, Entity::Cron).await
     }
 
-    pub(super) async fn claim_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool> {
+    async fn all_crons(&self) -> StoreResult<Vec<Cron>> {
+        self.read_crons(None).await
+    }
+
+    async fn claim_cron_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool> {
         let claimed = self
             .client
             .update_item()

@@ -14,6 +14,7 @@
 //! whole or not at all. Vectors are quantised to one byte a dimension (each with its scale):
 //! a 1,536-dimension chunk of 1,000 characters is about 2.7 KB, under one 4 KB read unit.
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Update, WriteRequest};
@@ -23,7 +24,8 @@ use super::errors::{backend, sdk_error};
 use super::table::{body, key, s, text, to_json, Item};
 use super::DynamoStore;
 use crate::model::{DocumentChunk, DocumentIndex, EmbedderId, UserId};
-use crate::store::{stored_bytes, DocumentQuota, StoreError, StoreResult};
+use crate::store::rules::check_document;
+use crate::store::{stored_bytes, DocumentQuota, DocumentStore, StoreError, StoreResult};
 
 fn docs_pk(namespace: Uuid) -> String {
     format!("DOCS#{namespace}")
@@ -47,79 +49,6 @@ fn dequantise(bytes: &[u8], scale: f32) -> Vec<f32> {
 }
 
 impl DynamoStore {
-    pub(super) async fn put_document(
-        &self,
-        namespace: Uuid,
-        owner: &UserId,
-        embedder: &EmbedderId,
-        chunks: &[DocumentChunk],
-        quota: DocumentQuota,
-    ) -> StoreResult<()> {
-        let pk = docs_pk(namespace);
-        let (adding, bytes) = (chunks.len() as u64, stored_bytes(chunks));
-        if adding > quota.max_chunks {
-            return Err(StoreError::ChunkQuota { would_hold: adding, limit: quota.max_chunks });
-        }
-        if bytes > quota.max_user_bytes {
-            return Err(StoreError::ByteQuota { would_hold: bytes, limit: quota.max_user_bytes });
-        }
-        let number = |value: u64| AttributeValue::N(value.to_string());
-        let reserve = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(pk.clone(), "I")))
-            .update_expression("SET embedder = if_not_exists(embedder, :embedder), #owner = :owner ADD chunks :adding, bytes :bytes")
-            .condition_expression(
-                "(attribute_not_exists(embedder) OR embedder = :embedder) AND (attribute_not_exists(chunks) OR chunks <= :room)",
-            )
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":embedder", s(to_json(embedder)?))
-            .expression_attribute_values(":owner", s(owner.to_string()))
-            .expression_attribute_values(":adding", number(adding))
-            .expression_attribute_values(":bytes", number(bytes))
-            .expression_attribute_values(":room", number(quota.max_chunks - adding))
-            .build()
-            .map_err(backend)?;
-        let charge = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(usage_pk(owner), "U")))
-            .update_expression("ADD bytes :bytes")
-            .condition_expression("attribute_not_exists(bytes) OR bytes <= :room")
-            .expression_attribute_values(":bytes", number(bytes))
-            .expression_attribute_values(":room", number(quota.max_user_bytes - bytes))
-            .build()
-            .map_err(backend)?;
-        let reserved = self
-            .transaction()
-            .transact_items(TransactWriteItem::builder().update(reserve).build())
-            .transact_items(TransactWriteItem::builder().update(charge).build())
-            .send()
-            .await;
-        if let Err(error) = reserved {
-            let refused = match error.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
-                    .cancellation_reasons()
-                    .iter()
-                    .position(|reason| reason.code() == Some("ConditionalCheckFailed")),
-                _ => None,
-            };
-            return Err(match refused {
-                Some(0) => self.refusal_of_index(&pk, embedder, adding, quota.max_chunks).await?,
-                Some(_) => {
-                    let usage = self.get(usage_pk(owner), "U").await?.unwrap_or_default();
-                    let held = super::table::number(&usage, "bytes").unwrap_or(0) as u64;
-                    StoreError::ByteQuota { would_hold: held + bytes, limit: quota.max_user_bytes }
-                }
-                None => sdk_error(error),
-            });
-        }
-        let stored = self.write_chunks(&pk, chunks).await;
-        if stored.is_err() {
-            // The reservation is given back; the chunks written are never read (not in `files`).
-            self.give_back(&pk, owner, adding, bytes).await;
-        }
-        stored
-    }
-
     /// Why the index refused a file: another embedder, or its quota of chunks.
     async fn refusal_of_index(
         &self,
@@ -193,7 +122,103 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn read_documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
+    /// Deletes a namespace's files, and gives their bytes back to their owner.
+    pub(super) async fn delete_documents(&self, namespace: Uuid) -> StoreResult<()> {
+        let pk = docs_pk(namespace);
+        let items = self.query_all(None, "pk = :pk", vec![(":pk", s(pk.clone()))], false).await?;
+        let keys: Vec<Item> =
+            items.iter().map(|item| Ok(key(pk.clone(), text(item, "sk")?))).collect::<StoreResult<_>>()?;
+        self.delete_all(keys).await?;
+        let index = items.iter().find(|item| text(item, "sk").is_ok_and(|sk| sk == "I"));
+        let charged = index.and_then(|index| Some((text(index, "owner").ok()?, super::table::number(index, "bytes")?)));
+        if let Some((owner, bytes)) = charged.filter(|(_, bytes)| *bytes > 0) {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(usage_pk(owner), "U")))
+                .update_expression("ADD bytes :bytes")
+                .expression_attribute_values(":bytes", AttributeValue::N(format!("-{bytes}")))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DocumentStore for DynamoStore {
+    async fn add_document(
+        &self,
+        namespace: Uuid,
+        owner: &UserId,
+        embedder: &EmbedderId,
+        chunks: &[DocumentChunk],
+        quota: DocumentQuota,
+    ) -> StoreResult<()> {
+        let pk = docs_pk(namespace);
+        let (adding, bytes) = (chunks.len() as u64, stored_bytes(chunks));
+        // A file over a quota on its own is refused before anything is reserved; the rest of the
+        // rule is the reservation's condition.
+        check_document(None, embedder, adding, bytes, quota)?;
+        let number = |value: u64| AttributeValue::N(value.to_string());
+        let reserve = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), "I")))
+            .update_expression("SET embedder = if_not_exists(embedder, :embedder), #owner = :owner ADD chunks :adding, bytes :bytes")
+            .condition_expression(
+                "(attribute_not_exists(embedder) OR embedder = :embedder) AND (attribute_not_exists(chunks) OR chunks <= :room)",
+            )
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":embedder", s(to_json(embedder)?))
+            .expression_attribute_values(":owner", s(owner.to_string()))
+            .expression_attribute_values(":adding", number(adding))
+            .expression_attribute_values(":bytes", number(bytes))
+            .expression_attribute_values(":room", number(quota.max_chunks - adding))
+            .build()
+            .map_err(backend)?;
+        let charge = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(usage_pk(owner), "U")))
+            .update_expression("ADD bytes :bytes")
+            .condition_expression("attribute_not_exists(bytes) OR bytes <= :room")
+            .expression_attribute_values(":bytes", number(bytes))
+            .expression_attribute_values(":room", number(quota.max_user_bytes - bytes))
+            .build()
+            .map_err(backend)?;
+        let reserved = self
+            .transaction()
+            .transact_items(TransactWriteItem::builder().update(reserve).build())
+            .transact_items(TransactWriteItem::builder().update(charge).build())
+            .send()
+            .await;
+        if let Err(error) = reserved {
+            let refused = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+                    .cancellation_reasons()
+                    .iter()
+                    .position(|reason| reason.code() == Some("ConditionalCheckFailed")),
+                _ => None,
+            };
+            return Err(match refused {
+                Some(0) => self.refusal_of_index(&pk, embedder, adding, quota.max_chunks).await?,
+                Some(_) => {
+                    let usage = self.get(usage_pk(owner), "U").await?.unwrap_or_default();
+                    let held = super::table::number(&usage, "bytes").unwrap_or(0) as u64;
+                    StoreError::ByteQuota { would_hold: held + bytes, limit: quota.max_user_bytes }
+                }
+                None => sdk_error(error),
+            });
+        }
+        let stored = self.write_chunks(&pk, chunks).await;
+        if stored.is_err() {
+            // The reservation is given back; the chunks written are never read (not in `files`).
+            self.give_back(&pk, owner, adding, bytes).await;
+        }
+        stored
+    }
+
+    async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
         let items = self.query_all(None, "pk = :pk", vec![(":pk", s(docs_pk(namespace)))], false).await?;
         let Some(index) = items.iter().find(|item| text(item, "sk").is_ok_and(|sk| sk == "I")) else {
             return Ok(DocumentIndex::default());
@@ -220,29 +245,6 @@ impl DynamoStore {
         }
         let embedder = index.get("embedder").map(|_| super::table::from_json(text(index, "embedder")?)).transpose()?;
         Ok(DocumentIndex { embedder, chunks })
-    }
-
-    /// Deletes a namespace's files, and gives their bytes back to their owner.
-    pub(super) async fn delete_documents(&self, namespace: Uuid) -> StoreResult<()> {
-        let pk = docs_pk(namespace);
-        let items = self.query_all(None, "pk = :pk", vec![(":pk", s(pk.clone()))], false).await?;
-        let keys: Vec<Item> =
-            items.iter().map(|item| Ok(key(pk.clone(), text(item, "sk")?))).collect::<StoreResult<_>>()?;
-        self.delete_all(keys).await?;
-        let index = items.iter().find(|item| text(item, "sk").is_ok_and(|sk| sk == "I"));
-        let charged = index.and_then(|index| Some((text(index, "owner").ok()?, super::table::number(index, "bytes")?)));
-        if let Some((owner, bytes)) = charged.filter(|(_, bytes)| *bytes > 0) {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(usage_pk(owner), "U")))
-                .update_expression("ADD bytes :bytes")
-                .expression_attribute_values(":bytes", AttributeValue::N(format!("-{bytes}")))
-                .send()
-                .await
-                .map_err(sdk_error)?;
-        }
-        Ok(())
     }
 }
 

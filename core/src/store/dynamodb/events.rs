@@ -2,21 +2,24 @@
 //! an item in parts, its last part marked), with an `expires_at` that DynamoDB's TTL removes
 //! them by (readers skip what has expired and not yet been removed).
 
+use async_trait::async_trait;
+
 use super::errors::sdk_error;
-use super::messages::split_parts;
 use super::table::{from_json, has, key, n, number, run_pk, s, text, to_json};
+use super::threads::split_parts;
 use super::DynamoStore;
 use crate::model::{Run, Timestamp};
-use crate::store::{EventBatch, KeptEvent, StoreResult};
+use crate::store::{EventBatch, EventStore, KeptEvent, StoreResult};
 
 fn event_sk(batch: u64, part: usize) -> String {
     format!("E#{batch:010}#{part:03}")
 }
 
-impl DynamoStore {
+#[async_trait]
+impl EventStore for DynamoStore {
     /// One PutItem per batch: the parts of a batch too large for an item go one after the
     /// other, so a reader that finds the last part finds them all.
-    pub(super) async fn put_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
+    async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
         let body = to_json(&batch.events)?;
         let parts = split_parts(&body);
         let expires = batch.expires_at.datetime().timestamp();
@@ -32,7 +35,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn read_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
+    async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
         let values = vec![(":pk", s(run_pk(run.run_id))), (":from", s(event_sk(from, 0))), (":to", s("E#~"))];
         let items = self.query_all(None, "pk = :pk AND sk BETWEEN :from AND :to", values, false).await?;
         let now = Timestamp::now().datetime().timestamp();

@@ -2,11 +2,13 @@
 //! so the items under a namespace prefix are one Query. An item's `expires_at` is the table's TTL
 //! attribute; readers skip what has expired and not yet been removed.
 
+use async_trait::async_trait;
+
 use super::errors::sdk_error;
 use super::table::{body, key, n, s, to_json};
 use super::DynamoStore;
 use crate::model::{MemoryItem, Timestamp, UserId};
-use crate::store::StoreResult;
+use crate::store::{MemoryItemStore, StoreResult};
 
 fn memory_pk(owner: &UserId) -> String {
     format!("MEMORY#{owner}")
@@ -16,8 +18,9 @@ fn memory_sk(sort_key: &str) -> String {
     format!("I#{sort_key}")
 }
 
-impl DynamoStore {
-    pub(super) async fn write_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {
+#[async_trait]
+impl MemoryItemStore for DynamoStore {
+    async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {
         let mut record = key(memory_pk(owner), &memory_sk(&MemoryItem::sort_key(&item.namespace, &item.key)));
         record.insert("body".into(), s(to_json(item)?));
         if let Some(expires_at) = item.expires_at {
@@ -27,24 +30,19 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn read_memory(
-        &self,
-        owner: &UserId,
-        namespace: &[String],
-        name: &str,
-    ) -> StoreResult<Option<MemoryItem>> {
+    async fn get_memory(&self, owner: &UserId, namespace: &[String], name: &str) -> StoreResult<Option<MemoryItem>> {
         let item = self.get(memory_pk(owner), &memory_sk(&MemoryItem::sort_key(namespace, name))).await?;
         let item: Option<MemoryItem> = item.as_ref().map(body).transpose()?;
         Ok(item.filter(|item| !item.expired(Timestamp::now())))
     }
 
-    pub(super) async fn erase_memory(&self, owner: &UserId, namespace: &[String], name: &str) -> StoreResult<()> {
+    async fn delete_memory(&self, owner: &UserId, namespace: &[String], name: &str) -> StoreResult<()> {
         let item = key(memory_pk(owner), &memory_sk(&MemoryItem::sort_key(namespace, name)));
         self.client.delete_item().table_name(&self.table).set_key(Some(item)).send().await.map_err(sdk_error)?;
         Ok(())
     }
 
-    pub(super) async fn read_memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>> {
+    async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>> {
         let values = vec![(":pk", s(memory_pk(owner))), (":prefix", s(memory_sk(&MemoryItem::prefix_key(prefix))))];
         let items = self.query_all(None, "pk = :pk AND begins_with(sk, :prefix)", values, false).await?;
         let now = Timestamp::now();

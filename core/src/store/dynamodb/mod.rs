@@ -53,15 +53,17 @@
 //! - ingested files: a namespace's partition (`documents.rs`), read with one Query; deleted
 //!   with their assistant or thread.
 
+mod assistants;
 mod crons;
 mod documents;
 mod errors;
 mod events;
 mod memories;
-mod messages;
 mod requests;
+mod run_writes;
 mod runs;
 mod table;
+mod threads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,18 +77,12 @@ use uuid::Uuid;
 pub use requests::RequestCounter;
 pub use table::{TableDefinition, TABLE};
 
-use super::{
-    DocumentQuota, Entity, EventBatch, Fork, KeptEvent, Revision, RunStart, Started, Store, StoreError, StoreResult,
-    ThreadView,
-};
+use super::{Entity, Store, StoreError, StoreResult};
 use crate::config::DynamoSettings;
-use crate::model::{
-    Archive, Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus,
-    Thread, Timestamp, UserId,
-};
+use crate::model::{Assistant, UserId};
 use errors::{backend, conditional, sdk_error};
 use requests::CountRequests;
-use table::{assistant_pk, body, key, order_key, owned, s, text, thread_pk, to_json, Item};
+use table::{assistant_pk, body, key, order_key, s, to_json, Item};
 
 /// BatchWriteItem takes at most 25 requests.
 const BATCH_ITEMS: usize = 25;
@@ -266,241 +262,5 @@ impl Store for DynamoStore {
     async fn warm_up(&self) {
         // A read of a key that never exists: allowed to every function, and opens the connection.
         let _ = self.get("WARMUP".into(), "-").await;
-    }
-
-    async fn put_assistant(&self, assistant: &Assistant) -> StoreResult<()> {
-        let mut item = key(assistant_pk(assistant.assistant_id), "A");
-        let order = order_key(assistant.updated_at, assistant.assistant_id);
-        item.insert("user_id".into(), s(assistant.user_id.as_str()));
-        item.insert("body".into(), s(to_json(assistant)?));
-        item.insert("gsi1pk".into(), s(format!("USER#{}#ASSISTANTS", assistant.user_id)));
-        item.insert("gsi1sk".into(), s(order.clone()));
-        if assistant.public {
-            item.insert("gsi2pk".into(), s("PUBLIC#ASSISTANTS"));
-            item.insert("gsi2sk".into(), s(order));
-        }
-        let put = self.conditional_put(item, &assistant.user_id).send().await;
-        conditional(put, Err(StoreError::NotFound(Entity::Assistant)))
-    }
-
-    async fn get_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<Assistant> {
-        let item = self.get(assistant_pk(assistant_id), "A").await?.ok_or(StoreError::NotFound(Entity::Assistant))?;
-        let assistant: Assistant = body(&item)?;
-        if &assistant.user_id == user || assistant.public {
-            Ok(assistant)
-        } else {
-            Err(StoreError::NotFound(Entity::Assistant))
-        }
-    }
-
-    async fn list_assistants(&self, user: &UserId) -> StoreResult<Vec<Assistant>> {
-        self.list("gsi1", "gsi1pk", format!("USER#{user}#ASSISTANTS")).await
-    }
-
-    async fn list_public_assistants(&self) -> StoreResult<Vec<Assistant>> {
-        self.list("gsi2", "gsi2pk", "PUBLIC#ASSISTANTS".into()).await
-    }
-
-    async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()> {
-        self.delete_owned(key(assistant_pk(assistant_id), "A"), user, Entity::Assistant).await?;
-        self.delete_documents(assistant_id).await
-    }
-
-    async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
-        // An update, not a put: the item also carries the message counter and the run lease.
-        let updated = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(thread_pk(thread.thread_id), "M")))
-            .update_expression("SET user_id = :user, body = :body, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk")
-            .condition_expression("attribute_not_exists(pk) OR user_id = :user")
-            .expression_attribute_values(":user", s(thread.user_id.as_str()))
-            .expression_attribute_values(":body", s(to_json(thread)?))
-            .expression_attribute_values(":gsi1pk", s(format!("USER#{}#THREADS", thread.user_id)))
-            .expression_attribute_values(":gsi1sk", s(order_key(thread.updated_at, thread.thread_id)))
-            .send()
-            .await;
-        conditional(updated, Err(StoreError::NotFound(Entity::Thread)))
-    }
-
-    async fn get_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Thread> {
-        body(&owned(self.get(thread_pk(thread_id), "M").await?, user, Entity::Thread)?)
-    }
-
-    async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>> {
-        self.list("gsi1", "gsi1pk", format!("USER#{user}#THREADS")).await
-    }
-
-    async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
-        self.delete_owned(key(thread_pk(thread_id), "M"), user, Entity::Thread).await?;
-        let items = self.query_all(None, "pk = :pk", vec![(":pk", s(thread_pk(thread_id)))], false).await?;
-        let mut keys = Vec::with_capacity(items.len());
-        for item in &items {
-            let sk = text(item, "sk")?;
-            if let Some(run_id) = sk.strip_prefix("R#") {
-                // The run's record and its kept events.
-                let run = self.query_all(None, "pk = :pk", vec![(":pk", s(format!("RUN#{run_id}")))], false).await?;
-                for item in &run {
-                    keys.push(key(format!("RUN#{run_id}"), text(item, "sk")?));
-                }
-            }
-            keys.push(key(thread_pk(thread_id), sk));
-        }
-        self.delete_all(keys).await?;
-        self.delete_documents(thread_id).await
-    }
-
-    async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {
-        let (_, messages) = self.thread_and_messages(user, thread_id).await?;
-        Ok(messages.into_iter().map(|(_, message)| message).collect())
-    }
-
-    async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView> {
-        let (thread, messages) = self.thread_and_messages(user, thread_id).await?;
-        let lease_expires = table::number(&thread, "lease_expires");
-        let now = table::millis(crate::model::Timestamp::now());
-        let holder = text(&thread, "lease_run_id").ok().and_then(|holder| Uuid::parse_str(holder).ok());
-        Ok(ThreadView {
-            running: holder.is_some() && lease_expires.is_some_and(|expires| expires > now),
-            abandoned_by: holder.filter(|_| lease_expires.is_some_and(|expires| expires <= now)),
-            last_outcome: text(&thread, "last_outcome").ok().and_then(RunStatus::from_name),
-            thread: body(&thread)?,
-            messages: messages.into_iter().map(|(_, message)| message).collect(),
-            revision: messages::revision(&thread),
-        })
-    }
-
-    async fn append_messages(
-        &self,
-        user: &UserId,
-        thread_id: Uuid,
-        messages: &[Message],
-        seen: Option<Revision>,
-    ) -> StoreResult<Revision> {
-        self.append(user, thread_id, messages, seen).await
-    }
-
-    async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
-        self.upsert(user, thread_id, messages).await
-    }
-
-    async fn archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive> {
-        self.read_archive(user, thread_id).await
-    }
-
-    async fn fork_thread(&self, fork: Fork<'_>) -> StoreResult<Revision> {
-        self.fork(fork).await
-    }
-
-    async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {
-        self.start(start).await
-    }
-
-    async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
-        self.read_run(user, run_id).await
-    }
-
-    async fn delete_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<()> {
-        self.erase_run(user, run_id).await
-    }
-
-    async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
-        self.thread_runs(user, thread_id).await
-    }
-
-    async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
-        self.put_events(run, batch).await
-    }
-
-    async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
-        self.read_events(run, from).await
-    }
-
-    async fn put_cron(&self, cron: &Cron) -> StoreResult<()> {
-        self.write_cron(cron).await
-    }
-
-    async fn get_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron> {
-        self.read_cron(user, cron_id).await
-    }
-
-    async fn list_crons(&self, user: &UserId) -> StoreResult<Vec<Cron>> {
-        self.read_crons(Some(user)).await
-    }
-
-    async fn delete_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<()> {
-        self.erase_cron(user, cron_id).await
-    }
-
-    async fn all_crons(&self) -> StoreResult<Vec<Cron>> {
-        self.read_crons(None).await
-    }
-
-    async fn claim_cron_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool> {
-        self.claim_slot(cron_id, slot).await
-    }
-
-    async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {
-        self.write_memory(owner, item).await
-    }
-
-    async fn get_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<Option<MemoryItem>> {
-        self.read_memory(owner, namespace, key).await
-    }
-
-    async fn delete_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<()> {
-        self.erase_memory(owner, namespace, key).await
-    }
-
-    async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>> {
-        self.read_memories(owner, prefix).await
-    }
-
-    async fn update_run(&self, run: &Run) -> StoreResult<()> {
-        self.write_run(run).await
-    }
-
-    async fn update_run_if_going(&self, run: &Run) -> StoreResult<bool> {
-        self.update_if_going(run).await
-    }
-
-    async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
-        self.claim(user, run_id).await
-    }
-
-    async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
-        self.renew(thread_id, run_id, lease).await
-    }
-
-    async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
-        self.finish(run, messages, seen).await
-    }
-
-    async fn keep_run_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
-        self.keep_step(run, messages, seen).await
-    }
-
-    async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {
-        self.put_feedback(run, feedback).await
-    }
-
-    async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>> {
-        self.list_feedback(run).await
-    }
-
-    async fn add_document(
-        &self,
-        namespace: Uuid,
-        owner: &UserId,
-        embedder: &EmbedderId,
-        chunks: &[DocumentChunk],
-        quota: DocumentQuota,
-    ) -> StoreResult<()> {
-        self.put_document(namespace, owner, embedder, chunks, quota).await
-    }
-
-    async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
-        self.read_documents(namespace).await
     }
 }

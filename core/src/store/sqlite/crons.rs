@@ -1,10 +1,29 @@
 //! Crons in SQLite: one row each, the last slot it fired for in a column of its own, so that
 //! replacing a cron never forgets when it fired.
 
+use async_trait::async_trait;
+
 use super::*;
+use crate::store::CronStore;
 
 impl SqliteStore {
-    pub(super) async fn write_cron(&self, cron: &Cron) -> StoreResult<()> {
+    /// Crons of `user`, or of everyone.
+    pub(super) async fn read_crons(&self, user: Option<&UserId>) -> StoreResult<Vec<Cron>> {
+        let user = user.map(|user| user.to_string());
+        self.call(move |connection| {
+            bodies(
+                connection,
+                "SELECT body FROM crons WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_ms, cron_id",
+                params![user],
+            )
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CronStore for SqliteStore {
+    async fn put_cron(&self, cron: &Cron) -> StoreResult<()> {
         let (cron_id, owner, created_ms, body) =
             (cron.cron_id, cron.user_id.clone(), millis(cron.created_at), to_json(cron)?);
         self.write(move |tx| {
@@ -19,20 +38,7 @@ impl SqliteStore {
         .await
     }
 
-    /// Crons of `user`, or of everyone.
-    pub(super) async fn read_crons(&self, user: Option<&UserId>) -> StoreResult<Vec<Cron>> {
-        let user = user.map(|user| user.to_string());
-        self.call(move |connection| {
-            bodies(
-                connection,
-                "SELECT body FROM crons WHERE ?1 IS NULL OR user_id = ?1 ORDER BY created_ms, cron_id",
-                params![user],
-            )
-        })
-        .await
-    }
-
-    pub(super) async fn read_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron> {
+    async fn get_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<Cron> {
         let user = user.to_string();
         let found: Vec<Cron> = self
             .call(move |connection| {
@@ -46,7 +52,11 @@ impl SqliteStore {
         found.into_iter().next().ok_or(StoreError::NotFound(Entity::Cron))
     }
 
-    pub(super) async fn erase_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<()> {
+    async fn list_crons(&self, user: &UserId) -> StoreResult<Vec<Cron>> {
+        self.read_crons(Some(user)).await
+    }
+
+    async fn delete_cron(&self, user: &UserId, cron_id: Uuid) -> StoreResult<()> {
         let user = user.to_string();
         let deleted = self
             .write(move |tx| {
@@ -62,7 +72,11 @@ impl SqliteStore {
         }
     }
 
-    pub(super) async fn claim_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool> {
+    async fn all_crons(&self) -> StoreResult<Vec<Cron>> {
+        self.read_crons(None).await
+    }
+
+    async fn claim_cron_slot(&self, cron_id: Uuid, slot: Timestamp) -> StoreResult<bool> {
         let slot = millis(slot);
         self.write(move |tx| {
             let last: Option<Option<i64>> = tx

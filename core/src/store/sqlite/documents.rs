@@ -1,9 +1,21 @@
 //! Files in SQLite: a namespace's index and chunks, added whole under the quotas, and deleted.
 
-use super::*;
+use async_trait::async_trait;
 
-impl SqliteStore {
-    pub(super) async fn put_document(
+use super::*;
+use crate::store::rules::check_document;
+use crate::store::DocumentStore;
+
+pub(super) fn delete_documents(tx: &Transaction<'_>, namespace: Uuid) -> StoreResult<()> {
+    let id = namespace.to_string();
+    tx.execute("DELETE FROM document_chunks WHERE namespace = ?1", params![id])?;
+    tx.execute("DELETE FROM document_indexes WHERE namespace = ?1", params![id])?;
+    Ok(())
+}
+
+#[async_trait]
+impl DocumentStore for SqliteStore {
+    async fn add_document(
         &self,
         namespace: Uuid,
         owner: &UserId,
@@ -23,34 +35,22 @@ impl SqliteStore {
             let recorded: Option<String> = tx
                 .query_row("SELECT embedder FROM document_indexes WHERE namespace = ?1", params![id], |row| row.get(0))
                 .optional()?;
-            match recorded.map(|text| from_json::<EmbedderId>(&text)).transpose()? {
-                Some(recorded) if recorded != embedder => {
-                    return Err(StoreError::IndexMismatch { recorded, offered: embedder })
-                }
-                Some(_) => {}
-                None => {
-                    let sql = "INSERT INTO document_indexes (namespace, embedder, owner) VALUES (?1, ?2, ?3)";
-                    tx.execute(sql, params![id, to_json(&embedder)?, owner])?;
-                }
-            }
-            tx.execute(
-                "UPDATE document_indexes SET bytes = bytes + ?2, owner = ?3 WHERE namespace = ?1",
-                params![id, adding as i64, owner],
-            )?;
+            let recorded = recorded.map(|text| from_json::<EmbedderId>(&text)).transpose()?;
             let (next, held): (i64, i64) = tx.query_row(
                 "SELECT COALESCE(MAX(seq), 0) + 1, COUNT(*) FROM document_chunks WHERE namespace = ?1",
                 params![id],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
             let would_hold = held as u64 + chunks.len() as u64;
-            // Checked in the order every store checks them: the embedder, then the quotas.
-            if would_hold > quota.max_chunks {
-                return Err(StoreError::ChunkQuota { would_hold, limit: quota.max_chunks });
+            check_document(recorded.as_ref(), &embedder, would_hold, held_bytes as u64 + adding, quota)?;
+            if recorded.is_none() {
+                let sql = "INSERT INTO document_indexes (namespace, embedder, owner) VALUES (?1, ?2, ?3)";
+                tx.execute(sql, params![id, to_json(&embedder)?, owner])?;
             }
-            let user_bytes = held_bytes as u64 + adding;
-            if user_bytes > quota.max_user_bytes {
-                return Err(StoreError::ByteQuota { would_hold: user_bytes, limit: quota.max_user_bytes });
-            }
+            tx.execute(
+                "UPDATE document_indexes SET bytes = bytes + ?2, owner = ?3 WHERE namespace = ?1",
+                params![id, adding as i64, owner],
+            )?;
             let mut insert =
                 tx.prepare("INSERT INTO document_chunks (namespace, seq, body, vector) VALUES (?1, ?2, ?3, ?4)")?;
             for (offset, chunk) in chunks.iter().enumerate() {
@@ -63,7 +63,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn read_documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
+    async fn documents(&self, namespace: Uuid) -> StoreResult<DocumentIndex> {
         self.call(move |connection| {
             let tx = connection.transaction()?;
             let id = namespace.to_string();
@@ -88,11 +88,4 @@ impl SqliteStore {
         })
         .await
     }
-}
-
-pub(super) fn delete_documents(tx: &Transaction<'_>, namespace: Uuid) -> StoreResult<()> {
-    let id = namespace.to_string();
-    tx.execute("DELETE FROM document_chunks WHERE namespace = ?1", params![id])?;
-    tx.execute("DELETE FROM document_indexes WHERE namespace = ?1", params![id])?;
-    Ok(())
 }

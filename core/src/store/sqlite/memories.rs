@@ -1,31 +1,11 @@
 //! Long-term memory in SQLite: one row per item, keyed by its owner and sort key.
 
+use async_trait::async_trait;
+
 use super::*;
+use crate::store::MemoryItemStore;
 
 impl SqliteStore {
-    pub(super) async fn write_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {
-        let (owner, sort_key, body) =
-            (owner.to_string(), MemoryItem::sort_key(&item.namespace, &item.key), to_json(item)?);
-        let expires_ms = item.expires_at.map(|at| at.datetime().timestamp_millis());
-        self.write(move |tx| {
-            tx.execute(
-                "INSERT OR REPLACE INTO memory_items (owner, sort_key, body, expires_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![owner, sort_key, body, expires_ms],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    pub(super) async fn erase_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<()> {
-        let (owner, sort_key) = (owner.to_string(), MemoryItem::sort_key(namespace, key));
-        self.write(move |tx| {
-            tx.execute("DELETE FROM memory_items WHERE owner = ?1 AND sort_key = ?2", params![owner, sort_key])?;
-            Ok(())
-        })
-        .await
-    }
-
     /// The owner's unexpired items from `start` on while their sort key begins with it
     /// (`exact`: only the one item whose sort key is `start`).
     pub(super) async fn read_memories(
@@ -55,5 +35,39 @@ impl SqliteStore {
             Ok(items)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl MemoryItemStore for SqliteStore {
+    async fn put_memory(&self, owner: &UserId, item: &MemoryItem) -> StoreResult<()> {
+        let (owner, sort_key, body) =
+            (owner.to_string(), MemoryItem::sort_key(&item.namespace, &item.key), to_json(item)?);
+        let expires_ms = item.expires_at.map(|at| at.datetime().timestamp_millis());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO memory_items (owner, sort_key, body, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![owner, sort_key, body, expires_ms],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<Option<MemoryItem>> {
+        Ok(self.read_memories(owner, MemoryItem::sort_key(namespace, key), true).await?.pop())
+    }
+
+    async fn delete_memory(&self, owner: &UserId, namespace: &[String], key: &str) -> StoreResult<()> {
+        let (owner, sort_key) = (owner.to_string(), MemoryItem::sort_key(namespace, key));
+        self.write(move |tx| {
+            tx.execute("DELETE FROM memory_items WHERE owner = ?1 AND sort_key = ?2", params![owner, sort_key])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn memories(&self, owner: &UserId, prefix: &[String]) -> StoreResult<Vec<MemoryItem>> {
+        self.read_memories(owner, MemoryItem::prefix_key(prefix), false).await
     }
 }

@@ -1,26 +1,61 @@
 //! Runs in SQLite: a run's start with its lease and input, its record, its lease renewed, its end with its answer.
 
-use super::*;
+use async_trait::async_trait;
 
-impl SqliteStore {
-    pub(super) async fn start(&self, start: RunStart<'_>) -> StoreResult<Started> {
+use super::*;
+use crate::store::rules::{check_run_write, check_start};
+use crate::store::RunStore;
+
+/// Whether a run may add messages to its thread: it holds the lease, or nothing was written
+/// since `seen`; otherwise they would land among another run's.
+fn may_write_for(tx: &Connection, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
+    let thread_id = run.thread_id.to_string();
+    let holder: Option<String> =
+        tx.query_row("SELECT lease_run_id FROM threads WHERE thread_id = ?1", params![thread_id], |row| row.get(0))?;
+    let holds_lease = holder.as_deref() == Some(run.run_id.to_string().as_str());
+    let moved = match seen {
+        Some(seen) => super::threads::revision(tx, &thread_id)? != seen,
+        None => false,
+    };
+    check_run_write(run.run_id, holds_lease, messages.len(), moved)
+}
+
+/// The run whose lease on the thread has not expired at `now`, if one has.
+pub(super) fn lease_holder(connection: &Connection, thread_id: Uuid, now: Timestamp) -> StoreResult<Option<Uuid>> {
+    let held: Option<(Option<String>, Option<i64>)> = connection
+        .query_row(
+            "SELECT lease_run_id, lease_expires_ms FROM threads WHERE thread_id = ?1",
+            params![thread_id.to_string()],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    match held {
+        Some((Some(holder), Some(expires))) if expires > millis(now) => {
+            Ok(Some(Uuid::parse_str(&holder).map_err(|e| StoreError::Backend(e.to_string()))?))
+        }
+        _ => Ok(None),
+    }
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn start_run(&self, start: RunStart<'_>) -> StoreResult<Started> {
         let RunStart { run, lease, max_user_runs, input, seen } = start;
         let (run, input) = (run.clone(), input.to_vec());
         self.write(move |tx| {
             own_thread(tx, &run.user_id, run.thread_id)?;
             let now = Timestamp::now();
-            not_leased(tx, run.thread_id, now)?;
-            if let Some(limit) = max_user_runs {
-                // A thread's runs are its owner's, so the user's running runs are their leased threads.
-                let running: i64 = tx.query_row(
+            let holder = lease_holder(tx, run.thread_id, now)?;
+            // A thread's runs are its owner's, so the user's running runs are their leased threads.
+            let running: i64 = match (holder, max_user_runs) {
+                (None, Some(_)) => tx.query_row(
                     "SELECT COUNT(*) FROM threads WHERE user_id = ?1 AND lease_run_id IS NOT NULL AND lease_expires_ms > ?2",
                     params![run.user_id.as_str(), millis(now)],
                     |row| row.get(0),
-                )?;
-                if running >= i64::from(limit) {
-                    return Err(StoreError::TooManyRuns { limit });
-                }
-            }
+                )?,
+                _ => 0,
+            };
+            check_start(holder, running as usize, max_user_runs)?;
             tx.execute(
                 "UPDATE threads SET lease_run_id = ?1, lease_expires_ms = ?2 WHERE thread_id = ?3",
                 params![run.run_id.to_string(), millis(now.plus(lease)), run.thread_id.to_string()],
@@ -37,7 +72,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn read_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
+    async fn get_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<Run> {
         let user = user.clone();
         self.call(move |connection| {
             let sql = "SELECT body FROM runs WHERE run_id = ?1 AND user_id = ?2";
@@ -48,7 +83,21 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn thread_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
+    async fn delete_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<()> {
+        let user = user.clone();
+        self.write(move |tx| {
+            let id = run_id.to_string();
+            if tx.execute("DELETE FROM runs WHERE run_id = ?1 AND user_id = ?2", params![id, user.as_str()])? == 0 {
+                return Err(StoreError::NotFound(Entity::Run));
+            }
+            tx.execute("DELETE FROM feedback WHERE run_id = ?1", params![id])?;
+            tx.execute("DELETE FROM run_events WHERE run_id = ?1", params![id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_runs(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Run>> {
         let user = user.clone();
         self.call(move |connection| {
             let owner = "SELECT 1 FROM threads WHERE thread_id = ?1 AND user_id = ?2";
@@ -63,52 +112,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn keep_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
-        let (run_id, thread_id, body) = (run.run_id.to_string(), run.thread_id.to_string(), to_json(&batch.events)?);
-        let (number, expires_ms) = (batch.number, batch.expires_at.datetime().timestamp_millis());
-        self.write(move |tx| {
-            // A deleted thread takes its runs' events: none are added after it has gone.
-            tx.execute(
-                "INSERT OR REPLACE INTO run_events (run_id, thread_id, batch, body, expires_ms)
-                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM threads WHERE thread_id = ?2)",
-                params![run_id, thread_id, number as i64, body, expires_ms],
-            )?;
-            if number == 0 {
-                let now = Timestamp::now().datetime().timestamp_millis();
-                tx.execute("DELETE FROM run_events WHERE expires_ms <= ?1", params![now])?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    pub(super) async fn kept_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {
-        let run_id = run.run_id.to_string();
-        self.call(move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT batch, body, expires_ms FROM run_events WHERE run_id = ?1 AND batch >= ?2 ORDER BY batch",
-            )?;
-            let rows = statement.query_map(params![run_id, from as i64], |row| {
-                Ok((row.get::<_, i64>(0)? as u64, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
-            })?;
-            let now = Timestamp::now().datetime().timestamp_millis();
-            let (mut events, mut next) = (Vec::new(), from);
-            for row in rows {
-                let (batch, body, expires_ms) = row?;
-                if batch != next {
-                    break;
-                }
-                next += 1;
-                if expires_ms > now {
-                    events.extend(from_json::<Vec<KeptEvent>>(&body)?);
-                }
-            }
-            Ok((events, next))
-        })
-        .await
-    }
-
-    pub(super) async fn write_run(&self, run: &Run) -> StoreResult<()> {
+    async fn update_run(&self, run: &Run) -> StoreResult<()> {
         let run = run.clone();
         self.write(move |tx| {
             match tx.execute(
@@ -122,7 +126,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn update_if_going(&self, run: &Run) -> StoreResult<bool> {
+    async fn update_run_if_going(&self, run: &Run) -> StoreResult<bool> {
         let run = run.clone();
         self.write(move |tx| {
             let id = run.run_id.to_string();
@@ -141,7 +145,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn claim(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
+    async fn claim_run(&self, user: &UserId, run_id: Uuid) -> StoreResult<bool> {
         let user = user.clone();
         self.write(move |tx| {
             let id = run_id.to_string();
@@ -161,7 +165,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn renew(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
+    async fn renew_lease(&self, thread_id: Uuid, run_id: Uuid, lease: Duration) -> StoreResult<()> {
         self.write(move |tx| {
             let sql = "UPDATE threads SET lease_expires_ms = ?1 WHERE thread_id = ?2 AND lease_run_id = ?3";
             let expires = millis(Timestamp::now().plus(lease));
@@ -173,7 +177,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn finish(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
+    async fn finish_run(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
         let (run, messages) = (run.clone(), messages.to_vec());
         self.write(move |tx| {
             if own_thread(tx, &run.user_id, run.thread_id).is_err() {
@@ -193,12 +197,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn keep_step(
-        &self,
-        run: &Run,
-        messages: &[Message],
-        seen: Option<Revision>,
-    ) -> StoreResult<Revision> {
+    async fn keep_run_step(&self, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<Revision> {
         let (run, messages) = (run.clone(), messages.to_vec());
         self.write(move |tx| {
             own_thread(tx, &run.user_id, run.thread_id)?;
@@ -207,39 +206,30 @@ impl SqliteStore {
         })
         .await
     }
-}
 
-/// Whether a run may add messages to its thread: it holds the lease, or nothing was written
-/// since `seen`; otherwise they would land among another run's.
-fn may_write_for(tx: &Connection, run: &Run, messages: &[Message], seen: Option<Revision>) -> StoreResult<()> {
-    let thread_id = run.thread_id.to_string();
-    let holder: Option<String> =
-        tx.query_row("SELECT lease_run_id FROM threads WHERE thread_id = ?1", params![thread_id], |row| row.get(0))?;
-    let holds_lease = holder.as_deref() == Some(run.run_id.to_string().as_str());
-    let moved = match seen {
-        Some(seen) => super::messages::revision(tx, &thread_id)? != seen,
-        None => false,
-    };
-    if !holds_lease && !messages.is_empty() && moved {
-        return Err(StoreError::LeaseLost { run_id: run.run_id });
+    async fn add_feedback(&self, run: &Run, feedback: &Feedback) -> StoreResult<()> {
+        let (run, feedback) = (run.clone(), feedback.clone());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO feedback (feedback_id, run_id, thread_id, seq, body) \
+                 VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM feedback WHERE run_id = ?2), ?4)",
+                params![
+                    feedback.feedback_id.to_string(),
+                    run.run_id.to_string(),
+                    run.thread_id.to_string(),
+                    to_json(&feedback)?
+                ],
+            )?;
+            Ok(())
+        })
+        .await
     }
-    Ok(())
-}
 
-/// `ThreadBusy` while a run's lease on the thread has not expired at `now`.
-pub(super) fn not_leased(connection: &Connection, thread_id: Uuid, now: Timestamp) -> StoreResult<()> {
-    let held: Option<(Option<String>, Option<i64>)> = connection
-        .query_row(
-            "SELECT lease_run_id, lease_expires_ms FROM threads WHERE thread_id = ?1",
-            params![thread_id.to_string()],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .optional()?;
-    match held {
-        Some((Some(holder), Some(expires))) if expires > millis(now) => {
-            let run_id = Uuid::parse_str(&holder).map_err(|e| StoreError::Backend(e.to_string()))?;
-            Err(StoreError::ThreadBusy { run_id })
-        }
-        _ => Ok(()),
+    async fn feedback(&self, run: &Run) -> StoreResult<Vec<Feedback>> {
+        let run_id = run.run_id.to_string();
+        self.call(move |connection| {
+            bodies(connection, "SELECT body FROM feedback WHERE run_id = ?1 ORDER BY seq", params![run_id])
+        })
+        .await
     }
 }

@@ -8,19 +8,20 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use uuid::Uuid;
 
-use super::errors::{backend, sdk_error};
+use super::errors::{backend, conditional, sdk_error};
 use super::table::{
-    body, from_json, has, key, message_sk, millis, n, number, owned, s, text, thread_pk, to_json, Item,
+    body, from_json, has, key, message_sk, millis, n, number, order_key, owned, s, text, thread_pk, to_json, Item,
 };
 use super::DynamoStore;
-use crate::model::{Archive, Message, Timestamp, UserId};
-use crate::store::{Entity, Fork, Revision, StoreError, StoreResult};
+use crate::model::{Archive, Message, RunStatus, Thread, Timestamp, UserId};
+use crate::store::{Entity, Fork, Revision, StoreError, StoreResult, ThreadStore, ThreadView};
 
 /// Largest slice of a message's JSON kept in one item, well under DynamoDB's 400 KB item limit.
 const PART_BYTES: usize = 300 * 1024;
@@ -283,8 +284,89 @@ impl DynamoStore {
         self.put_all(items, None).await?;
         Ok(Revision(first - 1 + messages.len() as u64))
     }
+}
 
-    pub(super) async fn upsert(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
+/// The `sk` of a thread's archived branches (see [`Archive`]).
+const ARCHIVE_SK: &str = "L";
+
+#[async_trait]
+impl ThreadStore for DynamoStore {
+    async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
+        // An update, not a put: the item also carries the message counter and the run lease.
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(thread_pk(thread.thread_id), "M")))
+            .update_expression("SET user_id = :user, body = :body, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk")
+            .condition_expression("attribute_not_exists(pk) OR user_id = :user")
+            .expression_attribute_values(":user", s(thread.user_id.as_str()))
+            .expression_attribute_values(":body", s(to_json(thread)?))
+            .expression_attribute_values(":gsi1pk", s(format!("USER#{}#THREADS", thread.user_id)))
+            .expression_attribute_values(":gsi1sk", s(order_key(thread.updated_at, thread.thread_id)))
+            .send()
+            .await;
+        conditional(updated, Err(StoreError::NotFound(Entity::Thread)))
+    }
+
+    async fn get_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Thread> {
+        body(&owned(self.get(thread_pk(thread_id), "M").await?, user, Entity::Thread)?)
+    }
+
+    async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>> {
+        self.list("gsi1", "gsi1pk", format!("USER#{user}#THREADS")).await
+    }
+
+    async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
+        self.delete_owned(key(thread_pk(thread_id), "M"), user, Entity::Thread).await?;
+        let items = self.query_all(None, "pk = :pk", vec![(":pk", s(thread_pk(thread_id)))], false).await?;
+        let mut keys = Vec::with_capacity(items.len());
+        for item in &items {
+            let sk = text(item, "sk")?;
+            if let Some(run_id) = sk.strip_prefix("R#") {
+                // The run's record and its kept events.
+                let run = self.query_all(None, "pk = :pk", vec![(":pk", s(format!("RUN#{run_id}")))], false).await?;
+                for item in &run {
+                    keys.push(key(format!("RUN#{run_id}"), text(item, "sk")?));
+                }
+            }
+            keys.push(key(thread_pk(thread_id), sk));
+        }
+        self.delete_all(keys).await?;
+        self.delete_documents(thread_id).await
+    }
+
+    async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {
+        let (_, messages) = self.thread_and_messages(user, thread_id).await?;
+        Ok(messages.into_iter().map(|(_, message)| message).collect())
+    }
+
+    async fn thread_view(&self, user: &UserId, thread_id: Uuid) -> StoreResult<ThreadView> {
+        let (thread, messages) = self.thread_and_messages(user, thread_id).await?;
+        let lease_expires = number(&thread, "lease_expires");
+        let now = millis(crate::model::Timestamp::now());
+        let holder = text(&thread, "lease_run_id").ok().and_then(|holder| Uuid::parse_str(holder).ok());
+        Ok(ThreadView {
+            running: holder.is_some() && lease_expires.is_some_and(|expires| expires > now),
+            abandoned_by: holder.filter(|_| lease_expires.is_some_and(|expires| expires <= now)),
+            last_outcome: text(&thread, "last_outcome").ok().and_then(RunStatus::from_name),
+            thread: body(&thread)?,
+            messages: messages.into_iter().map(|(_, message)| message).collect(),
+            revision: revision(&thread),
+        })
+    }
+
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        thread_id: Uuid,
+        messages: &[Message],
+        seen: Option<Revision>,
+    ) -> StoreResult<Revision> {
+        self.append(user, thread_id, messages, seen).await
+    }
+
+    async fn upsert_messages(&self, user: &UserId, thread_id: Uuid, messages: &[Message]) -> StoreResult<()> {
         let (_, stored) = self.thread_and_messages(user, thread_id).await?;
         let seq_of: HashMap<&str, (u64, usize)> = stored
             .iter()
@@ -328,7 +410,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    pub(super) async fn read_archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive> {
+    async fn archive(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Archive> {
         // The archive's `sk` sorts just before the thread item's, with nothing between them.
         let values = vec![(":pk", s(thread_pk(thread_id))), (":archive", s(ARCHIVE_SK)), (":thread", s("M"))];
         let items = self.query_all(None, "pk = :pk AND sk BETWEEN :archive AND :thread", values, false).await?;
@@ -342,7 +424,7 @@ impl DynamoStore {
 
     /// One transaction: the thread item moved past `seen` (if no run holds it), the messages
     /// after the first `keep` deleted, the tail and the archive written.
-    pub(super) async fn fork(&self, fork: Fork<'_>) -> StoreResult<Revision> {
+    async fn fork_thread(&self, fork: Fork<'_>) -> StoreResult<Revision> {
         let Fork { user, thread_id, keep, tail, archive, seen } = fork;
         let (_, stored) = self.thread_and_messages(user, thread_id).await?;
         let mut actions = Vec::new();
@@ -396,9 +478,6 @@ impl DynamoStore {
         }
     }
 }
-
-/// The `sk` of a thread's archived branches (see [`Archive`]).
-const ARCHIVE_SK: &str = "L";
 
 #[cfg(test)]
 mod tests {
