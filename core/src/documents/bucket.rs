@@ -15,7 +15,6 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 
-use super::uploads::UploadError;
 use crate::config::UploadSettings;
 
 /// An object as read back: its bytes and its `x-amz-meta-*` metadata.
@@ -45,12 +44,17 @@ pub struct Bucket {
     credentials: SharedCredentialsProvider,
 }
 
-fn failed(reason: impl std::fmt::Display) -> UploadError {
-    UploadError::S3(reason.to_string())
+/// The bucket could not be used; the text says how.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct BucketError(pub String);
+
+fn failed(reason: impl std::fmt::Display) -> BucketError {
+    BucketError(reason.to_string())
 }
 
 impl Bucket {
-    pub async fn connect(settings: &UploadSettings) -> Result<Bucket, UploadError> {
+    pub async fn connect(settings: &UploadSettings) -> Result<Bucket, BucketError> {
         let (region, credentials) = crate::config::signing_context().await.map_err(failed)?;
         let base = match &settings.endpoint_url {
             // Emulators serve buckets under the path, not as host names.
@@ -74,7 +78,7 @@ impl Bucket {
         url
     }
 
-    async fn identity(&self) -> Result<Identity, UploadError> {
+    async fn identity(&self) -> Result<Identity, BucketError> {
         Ok(self.credentials.provide_credentials().await.map_err(failed)?.into())
     }
 
@@ -84,7 +88,7 @@ impl Bucket {
         key: &str,
         headers: &[(String, String)],
         lifetime: Duration,
-    ) -> Result<Presigned, UploadError> {
+    ) -> Result<Presigned, BucketError> {
         let mut url = self.url(key);
         let signature = Signature { identity: &self.identity().await?, region: &self.region, time: SystemTime::now() };
         let parameters = signature.query("PUT", url.as_str(), headers, lifetime)?;
@@ -93,7 +97,7 @@ impl Bucket {
     }
 
     /// The object at `key`, or `None` when there is none.
-    pub async fn get(&self, key: &str) -> Result<Option<StoredObject>, UploadError> {
+    pub async fn get(&self, key: &str) -> Result<Option<StoredObject>, BucketError> {
         match self.send(Method::GET, key, Bytes::new()).await? {
             Ok((headers, bytes)) => Ok(Some(StoredObject { bytes, headers })),
             Err(refused) if refused.code == "NoSuchKey" => Ok(None),
@@ -101,11 +105,11 @@ impl Bucket {
         }
     }
 
-    pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), UploadError> {
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), BucketError> {
         self.send(Method::PUT, key, Bytes::from(body)).await?.map(drop).map_err(failed)
     }
 
-    pub async fn delete(&self, key: &str) -> Result<(), UploadError> {
+    pub async fn delete(&self, key: &str) -> Result<(), BucketError> {
         self.send(Method::DELETE, key, Bytes::new()).await?.map(drop).map_err(failed)
     }
 
@@ -115,7 +119,7 @@ impl Bucket {
         method: Method,
         key: &str,
         body: Bytes,
-    ) -> Result<Result<(HeaderMap, Bytes), Refused>, UploadError> {
+    ) -> Result<Result<(HeaderMap, Bytes), Refused>, BucketError> {
         let url = self.url(key);
         let mut settings = s3_settings();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
@@ -165,7 +169,7 @@ impl Signature<'_> {
         &self,
         settings: SigningSettings,
         request: SignableRequest<'_>,
-    ) -> Result<SigningInstructions, UploadError> {
+    ) -> Result<SigningInstructions, BucketError> {
         let params = v4::SigningParams::builder()
             .identity(self.identity)
             .region(self.region)
@@ -185,7 +189,7 @@ impl Signature<'_> {
         url: &str,
         headers: &[(String, String)],
         lifetime: Duration,
-    ) -> Result<Vec<(&'static str, std::borrow::Cow<'static, str>)>, UploadError> {
+    ) -> Result<Vec<(&'static str, std::borrow::Cow<'static, str>)>, BucketError> {
         let mut settings = s3_settings();
         settings.signature_location = SignatureLocation::QueryParams;
         settings.expires_in = Some(lifetime);

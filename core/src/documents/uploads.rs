@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::bucket::Bucket;
+use super::bucket::{Bucket, BucketError};
 use super::{DocumentError, Library, ParseError, UploadedFile};
 use crate::config::UploadSettings;
 use crate::model::UserId;
@@ -32,6 +32,12 @@ pub enum UploadError {
     TooLarge { size: u64, limit: u64 },
     #[error("{0} is not an upload this server made")]
     ForeignKey(String),
+}
+
+impl From<BucketError> for UploadError {
+    fn from(error: BucketError) -> Self {
+        UploadError::S3(error.0)
+    }
 }
 
 /// Where the client sends the file.
@@ -108,7 +114,7 @@ impl Uploads {
     }
 
     async fn bucket(&self) -> Result<&Bucket, UploadError> {
-        self.bucket.get_or_try_init(|| Bucket::connect(&self.settings)).await
+        Ok(self.bucket.get_or_try_init(|| Bucket::connect(&self.settings)).await?)
     }
 
     /// A URL that accepts one PUT of `size` bytes, for a file of `namespace` (checked by the caller).

@@ -5,19 +5,7 @@ use async_trait::async_trait;
 use http::Method;
 use tracing::Instrument;
 
-use super::{DispatchError, RunEngine, RunJob};
-
-#[async_trait]
-pub trait BackgroundDispatch: Send + Sync + 'static {
-    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), DispatchError>;
-
-    /// Whether the run executes in this process, where a cancel can reach it directly.
-    fn executes_here(&self) -> bool;
-
-    /// Opens the connection to the worker ahead of the first run (a Lambda's init is the time
-    /// for it). Failures are ignored: the first run finds out.
-    async fn warm_up(&self) {}
-}
+use super::{BackgroundDispatch, DispatchError, RunEngine, RunJob};
 
 /// A task in this process: the local server, where the process outlives the request.
 pub struct InProcessDispatch;

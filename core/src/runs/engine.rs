@@ -3,96 +3,41 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::FutureExt;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use tokio::sync::{broadcast, mpsc};
+use serde_json::Value;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::dispatch::BackgroundDispatch;
 use super::execution::{EventSink, Guard, Progress};
 use super::failure::{panic_message, Failure};
-use super::graph_state::GraphStream;
+use super::job::{Listener, RunEvent, RunJob, Snapshot};
 use super::recorder::Recorder;
 use super::webhook::Webhooks;
-use super::{MultitaskStrategy, OnDisconnect, RunError};
+use super::{DispatchError, MultitaskStrategy, OnDisconnect, RunError};
 use crate::config::Config;
 use crate::documents::Library;
 use crate::llm::{LlmError, ModelCatalog};
-use crate::model::{Generation, Message, MessageType, Run, RunStatus, Timestamp};
-use crate::store::{Revision, RunStart, Store, StoreError};
+use crate::model::{Message, MessageType, Run, RunStatus, Timestamp};
+use crate::store::{RunStart, Store, StoreError};
 use crate::tools::Toolbox;
-
-/// Everything a worker needs to execute a started run; serializable so it can cross processes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunJob {
-    pub run: Run,
-    pub generation: Generation,
-    /// The assistant's `configurable` with the request's overrides merged over it.
-    pub configurable: Map<String, Value>,
-    /// The most steps an agent may take in this run.
-    #[serde(default = "default_recursion_limit")]
-    pub recursion_limit: u32,
-    /// The run continues the thread (`input: null`): an agent stopped before its tools runs them.
-    #[serde(default)]
-    pub resume: bool,
-    /// Set for a run of the LangGraph API: what it streams.
-    #[serde(default)]
-    pub graph: Option<GraphStream>,
-    /// When the run may start; it waits for it holding its thread (`after_seconds`).
-    #[serde(default)]
-    pub not_before: Option<Timestamp>,
-    /// The thread's revision right after the run's start wrote its input.
-    #[serde(default)]
-    pub started_at: Option<Revision>,
-    /// Told of the run once it ends.
-    #[serde(default)]
-    pub webhook: Option<String>,
-    /// The thread as the run found it, when the process that started it executes it.
-    #[serde(skip)]
-    pub(super) snapshot: Option<Snapshot>,
-}
-
-/// A thread's messages and their revision, as read before the run started.
-#[derive(Debug, Clone)]
-pub(super) struct Snapshot {
-    pub(super) history: Vec<Message>,
-    pub(super) revision: Revision,
-}
-
-/// How a run executes once it holds its thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Execution {
-    /// At once, in this process, with a client listening: it is recorded running from the start.
-    Streamed,
-    /// Handed to the background dispatcher: pending until a worker takes it.
-    Background,
-}
 
 /// How many events a slow watcher of a run may fall behind before it misses some.
 const WATCH_BUFFER: usize = 1024;
 
-fn default_recursion_limit() -> u32 {
-    25
-}
+/// How background runs are handed to what executes them (see `dispatch`).
+#[async_trait]
+pub trait BackgroundDispatch: Send + Sync + 'static {
+    async fn dispatch(&self, engine: &RunEngine, job: RunJob) -> Result<(), DispatchError>;
 
-/// What a streaming client is sent while a run executes. The channel closing means the end.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunEvent {
-    /// A `data` payload, already rendered for the client's generation.
-    Data(String),
-    /// A LangGraph API event: its name, its payload, and its id when the stream is kept.
-    Frame {
-        event: &'static str,
-        data: String,
-        id: Option<String>,
-    },
-    Error {
-        status_code: u16,
-        message: String,
-    },
+    /// Whether the run executes in this process, where a cancel can reach it directly.
+    fn executes_here(&self) -> bool;
+
+    /// Opens the connection to the worker ahead of the first run (a Lambda's init is the time
+    /// for it). Failures are ignored: the first run finds out.
+    async fn warm_up(&self) {}
 }
 
 #[derive(Clone)]
@@ -125,12 +70,6 @@ pub(super) struct PendingRun {
     /// The run that held the thread until its process ended, if one did (see `acquire`).
     pub(super) abandoned_by: Option<Uuid>,
     pub(super) strategy: MultitaskStrategy,
-    pub(super) on_disconnect: OnDisconnect,
-}
-
-/// A streaming client: where the run's events go, and what its going away means.
-pub(super) struct Listener {
-    pub(super) events: mpsc::Sender<RunEvent>,
     pub(super) on_disconnect: OnDisconnect,
 }
 
@@ -418,5 +357,14 @@ impl RunEngine {
     /// Runs executing in this process, so a cancel reaches them at once.
     pub(super) fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
         self.inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The events of a LangGraph run executing in this process from now on, if it is here.
+    pub fn watch(&self, run_id: Uuid) -> Option<broadcast::Receiver<RunEvent>> {
+        self.watched().get(&run_id).map(broadcast::Sender::subscribe)
+    }
+
+    pub(super) fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, broadcast::Sender<RunEvent>>> {
+        self.inner.watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -1,15 +1,13 @@
 //! What a run carries while it executes: where it stands in its thread, what keeps it honest
 //! while it waits, and the clients it streams to (and those that watch it from this process).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use super::engine::{Listener, RunEngine, RunEvent, RunJob};
 use super::graph_events::GraphEvents;
+use super::job::{Listener, RunEvent, RunJob};
 use super::recorder::Recorder;
 use super::render::{OpenGptsEvents, Renderer};
 use super::OnDisconnect;
@@ -160,16 +158,5 @@ impl EventSink {
             Some(sender) if self.cancel_on_disconnect => sender.closed().await,
             _ => std::future::pending().await,
         }
-    }
-}
-
-impl RunEngine {
-    /// The events of a LangGraph run executing in this process from now on, if it is here.
-    pub fn watch(&self, run_id: Uuid) -> Option<broadcast::Receiver<RunEvent>> {
-        self.watched().get(&run_id).map(broadcast::Sender::subscribe)
-    }
-
-    pub(super) fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, broadcast::Sender<RunEvent>>> {
-        self.inner.watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

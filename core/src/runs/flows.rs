@@ -9,9 +9,10 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::answer::AnswerBuilder;
-use super::engine::{RunEngine, RunJob};
+use super::engine::RunEngine;
 use super::execution::{EventSink, Guard, Progress};
 use super::failure::Failure;
+use super::job::RunJob;
 use crate::documents::TOP_K;
 use crate::llm::{answered_conversation, ChatRequest, ChunkStream, LlmError, ResolvedModel, RETRIEVAL_PROMPT};
 use crate::model::{Content, Generation, Message, MessageType, Run, ToolStatus};

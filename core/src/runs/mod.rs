@@ -27,6 +27,8 @@ mod flows;
 mod graph_events;
 mod graph_state;
 #[cfg(feature = "runs")]
+mod job;
+#[cfg(feature = "runs")]
 mod lifecycle;
 #[cfg(feature = "runs")]
 mod preparation;
@@ -46,13 +48,15 @@ mod thread_state;
 mod webhook;
 
 pub use bot::Bot;
+#[cfg(feature = "runs")]
+pub use dispatch::InProcessDispatch;
 #[cfg(feature = "dispatch")]
 pub use dispatch::LambdaDispatch;
 #[cfg(feature = "runs")]
-pub use dispatch::{BackgroundDispatch, InProcessDispatch};
-#[cfg(feature = "runs")]
-pub use engine::{RunEngine, RunEvent, RunJob};
+pub use engine::{BackgroundDispatch, RunEngine};
 pub use graph_state::{review_interrupts, GraphRun, GraphStream, State, StreamMode};
+#[cfg(feature = "runs")]
+pub use job::{RunEvent, RunJob};
 #[cfg(feature = "runs")]
 pub use recorder::{event_position, BATCH_EVERY};
 pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};

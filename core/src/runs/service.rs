@@ -9,8 +9,9 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::engine::{Execution, Listener, PendingRun, RunJob, Snapshot};
+use super::engine::PendingRun;
 use super::graph_state::GraphStream;
+use super::job::{Execution, Listener, RunJob, Snapshot};
 use super::spec::{AssistantChoice, RunSpec, ThreadTarget};
 use super::{Bot, MultitaskStrategy, OnDisconnect, RunEngine, RunError, RunEvent, RunInput};
 use crate::model::{Assistant, Generation, Message, Run, RunProfile, RunStatus, Timestamp, UserId};

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use axum::routing::get;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -12,9 +13,16 @@ use super::runs::{final_values, graph_stream, run_on, STREAM_BUFFER};
 use super::unprocessable;
 use crate::api::auth::User;
 use crate::api::sse::frame_with_id;
-use crate::api::{ApiError, AppState};
+use crate::api::{ApiError, AppState, Routes};
 use crate::model::{Run, RunStatus, Timestamp, UserId};
 use crate::runs::{event_position, RunEvent, StreamMode, BATCH_EVERY};
+
+/// Joining a run: its end, or its stream.
+pub(super) fn routes() -> Routes {
+    Routes::default()
+        .route("/langgraph/threads/{thread_id}/runs/{run_id}/join", get(join))
+        .route("/langgraph/threads/{thread_id}/runs/{run_id}/stream", get(join_stream))
+}
 
 /// Polls the run's record (which every process can read) until it has ended.
 pub(super) async fn ended(state: &AppState, user: &UserId, mut run: Run) -> Result<Run, ApiError> {
@@ -27,7 +35,7 @@ pub(super) async fn ended(state: &AppState, user: &UserId, mut run: Run) -> Resu
     Ok(run)
 }
 
-pub(super) async fn join(
+async fn join(
     State(state): State<AppState>,
     User(user): User,
     Path((thread_id, run_id)): Path<(String, String)>,
@@ -52,7 +60,7 @@ pub(super) struct JoinParams {
 /// of one mode. A run that is not resumable has nothing kept: its join gets its live events in
 /// the process that executes it (the local server, one Lambda instance), and elsewhere ends
 /// with it, with no events.
-pub(super) async fn join_stream(
+async fn join_stream(
     State(state): State<AppState>,
     User(user): User,
     Path((thread_id, run_id)): Path<(String, String)>,

@@ -64,7 +64,7 @@ pub fn run_routes() -> Routes {
 /// join, cancel with `wait`): on Lambda, served with response streaming.
 #[cfg(feature = "runs")]
 pub fn stream_routes() -> Routes {
-    runs::stream_routes()
+    runs::stream_routes().merge(joins::routes())
 }
 
 async fn info() -> Response {

@@ -35,8 +35,6 @@ pub fn stream_routes() -> Routes {
     Routes::default()
         .route("/langgraph/threads/{thread_id}/runs/stream", post(stream))
         .route("/langgraph/threads/{thread_id}/runs/wait", post(wait))
-        .route("/langgraph/threads/{thread_id}/runs/{run_id}/join", get(super::joins::join))
-        .route("/langgraph/threads/{thread_id}/runs/{run_id}/stream", get(super::joins::join_stream))
         .route("/langgraph/threads/{thread_id}/runs/{run_id}/cancel", post(cancel))
         .route("/langgraph/runs/stream", post(stream_stateless))
         .route("/langgraph/runs/wait", post(wait_stateless))
