@@ -11,7 +11,8 @@ use super::auth::User;
 use super::extract::{path_id, JsonBody};
 use super::{json_response, limits, ApiError, AppState, Routes};
 use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
-use crate::model::{Generation, Message, MessageType, RunStatus, Thread, ThreadInput, Timestamp, UserId, WireMessages};
+use crate::model::{Generation, Message, Thread, ThreadInput, Timestamp, UserId, WireMessages};
+use crate::runs::{next_after, Bot, Next};
 use crate::store::ThreadView;
 use axum::response::Response;
 
@@ -147,22 +148,13 @@ async fn state(
 }
 
 /// The graph's next step after the first `upto` messages, which the latest UI offers as "Click to
-/// continue": `action` when the thread ends with tool calls not yet run (an agent stopped for
-/// confirmation), the assistant's answer when it ends with words that are not its own. Not for
-/// the thread as it is now while a run is going, nor when the user cancelled the last run.
+/// continue": `action` for tool calls not yet run, the assistant's own node for words it has not
+/// answered (see `runs::next_after`).
 fn next_step(view: &ThreadView, upto: usize) -> Vec<String> {
-    let Some(last) = upto.checked_sub(1).map(|index| &view.messages[index]) else {
-        return vec![];
-    };
-    let now = upto == view.messages.len();
-    let settled = !view.running && view.last_outcome != Some(RunStatus::Cancelled);
-    if now && !settled {
-        return vec![];
-    }
-    match last.kind {
-        MessageType::Ai if !last.tool_calls.is_empty() => vec!["action".to_string()],
-        MessageType::Ai => vec![],
-        _ => vec![view.thread.assistant_type().unwrap_or("agent").to_string()],
+    match next_after(view, upto) {
+        Next::Nothing => vec![],
+        Next::Tools => vec![Bot::ACTION.to_string()],
+        Next::Answer => vec![view.thread.assistant_type().unwrap_or("agent").to_string()],
     }
 }
 
@@ -287,16 +279,11 @@ async fn update_state(
     State(state): State<AppState>,
     User(user): User,
     Path(thread_id): Path<String>,
-    JsonBody(StateInput(mut messages)): JsonBody<StateInput>,
+    JsonBody(StateInput(messages)): JsonBody<StateInput>,
 ) -> Result<Json<Value>, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
     limits::check_messages(&state.config.limits, &messages, "values")?;
-    messages.iter_mut().for_each(Message::ensure_id);
     let view = state.store.thread_view(&user, thread_id).await?;
-    // Messages replaced by id count once, as they will be stored.
-    let kept: Vec<Message> =
-        view.messages.into_iter().filter(|old| !messages.iter().any(|new| new.id == old.id)).collect();
-    crate::runs::check_thread_room(&state.config.limits, &kept, &messages)?;
-    state.store.upsert_messages(&user, thread_id, &messages).await?;
+    crate::runs::update_state(state.store.as_ref(), &state.config.limits, &view, messages).await?;
     Ok(Json(Value::Null))
 }

@@ -15,6 +15,8 @@ pub enum Bot {
 
 impl Bot {
     pub const ALL: [Bot; 3] = [Bot::Agent, Bot::ChatRetrieval, Bot::Chatbot];
+    /// The agent's node that runs the tools its model called.
+    pub const ACTION: &'static str = "action";
 
     pub fn id(self) -> &'static str {
         match self {
@@ -42,7 +44,16 @@ impl Bot {
         match self {
             Bot::Chatbot => &["chatbot"],
             Bot::ChatRetrieval => &["invoke_retrieval", "retrieve", "response"],
-            Bot::Agent => &["agent", "action"],
+            Bot::Agent => &["agent", Bot::ACTION],
+        }
+    }
+
+    /// The node in which a chatbot's or an agent's model answers.
+    pub fn model_node(self) -> &'static str {
+        match self {
+            Bot::Chatbot => "chatbot",
+            Bot::ChatRetrieval => "response",
+            Bot::Agent => "agent",
         }
     }
 

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
-use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -16,7 +15,7 @@ use super::failure::{panic_message, Failure};
 use super::job::{Listener, RunEvent, RunJob, Snapshot};
 use super::recorder::Recorder;
 use super::webhook::Webhooks;
-use super::{DispatchError, MultitaskStrategy, OnDisconnect, RunError};
+use super::{Bot, DispatchError, MultitaskStrategy, OnDisconnect, RunError};
 use crate::config::Config;
 use crate::documents::Library;
 use crate::llm::{LlmError, ModelCatalog};
@@ -344,10 +343,15 @@ impl RunEngine {
         let usage = if job.resume && nothing_next {
             sink.closing(&history, &[]).await;
             (0, 0)
-        } else if job.configurable.get("type").and_then(Value::as_str) == Some("chat_retrieval") {
-            self.answer_from_files(job, &resolved, &mut history, progress, &mut guard, sink).await?
         } else {
-            self.agent_loop(job, &resolved, agent.as_ref(), &mut history, progress, &mut guard, sink).await?
+            match Bot::of_configurable(&job.configurable) {
+                Bot::ChatRetrieval => {
+                    self.answer_from_files(job, &resolved, &mut history, progress, &mut guard, sink).await?
+                }
+                Bot::Chatbot | Bot::Agent => {
+                    self.agent_loop(job, &resolved, agent.as_ref(), &mut history, progress, &mut guard, sink).await?
+                }
+            }
         };
         span.record("input_tokens", usage.0);
         span.record("output_tokens", usage.1);

@@ -10,7 +10,7 @@ use super::graph_events::GraphEvents;
 use super::job::{Listener, RunEvent, RunJob};
 use super::recorder::Recorder;
 use super::render::{OpenGptsEvents, Renderer};
-use super::OnDisconnect;
+use super::{Bot, OnDisconnect};
 use crate::model::{Message, Run};
 use crate::store::Revision;
 
@@ -38,6 +38,8 @@ pub(super) struct EventSink {
     pub(super) sender: Option<mpsc::Sender<RunEvent>>,
     pub(super) cancel_on_disconnect: bool,
     renderer: Box<dyn Renderer>,
+    /// The bot whose flow runs: the nodes it enters are the ones it declares.
+    bot: Bot,
     /// Set when the stream is kept for clients that join it later.
     recorder: Option<Recorder>,
     /// Clients in this process that joined the stream of a run whose events are not kept.
@@ -71,7 +73,8 @@ impl EventSink {
             Some(Listener { events, on_disconnect }) => (Some(events), on_disconnect == OnDisconnect::Cancel),
             None => (None, false),
         };
-        EventSink { sender, cancel_on_disconnect, renderer, recorder, watchers }
+        let bot = Bot::of_configurable(&job.configurable);
+        EventSink { sender, cancel_on_disconnect, renderer, bot, recorder, watchers }
     }
 
     pub(super) async fn send(&mut self, event: RunEvent) {
@@ -116,10 +119,14 @@ impl EventSink {
         /// The thread as the run found it, input included.
         opening(history: &[Message])
     );
-    rendered_step!(
-        /// A node of the bot's graph starts, from `state`.
-        enter(node: &'static str, state: &[Message])
-    );
+    /// A node of the bot's graph starts, from `state`. A flow that enters a node its bot does
+    /// not declare would show clients a graph that is not the one its assistant describes: a bug,
+    /// which fails the run in a debug build (every test's).
+    pub(super) async fn enter(&mut self, node: &'static str, state: &[Message]) {
+        debug_assert!(self.bot.nodes().contains(&node), "{:?} entered '{node}', which it does not declare", self.bot);
+        let events = self.renderer.enter(node, state);
+        self.emit(events).await;
+    }
     rendered_step!(
         /// The run has answered: `produced` follows `before` in the thread it leaves.
         closing(before: &[Message], produced: &[Message])

@@ -13,6 +13,7 @@ use super::engine::RunEngine;
 use super::execution::{EventSink, Guard, Progress};
 use super::failure::Failure;
 use super::job::RunJob;
+use super::Bot;
 use crate::documents::TOP_K;
 use crate::llm::{answered_conversation, ChatRequest, ChunkStream, LlmError, ResolvedModel, RETRIEVAL_PROMPT};
 use crate::model::{Content, Generation, Message, MessageType, Run, ToolStatus};
@@ -51,10 +52,7 @@ impl RunEngine {
         };
         let interrupt = agent.is_some_and(|agent| agent.interrupt_before_action || agent.tool_review);
         let review = agent.is_some_and(|agent| agent.tool_review);
-        let model_node = match job.configurable.get("type").and_then(serde_json::Value::as_str) {
-            Some("chatbot") => "chatbot",
-            _ => "agent",
-        };
+        let model_node = Bot::of_configurable(&job.configurable).model_node();
         let mut usage = (0, 0);
         let mut model_calls = 0;
         for step in 0.. {
@@ -70,7 +68,7 @@ impl RunEngine {
                     sink.interrupted(history, review).await;
                     break;
                 }
-                sink.enter("action", history).await;
+                sink.enter(Bot::ACTION, history).await;
                 let results = self.guarded(guard, sink, tools.run(pending)).await?;
                 self.keep(run, progress, &results).await?;
                 sink.results(history, &results).await;

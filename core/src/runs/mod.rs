@@ -66,7 +66,9 @@ pub use review::{decide, Decided};
 pub use service::{Mode, Started, StreamTo};
 #[cfg(feature = "runs")]
 pub use spec::{AssistantChoice, GraphOptions, RunSpec, ThreadTarget};
-pub use thread_state::{checkpoint_id, checkpoint_position, is_checkpoint, new_thread, next_nodes};
+pub use thread_state::{
+    checkpoint_id, checkpoint_position, is_checkpoint, new_thread, next_after, next_nodes, update_state, Next,
+};
 #[cfg(feature = "runs")]
 pub use webhook::{signature as webhook_signature, Webhooks, SIGNATURE_HEADER as WEBHOOK_SIGNATURE_HEADER};
 

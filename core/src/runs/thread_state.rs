@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 use serde_json::{Map, Value};
 
+use super::{Bot, RunError};
 use crate::config::Limits;
 use crate::model::{Message, MessageType, RunStatus, Thread, Timestamp, UserId};
-use crate::store::ThreadView;
+use crate::store::{Store, ThreadView};
 
 pub fn checkpoint_id(thread_id: Uuid, messages: &[Message], upto: usize) -> Uuid {
     let last = upto.checked_sub(1).and_then(|index| messages[index].id.as_deref()).unwrap_or_default();
@@ -26,13 +27,38 @@ pub fn is_checkpoint(view: &ThreadView, values: &[Message], checkpoint: &str) ->
     checkpoint_id(view.thread.thread_id, values, values.len()).to_string() == checkpoint
 }
 
-/// The node the thread waits at: `action`, when it ends with tool calls no run is answering
-/// (an agent stopped for confirmation, or one whose run failed among its tools).
+/// What a thread's state waits for: the one rule both APIs show, each in its own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Nothing,
+    /// Tool calls no run is answering: an agent stopped for confirmation, or one whose run failed
+    /// among its tools. Its `action` node runs them.
+    Tools,
+    /// Input the assistant has not answered.
+    Answer,
+}
+
+/// What the thread's state after its first `upto` messages waits for. The thread as it is now
+/// waits for nothing while a run is going, nor when the user cancelled the last run.
+pub fn next_after(view: &ThreadView, upto: usize) -> Next {
+    let Some(last) = upto.checked_sub(1).map(|index| &view.messages[index]) else { return Next::Nothing };
+    let head = upto == view.messages.len();
+    if head && (view.running || view.last_outcome == Some(RunStatus::Cancelled)) {
+        return Next::Nothing;
+    }
+    match last.kind {
+        MessageType::Ai if !last.tool_calls.is_empty() => Next::Tools,
+        MessageType::Ai => Next::Nothing,
+        _ => Next::Answer,
+    }
+}
+
+/// The LangGraph API's `next`: the node the thread waits at. A graph waits only at a node with a
+/// task pending, so input with no run to answer it is no wait there.
 pub fn next_nodes(view: &ThreadView) -> Vec<&'static str> {
-    let waiting = !view.running && view.last_outcome != Some(RunStatus::Cancelled);
-    match view.messages.last() {
-        Some(last) if waiting && last.kind == MessageType::Ai && !last.tool_calls.is_empty() => vec!["action"],
-        _ => Vec::new(),
+    match next_after(view, view.messages.len()) {
+        Next::Tools => vec![Bot::ACTION],
+        Next::Nothing | Next::Answer => Vec::new(),
     }
 }
 
@@ -49,4 +75,21 @@ pub fn new_thread(limits: &Limits, user: UserId, thread_id: Uuid, metadata: Map<
         metadata: Some(metadata),
         created_at: Some(now),
     }
+}
+
+/// A state update of both APIs: each message replaces the thread's message with its id, or
+/// follows the others. The thread's room is counted as the messages will be stored, on the
+/// thread as `before` read it.
+pub async fn update_state(
+    store: &dyn Store,
+    limits: &Limits,
+    before: &ThreadView,
+    mut messages: Vec<Message>,
+) -> Result<(), RunError> {
+    messages.iter_mut().for_each(Message::ensure_id);
+    let kept: Vec<Message> =
+        before.messages.iter().filter(|old| !messages.iter().any(|new| new.id == old.id)).cloned().collect();
+    super::check_thread_room(limits, &kept, &messages)?;
+    let thread = &before.thread;
+    Ok(store.upsert_messages(&thread.user_id, thread.thread_id, &messages).await?)
 }

@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{detail, find_assistant, json_body, matches, no_content, not_found, page, time, Body, Graph};
+use super::{detail, find_assistant, json_response, matches, no_content, not_found, page, time, Body, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantProfile, AssistantVersion, Timestamp, UserId};
@@ -90,7 +90,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
     let assistant_id = body.id("assistant_id")?.unwrap_or_else(Uuid::new_v4);
     if let Some(existing) = find_assistant(&state, &user, assistant_id).await? {
         return match if_exists {
-            "do_nothing" => Ok(json_body(&GraphAssistant(&existing))),
+            "do_nothing" => Ok(json_response(&GraphAssistant(&existing))),
             _ => Err(detail(StatusCode::CONFLICT, "Assistant already exists")),
         };
     }
@@ -116,7 +116,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
         crate::store::StoreError::NotFound(_) => detail(StatusCode::CONFLICT, "Assistant already exists"),
         other => other.into(),
     })?;
-    Ok(json_body(&GraphAssistant(&assistant)))
+    Ok(json_response(&GraphAssistant(&assistant)))
 }
 
 async fn visible(state: &AppState, user: &UserId, raw_id: &str) -> Result<Assistant, ApiError> {
@@ -137,7 +137,7 @@ async fn own(state: &AppState, user: &UserId, raw_id: &str) -> Result<Assistant,
 }
 
 async fn read(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(json_body(&GraphAssistant(&visible(&state, &user, &id).await?)))
+    Ok(json_response(&GraphAssistant(&visible(&state, &user, &id).await?)))
 }
 
 async fn update(
@@ -171,7 +171,7 @@ async fn update(
     }
     assistant.stand_at(next);
     state.store.put_assistant(&assistant).await?;
-    Ok(json_body(&GraphAssistant(&assistant)))
+    Ok(json_response(&GraphAssistant(&assistant)))
 }
 
 /// The LangGraph fields of an assistant made through the OpenGPTs API.
@@ -211,7 +211,7 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
 }
 
 async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    Ok(json_body(&found(&state, &user, &body).await?.len()))
+    Ok(json_response(&found(&state, &user, &body).await?.len()))
 }
 
 async fn schemas(
@@ -226,7 +226,7 @@ async fn schemas(
     };
     let form = crate::api::schemas::offered_form(&state);
     let context = form["properties"]["configurable"].clone();
-    Ok(json_body(&json!({
+    Ok(json_response(&json!({
         "graph_id": Graph::of(&assistant).id(),
         "input_schema": messages("Input"),
         "output_schema": messages("Output"),
@@ -251,7 +251,7 @@ async fn graph(State(state): State<AppState>, User(user): User, Path(id): Path<S
             _ => json!({"source": source, "target": target}),
         })
         .collect();
-    Ok(json_body(&json!({"nodes": nodes, "edges": edges})))
+    Ok(json_response(&json!({"nodes": nodes, "edges": edges})))
 }
 
 /// One version of an assistant, as `versions` lists them.
@@ -309,7 +309,7 @@ async fn versions(
         .take(limit)
         .map(|version| Version { assistant: &assistant, version })
         .collect();
-    Ok(json_body(&shown))
+    Ok(json_response(&shown))
 }
 
 /// Makes one of the kept versions the assistant's current one.
@@ -336,5 +336,5 @@ async fn latest(
     }
     assistant.stand_at(chosen);
     state.store.put_assistant(&assistant).await?;
-    Ok(json_body(&GraphAssistant(&assistant)))
+    Ok(json_response(&GraphAssistant(&assistant)))
 }

@@ -19,14 +19,13 @@ mod runs;
 mod store;
 mod threads;
 
-use axum::body::Bytes;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{ApiError, AppState, Routes};
+use super::{json_response, ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantProfile, Timestamp, UserId};
 
 pub use body::Body;
@@ -44,7 +43,7 @@ pub fn routes() -> Routes {
 /// Health, server information and assistants: served with the OpenGPTs assistants.
 pub fn service_routes() -> Routes {
     Routes::default()
-        .route("/langgraph/ok", get(|| async { json_body(&json!({"ok": true, "services": {}})) }))
+        .route("/langgraph/ok", get(|| async { json_response(&json!({"ok": true, "services": {}})) }))
         .route("/langgraph/info", get(info))
         .merge(assistants::routes())
 }
@@ -68,7 +67,7 @@ pub fn stream_routes() -> Routes {
 }
 
 async fn info() -> Response {
-    json_body(&json!({
+    json_response(&json!({
         "version": env!("CARGO_PKG_VERSION"),
         "langgraph_py_version": null,
         "flags": {"assistants": true, "crons": true, "langsmith": false, "langsmith_tracing_replicas": false},
@@ -193,16 +192,6 @@ pub(crate) fn time(at: Timestamp) -> String {
     at.to_offset_rfc3339()
 }
 
-/// Compact JSON with its length, as every plain answer of the reference is sent.
-pub(crate) fn json_body(body: &impl serde::Serialize) -> Response {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], Bytes::from(bytes)).into_response()
-        }
-        Err(error) => ApiError::Internal(format!("could not serialize the response: {error}")).into_response(),
-    }
-}
-
 /// A page of a search, with the reference's pagination headers: `x-pagination-total` counts
 /// what was skipped and returned, plus one when a next page exists, which `x-pagination-next`
 /// then starts.
@@ -210,7 +199,7 @@ pub(crate) fn page<T: serde::Serialize>(mut items: Vec<T>, offset: usize, limit:
     let more = items.len() > limit;
     items.truncate(limit);
     let returned = items.len();
-    let mut response = json_body(&items);
+    let mut response = json_response(&items);
     let headers = response.headers_mut();
     let total = offset + returned + usize::from(more);
     headers.insert("x-pagination-total", HeaderValue::from(total));

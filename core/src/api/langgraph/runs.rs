@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::run_request::{refused, spec};
 use super::threads::{self, view};
 use super::unprocessable;
-use super::{detail, json_body, not_found, Body};
+use super::{detail, json_response, not_found, Body};
 use crate::api::auth::User;
 use crate::api::runs::refusal_event;
 use crate::api::sse::{frame, frame_with_id, stream_body, Framing};
@@ -162,9 +162,9 @@ pub(super) fn final_values(run: &Run, messages: Option<&[Message]>) -> Response 
     match (run.status, messages) {
         (RunStatus::Error, _) | (_, None) => {
             let message = run.error.clone().unwrap_or_default();
-            json_body(&json!({"__error__": {"error": "RunError", "message": message}}))
+            json_response(&json!({"__error__": {"error": "RunError", "message": message}}))
         }
-        (_, Some(messages)) => json_body(&Values(messages, &[] as &[Message])),
+        (_, Some(messages)) => json_response(&Values(messages, &[] as &[Message])),
     }
 }
 
@@ -191,7 +191,7 @@ async fn start_background(
     let Started::Background(run) = state.runs.start(user, spec, Mode::Background).await.map_err(refused)? else {
         return Err(ApiError::Internal("a background run was not started in the background".into()));
     };
-    let mut response = json_body(&GraphRun(&run));
+    let mut response = json_response(&GraphRun(&run));
     let (_, content_location) = paths(&run, false);
     if let Ok(value) = HeaderValue::from_str(&content_location) {
         response.headers_mut().insert(header::CONTENT_LOCATION, value);
@@ -218,7 +218,7 @@ async fn read(
     User(user): User,
     Path((thread_id, run_id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    Ok(json_body(&GraphRun(&run_on(&state, &user, &thread_id, &run_id).await?)))
+    Ok(json_response(&GraphRun(&run_on(&state, &user, &thread_id, &run_id).await?)))
 }
 
 /// Deletes a run that has ended; one still going is to be cancelled first.
@@ -254,7 +254,7 @@ async fn list(
     })?;
     let shown: Vec<GraphRun<'_>> =
         runs.iter().skip(paging.offset.unwrap_or(0)).take(paging.limit.unwrap_or(10)).map(GraphRun).collect();
-    Ok(json_body(&shown))
+    Ok(json_response(&shown))
 }
 
 #[derive(serde::Deserialize)]
@@ -288,5 +288,5 @@ async fn cancel(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(json_body(&json!({})))
+    Ok(json_response(&json!({})))
 }

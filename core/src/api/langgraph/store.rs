@@ -10,7 +10,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::unprocessable;
-use super::{json_body, no_content, time, Body};
+use super::{json_response, no_content, time, Body};
 use crate::api::auth::User;
 use crate::api::{ApiError, AppState, Routes};
 use crate::model::{MemoryItem, Timestamp};
@@ -139,7 +139,7 @@ async fn get_item(
     let namespace: Vec<String> = params.namespace.unwrap_or_default().split('.').map(str::to_string).collect();
     let namespace = labels(Some(&Value::from(namespace)), "namespace", false)?;
     let item = state.store.get_memory(&user, &namespace, &params.key).await?;
-    Ok(json_body(&item.as_ref().map(|item| Shown { item, score: None })))
+    Ok(json_response(&item.as_ref().map(|item| Shown { item, score: None })))
 }
 
 async fn delete_item(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
@@ -218,7 +218,7 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
         .take(limit)
         .map(|(item, score)| Shown { item, score: Some(score) })
         .collect();
-    Ok(json_body(&serde_json::json!({ "items": shown })))
+    Ok(json_response(&serde_json::json!({ "items": shown })))
 }
 
 async fn namespaces(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
@@ -244,7 +244,7 @@ async fn namespaces(State(state): State<AppState>, User(user): User, body: Body)
     found.sort();
     found.dedup();
     let page: Vec<Vec<String>> = found.into_iter().skip(offset).take(limit).collect();
-    Ok(json_body(&serde_json::json!({ "namespaces": page })))
+    Ok(json_response(&serde_json::json!({ "namespaces": page })))
 }
 
 #[cfg(test)]

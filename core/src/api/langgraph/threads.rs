@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{detail, json_body, matches, no_content, page, time, Body, Graph};
+use super::{detail, json_response, matches, no_content, page, time, Body, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Message, RunStatus, Timestamp, UserId};
@@ -118,7 +118,7 @@ fn action_task(checkpoint: Uuid) -> Uuid {
 
 async fn shown(state: &AppState, user: &UserId, view: &ThreadView) -> Result<Response, ApiError> {
     let review = super::review::pending(state, user, view).await?;
-    Ok(json_body(&GraphThread { view, values: true, review }))
+    Ok(json_response(&GraphThread { view, values: true, review }))
 }
 
 async fn create(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
@@ -218,7 +218,7 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
 }
 
 async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    Ok(json_body(&found(&state, &user, &body, usize::MAX).await?.len()))
+    Ok(json_response(&found(&state, &user, &body, usize::MAX).await?.len()))
 }
 
 async fn copy(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -239,7 +239,7 @@ async fn copy(State(state): State<AppState>, User(user): User, Path(id): Path<St
         state.store.fork_thread(fork).await?;
     }
     let copied = view(&state, &user, thread.thread_id).await?;
-    Ok(json_body(&GraphThread { view: &copied, values: false, review: None }))
+    Ok(json_response(&GraphThread { view: &copied, values: false, review: None }))
 }
 
 /// A state of the thread: `values` are the messages from its start through the state's last
@@ -301,12 +301,12 @@ async fn state_body(
 ) -> Result<Response, ApiError> {
     if view.messages.is_empty() && values.is_empty() {
         let empty: Value = serde_json::from_str(EMPTY_STATE).unwrap_or_default();
-        return Ok(json_body(&empty));
+        return Ok(json_response(&empty));
     }
     let head =
         values.len() == view.messages.len() && values.last().map(|m| &m.id) == view.messages.last().map(|m| &m.id);
     let review = if head { super::review::pending(state, user, view).await? } else { None };
-    Ok(json_body(&GraphState { view, values, head, review: review.as_ref() }))
+    Ok(json_response(&GraphState { view, values, head, review: review.as_ref() }))
 }
 
 async fn current_state(
@@ -344,7 +344,7 @@ async fn update_state(
             return Err(detail(StatusCode::UNPROCESSABLE_ENTITY, format!("Node '{node}' is not a node of this graph")));
         }
     }
-    let mut messages = match body.raw("values") {
+    let messages = match body.raw("values") {
         Some(Value::Object(values)) => match values.get("messages") {
             Some(list) => super::body::messages(list, "values.messages")?,
             None => Vec::new(),
@@ -356,14 +356,10 @@ async fn update_state(
         }
     };
     limits::check_messages(&state.config.limits, &messages, "values")?;
-    messages.iter_mut().for_each(Message::ensure_id);
-    let kept: Vec<Message> =
-        before.messages.into_iter().filter(|old| !messages.iter().any(|new| new.id == old.id)).collect();
-    crate::runs::check_thread_room(&state.config.limits, &kept, &messages)?;
-    state.store.upsert_messages(&user, thread_id, &messages).await?;
+    crate::runs::update_state(state.store.as_ref(), &state.config.limits, &before, messages).await?;
     let after = view(&state, &user, thread_id).await?;
     let checkpoint = head(&after);
-    Ok(json_body(&json!({
+    Ok(json_response(&json!({
         "checkpoint": checkpoint,
         "configurable": checkpoint,
         "checkpoint_id": checkpoint["checkpoint_id"],
@@ -414,5 +410,5 @@ async fn past_states(state: &AppState, user: &UserId, id: &str, body: &Body) -> 
         .take(limit)
         .map(|listed| GraphState { view: &view, values: listed.values, head: listed.head, review: review.as_ref() })
         .collect();
-    Ok(json_body(&states))
+    Ok(json_response(&states))
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::super::run_request;
 use super::super::threads;
-use super::super::{detail, json_body, not_found, time, unprocessable, Body, Graph};
+use super::super::{detail, json_response, not_found, time, unprocessable, Body, Graph};
 use super::forget;
 use crate::api::auth::User;
 use crate::api::{ApiError, AppState, Routes};
@@ -79,7 +79,7 @@ async fn create(state: AppState, user: UserId, thread_id: Option<Uuid>, body: Bo
         let _ = state.store.delete_cron(&cron.user_id, cron.cron_id).await;
         return Err(ApiError::BadGateway(format!("The cron's schedule could not be created: {error}")));
     }
-    Ok(json_body(&CronView(&cron)))
+    Ok(json_response(&CronView(&cron)))
 }
 
 /// Reads a create's or an update's body onto `cron` and checks the result as a whole: the
@@ -167,7 +167,7 @@ async fn update(
         .save(&cron)
         .await
         .map_err(|error| ApiError::BadGateway(format!("The cron's schedule could not be changed: {error}")))?;
-    Ok(json_body(&CronView(&cron)))
+    Ok(json_response(&CronView(&cron)))
 }
 
 async fn remove(
@@ -231,7 +231,7 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
         .take(limit)
         .map(|cron| select(serde_json::to_value(CronView(cron)).unwrap_or_default(), body.raw("select")))
         .collect();
-    Ok(json_body(&shown))
+    Ok(json_response(&shown))
 }
 
 /// Only the fields a search's `select` names, when it names some.
@@ -241,7 +241,7 @@ fn select(view: Value, fields: Option<&Value>) -> Value {
 }
 
 async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    Ok(json_body(&matching(&state, &user, &body).await?.len()))
+    Ok(json_response(&matching(&state, &user, &body).await?.len()))
 }
 
 /// A cron as the LangGraph API shows it.
