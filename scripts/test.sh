@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test. Starts what the tests need and stops it afterwards:
-# - the template linted (cfn-lint, sam validate --lint);
+# - the template linted (cfn-lint, sam validate --lint), and core/'s layout checked;
 # - the DynamoDB emulator: moto served one request at a time, so each request is atomic as on
 #   DynamoDB (tests/dynamodb-emulator.py says why), its transactions checked all-or-nothing and
 #   idempotent by their token, as DynamoDB's are;
@@ -32,6 +32,9 @@ started=$SECONDS
 echo "== template.yaml: cfn-lint and sam validate --lint"
 cfn-lint template.yaml || status=1
 AWS_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint --template-file template.yaml || status=1
+
+echo "== core/'s layout: no file over 500 lines, no import cycle between its modules"
+python3 tests/layout/check.py || status=1
 
 echo "== build"
 cargo build --workspace --quiet
