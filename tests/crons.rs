@@ -9,7 +9,6 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::routing::post;
 use integration_tests::{spawn_state, test_config, test_store, TestApp};
-use opengpts::api::langgraph::crons::fire_due_crons;
 use opengpts::api::AppState;
 use opengpts::config::Config;
 use opengpts::model::Timestamp;
@@ -38,7 +37,7 @@ async fn runs_of(app: &TestApp, thread_id: &str) -> Vec<Value> {
 
 /// Every look of the scheduler at `at`, waiting for the runs it starts.
 async fn look(state: &AppState, at: Timestamp, fired: &mut HashMap<Uuid, Timestamp>) -> usize {
-    let tasks = fire_due_crons(state, at, fired).await.unwrap();
+    let tasks = state.crons().fire_due(at, fired).await.unwrap();
     let started = tasks.len();
     for task in tasks {
         task.await.unwrap();
@@ -344,4 +343,31 @@ async fn eventbridge_keeps_one_schedule_per_cron_whose_delivery_runs_the_cron_on
     let (status, _) = app.delete(&path, USER).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(schedules.fetch(cron_id).await.unwrap().is_none(), "deleting the cron deletes its schedule");
+}
+
+#[tokio::test]
+async fn a_cron_saved_before_crons_kept_their_run_still_fires() {
+    let (state, app) = app(config(&[])).await;
+    let (_, thread_id) = app.thread(USER, json!({"configurable": {"type": "chatbot"}})).await;
+    let body = json!({"assistant_id": "chatbot", "schedule": "0 9 * * *", "metadata": {"source": "old"},
+                      "input": {"messages": [{"role": "user", "content": "Still there?"}]}});
+    let (status, cron) = app.post(&format!("/langgraph/threads/{thread_id}/runs/crons"), USER, body).await;
+    assert_eq!(status, StatusCode::OK, "{cron}");
+    let cron_id: Uuid = cron["cron_id"].as_str().unwrap().parse().unwrap();
+    let owner = opengpts::model::UserId::new(USER).unwrap();
+    // As an earlier version stored it: its request, and no run.
+    let mut saved = state.store.get_cron(&owner, cron_id).await.unwrap();
+    assert!(saved.run.is_some(), "a cron keeps the run it starts");
+    saved.run = None;
+    state.store.put_cron(&saved).await.unwrap();
+
+    let firing = json!({"cron_firing": {"cron_id": cron_id, "user_id": USER,
+                                        "scheduled_time": Timestamp::now().to_rfc3339()}});
+    let event = serde_json::from_value::<opengpts::serve::WorkerEvent>(firing).unwrap();
+    let run = opengpts::serve::work(&state, event).await.unwrap().expect("the cron's run");
+    assert_eq!((run.status.as_str(), run.thread_id.to_string()), ("success", thread_id.clone()));
+    let runs = runs_of(&app, &thread_id).await;
+    assert_eq!(runs[0]["metadata"]["cron_id"], json!(cron_id), "{runs:?}");
+    assert_eq!(runs[0]["metadata"]["source"], "old", "{runs:?}");
+    assert!(state.store.get_cron(&owner, cron_id).await.unwrap().run.is_some(), "planned once, and kept");
 }

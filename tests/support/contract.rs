@@ -669,6 +669,7 @@ fn cron(owner: &str, second: i64, thread_id: Option<Uuid>) -> Cron {
         end_time: None,
         enabled: true,
         keep_threads: false,
+        run: None,
         created_at: at(second),
         updated_at: at(second),
     }

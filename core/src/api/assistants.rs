@@ -111,6 +111,6 @@ async fn remove(
 ) -> Result<Json<Value>, ApiError> {
     let assistant_id = path_id(&assistant_id, "assistant_id")?;
     state.store.delete_assistant(&user, assistant_id).await?;
-    super::langgraph::forget_crons_on(&state, &user, assistant_id).await;
+    crate::schedules::forget_crons_on(state.store.as_ref(), state.schedules.as_ref(), &user, assistant_id).await;
     Ok(Json(json!({"status": "ok"})))
 }

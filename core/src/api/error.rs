@@ -93,6 +93,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::schedules::ForgetError> for ApiError {
+    fn from(error: crate::schedules::ForgetError) -> Self {
+        match error {
+            crate::schedules::ForgetError::Store(error) => error.into(),
+            crate::schedules::ForgetError::Schedule(error) => ApiError::BadGateway(error.to_string()),
+        }
+    }
+}
+
 impl From<RunError> for ApiError {
     fn from(error: RunError) -> Self {
         match error {

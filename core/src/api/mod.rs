@@ -113,6 +113,13 @@ impl AppState {
         self
     }
 
+    /// What fires crons: the run service, the store and the schedules of this state.
+    #[cfg(feature = "runs")]
+    pub fn crons(&self) -> crate::schedules::Crons {
+        let (runs, store, schedules) = (self.runs.clone(), self.store.clone(), self.schedules.clone());
+        crate::schedules::Crons { runs, store, schedules }
+    }
+
     /// The same state, keeping crons' schedules in `schedules` (EventBridge Scheduler).
     pub fn with_schedules(mut self, schedules: Arc<dyn Schedules>) -> Self {
         self.schedules = schedules;

@@ -84,7 +84,7 @@ async fn remove(
 ) -> Result<Json<Value>, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
     state.store.delete_thread(&user, thread_id).await?;
-    super::langgraph::forget_crons_on(&state, &user, thread_id).await;
+    crate::schedules::forget_crons_on(state.store.as_ref(), state.schedules.as_ref(), &user, thread_id).await;
     Ok(Json(json!({"status": "ok"})))
 }
 

@@ -3,7 +3,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::schedule::{Schedule, ScheduleError};
-use super::{Timestamp, UserId};
+use super::{RunSpec, Timestamp, UserId};
 
 /// A run that starts on its own, on a schedule: the LangGraph API's cron.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +25,10 @@ pub struct Cron {
     pub enabled: bool,
     /// A stateless cron keeps the thread of each run (`true`) or deletes it once the run ends.
     pub keep_threads: bool,
+    /// The run each firing starts, read from `payload` when the cron was saved. `None` for a cron
+    /// saved before crons kept their run: the API reads it from `payload` before it fires.
+    #[serde(default)]
+    pub run: Option<RunSpec>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

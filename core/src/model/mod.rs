@@ -8,6 +8,7 @@ mod feedback;
 mod memory;
 mod message;
 mod run;
+mod run_spec;
 pub mod schedule;
 mod thread;
 mod time;
@@ -21,6 +22,9 @@ pub use feedback::{Feedback, FeedbackInput};
 pub use memory::MemoryItem;
 pub use message::{Content, Generation, Message, MessageType, ToolStatus, WireMessage, WireMessages};
 pub use run::{Run, RunProfile, RunStatus};
+pub use run_spec::{
+    AssistantChoice, GraphOptions, MultitaskStrategy, OnDisconnect, RunInput, RunSpec, StreamMode, ThreadTarget,
+};
 pub use thread::{Thread, ThreadInput};
 pub use time::Timestamp;
 

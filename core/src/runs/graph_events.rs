@@ -10,9 +10,10 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::graph_state::{review_interrupts, GraphStream, State, StreamMode};
+use super::graph_state::{review_interrupts, GraphStream, State};
 use super::render::Renderer;
 use super::RunEvent;
+use crate::model::StreamMode;
 use crate::model::{Generation, Message};
 
 /// One SSE event: its name and its `data` (its id is the recorder's to give).

@@ -1,56 +1,12 @@
 //! What the LangGraph API's threads and runs share with the rest of the API: a thread's state,
-//! the stream modes a client may ask for, and the review of pending tool calls.
+//! what a LangGraph run streams, and the review of pending tool calls.
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::model::{Generation, Message, Run, RunStatus, WireMessage};
-
-/// A stream mode a client may ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StreamMode {
-    Values,
-    Updates,
-    MessagesTuple,
-    Messages,
-    /// LangChain's run lifecycle events: chains (the graph, its nodes) and the chat model.
-    Events,
-    /// Events a graph's nodes write themselves: ours write none, but agent-chat-ui always asks.
-    Custom,
-}
-
-impl StreamMode {
-    pub const NAMES: [(&'static str, StreamMode); 6] = [
-        ("values", StreamMode::Values),
-        ("updates", StreamMode::Updates),
-        ("messages-tuple", StreamMode::MessagesTuple),
-        ("messages", StreamMode::Messages),
-        ("events", StreamMode::Events),
-        ("custom", StreamMode::Custom),
-    ];
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::NAMES.iter().find(|(known, _)| *known == name).map(|(_, mode)| *mode)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        Self::NAMES.iter().find(|(_, mode)| *mode == self).map(|(name, _)| *name).unwrap_or("values")
-    }
-
-    /// The SSE event names this mode writes.
-    pub fn events(self) -> &'static [&'static str] {
-        match self {
-            StreamMode::Values => &["values"],
-            StreamMode::Updates => &["updates"],
-            StreamMode::MessagesTuple => &["messages"],
-            StreamMode::Messages => &["messages/metadata", "messages/partial"],
-            StreamMode::Events => &["events"],
-            StreamMode::Custom => &["custom"],
-        }
-    }
-}
+use crate::model::{Generation, Message, Run, RunStatus, StreamMode, WireMessage};
 
 /// What a LangGraph run streams, and the ids its message metadata names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

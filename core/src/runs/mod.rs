@@ -41,31 +41,30 @@ mod request;
 mod review;
 #[cfg(feature = "runs")]
 mod service;
-#[cfg(feature = "runs")]
-mod spec;
 mod thread_state;
 #[cfg(feature = "runs")]
 mod webhook;
 
-pub use bot::Bot;
+pub use crate::model::{
+    AssistantChoice, GraphOptions, MultitaskStrategy, OnDisconnect, RunInput, RunSpec, StreamMode, ThreadTarget,
+};
+pub use bot::{find_assistant, Bot};
 #[cfg(feature = "runs")]
 pub use dispatch::InProcessDispatch;
 #[cfg(feature = "dispatch")]
 pub use dispatch::LambdaDispatch;
 #[cfg(feature = "runs")]
 pub use engine::{BackgroundDispatch, RunEngine};
-pub use graph_state::{review_interrupts, GraphRun, GraphStream, State, StreamMode};
+pub use graph_state::{review_interrupts, GraphRun, GraphStream, State};
 #[cfg(feature = "runs")]
 pub use job::{RunEvent, RunJob};
 #[cfg(feature = "runs")]
 pub use recorder::{event_position, BATCH_EVERY};
-pub use request::{MultitaskStrategy, OnDisconnect, RunInput, RunRequest};
+pub use request::RunRequest;
 #[cfg(feature = "runs")]
 pub use review::{decide, Decided};
 #[cfg(feature = "runs")]
 pub use service::{Mode, Started, StreamTo};
-#[cfg(feature = "runs")]
-pub use spec::{AssistantChoice, GraphOptions, RunSpec, ThreadTarget};
 pub use thread_state::{
     checkpoint_id, checkpoint_position, is_checkpoint, new_thread, next_after, next_nodes, update_state, Next,
 };

@@ -8,10 +8,9 @@ use serde_json::{json, Map};
 use uuid::Uuid;
 
 use super::review::{decide, Decided};
-use super::spec::{RunSpec, ThreadTarget};
 use super::thread_state::{checkpoint_position, is_checkpoint, new_thread, next_nodes};
 use super::{Bot, MultitaskStrategy, RunEngine, RunError, RunInput};
-use crate::model::{Assistant, UserId};
+use crate::model::{Assistant, RunSpec, ThreadTarget, UserId};
 use crate::store::{Fork, StoreError, ThreadView};
 
 /// The most messages a fork moves between the thread and its archive: they are written in one

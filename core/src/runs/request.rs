@@ -4,88 +4,16 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
-use crate::model::{Generation, Message};
+use crate::model::{Generation, Message, MultitaskStrategy, OnDisconnect, RunInput};
 
-/// What the run adds to the thread before the model is called.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RunInput {
-    /// Seed era: `{"messages": [...]}`; the stream then carries the whole thread in every event.
-    Seed(Vec<Message>),
-    /// Latest: a list of messages; the stream carries only what changed.
-    Latest(Vec<Message>),
-    /// Latest: `null` or absent, to continue the thread as it is.
-    Resume,
-}
+/// The strategies the OpenGPTs API takes (`rollback` is the LangGraph API's alone).
+const STRATEGIES: [(&str, MultitaskStrategy); 3] = [
+    ("reject", MultitaskStrategy::Reject),
+    ("enqueue", MultitaskStrategy::Enqueue),
+    ("interrupt", MultitaskStrategy::Interrupt),
+];
 
-impl RunInput {
-    pub fn generation(&self) -> Generation {
-        match self {
-            RunInput::Seed(_) => Generation::Seed,
-            RunInput::Latest(_) | RunInput::Resume => Generation::Latest,
-        }
-    }
-
-    pub fn messages(&self) -> &[Message] {
-        match self {
-            RunInput::Seed(messages) | RunInput::Latest(messages) => messages,
-            RunInput::Resume => &[],
-        }
-    }
-
-    pub fn into_messages(self) -> Vec<Message> {
-        match self {
-            RunInput::Seed(messages) | RunInput::Latest(messages) => messages,
-            RunInput::Resume => Vec::new(),
-        }
-    }
-}
-
-/// What a run does when its thread is busy with another run (the LangGraph API's option).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MultitaskStrategy {
-    /// Answer 409 at once.
-    Reject,
-    /// Wait for the thread (bounded by `RUN_QUEUE_WAIT_SECONDS`), then run.
-    #[default]
-    Enqueue,
-    /// Cancel the running run, then run once it has let go of the thread.
-    Interrupt,
-    /// Cancel the running runs and delete them (their input stays), then run once the thread is
-    /// free. Only the LangGraph API offers it.
-    Rollback,
-}
-
-/// What a streamed run does when its client goes away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnDisconnect {
-    /// Stop it; its partial answer is dropped, as by `POST /runs/{id}/cancel`.
-    Cancel,
-    /// Finish it and store the answer.
-    Continue,
-}
-
-impl MultitaskStrategy {
-    /// The strategies the OpenGPTs API takes.
-    const NAMES: [(&'static str, MultitaskStrategy); 3] = [
-        ("reject", MultitaskStrategy::Reject),
-        ("enqueue", MultitaskStrategy::Enqueue),
-        ("interrupt", MultitaskStrategy::Interrupt),
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MultitaskStrategy::Reject => "reject",
-            MultitaskStrategy::Enqueue => "enqueue",
-            MultitaskStrategy::Interrupt => "interrupt",
-            MultitaskStrategy::Rollback => "rollback",
-        }
-    }
-}
-
-impl OnDisconnect {
-    const NAMES: [(&'static str, OnDisconnect); 2] =
-        [("cancel", OnDisconnect::Cancel), ("continue", OnDisconnect::Continue)];
-}
+const DISCONNECTS: [(&str, OnDisconnect); 2] = [("cancel", OnDisconnect::Cancel), ("continue", OnDisconnect::Continue)];
 
 /// A string that must be one of `names`; the error lists them.
 fn one_of<T: Copy>(value: &Value, loc: &Loc, names: &[(&'static str, T)]) -> Result<T, FieldErrors> {
@@ -100,13 +28,13 @@ fn one_of<T: Copy>(value: &Value, loc: &Loc, names: &[(&'static str, T)]) -> Res
 
 impl FromJson for MultitaskStrategy {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
-        one_of(value, loc, &Self::NAMES)
+        one_of(value, loc, &STRATEGIES)
     }
 }
 
 impl FromJson for OnDisconnect {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
-        one_of(value, loc, &Self::NAMES)
+        one_of(value, loc, &DISCONNECTS)
     }
 }
 

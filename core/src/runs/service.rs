@@ -12,10 +12,12 @@ use uuid::Uuid;
 use super::engine::PendingRun;
 use super::graph_state::GraphStream;
 use super::job::{Execution, Listener, RunJob, Snapshot};
-use super::spec::{AssistantChoice, RunSpec, ThreadTarget};
-use super::{Bot, MultitaskStrategy, OnDisconnect, RunEngine, RunError, RunEvent, RunInput};
-use crate::model::{Assistant, Generation, Message, Run, RunProfile, RunStatus, Timestamp, UserId};
-use crate::store::{StoreError, ThreadView};
+use super::{find_assistant, Bot, MultitaskStrategy, OnDisconnect, RunEngine, RunError, RunEvent, RunInput};
+use crate::model::{
+    Assistant, AssistantChoice, Generation, Message, Run, RunProfile, RunSpec, RunStatus, ThreadTarget, Timestamp,
+    UserId,
+};
+use crate::store::{Entity, StoreError, ThreadView};
 
 /// Enough buffered events that a briefly slow client does not hold the model back.
 const STREAM_BUFFER: usize = 256;
@@ -55,6 +57,15 @@ pub enum Started {
     },
 }
 
+impl Started {
+    /// The run's record as the mode left it: started, or ended.
+    pub fn into_run(self) -> Run {
+        match self {
+            Started::Background(run) | Started::Streaming { run, .. } | Started::Finished { run, .. } => run,
+        }
+    }
+}
+
 impl RunEngine {
     /// Starts a run for `user`. Errors are the caller's to see (nothing of the run is stored);
     /// failures after the start belong to the run and end up in its record and stream.
@@ -85,7 +96,10 @@ impl RunEngine {
             AssistantChoice::Resolved(assistant) => (**assistant).clone(),
             // The thread's own assistant unless one is named: known once the thread is read.
             AssistantChoice::ById(named) => {
-                self.inner.store.get_assistant(&user, named.unwrap_or(view.thread.assistant_id)).await?
+                let id = named.unwrap_or(view.thread.assistant_id);
+                find_assistant(self.inner.store.as_ref(), &user, id)
+                    .await?
+                    .ok_or(StoreError::NotFound(Entity::Assistant))?
             }
         };
         if spec.graph.is_some() {

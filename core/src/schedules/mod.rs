@@ -1,18 +1,22 @@
 //! Where crons are fired from. In the cloud, EventBridge Scheduler keeps one schedule per cron
 //! and invokes `run-worker` with a [`CronFiring`]; locally, a loop in the server's process
-//! looks for due crons in the store. Either way one code path starts the run (the LangGraph
-//! API's `crons::fire`), and the store's slot claim makes a slot fire once however often it is
-//! delivered.
+//! looks for due crons in the store. Either way one code path starts the run (`Crons::fire`),
+//! and the store's slot claim makes a slot fire once however often it is delivered.
 
 mod eventbridge;
+#[cfg(feature = "runs")]
+mod fire;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use eventbridge::EventBridgeSchedules;
+#[cfg(feature = "runs")]
+pub use fire::{Crons, FireError};
 
 use crate::model::{Cron, Timestamp, UserId};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 #[error("EventBridge Scheduler: {0}")]
@@ -72,4 +76,43 @@ pub fn due_slot(cron: &Cron, last_fired: Option<Timestamp>, now: Timestamp) -> O
         due = later;
     }
     Some(due)
+}
+
+/// Why a cron could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+}
+
+/// Deletes one cron: its schedule first, so that a failure leaves a cron that can be deleted
+/// again rather than a schedule with no cron.
+pub async fn forget(
+    store: &dyn Store,
+    schedules: &dyn Schedules,
+    user: &UserId,
+    cron_id: Uuid,
+) -> Result<(), ForgetError> {
+    schedules.remove(cron_id).await?;
+    match store.delete_cron(user, cron_id).await {
+        Ok(()) | Err(StoreError::NotFound(_)) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What a deleted thread or assistant takes with it: the user's crons on it, with their
+/// schedules. One that cannot be deleted now is deleted when it next fires, finding its thread
+/// or assistant gone, so a failure here is logged, not the delete's.
+pub async fn forget_crons_on(store: &dyn Store, schedules: &dyn Schedules, user: &UserId, deleted: Uuid) {
+    let crons = match store.list_crons(user).await {
+        Ok(crons) => crons,
+        Err(error) => return tracing::warn!(%error, "could not look for the deleted one's crons"),
+    };
+    for cron in crons.iter().filter(|cron| cron.assistant_id == deleted || cron.thread_id == Some(deleted)) {
+        if let Err(error) = forget(store, schedules, user, cron.cron_id).await {
+            tracing::warn!(cron_id = %cron.cron_id, %error, "could not delete the cron yet");
+        }
+    }
 }

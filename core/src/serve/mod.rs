@@ -15,6 +15,8 @@ use crate::runs::LambdaDispatch;
 #[cfg(feature = "runs")]
 use crate::runs::RunJob;
 use crate::schedules::EventBridgeSchedules;
+#[cfg(feature = "runs")]
+use crate::schedules::FireError;
 #[cfg(feature = "sqlite")]
 use crate::store::SqliteStore;
 use crate::store::{DynamoStore, MemoryStore, Store};
@@ -105,7 +107,8 @@ pub async fn api() -> Result<(), Error> {
         return lambda_http::run_with_streaming_response(lambda_app(api::routes(), state)).await;
     }
     if state.schedules.fired_here() {
-        tokio::spawn(api::langgraph::crons::run_local_scheduler(state.clone()));
+        plan_saved_crons(&state).await;
+        tokio::spawn(state.crons().run_local_scheduler(state.config.crons.poll));
     }
     if let Some(every) = state.config.runtime_stats {
         tokio::spawn(log_runtime_stats(every));
@@ -210,6 +213,21 @@ pub async fn ingest_worker() -> Result<(), Error> {
     .await
 }
 
+/// Crons saved before crons kept their run get one, read from their request, so the local
+/// scheduler can fire them. One whose request no longer reads is logged and left as it is.
+#[cfg(feature = "server")]
+async fn plan_saved_crons(state: &AppState) {
+    let crons = match state.store.all_crons().await {
+        Ok(crons) => crons,
+        Err(error) => return tracing::warn!(%error, "could not look for crons to plan"),
+    };
+    for cron in crons.iter().filter(|cron| cron.run.is_none()) {
+        if let Err(error) = api::langgraph::crons::plan_saved(state, &cron.user_id, cron.cron_id).await {
+            tracing::warn!(cron_id = %cron.cron_id, %error, "the cron's request does not read as a run");
+        }
+    }
+}
+
 /// What `run-worker` is invoked with: a background run handed over by `runs`, or a cron's
 /// firing from its EventBridge schedule.
 #[cfg(feature = "runs")]
@@ -242,8 +260,16 @@ pub async fn work(state: &AppState, event: WorkerEvent) -> Result<Option<crate::
         WorkerEvent::Run(job) => Ok(state.runs.execute_delivered(*job).await?),
         WorkerEvent::Cron { cron_firing } => {
             let slot = cron_firing.slot().ok_or_else(|| format!("not a time: {}", cron_firing.scheduled_time))?;
-            let fired = api::langgraph::crons::fire(state, &cron_firing.user_id, cron_firing.cron_id, slot).await;
-            fired.map_err(|error| Error::from(error.to_string()))
+            let (owner, cron_id) = (&cron_firing.user_id, cron_firing.cron_id);
+            let crons = state.crons();
+            let fired = match crons.fire(owner, cron_id, slot).await {
+                Err(FireError::Unplanned(_)) => {
+                    api::langgraph::crons::plan_saved(state, owner, cron_id).await?;
+                    crons.fire(owner, cron_id, slot).await
+                }
+                fired => fired,
+            };
+            Ok(fired?)
         }
     }
 }

@@ -10,10 +10,11 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{detail, find_assistant, json_response, matches, no_content, not_found, page, time, Body, Graph};
+use super::{detail, json_response, matches, no_content, not_found, page, time, Body, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantProfile, AssistantVersion, Timestamp, UserId};
+use crate::runs::find_assistant;
 
 pub fn routes() -> Routes {
     Routes::default()
@@ -88,7 +89,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
     let config = bot_config(&body, graph)?;
     limits::check_config(&state.config.limits, &config)?;
     let assistant_id = body.id("assistant_id")?.unwrap_or_else(Uuid::new_v4);
-    if let Some(existing) = find_assistant(&state, &user, assistant_id).await? {
+    if let Some(existing) = find_assistant(state.store.as_ref(), &user, assistant_id).await? {
         return match if_exists {
             "do_nothing" => Ok(json_response(&GraphAssistant(&existing))),
             _ => Err(detail(StatusCode::CONFLICT, "Assistant already exists")),
@@ -121,7 +122,7 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
 
 async fn visible(state: &AppState, user: &UserId, raw_id: &str) -> Result<Assistant, ApiError> {
     let id = Uuid::parse_str(raw_id).map_err(|_| not_found())?;
-    find_assistant(state, user, id).await?.ok_or_else(not_found)
+    find_assistant(state.store.as_ref(), user, id).await?.ok_or_else(not_found)
 }
 
 /// The user's own assistant: a default one, or another user's public one, is not theirs to change.
@@ -182,7 +183,8 @@ fn fresh_profile(created_at: Timestamp) -> AssistantProfile {
 async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
     let assistant = own(&state, &user, &id).await?;
     state.store.delete_assistant(&user, assistant.assistant_id).await?;
-    super::crons::forget_crons_on(&state, &user, assistant.assistant_id).await;
+    crate::schedules::forget_crons_on(state.store.as_ref(), state.schedules.as_ref(), &user, assistant.assistant_id)
+        .await;
     Ok(no_content())
 }
 

@@ -23,13 +23,11 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{json, Map, Value};
-use uuid::Uuid;
 
-use super::{json_response, ApiError, AppState, Routes};
-use crate::model::{Assistant, AssistantProfile, Timestamp, UserId};
+use super::{json_response, ApiError, Routes};
+use crate::model::Timestamp;
 
 pub use body::Body;
-pub(crate) use crons::forget_crons_on;
 
 /// Where the API lives on the server.
 pub const PREFIX: &str = "/langgraph";
@@ -79,79 +77,8 @@ async fn info() -> Response {
 /// A graph of the LangGraph API is one of our bots.
 pub use crate::runs::Bot as Graph;
 
-/// What the LangGraph API adds to a bot: the default assistant the reference server makes for
-/// each graph.
-impl Graph {
-    /// The id of the graph's default assistant, as the reference server derives it.
-    pub fn default_assistant_id(self) -> Uuid {
-        const NAMESPACE: Uuid = Uuid::from_u128(0x6ba7b821_9dad_11d1_80b4_00c04fd430c8);
-        Uuid::new_v5(&NAMESPACE, self.id().as_bytes())
-    }
-
-    /// Every user's default assistant of this graph: the bot with its defaults. Nobody owns it,
-    /// so nobody can change it.
-    pub fn default_assistant(self) -> Assistant {
-        let epoch = Timestamp::from_datetime(chrono::DateTime::UNIX_EPOCH);
-        Assistant {
-            assistant_id: self.default_assistant_id(),
-            name: self.id().to_string(),
-            config: Map::from_iter([("configurable".to_string(), json!({"type": self.id()}))]),
-            updated_at: epoch,
-            public: true,
-            user_id: system_user(),
-            profile: Some(AssistantProfile {
-                metadata: Map::from_iter([("created_by".to_string(), json!("system"))]),
-                description: None,
-                version: 1,
-                created_at: epoch,
-                versions: Vec::new(),
-            }),
-        }
-    }
-
-    fn of_default_id(id: Uuid) -> Option<Self> {
-        Self::ALL.into_iter().find(|graph| graph.default_assistant_id() == id)
-    }
-}
-
-/// The owner of the default assistants: no cookie or token can name it (an id has a `:`).
-fn system_user() -> UserId {
-    UserId::new("system:langgraph").expect("not empty")
-}
-
-fn graph_names() -> String {
+pub(crate) fn graph_names() -> String {
     Graph::ALL.iter().map(|graph| graph.id()).collect::<Vec<_>>().join(", ")
-}
-
-/// The assistant a request names: a graph's id (its default assistant), or an assistant's id.
-#[cfg(feature = "runs")]
-pub(crate) async fn resolve_assistant(state: &AppState, user: &UserId, named: &str) -> Result<Assistant, ApiError> {
-    if let Some(graph) = Graph::parse(named) {
-        return Ok(graph.default_assistant());
-    }
-    let invalid = || {
-        detail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "Invalid assistant: '{named}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
-                graph_names()
-            ),
-        )
-    };
-    let id = Uuid::parse_str(named).map_err(|_| invalid())?;
-    find_assistant(state, user, id).await?.ok_or_else(invalid)
-}
-
-/// An assistant by id, a default one included; `None` when the user cannot see it.
-pub(crate) async fn find_assistant(state: &AppState, user: &UserId, id: Uuid) -> Result<Option<Assistant>, ApiError> {
-    if let Some(graph) = Graph::of_default_id(id) {
-        return Ok(Some(graph.default_assistant()));
-    }
-    match state.store.get_assistant(user, id).await {
-        Ok(assistant) => Ok(Some(assistant)),
-        Err(crate::store::StoreError::NotFound(_)) => Ok(None),
-        Err(error) => Err(error.into()),
-    }
 }
 
 /// A `configurable` (or `context`) with each of OpenGPTs' settings also under the graph's own

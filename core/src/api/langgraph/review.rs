@@ -21,7 +21,9 @@ pub async fn pending(state: &AppState, user: &UserId, view: &ThreadView) -> Resu
     let Some(assistant_id) = named.and_then(Value::as_str).and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
         return Ok(None);
     };
-    let Some(assistant) = super::find_assistant(state, user, assistant_id).await? else { return Ok(None) };
+    let Some(assistant) = crate::runs::find_assistant(state.store.as_ref(), user, assistant_id).await? else {
+        return Ok(None);
+    };
     let reviews = AgentConfig::read(assistant.configurable()).ok().flatten().is_some_and(|agent| agent.tool_review);
     Ok(match (reviews, view.messages.last()) {
         (true, Some(calls)) => Some(review_interrupts(view.thread.thread_id, calls, false)),

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::unprocessable;
-use super::{detail, resolve_assistant, Body, Graph};
+use super::{detail, Body, Graph};
 use crate::api::{limits, ApiError, AppState};
 use crate::model::{Assistant, UserId};
 use crate::runs::{
@@ -152,6 +152,24 @@ impl GraphRunBody {
     }
 }
 
+/// The assistant a request names: a graph's id (its default assistant), or an assistant's id.
+async fn resolve_assistant(state: &AppState, user: &UserId, named: &str) -> Result<Assistant, ApiError> {
+    if let Some(graph) = Graph::parse(named) {
+        return Ok(graph.default_assistant());
+    }
+    let invalid = || {
+        detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "Invalid assistant: '{named}'. Must be either:\n- A valid assistant UUID, or\n- One of the registered graphs: {}",
+                super::graph_names()
+            ),
+        )
+    };
+    let id = Uuid::parse_str(named).map_err(|_| invalid())?;
+    crate::runs::find_assistant(state.store.as_ref(), user, id).await?.ok_or_else(invalid)
+}
+
 /// The longest `after_seconds`: the run waits in the function that runs it, whose time is limited
 /// (15 minutes on Lambda), and the wait leaves time for the run.
 const MAX_START_DELAY_SECONDS: f64 = 600.0;
@@ -189,17 +207,6 @@ fn stream_modes(raw: Option<&Value>) -> Result<Vec<StreamMode>, ApiError> {
         }
     }
     Ok(modes)
-}
-
-/// A cron's run request, checked now as a run's is when it starts: its assistant.
-pub(super) async fn check(state: &AppState, user: &UserId, body: &Body) -> Result<Assistant, ApiError> {
-    let request = GraphRunBody::read(state, user, body).await?;
-    limits::check_messages(&state.config.limits, request.input.messages(), "input")?;
-    limits::check_config(&state.config.limits, &request.configurable)?;
-    if let Some(url) = &request.webhook {
-        state.runs.check_webhook(url)?;
-    }
-    Ok(request.assistant)
 }
 
 /// A run request of the LangGraph API as the run service takes it: on the thread named, or,

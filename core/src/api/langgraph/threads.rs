@@ -168,7 +168,7 @@ async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<
         StoreError::NotFound(_) => missing(thread_id),
         other => other.into(),
     })?;
-    super::crons::forget_crons_on(&state, &user, thread_id).await;
+    crate::schedules::forget_crons_on(state.store.as_ref(), state.schedules.as_ref(), &user, thread_id).await;
     Ok(no_content())
 }
 

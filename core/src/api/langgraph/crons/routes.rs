@@ -12,11 +12,11 @@ use uuid::Uuid;
 use super::super::run_request;
 use super::super::threads;
 use super::super::{detail, json_response, not_found, time, unprocessable, Body, Graph};
-use super::forget;
 use crate::api::auth::User;
 use crate::api::{ApiError, AppState, Routes};
 use crate::model::schedule::Schedule;
-use crate::model::{Cron, Timestamp, UserId};
+use crate::model::{AssistantChoice, Cron, ThreadTarget, Timestamp, UserId};
+use crate::schedules::forget;
 
 pub fn routes() -> Routes {
     Routes::default()
@@ -70,6 +70,7 @@ async fn create(state: AppState, user: UserId, thread_id: Option<Uuid>, body: Bo
         end_time: None,
         enabled: true,
         keep_threads: false,
+        run: None,
         created_at: now,
         updated_at: now,
     };
@@ -129,8 +130,35 @@ async fn apply(state: &AppState, cron: &mut Cron, body: Body, creating: bool) ->
     if let Some(Value::Object(metadata)) = cron.payload.get("metadata") {
         cron.metadata = metadata.clone();
     }
-    let assistant = run_request::check(state, &cron.user_id, &Body(cron.payload.clone())).await?;
-    cron.assistant_id = assistant.assistant_id;
+    plan(state, cron).await
+}
+
+/// The run each firing of `cron` starts, read from its request as a run's would be, and kept
+/// with it: its assistant by id (found again at each firing), its thread, or a new one each time.
+async fn plan(state: &AppState, cron: &mut Cron) -> Result<(), ApiError> {
+    let mut spec = run_request::spec(state, &cron.user_id, cron.thread_id, &Body(cron.payload.clone())).await?;
+    if let Some(url) = &spec.webhook {
+        state.runs.check_webhook(url)?;
+    }
+    if let AssistantChoice::Resolved(assistant) = &spec.assistant {
+        cron.assistant_id = assistant.assistant_id;
+    }
+    spec.assistant = AssistantChoice::ById(Some(cron.assistant_id));
+    spec.thread = match cron.thread_id {
+        Some(thread_id) => ThreadTarget::Existing { thread_id, create: false },
+        None => ThreadTarget::Stateless { keep: cron.keep_threads },
+    };
+    cron.run = Some(spec);
+    Ok(())
+}
+
+/// Keeps the run of a cron saved before crons kept one (made from its request), so it can fire.
+pub async fn plan_saved(state: &AppState, owner: &UserId, cron_id: Uuid) -> Result<(), ApiError> {
+    let mut cron = state.store.get_cron(owner, cron_id).await?;
+    if cron.run.is_none() {
+        plan(state, &mut cron).await?;
+        state.store.put_cron(&cron).await?;
+    }
     Ok(())
 }
 
@@ -176,7 +204,7 @@ async fn remove(
     Path(cron_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let cron = owned(&state, &user, &cron_id).await?;
-    forget(&state, &user, cron.cron_id).await?;
+    forget(state.store.as_ref(), state.schedules.as_ref(), &user, cron.cron_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
