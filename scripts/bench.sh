@@ -2,16 +2,35 @@
 # The benchmark: release build of the server, measured from outside. Loopback only, bounded loops.
 # Pass --lambda to also build every Lambda function's release zip and list the sizes, --reference
 # to also measure the reference LangGraph server (langgraph-cli[inmem], installed once) side by side,
-# and with it --reference-only for that comparison alone.
+# and with it --reference-only for that comparison alone. The commit before (BENCH_BASELINE, a git
+# revision; `none` to skip it) is built too and measured beside this one.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 FUNCTIONS="assistants threads runs runs-stream run-worker ingest ingest-worker"
-cargo build --release --quiet -p api -p bench
-# One build per function, as they are deployed: built together, Cargo would give every one the
-# features (the parts) of all of them.
-# (Not for `--reference-only`, which measures the all-in-one server alone.)
-if [[ " $* " != *" --reference-only "* ]]; then
-  for function in $FUNCTIONS; do cargo build --release --quiet -p "$function"; done
+# Every binary as users build it: `cargo build --release -p api`, and each function alone, as they
+# are deployed. Built together, Cargo gives every package the features of all of them, and symbol
+# names carry a hash of those features (the hot-code list would miss most of its names).
+build_binaries() {
+  cargo build --release --quiet -p api
+  if [[ " $* " != *" --reference-only "* ]]; then
+    for function in $FUNCTIONS; do cargo build --release --quiet -p "$function"; done
+  fi
+}
+BASELINE="${BENCH_BASELINE:-HEAD~1}"
+if [ "$BASELINE" != none ] && [[ " $* " != *" --reference-only "* ]]; then
+  # Built first, in a worktree of its own, and its binaries set aside: the build of this commit
+  # then writes its own over them. Both share the target directory's dependencies.
+  BASE="$CARGO_TARGET_DIR/bench-baseline"
+  rm -rf "$BASE"
+  mkdir -p "$BASE/bin"
+  git worktree add --quiet --detach "$BASE/src" "$BASELINE"
+  (cd "$BASE/src" && build_binaries "$@")
+  for binary in api $FUNCTIONS; do cp "$CARGO_TARGET_DIR/release/$binary" "$BASE/bin/"; done
+  git worktree remove --force "$BASE/src"
+  export BENCH_BASELINE_BINARIES="$BASE/bin"
+  echo "The commit before: $(git log -1 --format='%h %s' "$BASELINE" | cut -c1-100)"
 fi
+build_binaries "$@"
+cargo build --release --quiet -p bench
 # The DynamoDB emulator, for the cold-start measurement (the store a function connects to at init).
 . scripts/python-tools.sh
 WORK=$(mktemp -d)

@@ -6,6 +6,7 @@
 //!   make bench ARGS="--reference --reference-only"   # the reference LangGraph server side by side, alone
 
 mod agents;
+mod baseline;
 mod crud;
 mod hostile;
 mod lambda_init;
@@ -25,7 +26,7 @@ use server::Server;
 use stats::ms;
 use streaming::Api;
 
-const TOKENS: usize = 200;
+pub const TOKENS: usize = 200;
 
 fn api_binary() -> PathBuf {
     // The `api` binary built beside this one (same profile, same target dir).
@@ -51,7 +52,12 @@ async fn main() {
     let data = std::env::temp_dir().join(format!("opengpts-bench-{}", std::process::id()));
     let mut report = serde_json::Map::new();
     println!("OpenGPTs Serverless benchmark ({})", if smoke { "smoke run, tiny counts" } else { "full run" });
-    println!("binary: {}\n", binary.display());
+    let (found, listed) = server::hot_code_found(&binary);
+    println!(
+        "binary: {} ({found} of the {listed} functions of functions/api/hot-code.txt found in it)\n",
+        binary.display()
+    );
+    report.insert("hot_code_names".into(), json!({"found": found, "listed": listed}));
 
     // Start-up, memory and CRUD, per local store.
     println!("| store | endpoint | concurrency | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|---|");
@@ -214,19 +220,7 @@ async fn main() {
     // A cold start as Lambda gives it, against a Runtime API stub and the DynamoDB emulator.
     match std::env::var("DYNAMODB_BENCH_ENDPOINT") {
         Ok(endpoint) => {
-            // As the template configures them; the emulator stands in for every AWS service.
-            let env = vec![
-                ("STORE", "dynamodb".to_string()),
-                ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.clone()),
-                ("AWS_ENDPOINT_URL_S3", endpoint.clone()),
-                ("AWS_ENDPOINT_URL_LAMBDA", endpoint),
-                ("TABLE_NAME", "bench-cold-start".into()),
-                ("AWS_REGION", "us-east-1".into()),
-                ("UPLOAD_BUCKET", "bench-uploads".into()),
-                ("RUN_WORKER_FUNCTION", "run-worker".into()),
-                // As deployed: the template makes the table, so no function describes it at init.
-                ("DYNAMODB_CREATE_TABLE", "false".into()),
-            ];
+            let env = lambda_env(&endpoint);
             let mut creating = env.clone();
             creating.retain(|(name, _)| *name != "DYNAMODB_CREATE_TABLE");
             let binaries = binary.parent().expect("the binaries' folder");
@@ -264,8 +258,32 @@ async fn main() {
             "\nLambda cold start: not measured (DYNAMODB_BENCH_ENDPOINT is unset; `make bench` starts the emulator)"
         ),
     }
+    // The commit before, built by scripts/bench.sh into BENCH_BASELINE_BINARIES.
+    if let Ok(baseline) = std::env::var("BENCH_BASELINE_BINARIES") {
+        let env = std::env::var("DYNAMODB_BENCH_ENDPOINT").ok().map(|endpoint| lambda_env(&endpoint));
+        let binaries = binary.parent().expect("the binaries' folder");
+        let figures = baseline::compare(binaries, std::path::Path::new(&baseline), smoke, env.as_deref()).await;
+        report.insert("commit_before".into(), figures);
+    }
     let _ = std::fs::remove_dir_all(&data);
     println!("\n{}", serde_json::Value::Object(report));
+}
+
+/// The Lambda functions' environment as the template configures them, the emulator at
+/// `endpoint` standing in for every AWS service.
+fn lambda_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("STORE", "dynamodb".to_string()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.to_string()),
+        ("AWS_ENDPOINT_URL_S3", endpoint.to_string()),
+        ("AWS_ENDPOINT_URL_LAMBDA", endpoint.to_string()),
+        ("TABLE_NAME", "bench-cold-start".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("UPLOAD_BUCKET", "bench-uploads".into()),
+        ("RUN_WORKER_FUNCTION", "run-worker".into()),
+        // As deployed: the template makes the table, so no function describes it at init.
+        ("DYNAMODB_CREATE_TABLE", "false".into()),
+    ]
 }
 
 /// Our server and the reference LangGraph server, on the same graph and mock upstream: CPU per
@@ -284,8 +302,10 @@ async fn compare_with_reference(binary: &std::path::Path, smoke: bool) -> Option
     let memory_ratio = theirs.rss_mib / ours.rss_mib;
     println!("The reference uses {cpu_ratio:.0}× the CPU per token and {memory_ratio:.1}× the memory.");
     // The reference runs Python: its own binary is the interpreter's, so only ours is shown.
+    let (found, listed) = server::hot_code_found(binary);
     println!(
-        "Of ours, {:.1} MiB are its binary's code (bench/hot_code keeps the code the server runs together).",
+        "Of ours, {:.1} MiB are its binary's code (bench/hot_code keeps the code the server runs together: {found} of \
+         the {listed} functions it lists are in this binary).",
         ours.code_rss_mib
     );
     Some(json!({"runs": repeats, "tokens": TOKENS,

@@ -58,14 +58,12 @@ async fn measure(server: &Server, base: &str, assistant: &str, repeats: usize, t
     }
 }
 
-/// Both servers' figures: ours, then the reference's.
-pub async fn compare(binary: &Path, venv: &Path, repeats: usize, tokens: usize) -> (Figures, Figures) {
-    let upstream = streaming::upstream(tokens, Duration::ZERO).await;
-    let openai = format!("{}/v1", upstream.base_url);
+/// Our server's figures on the chatbot graph, against `upstream` (the mock OpenAI API).
+pub async fn ours(binary: &Path, openai: &str, repeats: usize, tokens: usize) -> Figures {
     let env = vec![
         ("STORE", "memory".to_string()),
         ("OPENAI_API_KEY", "bench".to_string()),
-        ("OPENAI_BASE_URL", openai.clone()),
+        ("OPENAI_BASE_URL", openai.to_string()),
     ];
     let ours = Server::start(binary, &env).await;
     let client = reqwest::Client::new();
@@ -77,8 +75,14 @@ pub async fn compare(binary: &Path, venv: &Path, repeats: usize, tokens: usize) 
     )
     .await;
     let base = format!("{}/langgraph", ours.base);
-    let our_figures = measure(&ours, &base, assistant["assistant_id"].as_str().unwrap(), repeats, tokens).await;
-    drop(ours);
+    measure(&ours, &base, assistant["assistant_id"].as_str().unwrap(), repeats, tokens).await
+}
+
+/// Both servers' figures: ours, then the reference's.
+pub async fn compare(binary: &Path, venv: &Path, repeats: usize, tokens: usize) -> (Figures, Figures) {
+    let upstream = streaming::upstream(tokens, Duration::ZERO).await;
+    let openai = format!("{}/v1", upstream.base_url);
+    let our_figures = ours(binary, &openai, repeats, tokens).await;
 
     let port = free_port();
     let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference");

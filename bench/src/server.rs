@@ -157,3 +157,20 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// How many of the functions `functions/api/hot-code.txt` names (the code the linker lays out
+/// together, bench/hot_code) the binary holds, of how many it names. Symbol names carry a hash of
+/// the crate's features, so a list traced from a build with other features finds fewer, and the
+/// code the server runs spreads over more pages again.
+pub fn hot_code_found(binary: &Path) -> (usize, usize) {
+    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/api/hot-code.txt");
+    let listed: Vec<String> = std::fs::read_to_string(list).unwrap_or_default().lines().map(str::to_string).collect();
+    let symbols =
+        Command::new("nm").arg("--defined-only").arg(binary).output().map(|out| out.stdout).unwrap_or_default();
+    let defined: std::collections::HashSet<&str> = std::str::from_utf8(&symbols)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .collect();
+    (listed.iter().filter(|name| defined.contains(name.as_str())).count(), listed.len())
+}

@@ -69,23 +69,32 @@ impl Started {
 impl RunEngine {
     /// Starts a run for `user`. Errors are the caller's to see (nothing of the run is stored);
     /// failures after the start belong to the run and end up in its record and stream.
-    pub async fn start(&self, user: UserId, spec: RunSpec, mode: Mode) -> Result<Started, RunError> {
+    pub async fn start(&self, user: UserId, mut spec: RunSpec, mode: Mode) -> Result<Started, RunError> {
+        // A stateless run's thread is made for it, and goes when the run could not start.
+        let stateless = match spec.thread {
+            ThreadTarget::Stateless { keep } => {
+                let thread_id = Uuid::now_v7();
+                spec.thread = ThreadTarget::Existing { thread_id, create: true };
+                Some((thread_id, keep))
+            }
+            ThreadTarget::Existing { .. } => None,
+        };
         // A background run's answer is read from its thread later: the thread stays.
-        let ephemeral =
-            matches!(spec.thread, ThreadTarget::Stateless { keep: false }) && !matches!(mode, Mode::Background);
+        let ephemeral = stateless.is_some_and(|(_, keep)| !keep) && !matches!(mode, Mode::Background);
         let execution = match mode {
             Mode::Background => Execution::Background,
             Mode::Stream(_) | Mode::Wait => Execution::Streamed,
         };
-        let pending = self.prepare(user, spec, execution).await?;
-        let run = pending.job.run.clone();
-        let started = match mode {
-            Mode::Background => self.start_in_background(&pending).await,
-            Mode::Stream(to) => self.start_streamed(pending, to, ephemeral).await,
-            Mode::Wait => self.run_to_end(&pending, ephemeral).await,
+        let started = match self.prepare(user.clone(), spec, execution).await {
+            Ok(pending) => match mode {
+                Mode::Background => self.start_in_background(&pending).await,
+                Mode::Stream(to) => self.start_streamed(pending, to, ephemeral).await,
+                Mode::Wait => self.run_to_end(&pending, ephemeral).await,
+            },
+            Err(error) => Err(error),
         };
-        if started.is_err() && ephemeral {
-            self.forget_stateless(&run).await;
+        if let (Err(_), Some((thread_id, _))) = (&started, stateless) {
+            self.forget_stateless(&user, thread_id).await;
         }
         started
     }
@@ -238,7 +247,7 @@ impl RunEngine {
                         Err(error) => {
                             let _ = sender.send((to.refusal)(error)).await;
                             if ephemeral {
-                                engine.forget_stateless(&pending.job.run).await;
+                                engine.forget_stateless(&pending.job.run.user_id, pending.job.run.thread_id).await;
                             }
                             return;
                         }
@@ -251,7 +260,7 @@ impl RunEngine {
             let listener = Listener { events: sender, on_disconnect: pending.on_disconnect };
             let ended = engine.execute(job, Some(listener)).await;
             if ephemeral {
-                engine.forget_stateless(&ended).await;
+                engine.forget_stateless(&ended.user_id, ended.thread_id).await;
             }
         };
         tokio::spawn(stream.in_current_span());
@@ -270,15 +279,17 @@ impl RunEngine {
             _ => Some(self.inner.store.messages(&run.user_id, run.thread_id).await),
         };
         if ephemeral {
-            self.forget_stateless(&run).await;
+            self.forget_stateless(&run.user_id, run.thread_id).await;
         }
         Ok(Started::Finished { run, messages: messages.transpose()? })
     }
 
-    /// A stateless run's thread, gone with the run.
-    async fn forget_stateless(&self, run: &Run) {
-        if let Err(error) = self.inner.store.delete_thread(&run.user_id, run.thread_id).await {
-            tracing::warn!(%error, "a stateless run's thread could not be deleted");
+    /// A stateless run's thread, gone with the run (or with its start, if that failed before
+    /// the thread was made).
+    async fn forget_stateless(&self, user: &UserId, thread_id: Uuid) {
+        match self.inner.store.delete_thread(user, thread_id).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(error) => tracing::warn!(%error, "a stateless run's thread could not be deleted"),
         }
     }
 }
