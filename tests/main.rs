@@ -8,6 +8,7 @@
 mod agents;
 mod api;
 mod bot_forms;
+mod connections;
 mod crash;
 mod crons;
 mod docs;

@@ -650,3 +650,58 @@ async fn every_upstream_failure_ends_the_run_cleanly() {
         assert_eq!(app.post("/runs", USER, json!({"thread_id": thread_id, "input": null})).await.0, StatusCode::OK);
     }
 }
+
+/// A reader in another process that finds a run silent past its lease records it failed; if the
+/// run was only slow, it learns so at its next heartbeat and stops there, storing nothing more:
+/// no answer lands after a failure its clients were told of, and the model is not paid to go on.
+#[tokio::test]
+async fn a_run_recorded_failed_elsewhere_stops_at_its_next_heartbeat() {
+    let mock = MockProvider::start(|_| {
+        let words: Vec<String> = (0..40).map(|i| format!("word{i} ")).collect();
+        let events = openai_events(&words.iter().map(String::as_str).collect::<Vec<_>>());
+        Reply::event_stream(events.into_iter().map(|e| Part::after(Duration::from_millis(100), e)).collect())
+    })
+    .await;
+    let base = mock.base_url.clone();
+    let config = test_config(move |name| match name {
+        "OPENAI_API_KEY" => Some(API_KEY.into()),
+        "OPENAI_BASE_URL" => Some(base.clone()),
+        // A heartbeat every third of a second.
+        "RUN_LEASE_SECONDS" => Some("1".into()),
+        _ => None,
+    });
+    let state = AppState::new(config, test_store().await).unwrap();
+    let app = spawn_state(state.clone()).await;
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4"}})).await;
+    let body = json!({"thread_id": thread_id, "input": [{"type": "human", "content": "hi"}]});
+    let (status, run) = app.post("/runs", USER, body).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    let run_id: uuid::Uuid = run["run_id"].as_str().unwrap().parse().unwrap();
+    let user = opengpts::model::UserId::new(USER).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while state.store.get_run(&user, run_id).await.unwrap().status.as_str() != "running" {
+        assert!(tokio::time::Instant::now() < deadline, "the run never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut failed = state.store.get_run(&user, run_id).await.unwrap();
+    failed.status = opengpts::model::RunStatus::Error;
+    failed.error = Some("recorded failed by another process".into());
+    assert!(state.store.update_run_if_going(&failed).await.unwrap());
+    let recorded = tokio::time::Instant::now();
+    let thread_id: uuid::Uuid = thread_id.parse().unwrap();
+    while state.store.thread_view(&user, thread_id).await.unwrap().running {
+        assert!(recorded.elapsed() < Duration::from_millis(1500), "the run went on past its next heartbeat");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Long enough for the whole answer (40 words 100 ms apart) had the run gone on.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let messages = state.store.messages(&user, thread_id).await.unwrap();
+    assert_eq!(messages.len(), 1, "nothing stored after the recorded failure: {messages:?}");
+    let stored = state.store.get_run(&user, run_id).await.unwrap();
+    assert_eq!(
+        (stored.status.as_str(), stored.error.as_deref()),
+        ("error", Some("recorded failed by another process"))
+    );
+}

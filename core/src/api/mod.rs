@@ -3,6 +3,7 @@
 
 pub mod assistants;
 pub mod auth;
+mod drain;
 mod error;
 pub mod extract;
 #[cfg(feature = "files")]
@@ -242,6 +243,7 @@ pub fn app(routes: Routes, state: AppState) -> Router {
         .router
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(drain::drain_unread))
         .layer(axum::middleware::from_fn(trace_request))
         .with_state(state);
     match cors {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::auth::User;
 use super::extract::{path_id, JsonBody};
 use super::{json_response, limits, ApiError, AppState, Routes};
-use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
+use crate::model::validate::{whole_number, FieldError, FieldErrors, FromJson, Loc, ObjectReader};
 use crate::model::{Generation, Message, Thread, ThreadInput, Timestamp, UserId, WireMessages};
 use crate::runs::{next_after, Bot, Next};
 use crate::store::ThreadView;
@@ -177,7 +177,7 @@ impl FromJson for HistoryRequest {
         let mut fields = ObjectReader::new(value, loc)?;
         let limit = match fields.raw("limit") {
             None | Some(Value::Null) => None,
-            Some(raw) => match raw.as_u64().filter(|limit| *limit > 0) {
+            Some(raw) => match whole_number(raw).filter(|limit| *limit > 0) {
                 Some(limit) => Some(limit as usize),
                 None => {
                     let loc = fields.loc().key("limit");

@@ -84,10 +84,19 @@ impl FromJson for bool {
     }
 }
 
+/// A JSON number without a fractional part, however it is written (`158` or `158.0`): JSON
+/// Schema counts both as integers, so a client generated from a description may send either.
+pub fn whole_number(value: &Value) -> Option<u64> {
+    /// The largest whole number a float holds exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    value
+        .as_u64()
+        .or_else(|| value.as_f64().filter(|n| n.fract() == 0.0 && (0.0..=EXACT).contains(n)).map(|n| n as u64))
+}
+
 impl FromJson for u64 {
     fn from_json(value: &Value, loc: &Loc) -> Result<Self, FieldErrors> {
-        value
-            .as_u64()
+        whole_number(value)
             .ok_or_else(|| vec![FieldError::new("int_type", loc, "Input should be a whole number, 0 or more", value)])
     }
 }

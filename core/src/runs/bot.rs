@@ -60,6 +60,16 @@ impl Bot {
         }
     }
 
+    /// The node that answers the tool calls its model makes: an agent's `action`. A bot without
+    /// tools answers a call its model makes anyway (with an error the model reads), in its
+    /// model's node, which is the only one its graph has for it.
+    pub fn tools_node(self) -> &'static str {
+        match self {
+            Bot::Agent => Bot::ACTION,
+            Bot::Chatbot | Bot::ChatRetrieval => self.model_node(),
+        }
+    }
+
     /// The graph's edges, `__start__` and `__end__` included.
     pub fn edges(self) -> Vec<(&'static str, &'static str)> {
         match self {

@@ -9,6 +9,9 @@ use crate::store::StoreError;
 /// Why a run ended without an answer.
 pub(super) enum Failure {
     Cancelled,
+    /// Another process recorded the run's end (a reader that found it silent past its lease
+    /// recorded it failed): the run stops and stores nothing more. The record as stored.
+    EndedElsewhere(Box<Run>),
     Model(LlmError),
     Store(StoreError),
     /// The background worker could not be handed the run.
@@ -38,6 +41,7 @@ impl Failure {
     pub(super) fn status_code(&self) -> u16 {
         match self {
             Failure::Cancelled => 409,
+            Failure::EndedElsewhere(_) => Failure::STORE_STATUS,
             Failure::Model(error) => error.status_code(),
             Failure::Store(_) => Failure::STORE_STATUS,
             Failure::NotStarted(_) | Failure::Tools(_) => 502,
@@ -51,6 +55,9 @@ impl Failure {
     pub(super) fn message(&self, run: &Run) -> String {
         match self {
             Failure::Cancelled => format!("Run {} was cancelled", run.run_id),
+            Failure::EndedElsewhere(stored) => stored.error.clone().unwrap_or_else(|| {
+                format!("Run {} was recorded as {} while it went on", run.run_id, stored.status.as_str())
+            }),
             Failure::Model(error) => error.to_string(),
             Failure::Store(StoreError::LeaseLost { .. }) => {
                 "The run lost its thread: the data store did not renew its \

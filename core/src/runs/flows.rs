@@ -52,7 +52,8 @@ impl RunEngine {
         };
         let interrupt = agent.is_some_and(|agent| agent.interrupt_before_action || agent.tool_review);
         let review = agent.is_some_and(|agent| agent.tool_review);
-        let model_node = Bot::of_configurable(&job.configurable).model_node();
+        let bot = Bot::of_configurable(&job.configurable);
+        let model_node = bot.model_node();
         let mut usage = (0, 0);
         let mut model_calls = 0;
         for step in 0.. {
@@ -68,7 +69,7 @@ impl RunEngine {
                     sink.interrupted(history, review).await;
                     break;
                 }
-                sink.enter(Bot::ACTION, history).await;
+                sink.enter(bot.tools_node(), history).await;
                 let results = self.guarded(guard, sink, tools.run(pending)).await?;
                 self.keep(run, progress, &results).await?;
                 sink.results(history, &results).await;

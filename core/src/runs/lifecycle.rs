@@ -12,6 +12,15 @@ use super::{RunEngine, RunError};
 use crate::model::{Run, RunStatus, Timestamp, UserId};
 use crate::store::StoreError;
 
+/// A run whose record another process ended stops: cancelled, or as recorded.
+fn ended_elsewhere(stored: &Run) -> Result<(), Failure> {
+    match stored.status {
+        RunStatus::Cancelled => Err(Failure::Cancelled),
+        status if status.is_finished() => Err(Failure::EndedElsewhere(Box::new(stored.clone()))),
+        _ => Ok(()),
+    }
+}
+
 /// The pauses before a run's end is tried again, when the store failed to record it.
 const FINISH_RETRIES: [Duration; 2] = [Duration::from_millis(250), Duration::from_secs(1)];
 
@@ -145,32 +154,34 @@ impl RunEngine {
         }
     }
 
-    /// Keeps the thread's lease, notices a cancel recorded by another process, and refreshes the
-    /// run's `updated_at`, which tells readers the run is alive (see `get`).
+    /// Keeps the thread's lease, notices an end recorded by another process (a cancel, or a
+    /// reader that found the run silent past its lease and recorded it failed), and refreshes
+    /// the run's `updated_at`, which tells readers the run is alive (see `get`).
     pub(super) async fn heartbeat(&self, run: &Run) -> Result<(), Failure> {
         let store = &self.inner.store;
         store.renew_lease(run.thread_id, run.run_id, self.inner.config.run_lease).await.map_err(Failure::Store)?;
         let mut current = store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?;
-        if current.status == RunStatus::Cancelled {
-            return Err(Failure::Cancelled);
-        }
+        ended_elsewhere(&current)?;
         current.updated_at = Timestamp::now();
-        // Only while the record says the run is going: a cancel another process wrote since the
-        // read above must stand (written over, the run would go on as if never cancelled).
+        // Only while the record says the run is going: an end another process wrote since the
+        // read above must stand (written over, the run would go on as if it had not ended).
         if store.update_run_if_going(&current).await.map_err(Failure::Store)? {
             return Ok(());
         }
-        match store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?.status {
-            RunStatus::Cancelled => Err(Failure::Cancelled),
-            _ => Ok(()),
-        }
+        ended_elsewhere(&store.get_run(&run.user_id, run.run_id).await.map_err(Failure::Store)?)
     }
 
     /// Stores the answer, records how the run ended and gives its thread back, at once.
-    pub(super) async fn finish(&self, mut run: Run, outcome: Result<(), Failure>, progress: Progress) -> Run {
+    pub(super) async fn finish(&self, mut run: Run, outcome: Result<(), Failure>, mut progress: Progress) -> Run {
         (run.status, run.error) = match outcome {
             Ok(()) => (RunStatus::Success, None),
             Err(Failure::Cancelled) => (RunStatus::Cancelled, None),
+            Err(Failure::EndedElsewhere(stored)) => {
+                // Its end stands as recorded, and nothing of the run is stored after it: only its
+                // thread's lease is given back.
+                progress.answer.clear();
+                (stored.status, stored.error)
+            }
             Err(failure) => (RunStatus::Error, Some(failure.message(&run))),
         };
         run.updated_at = Timestamp::now();

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::model::validate::{FieldError, FieldErrors, FromJson, Loc, ObjectReader};
+use crate::model::validate::{whole_number, FieldError, FieldErrors, FromJson, Loc, ObjectReader};
 use crate::model::{Generation, Message, MultitaskStrategy, OnDisconnect, RunInput};
 
 /// The strategies the OpenGPTs API takes (`rollback` is the LangGraph API's alone).
@@ -78,7 +78,6 @@ impl FromJson for RunRequest {
         };
         let recursion_limit = match config.as_ref().and_then(|config| config.get("recursion_limit")) {
             None | Some(Value::Null) => None,
-            // JSON Schema counts 158.0 as an integer, so a client generated from it may send one.
             Some(raw) => match whole_number(raw).filter(|limit| (1..=1000).contains(limit)) {
                 Some(limit) => Some(limit as u32),
                 None => {
@@ -130,13 +129,6 @@ impl FromJson for RunRequest {
             })
         })
     }
-}
-
-/// A JSON number without a fractional part, however it is written (`158` or `158.0`).
-fn whole_number(value: &Value) -> Option<u64> {
-    value
-        .as_u64()
-        .or_else(|| value.as_f64().filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= u32::MAX as f64).map(|n| n as u64))
 }
 
 #[cfg(test)]

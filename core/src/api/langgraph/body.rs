@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::unprocessable;
 use crate::api::{ApiError, AppState};
-use crate::model::validate::{FromJson, Loc};
+use crate::model::validate::{whole_number, FromJson, Loc};
 use crate::model::Message;
 
 /// A JSON object body; an empty body is an empty object (the SDK sends none for some calls).
@@ -72,8 +72,7 @@ impl Body {
     pub fn count(&self, key: &str, default: usize) -> Result<usize, ApiError> {
         match self.present(key) {
             None => Ok(default),
-            Some(value) => value
-                .as_u64()
+            Some(value) => whole_number(value)
                 .map(|count| count as usize)
                 .ok_or_else(|| unprocessable(format!("{value} is not of type 'integer' ('{key}')"))),
         }

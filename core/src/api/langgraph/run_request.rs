@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::unprocessable;
 use super::{detail, Body, Graph};
 use crate::api::{limits, ApiError, AppState};
+use crate::model::validate::whole_number;
 use crate::model::{Assistant, UserId};
 use crate::runs::{
     AssistantChoice, GraphOptions, MultitaskStrategy, OnDisconnect, RunError, RunInput, RunSpec, StreamMode,
@@ -90,8 +91,7 @@ impl GraphRunBody {
         let recursion_limit = match config.get("recursion_limit") {
             None | Some(Value::Null) => None,
             Some(limit) => Some(
-                limit
-                    .as_u64()
+                whole_number(limit)
                     .filter(|limit| (1..=1000).contains(limit))
                     .ok_or_else(|| unprocessable("config.recursion_limit must be an integer from 1 to 1000"))?
                     as u32,
