@@ -53,7 +53,9 @@ if [[ " $* " == *" --lambda "* ]]; then
   # each function in its own folder as SAM builds it (template.yaml's CodeUri).
   ZIPS="$CARGO_TARGET_DIR/lambda-zips"
   for function in $FUNCTIONS api; do
-    (cd "functions/$function" && cargo lambda build --profile lambda --output-format zip --quiet --lambda-dir "$ZIPS" 2>&1 | tail -3)
+    # `--bin`, as SAM passes it (the template's `Binary`): cargo lambda reads the package's
+    # `[package.metadata.lambda.build]` (api's leaves SQLite out) only for a named binary.
+    (cd "functions/$function" && cargo lambda build --profile lambda --output-format zip --quiet --bin "$function" --lambda-dir "$ZIPS" 2>&1 | tail -3)
   done
   echo "| function | zip | bootstrap | zip ≤ 5 MB |"
   echo "|---|---|---|---|"
