@@ -15,7 +15,7 @@
 # - bench/hot_code's workload (the paths whose code the release binary keeps together) answered.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
-HTTP_SUITES=(agents:: api:: bot_forms:: frontends:: isolation:: langgraph:: retrieval:: runs_stream:: walkthrough::)
+HTTP_SUITES=(agents:: api:: bot_forms:: frontends:: isolation:: langgraph:: langgraph_events:: retrieval:: runs_stream:: walkthrough::)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

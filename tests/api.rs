@@ -154,7 +154,12 @@ async fn bad_input_gets_422_naming_the_field() {
 
 #[tokio::test]
 async fn identity_routes_and_limits() {
-    let config = test_config(|name| (name == "MAX_BODY_BYTES").then(|| "1000".into()));
+    // A server others can reach (HOST not loopback) lets no caller in without an identity.
+    let config = test_config(|name| match name {
+        "MAX_BODY_BYTES" => Some("1000".into()),
+        "HOST" => Some("0.0.0.0".into()),
+        _ => None,
+    });
     let app = spawn_app_with(config, test_store().await).await;
     let response = app.request(Method::GET, "/assistants", None).send().await.unwrap();
     let (status, error) = json_of(response).await;

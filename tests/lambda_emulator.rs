@@ -149,6 +149,27 @@ async fn the_langgraph_python_sdk_drives_the_lambda_functions() {
     integration_tests::run_langgraph_suite(emulator().base).await;
 }
 
+/// The event protocol through the functions: commands through `runs`, which hands the runs to
+/// `run-worker`, and the thread's events over SSE from `runs-stream`, each process reading the
+/// others' writes through the store. The agent's tools fail there (Wikipedia is out of reach),
+/// and each caller sends its cookie (a Lambda function lets no caller in without one).
+#[tokio::test]
+async fn the_event_protocol_streams_through_the_lambda_functions() {
+    let checks = [
+        "a_chat_streams_its_answer_and_its_output_is_the_thread",
+        "a_confirmation_is_asked_on_input_and_answered_with_respond",
+        "a_second_run_continues_the_threads_numbering",
+        "a_reconnect_with_since_gets_every_later_event_once",
+        "a_failed_run_ends_failed_and_output_raises",
+        "a_run_of_any_protocol_is_on_the_threads_log",
+        "anothers_thread_is_neither_read_nor_run",
+        "errors_get_the_references_envelopes",
+    ];
+    let mut args = vec![emulator().base, "sse".to_string()];
+    args.extend(checks.iter().map(|check| check.to_string()));
+    integration_tests::run_python_suite("langgraph/events_suite.py", args).await;
+}
+
 /// A cron made through the `runs` function fires when `run-worker` is invoked with what its
 /// EventBridge schedule sends, through the Lambda runtime protocol; a delivery repeated (as
 /// EventBridge may) starts nothing.

@@ -23,6 +23,7 @@ mod jwt;
 mod lambda_emulator;
 mod lambda_events;
 mod langgraph;
+mod langgraph_events;
 mod providers;
 mod retrieval;
 mod routes;

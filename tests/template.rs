@@ -201,7 +201,11 @@ fn each_auth_type_reaches_the_functions_as_that_authentication() {
     assert!(matches!(&local, AuthConfig::JwtLocal { algorithm, .. } if algorithm == "RS256"), "{local:?}");
     let cookie =
         config_for(&[("AuthType", "cookie"), ("UnauthenticatedAcknowledged", "yes-anyone-can-act-as-any-user")]);
-    assert_eq!(cookie, AuthConfig::Cookie { uuid_only: true }, "even the mock takes only unguessable ids");
+    assert_eq!(
+        cookie,
+        AuthConfig::Cookie { uuid_only: true, anonymous: None },
+        "even the mock takes only unguessable ids, and never a caller without one"
+    );
 
     // The mock needs its acknowledgement, and says what it is in the outputs.
     let rule = &template["Rules"]["CookieNeedsAcknowledgement"];

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use opengpts::model::{
     Archive, Assistant, AssistantProfile, Cron, DocumentChunk, EmbedderId, FeedbackInput, Forked, MemoryItem, Message,
-    MessageType, Run, RunProfile, RunStatus, Thread, Timestamp, UserId,
+    MessageType, Run, RunProfile, RunStatus, Thread, ThreadEvent, Timestamp, UserId,
 };
 use opengpts::store::{
     stored_bytes, DocumentQuota, Entity, EventBatch, Fork, KeptEvent, Revision, RunStart, Store, StoreError,
+    ThreadEventBatch,
 };
 use serde_json::{json, Map};
 use uuid::Uuid;
@@ -604,6 +605,55 @@ pub async fn a_runs_stream_events_are_kept_in_batches_until_they_expire(store: S
     assert!(gone.is_empty(), "{gone:?}");
 }
 
+pub async fn a_threads_event_log_is_read_after_any_seq_in_bounded_reads(store: SharedStore) {
+    let thread = new_thread(&store, "ann").await;
+    let event = |seq: u64, size: usize| ThreadEvent {
+        seq,
+        method: "values".into(),
+        namespace: if seq.is_multiple_of(2) { vec!["tools:1".into()] } else { Vec::new() },
+        envelope: format!(r#"{{"seq":{seq},"pad":"{}"}}"#, "é".repeat(size)),
+        ends_run: (seq == 3).then(|| Uuid::from_u128(3)),
+    };
+    let later = Timestamp::now().plus(Duration::from_secs(3600));
+    let expired = Timestamp::from_datetime(chrono::DateTime::from_timestamp(1, 0).unwrap());
+    assert_eq!(store.last_thread_event(thread.thread_id).await.unwrap(), 0);
+    assert!(store.thread_events(thread.thread_id, 0, 100).await.unwrap().is_empty());
+    let batches = [
+        (vec![event(1, 0), event(2, 0), event(3, 0)], later),
+        // Larger than a DynamoDB item.
+        (vec![event(4, 150_000), event(5, 150_000)], later),
+        (vec![event(6, 0)], expired),
+        ((7..=60).map(|seq| event(seq, 10)).collect(), later),
+    ];
+    for (events, expires_at) in batches {
+        store.add_thread_events(thread.thread_id, &ThreadEventBatch { events, expires_at }).await.unwrap();
+    }
+    assert_eq!(store.last_thread_event(thread.thread_id).await.unwrap(), 60, "expired events still count");
+    let seqs = |events: Vec<ThreadEvent>| events.iter().map(|event| event.seq).collect::<Vec<_>>();
+    let all = store.thread_events(thread.thread_id, 0, 1000).await.unwrap();
+    assert_eq!((&all[2], &all[3]), (&event(3, 0), &event(4, 150_000)), "an event round-trips whole");
+    let expected: Vec<u64> = (1..=60).filter(|seq| *seq != 6).collect();
+    assert_eq!(seqs(all), expected);
+    assert_eq!(seqs(store.thread_events(thread.thread_id, 2, 2).await.unwrap()), [3, 4], "at most the limit");
+    assert_eq!(seqs(store.thread_events(thread.thread_id, 4, 2).await.unwrap()), [5, 7], "from the middle of a batch");
+    assert_eq!(seqs(store.thread_events(thread.thread_id, 58, 10).await.unwrap()), [59, 60]);
+    assert!(store.thread_events(thread.thread_id, 60, 10).await.unwrap().is_empty());
+    // A reader far behind reads again from the last event it got, and misses none.
+    let (mut since, mut read) = (0, Vec::new());
+    loop {
+        let page = store.thread_events(thread.thread_id, since, 7).await.unwrap();
+        let Some(last) = page.last() else { break };
+        since = last.seq;
+        read.extend(seqs(page));
+    }
+    assert_eq!(read, expected);
+    let other = new_thread(&store, "ann").await;
+    assert!(store.thread_events(other.thread_id, 0, 10).await.unwrap().is_empty(), "each thread its own log");
+    store.delete_thread(&user("ann"), thread.thread_id).await.unwrap();
+    assert!(store.thread_events(thread.thread_id, 0, 10).await.unwrap().is_empty(), "the log goes with its thread");
+    assert_eq!(store.last_thread_event(thread.thread_id).await.unwrap(), 0);
+}
+
 fn memory(namespace: &[&str], key: &str, value: serde_json::Value) -> MemoryItem {
     MemoryItem {
         namespace: namespace.iter().map(|label| label.to_string()).collect(),
@@ -962,6 +1012,7 @@ macro_rules! store_contract {
             runs_are_owned_and_updated,
             a_threads_runs_are_listed_newest_first_to_its_owner_alone,
             a_runs_stream_events_are_kept_in_batches_until_they_expire,
+            a_threads_event_log_is_read_after_any_seq_in_bounded_reads,
             memory_items_are_their_owners_by_namespace_and_key,
             crons_are_their_owners_and_fire_once_per_slot,
             a_user_has_at_most_the_allowed_runs_going,

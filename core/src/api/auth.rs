@@ -20,14 +20,17 @@ pub trait Authenticator: Send + Sync + 'static {
 /// the value is that user, so where strangers can call, only unguessable values (UUIDs) are let in.
 pub struct CookieAuth {
     pub uuid_only: bool,
+    /// Who a caller without the cookie is, where one is let in (a local server's).
+    pub anonymous: Option<UserId>,
 }
 
 #[async_trait]
 impl Authenticator for CookieAuth {
     async fn authenticate(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
-        let id = cookie(headers, USER_COOKIE).and_then(UserId::new).ok_or_else(|| {
-            ApiError::Unauthorized(format!("Missing identity: send the {USER_COOKIE} cookie with your user id"))
-        })?;
+        let id =
+            cookie(headers, USER_COOKIE).and_then(UserId::new).or_else(|| self.anonymous.clone()).ok_or_else(|| {
+                ApiError::Unauthorized(format!("Missing identity: send the {USER_COOKIE} cookie with your user id"))
+            })?;
         let random = uuid::Uuid::try_parse(id.as_str()).is_ok_and(|uuid| uuid.get_version_num() == 4);
         if self.uuid_only && !random {
             return Err(ApiError::Unauthorized(format!(

@@ -75,7 +75,10 @@ impl AppState {
         let library = library.with_limits(config.ingest.clone());
         let tools = Toolbox::new(&config, library.clone());
         let auth: Arc<dyn Authenticator> = match &config.auth {
-            AuthConfig::Cookie { uuid_only } => Arc::new(CookieAuth { uuid_only: *uuid_only }),
+            AuthConfig::Cookie { uuid_only, anonymous } => Arc::new(CookieAuth {
+                uuid_only: *uuid_only,
+                anonymous: anonymous.as_deref().and_then(crate::model::UserId::new),
+            }),
             AuthConfig::JwtLocal { jwt, algorithm, decode_key } => {
                 Arc::new(jwt::LocalJwt::new(jwt, algorithm, decode_key.expose()).map_err(|reason| ConfigError {
                     name: "JWT_DECODE_KEY_B64",

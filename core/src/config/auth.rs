@@ -7,7 +7,9 @@ use super::{ConfigError, Env, Secret};
 pub enum AuthConfig {
     /// The `opengpts_user_id` cookie is the user id. `uuid_only`: only random UUIDs, as the
     /// OpenGPTs UIs make, so an id cannot be guessed (any value otherwise, for local work).
-    Cookie { uuid_only: bool },
+    /// `anonymous`: who a caller without the cookie is, on a local server alone (see
+    /// [`anonymous_user`]); such a caller is refused otherwise.
+    Cookie { uuid_only: bool, anonymous: Option<String> },
     /// `Authorization: Bearer` tokens verified with a configured key.
     JwtLocal { jwt: JwtSettings, algorithm: String, decode_key: Secret<Vec<u8>> },
     /// `Authorization: Bearer` tokens verified with the issuer's published keys (JWKS).
@@ -18,6 +20,24 @@ pub enum AuthConfig {
 pub struct JwtSettings {
     pub issuer: String,
     pub audiences: Vec<String>,
+}
+
+/// Who a caller with no identity is: on a local server (listening on loopback, not a Lambda
+/// function, any cookie value allowed), `local`, or the user `ANONYMOUS_USER` names, so that a
+/// page on another origin (agent-chat-ui, a `useStream` app) and the SDKs need nothing but the
+/// URL, as with `langgraph dev`; `ANONYMOUS_USER=none` turns it off. Nowhere else: a server
+/// others can reach never puts callers without an identity in one shared account.
+fn anonymous_user(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
+    let host: std::net::IpAddr = env.parse("HOST", std::net::IpAddr::from([127, 0, 0, 1]))?;
+    let local = host.is_loopback()
+        && env.text("AWS_LAMBDA_RUNTIME_API").is_none()
+        && env.text("COOKIE_USER_IDS").as_deref().unwrap_or("any") == "any";
+    Ok(match env.text("ANONYMOUS_USER").as_deref() {
+        _ if !local => None,
+        Some("none") => None,
+        Some(name) => Some(name.to_string()),
+        None => Some("local".to_string()),
+    })
 }
 
 pub(super) fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
@@ -36,6 +56,7 @@ pub(super) fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {
     };
     match env.text("AUTH_TYPE").as_deref().unwrap_or("noop") {
         "noop" => Ok(AuthConfig::Cookie {
+            anonymous: anonymous_user(env)?,
             uuid_only: match env.text("COOKIE_USER_IDS").as_deref().unwrap_or("any") {
                 "any" => false,
                 "uuid" => true,

@@ -93,6 +93,8 @@ pub struct Config {
     pub run_lease: Duration,
     /// How long a resumable run's stream events are kept for clients that join it later.
     pub run_events_ttl: Duration,
+    /// How long each event of a thread's log is kept (the LangGraph event protocol's replay).
+    pub thread_events_ttl: Duration,
     /// How many runs one user may have going at once, across every process; `None`: no limit.
     pub max_runs_per_user: Option<u32>,
     /// The most tokens one answer may have: a cap on what a run costs.
@@ -282,6 +284,7 @@ impl Config {
             },
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
             run_events_ttl: Duration::from_secs(env.parse("RUN_EVENTS_TTL_SECONDS", 3600)?),
+            thread_events_ttl: Duration::from_secs(env.parse("THREAD_EVENTS_TTL_SECONDS", 86_400)?),
             run_queue_wait: Duration::from_secs(env.parse("RUN_QUEUE_WAIT_SECONDS", 25)?),
             max_output_tokens: env.parse("MAX_OUTPUT_TOKENS", 4096)?,
             max_runs_per_user: Some(env.parse("MAX_RUNS_PER_USER", 0)?).filter(|limit| *limit > 0),

@@ -11,6 +11,7 @@ mod run;
 mod run_spec;
 pub mod schedule;
 mod thread;
+mod thread_event;
 mod time;
 pub mod validate;
 
@@ -26,6 +27,7 @@ pub use run_spec::{
     AssistantChoice, GraphOptions, MultitaskStrategy, OnDisconnect, RunInput, RunSpec, StreamMode, ThreadTarget,
 };
 pub use thread::{Thread, ThreadInput};
+pub use thread_event::ThreadEvent;
 pub use time::Timestamp;
 
 use serde::{Deserialize, Serialize};

@@ -14,6 +14,7 @@ use super::execution::{EventSink, Guard, Progress};
 use super::failure::{panic_message, Failure};
 use super::job::{Listener, RunEvent, RunJob, Snapshot};
 use super::recorder::Recorder;
+use super::thread_log::{LogWriter, ThreadLogs};
 use super::webhook::Webhooks;
 use super::{Bot, DispatchError, MultitaskStrategy, OnDisconnect, RunError};
 use crate::config::Config;
@@ -57,6 +58,8 @@ pub(super) struct Inner {
     /// The LangGraph runs executing in this process, for clients that join their streams
     /// without kept events.
     pub(super) watched: Mutex<HashMap<Uuid, broadcast::Sender<RunEvent>>>,
+    /// The threads' event logs as this process writes and reads them.
+    pub(super) logs: Arc<ThreadLogs>,
 }
 
 /// A validated run that has not taken its thread yet.
@@ -84,7 +87,18 @@ impl RunEngine {
         let (active, watched) = (Mutex::new(HashMap::new()), Mutex::new(HashMap::new()));
         let webhooks = Webhooks::new(&config.webhooks, config.tools.url_allowlist.clone());
         RunEngine {
-            inner: Arc::new(Inner { store, models, tools, library, config, dispatch, webhooks, active, watched }),
+            inner: Arc::new(Inner {
+                store,
+                models,
+                tools,
+                library,
+                config,
+                dispatch,
+                webhooks,
+                active,
+                watched,
+                logs: Arc::default(),
+            }),
         }
     }
 
@@ -210,7 +224,11 @@ impl RunEngine {
                 self.watched().insert(job.run.run_id, sender.clone());
                 sender
             });
-            let mut sink = EventSink::new(listener, &job, recorder, watchers);
+            let logs = self.inner.logs.clone();
+            let ttl = self.inner.config.thread_events_ttl;
+            let log = LogWriter::open(self.inner.store.clone(), logs, job.run.thread_id, ttl).await;
+            let mut sink = EventSink::new(listener, &job, recorder, watchers, Some(log));
+            sink.started().await;
             let snapshot = job.snapshot.take();
             let mut progress = Progress::default();
             // A bug that panics ends this run as failed, its thread freed, not the process.
@@ -218,9 +236,13 @@ impl RunEngine {
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| Err(Failure::Panicked(panic_message(&panic))));
-            if let Err(failure) = &outcome {
-                sink.send(RunEvent::Error { status_code: failure.status_code(), message: failure.message(&job.run) })
-                    .await;
+            match &outcome {
+                Ok(()) => sink.ended(Ok(())).await,
+                Err(failure) => {
+                    let message = failure.message(&job.run);
+                    sink.ended(Err(&message)).await;
+                    sink.send(RunEvent::Error { status_code: failure.status_code(), message }).await;
+                }
             }
             sink.keep_all().await;
             let answered = outcome.is_ok();
@@ -366,6 +388,11 @@ impl RunEngine {
     /// The events of a LangGraph run executing in this process from now on, if it is here.
     pub fn watch(&self, run_id: Uuid) -> Option<broadcast::Receiver<RunEvent>> {
         self.watched().get(&run_id).map(broadcast::Sender::subscribe)
+    }
+
+    /// The threads' event logs as this process writes them, for readers here.
+    pub fn thread_logs(&self) -> Arc<ThreadLogs> {
+        self.inner.logs.clone()
     }
 
     pub(super) fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, broadcast::Sender<RunEvent>>> {

@@ -8,8 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::graph_events::GraphEvents;
 use super::job::{Listener, RunEvent, RunJob};
+use super::protocol_events::{ProtocolEvents, RunEnd};
 use super::recorder::Recorder;
 use super::render::{OpenGptsEvents, Renderer};
+use super::thread_log::LogWriter;
 use super::{Bot, OnDisconnect};
 use crate::model::{Message, Run};
 use crate::store::Revision;
@@ -37,13 +39,15 @@ pub(super) struct Guard<'a> {
 pub(super) struct EventSink {
     pub(super) sender: Option<mpsc::Sender<RunEvent>>,
     pub(super) cancel_on_disconnect: bool,
-    renderer: Box<dyn Renderer>,
+    renderer: Box<dyn Renderer<Event = RunEvent>>,
     /// The bot whose flow runs: the nodes it enters are the ones it declares.
     bot: Bot,
     /// Set when the stream is kept for clients that join it later.
     recorder: Option<Recorder>,
     /// Clients in this process that joined the stream of a run whose events are not kept.
     watchers: Option<broadcast::Sender<RunEvent>>,
+    /// The thread's event log, which every run writes in the event protocol's terms.
+    log: Option<(ProtocolEvents, LogWriter)>,
 }
 
 /// Each step of a run, rendered and sent.
@@ -53,6 +57,10 @@ macro_rules! rendered_step {
         pub(super) async fn $name(&mut self, $($arg: $type),*) {
             let events = self.renderer.$name($($arg),*);
             self.emit(events).await;
+            if let Some((renderer, _)) = &mut self.log {
+                let entries = renderer.$name($($arg),*);
+                self.log_all(entries).await;
+            }
         }
     };
 }
@@ -63,9 +71,10 @@ impl EventSink {
         job: &RunJob,
         recorder: Option<Recorder>,
         watchers: Option<broadcast::Sender<RunEvent>>,
+        log: Option<LogWriter>,
     ) -> Self {
         let run = &job.run;
-        let renderer: Box<dyn Renderer> = match job.graph.clone() {
+        let renderer: Box<dyn Renderer<Event = RunEvent>> = match job.graph.clone() {
             Some(stream) => Box::new(GraphEvents::new(stream, run.run_id, run.thread_id, run.assistant_id)),
             None => Box::new(OpenGptsEvents(job.generation)),
         };
@@ -74,7 +83,35 @@ impl EventSink {
             None => (None, false),
         };
         let bot = Bot::of_configurable(&job.configurable);
-        EventSink { sender, cancel_on_disconnect, renderer, bot, recorder, watchers }
+        let log = log.map(|writer| (ProtocolEvents::new(bot, run.run_id, run.thread_id), writer));
+        EventSink { sender, cancel_on_disconnect, renderer, bot, recorder, watchers, log }
+    }
+
+    async fn log_all(&mut self, entries: Vec<super::protocol_events::LogEntry>) {
+        if let Some((_, writer)) = &mut self.log {
+            for entry in entries {
+                writer.add(entry).await;
+            }
+        }
+    }
+
+    /// The run begins: its thread's log says so.
+    pub(super) async fn started(&mut self) {
+        if let Some((renderer, writer)) = &mut self.log {
+            writer.add(renderer.started()).await;
+        }
+    }
+
+    /// The run is over: its thread's log says how (`Err` with the failure's message).
+    pub(super) async fn ended(&mut self, outcome: Result<(), &str>) {
+        if let Some((renderer, writer)) = &mut self.log {
+            let end = match outcome {
+                Ok(()) if renderer.waiting => RunEnd::Interrupted,
+                Ok(()) => RunEnd::Completed,
+                Err(message) => RunEnd::Failed(message),
+            };
+            writer.add(renderer.ended(end)).await;
+        }
     }
 
     pub(super) async fn send(&mut self, event: RunEvent) {
@@ -89,6 +126,7 @@ impl EventSink {
     /// stream is kept.
     fn rendered(&self) -> bool {
         self.recorder.is_some()
+            || self.log.is_some()
             || self.watchers.as_ref().is_some_and(|watchers| watchers.receiver_count() > 0)
             || self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
     }
@@ -113,6 +151,9 @@ impl EventSink {
         if let Some(recorder) = &mut self.recorder {
             recorder.write().await;
         }
+        if let Some((_, writer)) = &mut self.log {
+            writer.write().await;
+        }
     }
 
     rendered_step!(
@@ -126,6 +167,10 @@ impl EventSink {
         debug_assert!(self.bot.nodes().contains(&node), "{:?} entered '{node}', which it does not declare", self.bot);
         let events = self.renderer.enter(node, state);
         self.emit(events).await;
+        if let Some((renderer, _)) = &mut self.log {
+            let entries = renderer.enter(node, state);
+            self.log_all(entries).await;
+        }
     }
     rendered_step!(
         /// The run has answered: `produced` follows `before` in the thread it leaves.
@@ -156,6 +201,10 @@ impl EventSink {
         if self.rendered() {
             let events = self.renderer.progress(history, current);
             self.emit(events).await;
+        }
+        if let Some((renderer, _)) = &mut self.log {
+            let entries = renderer.progress(history, current);
+            self.log_all(entries).await;
         }
     }
 

@@ -130,6 +130,8 @@ impl GraphEvents {
 }
 
 impl Renderer for GraphEvents {
+    type Event = Frame;
+
     /// The run's id, then the state it starts from, input included.
     fn opening(&mut self, state: &[Message]) -> Vec<Frame> {
         let mut frames = vec![frame("metadata", json!({"run_id": self.run_id, "attempt": 1}).to_string())];

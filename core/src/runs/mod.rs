@@ -33,6 +33,8 @@ mod lifecycle;
 #[cfg(feature = "runs")]
 mod preparation;
 #[cfg(feature = "runs")]
+mod protocol_events;
+#[cfg(feature = "runs")]
 mod recorder;
 #[cfg(feature = "runs")]
 mod render;
@@ -41,6 +43,10 @@ mod request;
 mod review;
 #[cfg(feature = "runs")]
 mod service;
+#[cfg(feature = "runs")]
+mod thread_feed;
+#[cfg(feature = "runs")]
+mod thread_log;
 mod thread_state;
 #[cfg(feature = "runs")]
 mod webhook;
@@ -65,6 +71,10 @@ pub use request::RunRequest;
 pub use review::{decide, Decided};
 #[cfg(feature = "runs")]
 pub use service::{Mode, Started, StreamTo};
+#[cfg(feature = "runs")]
+pub use thread_feed::{ThreadFeed, EVENTS_PER_READ};
+#[cfg(feature = "runs")]
+pub use thread_log::{Attached, ThreadLogs};
 pub use thread_state::{
     checkpoint_id, checkpoint_position, is_checkpoint, new_thread, next_after, next_nodes, update_state, Next,
 };

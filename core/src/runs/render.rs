@@ -11,66 +11,71 @@ use crate::model::{Generation, Message};
 /// Turns what a run does into the events of one protocol. A step its protocol does not show
 /// renders nothing.
 pub(super) trait Renderer: Send + Sync {
+    /// What the protocol's clients receive: stream events, or entries of the thread's log.
+    type Event;
+
     /// The thread as the run found it, input included.
-    fn opening(&mut self, _history: &[Message]) -> Vec<RunEvent> {
+    fn opening(&mut self, _history: &[Message]) -> Vec<Self::Event> {
         Vec::new()
     }
 
     /// A node of the bot's graph starts, from `state`.
-    fn enter(&mut self, _node: &'static str, _state: &[Message]) -> Vec<RunEvent> {
+    fn enter(&mut self, _node: &'static str, _state: &[Message]) -> Vec<Self::Event> {
         Vec::new()
     }
 
     /// A node of the bot's graph is done: `produced` follows `before` in the thread.
-    fn node_done(&mut self, _before: &[Message], _produced: &[Message]) -> Vec<RunEvent> {
+    fn node_done(&mut self, _before: &[Message], _produced: &[Message]) -> Vec<Self::Event> {
         Vec::new()
     }
 
     /// The run stops before its tools, for the user's go-ahead (as a review of the calls when
     /// `review`); `state` ends with the calls.
-    fn interrupted(&mut self, _state: &[Message], _review: bool) -> Vec<RunEvent> {
+    fn interrupted(&mut self, _state: &[Message], _review: bool) -> Vec<Self::Event> {
         Vec::new()
     }
 
     /// The run has answered: `produced` follows `before` in the thread it leaves.
-    fn closing(&mut self, _before: &[Message], _produced: &[Message]) -> Vec<RunEvent> {
+    fn closing(&mut self, _before: &[Message], _produced: &[Message]) -> Vec<Self::Event> {
         Vec::new()
     }
 
     /// The model's message as it grows.
-    fn progress(&mut self, history: &[Message], current: &Message) -> Vec<RunEvent>;
+    fn progress(&mut self, history: &[Message], current: &Message) -> Vec<Self::Event>;
 
     /// The model's message complete.
-    fn finished(&mut self, history: &[Message], answer: &Message) -> Vec<RunEvent>;
+    fn finished(&mut self, history: &[Message], answer: &Message) -> Vec<Self::Event>;
 
     /// Messages made whole by a step, not streamed: a round of tool answers, retrieved documents.
-    fn results(&mut self, history: &[Message], results: &[Message]) -> Vec<RunEvent>;
+    fn results(&mut self, history: &[Message], results: &[Message]) -> Vec<Self::Event>;
 }
 
 /// The OpenGPTs API's stream: `data` events in the shape of the client's generation.
 pub(super) struct OpenGptsEvents(pub(super) Generation);
 
 impl Renderer for OpenGptsEvents {
-    fn opening(&mut self, history: &[Message]) -> Vec<RunEvent> {
+    type Event = RunEvent;
+
+    fn opening(&mut self, history: &[Message]) -> Vec<Self::Event> {
         match self.0 {
             Generation::Latest => vec![RunEvent::Data(opening(history))],
             _ => Vec::new(),
         }
     }
 
-    fn progress(&mut self, history: &[Message], current: &Message) -> Vec<RunEvent> {
+    fn progress(&mut self, history: &[Message], current: &Message) -> Vec<Self::Event> {
         vec![RunEvent::Data(progress(self.0, history, current))]
     }
 
     /// OpenGPTs sends it twice, as the model's last chunk and as the stored message (which, for
     /// seed clients, carries the agent step).
-    fn finished(&mut self, history: &[Message], answer: &Message) -> Vec<RunEvent> {
+    fn finished(&mut self, history: &[Message], answer: &Message) -> Vec<Self::Event> {
         let mut last_chunk = answer.clone();
         last_chunk.additional_kwargs.remove("agent");
         vec![RunEvent::Data(progress(self.0, history, &last_chunk)), RunEvent::Data(progress(self.0, history, answer))]
     }
 
-    fn results(&mut self, history: &[Message], results: &[Message]) -> Vec<RunEvent> {
+    fn results(&mut self, history: &[Message], results: &[Message]) -> Vec<Self::Event> {
         vec![RunEvent::Data(tool_results(self.0, history, results))]
     }
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::model::{
     Archive, Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus,
-    Thread, Timestamp, UserId,
+    Thread, ThreadEvent, Timestamp, UserId,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +176,15 @@ pub struct Fork<'a> {
 /// for that concern. Handlers and the run engine hold an `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    AssistantStore + ThreadStore + RunStore + EventStore + MemoryItemStore + CronStore + DocumentStore + 'static
+    AssistantStore
+    + ThreadStore
+    + RunStore
+    + EventStore
+    + ThreadLogStore
+    + MemoryItemStore
+    + CronStore
+    + DocumentStore
+    + 'static
 {
     /// Opens connections ahead of the first request (a Lambda's init is not billed the same
     /// way, and the first caller should not wait for a TLS handshake). Failures are ignored.
@@ -287,6 +295,27 @@ pub trait EventStore: Send + Sync {
     /// The run's events from batch `from` on, whole batches only, and the number of the batch
     /// after them (where the next read starts). Expired batches are gone.
     async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)>;
+}
+
+/// Each thread's event log, the LangGraph event protocol's (see `model::ThreadEvent`): written by
+/// the run holding the thread, in batches of consecutive events, each kept until its expiry. The
+/// caller has checked that the thread is the user's.
+#[async_trait]
+pub trait ThreadLogStore: Send + Sync {
+    /// Adds events that follow the thread's last ones. A deleted thread keeps none.
+    async fn add_thread_events(&self, thread_id: Uuid, batch: &ThreadEventBatch) -> StoreResult<()>;
+    /// The events after `since`, oldest first: at most `limit`, read at once (a caller far
+    /// behind reads again from the last one it got). Expired events are gone.
+    async fn thread_events(&self, thread_id: Uuid, since: u64, limit: usize) -> StoreResult<Vec<ThreadEvent>>;
+    /// The `seq` of the thread's last event written, expired or not: 0 before any.
+    async fn last_thread_event(&self, thread_id: Uuid) -> StoreResult<u64>;
+}
+
+/// Consecutive events of a thread written at once, kept until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadEventBatch {
+    pub events: Vec<ThreadEvent>,
+    pub expires_at: Timestamp,
 }
 
 /// Long-term memory items (the LangGraph API's store), each its owner's.

@@ -10,6 +10,8 @@ mod body;
 mod branches;
 pub mod crons;
 #[cfg(feature = "runs")]
+mod events;
+#[cfg(feature = "runs")]
 mod joins;
 mod review;
 #[cfg(feature = "runs")]
@@ -54,14 +56,14 @@ pub fn thread_routes() -> Routes {
 /// The run routes that answer at once: create, read, list.
 #[cfg(feature = "runs")]
 pub fn run_routes() -> Routes {
-    runs::routes().merge(crons::routes())
+    runs::routes().merge(crons::routes()).merge(events::command_routes())
 }
 
 /// The run routes that hold their connection open until a run ends or moves (stream, wait,
 /// join, cancel with `wait`): on Lambda, served with response streaming.
 #[cfg(feature = "runs")]
 pub fn stream_routes() -> Routes {
-    runs::stream_routes().merge(joins::routes())
+    runs::stream_routes().merge(joins::routes()).merge(events::stream_routes())
 }
 
 async fn info() -> Response {

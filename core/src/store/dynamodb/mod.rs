@@ -63,6 +63,7 @@ mod requests;
 mod run_writes;
 mod runs;
 mod table;
+mod thread_log;
 mod threads;
 
 use std::sync::Arc;

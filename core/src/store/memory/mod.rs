@@ -6,6 +6,7 @@ mod documents;
 mod events;
 mod memories;
 mod runs;
+mod thread_log;
 mod threads;
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use super::{
 };
 use crate::model::{
     Archive, Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus,
-    Thread, Timestamp, UserId,
+    Thread, ThreadEvent, Timestamp, UserId,
 };
 
 #[derive(Default)]
@@ -42,6 +43,8 @@ struct Inner {
     memories: HashMap<UserId, std::collections::BTreeMap<String, MemoryItem>>,
     /// Per run, its batches of stream events by number, with their expiry.
     events: HashMap<Uuid, std::collections::BTreeMap<u64, (Vec<KeptEvent>, Timestamp)>>,
+    /// Per thread, its event log by `seq`, with each event's expiry.
+    thread_log: HashMap<Uuid, std::collections::BTreeMap<u64, (ThreadEvent, Timestamp)>>,
     documents: HashMap<Uuid, DocumentIndex>,
     /// What each user's files hold, by [`stored_bytes`].
     stored_bytes: HashMap<UserId, u64>,

@@ -42,6 +42,7 @@ impl ThreadStore for MemoryStore {
         let mut inner = self.lock();
         inner.own_thread(user, thread_id)?;
         inner.threads.remove(&thread_id);
+        inner.thread_log.remove(&thread_id);
         inner.drop_documents(user, thread_id);
         let Inner { runs, feedback, events, .. } = &mut *inner;
         runs.retain(|run_id, run| {

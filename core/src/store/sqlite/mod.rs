@@ -22,6 +22,7 @@ mod documents;
 mod events;
 mod memories;
 mod runs;
+mod thread_log;
 mod threads;
 
 use super::{
@@ -30,7 +31,7 @@ use super::{
 };
 use crate::model::{
     Archive, Assistant, Cron, DocumentChunk, DocumentIndex, EmbedderId, Feedback, MemoryItem, Message, Run, RunStatus,
-    Thread, Timestamp, UserId,
+    Thread, ThreadEvent, Timestamp, UserId,
 };
 
 const SCHEMA: &str = "
@@ -93,6 +94,14 @@ CREATE TABLE IF NOT EXISTS run_events (
 );
 CREATE INDEX IF NOT EXISTS run_events_by_thread ON run_events (thread_id);
 CREATE INDEX IF NOT EXISTS run_events_by_expiry ON run_events (expires_ms);
+CREATE TABLE IF NOT EXISTS thread_events (
+    thread_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    PRIMARY KEY (thread_id, seq)
+);
+CREATE INDEX IF NOT EXISTS thread_events_by_expiry ON thread_events (expires_ms);
 CREATE TABLE IF NOT EXISTS memory_items (
     owner TEXT NOT NULL,
     sort_key TEXT NOT NULL,

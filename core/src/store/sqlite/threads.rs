@@ -94,6 +94,7 @@ impl ThreadStore for SqliteStore {
             tx.execute("DELETE FROM runs WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM feedback WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM run_events WHERE thread_id = ?1", params![id])?;
+            tx.execute("DELETE FROM thread_events WHERE thread_id = ?1", params![id])?;
             tx.execute("DELETE FROM threads WHERE thread_id = ?1", params![id])?;
             delete_documents(tx, thread_id)
         })
