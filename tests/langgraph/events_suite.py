@@ -24,6 +24,14 @@ WIKIPEDIA = [{"id": "wikipedia", "type": "wikipedia", "name": "Wikipedia", "conf
 TIMEOUT = 30
 
 
+# Each check is a user of its own: its streams count against its own limit alone.
+RUNNING = []
+
+
+def me():
+    return RUNNING[-1]
+
+
 def user(name):
     return f"{name}-{SUFFIX}"
 
@@ -113,9 +121,9 @@ async def agent(sdk, **configurable):
 
 @check
 async def a_chat_streams_its_answer_and_its_output_is_the_thread():
-    sdk = client("ann")
+    sdk = client(me())
     for transport in TRANSPORTS:
-        async with session(sdk, "ann", assistant_id="chatbot", transport=transport) as thread:
+        async with session(sdk, me(), assistant_id="chatbot", transport=transport) as thread:
             await thread.run.start(input=human("Hello, my name is Ann"))
             streamed = await asyncio.wait_for(messages_of(thread), TIMEOUT)
             state = await asyncio.wait_for(thread.output, TIMEOUT)
@@ -128,10 +136,10 @@ async def a_chat_streams_its_answer_and_its_output_is_the_thread():
 
 @check
 async def an_agents_tool_call_shows_on_tools_and_messages():
-    sdk = client("ann")
+    sdk = client(me())
     assistant_id = await agent(sdk)
     for transport in TRANSPORTS:
-        async with session(sdk, "ann", assistant_id=assistant_id, transport=transport) as thread:
+        async with session(sdk, me(), assistant_id=assistant_id, transport=transport) as thread:
             await thread.run.start(input=human("Look up the moon in wikipedia"))
             handles = [call async for call in thread.tool_calls]
             calls = [(call.name, call.input, await asyncio.wait_for(call.output, TIMEOUT)) for call in handles]
@@ -140,7 +148,7 @@ async def an_agents_tool_call_shows_on_tools_and_messages():
         assert "moon" in json.dumps(calls[0][2]).lower(), calls
         assert types(state) == ["human", "ai", "tool", "ai"], state
     # The tool's message comes on a namespace of its own, the answers on the root's.
-    seen = await events(thread.thread_id, "ann", {"channels": ["messages", "lifecycle"]},
+    seen = await events(thread.thread_id, me(), {"channels": ["messages", "lifecycle"]},
                         lambda event: lifecycle(event, "completed"), since=0)
     namespaces = {tuple(event["params"]["namespace"]) for event in seen if event["method"] == "messages"}
     call_id = state["messages"][2]["tool_call_id"]
@@ -149,10 +157,10 @@ async def an_agents_tool_call_shows_on_tools_and_messages():
 
 @check
 async def a_confirmation_is_asked_on_input_and_answered_with_respond():
-    sdk = client("ann")
+    sdk = client(me())
     assistant_id = await agent(sdk, interrupt_before_action=True)
     for transport in TRANSPORTS:
-        async with session(sdk, "ann", assistant_id=assistant_id, transport=transport) as thread:
+        async with session(sdk, me(), assistant_id=assistant_id, transport=transport) as thread:
             await thread.run.start(input=human("Look up the moon in wikipedia"))
             for _ in range(300):
                 if thread.interrupted:
@@ -163,16 +171,16 @@ async def a_confirmation_is_asked_on_input_and_answered_with_respond():
             assert waiting["next"] == ["action"], waiting
             await thread.run.respond(True)
         # The answer is a second run: the log shows both.
-        done = await events(thread.thread_id, "ann", {"channels": ["lifecycle"]}, the_nth_end(1), since=0)
+        done = await events(thread.thread_id, me(), {"channels": ["lifecycle"]}, the_nth_end(1), since=0)
         ends = [event["params"]["data"]["event"] for event in done]
         assert ends == ["running", "interrupted", "running", "completed"], ends
         state = await sdk.threads.get_state(thread.thread_id)
         assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai", "tool", "ai"], state
     # The interrupt asked names the calls waiting; an answer to it twice is refused.
-    asked = await events(thread.thread_id, "ann", {"channels": ["input"]}, lambda event: True, since=0)
+    asked = await events(thread.thread_id, me(), {"channels": ["input"]}, lambda event: True, since=0)
     request = asked[0]["params"]["data"]
     assert request["payload"]["action_requests"][0]["name"] == "wikipedia", request
-    again = await command(thread.thread_id, "ann", {"id": 5, "method": "input.respond", "params": {
+    again = await command(thread.thread_id, me(), {"id": 5, "method": "input.respond", "params": {
         "interrupt_id": request["interrupt_id"], "namespace": [], "response": True}})
     assert again == {"type": "error", "id": 5, "error": "no_such_run",
                      "message": "No interrupted run is bound to this thread."}, again
@@ -180,9 +188,9 @@ async def a_confirmation_is_asked_on_input_and_answered_with_respond():
 
 @check
 async def a_review_is_answered_with_decisions():
-    sdk = client("ann")
+    sdk = client(me())
     assistant_id = await agent(sdk, tool_review=True)
-    async with session(sdk, "ann", assistant_id=assistant_id) as thread:
+    async with session(sdk, me(), assistant_id=assistant_id) as thread:
         await thread.run.start(input=human("Look up the moon in wikipedia"))
         for _ in range(300):
             if thread.interrupted:
@@ -190,20 +198,20 @@ async def a_review_is_answered_with_decisions():
             await asyncio.sleep(0.05)
         reject = {"decisions": [{"type": "reject", "message": "not now"}]}
         await thread.run.respond(reject)
-    await events(thread.thread_id, "ann", {"channels": ["lifecycle"]}, the_nth_end(1), since=0)
+    await events(thread.thread_id, me(), {"channels": ["lifecycle"]}, the_nth_end(1), since=0)
     state = await sdk.threads.get_state(thread.thread_id)
     assert "not now" in state["values"]["messages"][2]["content"], state
 
 
 @check
 async def a_second_run_continues_the_threads_numbering():
-    sdk = client("ann")
+    sdk = client(me())
     thread_id = str(uuid.uuid4())
     # The second is queued behind the first (run.start enqueues).
     for text in ["Hello, my name is Bo", "What is my name?"]:
-        async with session(sdk, "ann", thread_id, assistant_id="chatbot") as thread:
+        async with session(sdk, me(), thread_id, assistant_id="chatbot") as thread:
             await thread.run.start(input=human(text))
-    every = await events(thread_id, "ann", {"channels": ["lifecycle", "messages", "values", "updates", "tools", "input"]},
+    every = await events(thread_id, me(), {"channels": ["lifecycle", "messages", "values", "updates", "tools", "input"]},
                          the_nth_end(2))
     seqs = [event["seq"] for event in every]
     assert seqs == list(range(1, len(seqs) + 1)), seqs
@@ -215,27 +223,27 @@ async def a_second_run_continues_the_threads_numbering():
 
 @check
 async def a_reconnect_with_since_gets_every_later_event_once():
-    sdk = client("ann")
-    async with session(sdk, "ann", assistant_id="chatbot") as thread:
+    sdk = client(me())
+    async with session(sdk, me(), assistant_id="chatbot") as thread:
         await thread.run.start(input=human("Hello there, tell me something long"))
         await asyncio.wait_for(thread.output, TIMEOUT)
     body = {"channels": ["lifecycle", "messages", "values"]}
-    whole = await events(thread.thread_id, "ann", body, lambda event: lifecycle(event, "completed"))
+    whole = await events(thread.thread_id, me(), body, lambda event: lifecycle(event, "completed"))
     cut = len(whole) // 2
-    first = await events(thread.thread_id, "ann", body, lambda event: event["seq"] == whole[cut]["seq"], since=0)
-    rest = await events(thread.thread_id, "ann", body, lambda event: lifecycle(event, "completed"), since=first[-1]["seq"])
+    first = await events(thread.thread_id, me(), body, lambda event: event["seq"] == whole[cut]["seq"], since=0)
+    rest = await events(thread.thread_id, me(), body, lambda event: lifecycle(event, "completed"), since=first[-1]["seq"])
     assert first + rest == whole, (first, rest)
-    only_messages = await events(thread.thread_id, "ann", {"channels": ["messages"], "namespaces": [[]], "depth": 0},
+    only_messages = await events(thread.thread_id, me(), {"channels": ["messages"], "namespaces": [[]], "depth": 0},
                                  lambda event: event["params"]["data"]["event"] == "message-finish", since=0)
     assert {event["method"] for event in only_messages} == {"messages"}
 
 
 @check
 async def a_failed_run_ends_failed_and_output_raises():
-    sdk = client("ann")
+    sdk = client(me())
     assistant_id = await agent(sdk)
     for transport in TRANSPORTS:
-        async with session(sdk, "ann", assistant_id=assistant_id, transport=transport) as thread:
+        async with session(sdk, me(), assistant_id=assistant_id, transport=transport) as thread:
             await thread.run.start(input=human("Look up the moon in wikipedia"), config={"recursion_limit": 1})
             try:
                 await asyncio.wait_for(thread.output, TIMEOUT)
@@ -248,14 +256,14 @@ async def a_failed_run_ends_failed_and_output_raises():
 
 @check
 async def a_run_of_any_protocol_is_on_the_threads_log():
-    sdk = client("ann")
+    sdk = client(me())
     thread = await sdk.threads.create()
     parts = [part async for part in sdk.runs.stream(thread["thread_id"], "chatbot", input=human("Hi, classic"))]
     assert parts[-1].event == "values", parts
-    seen = await events(thread["thread_id"], "ann", {"channels": ["lifecycle", "messages"]},
+    seen = await events(thread["thread_id"], me(), {"channels": ["lifecycle", "messages"]},
                         lambda event: lifecycle(event, "completed"), since=0)
     assert seen[0]["params"]["data"] == {"event": "running", "graph_name": "chatbot"}, seen[0]
-    started = await command(thread["thread_id"], "ann", {"id": 1, "method": "run.start", "params": {
+    started = await command(thread["thread_id"], me(), {"id": 1, "method": "run.start", "params": {
         "assistant_id": "chatbot", "input": human("And now the new way")}})
     joined = await sdk.runs.join(thread["thread_id"], started["result"]["run_id"])
     assert [m["type"] for m in joined["messages"]] == ["human", "ai", "human", "ai"], joined
@@ -263,30 +271,41 @@ async def a_run_of_any_protocol_is_on_the_threads_log():
 
 @check
 async def anothers_thread_is_neither_read_nor_run():
-    sdk = client("ann")
-    async with session(sdk, "ann", assistant_id="chatbot") as thread:
+    sdk = client(me())
+    async with session(sdk, me(), assistant_id="chatbot") as thread:
         await thread.run.start(input=human("private words"))
         await asyncio.wait_for(thread.output, TIMEOUT)
     refused = await command(thread.thread_id, "eve", {"id": 1, "method": "run.start", "params": {
         "assistant_id": "chatbot", "input": human("mine now")}})
     assert refused["error"] == "unknown_error" and refused["message"] == "404: Thread or assistant not found.", refused
-    # Eve's stream of Ann's thread is open, and only says it is alive.
+    # Eve's stream of Ann's thread sends none of its events: it only says it is alive (or, on a
+    # Lambda function, ends once it has had nothing to send for a while).
+    received = b""
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         async with http.stream("POST", f"{URL}/threads/{thread.thread_id}/stream/events",
-                               json={"channels": ["messages", "values", "lifecycle"]}, headers=cookie("eve")) as response:
+                               json={"channels": ["messages", "values", "lifecycle"]},
+                               headers=cookie("eve")) as response:
             assert response.status_code == 200
-            chunk = await asyncio.wait_for(response.aiter_raw().__anext__(), 8)
-    assert chunk == b": heartbeat\r\n\r\n", chunk
+
+            async def read():
+                nonlocal received
+                async for chunk in response.aiter_raw():
+                    received += chunk
+            try:
+                await asyncio.wait_for(read(), 7)
+            except asyncio.TimeoutError:
+                pass
+    assert b"data:" not in received and received in (b"", b": heartbeat\r\n\r\n"), received
 
 
 @check
 async def errors_get_the_references_envelopes():
     thread_id = str(uuid.uuid4())
-    assert await command(thread_id, "ann", b"not json", 400) == {"detail": "Invalid JSON body"}
-    assert await command(thread_id, "ann", {"method": "run.start"}, 400) == {
+    assert await command(thread_id, me(), b"not json", 400) == {"detail": "Invalid JSON body"}
+    assert await command(thread_id, me(), {"method": "run.start"}, 400) == {
         "type": "error", "id": None, "error": "invalid_argument",
         "message": "Protocol commands must include an integer id and string method."}
-    assert (await command(thread_id, "ann", {"id": "x", "method": "run.start"}, 400))["id"] == "x"
+    assert (await command(thread_id, me(), {"id": "x", "method": "run.start"}, 400))["id"] == "x"
     cases = [
         ("state.get", {}, "unknown_command", "Unknown protocol command: state.get"),
         ("run.start", {"input": human("hi")}, "invalid_argument", "run.start requires an assistant_id."),
@@ -300,11 +319,11 @@ async def errors_get_the_references_envelopes():
         ("agent.getTree", {}, "no_such_run", "No active run is bound to this thread."),
     ]
     for number, (method, params, code, message) in enumerate(cases, start=1):
-        answer = await command(thread_id, "ann", {"id": number, "method": method, "params": params})
+        answer = await command(thread_id, me(), {"id": number, "method": method, "params": params})
         assert answer == {"type": "error", "id": number, "error": code, "message": message}, (method, answer)
-    unknown = await command(thread_id, "ann", {"id": 9, "method": "run.start", "params": {"assistant_id": "nope"}})
+    unknown = await command(thread_id, me(), {"id": 9, "method": "run.start", "params": {"assistant_id": "nope"}})
     assert unknown["error"] == "unknown_error" and unknown["message"].startswith("422: Invalid assistant: 'nope'."), unknown
-    subscribed = await command(thread_id, "ann", {"id": 10, "method": "subscription.subscribe",
+    subscribed = await command(thread_id, me(), {"id": 10, "method": "subscription.subscribe",
                                                   "params": {"channels": ["values"]}})
     assert subscribed["result"]["replayed_events"] == 0 and subscribed["meta"] == {"applied_through_seq": 0}
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
@@ -314,9 +333,9 @@ async def errors_get_the_references_envelopes():
             ({"channels": ["values", "bogus"]}, "channels contains unsupported entries: bogus. Allowed: values, "
              "updates, messages, tools, custom, lifecycle, input, tasks, or any `custom:<name>`."),
         ]:
-            response = await http.post(stream, json=body, headers=cookie("ann"))
+            response = await http.post(stream, json=body, headers=cookie(me()))
             assert (response.status_code, response.json()) == (400, {"detail": detail}), response.text
-        response = await http.post(stream, content=b"{", headers=cookie("ann"))
+        response = await http.post(stream, content=b"{", headers=cookie(me()))
         assert (response.status_code, response.json()) == (400, {"detail": "Invalid JSON body"})
 
 
@@ -335,6 +354,7 @@ async def main():
         if only and function.__name__ not in only:
             continue
         print(function.__name__, flush=True)
+        RUNNING.append(function.__name__[:40])
         await function()
     print("all passed")
 

@@ -95,6 +95,10 @@ pub struct Config {
     pub run_events_ttl: Duration,
     /// How long each event of a thread's log is kept (the LangGraph event protocol's replay).
     pub thread_events_ttl: Duration,
+    /// How long a thread's event stream stays open with nothing to send and no run going on the
+    /// thread, where it ends at all: a Lambda function never learns that its client has gone,
+    /// and would otherwise hold (and bill) an instance for its whole time limit.
+    pub event_stream_idle: Option<Duration>,
     /// How many runs one user may have going at once, across every process; `None`: no limit.
     pub max_runs_per_user: Option<u32>,
     /// The most tokens one answer may have: a cap on what a run costs.
@@ -285,6 +289,11 @@ impl Config {
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
             run_events_ttl: Duration::from_secs(env.parse("RUN_EVENTS_TTL_SECONDS", 3600)?),
             thread_events_ttl: Duration::from_secs(env.parse("THREAD_EVENTS_TTL_SECONDS", 86_400)?),
+            event_stream_idle: {
+                let under_lambda = env.text("AWS_LAMBDA_RUNTIME_API").is_some();
+                let seconds: u64 = env.parse("EVENT_STREAM_IDLE_SECONDS", if under_lambda { 5 } else { 0 })?;
+                (seconds > 0).then(|| Duration::from_secs(seconds))
+            },
             run_queue_wait: Duration::from_secs(env.parse("RUN_QUEUE_WAIT_SECONDS", 25)?),
             max_output_tokens: env.parse("MAX_OUTPUT_TOKENS", 4096)?,
             max_runs_per_user: Some(env.parse("MAX_RUNS_PER_USER", 0)?).filter(|limit| *limit > 0),

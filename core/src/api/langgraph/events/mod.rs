@@ -9,7 +9,7 @@ mod filter;
 mod socket;
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -22,7 +22,9 @@ use uuid::Uuid;
 
 use super::{detail, unprocessable};
 use crate::api::auth::User;
+use crate::api::limits::StreamSlot;
 use crate::api::{json_response, ApiError, AppState, Routes};
+use crate::model::UserId;
 use crate::runs::ThreadFeed;
 use commands::{Reply, Session};
 pub(super) use filter::EventFilter;
@@ -98,18 +100,66 @@ async fn stream_events(
     let raw = json_body(request, STREAM_REQUEST_BYTES).await?;
     let (filter, since) = EventFilter::from_request(&raw).map_err(|reason| detail(StatusCode::BAD_REQUEST, reason))?;
     let slot = state.streams.take(&user)?;
-    let feed = ThreadFeed::new(state.store.clone(), state.runs.thread_logs(), user, thread_id, since);
+    let feed = ThreadFeed::new(state.store.clone(), state.runs.thread_logs(), user.clone(), thread_id, since);
+    let stream = EventStream {
+        feed,
+        filter,
+        heartbeat: heartbeat(),
+        idle_end: state.config.event_stream_idle,
+        last_sent: Instant::now(),
+        state,
+        user,
+        thread_id,
+        _slot: slot,
+    };
+    let frames = futures::stream::unfold(stream, |mut stream| async move {
+        let frame = stream.next_frame().await?;
+        Some((frame, stream))
+    });
+    let headers = [
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        (header::CONNECTION, HeaderValue::from_static("keep-alive")),
+        (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
+        (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8")),
+    ];
+    Ok((headers, axum::body::Body::from_stream(frames.map(Ok::<_, Infallible>))).into_response())
+}
+
+fn heartbeat() -> tokio::time::Interval {
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let frames = futures::stream::unfold(Some((feed, filter, heartbeat, slot)), |open| async move {
-        let (mut feed, filter, mut heartbeat, slot) = open?;
+    heartbeat
+}
+
+/// One open `stream/events` response.
+struct EventStream {
+    feed: ThreadFeed,
+    filter: EventFilter,
+    heartbeat: tokio::time::Interval,
+    idle_end: Option<Duration>,
+    last_sent: Instant,
+    state: AppState,
+    user: UserId,
+    thread_id: Uuid,
+    _slot: StreamSlot,
+}
+
+impl EventStream {
+    /// The next event that passes the filter, or a heartbeat; `None` ends the response.
+    async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
             tokio::select! {
-                _ = heartbeat.tick() => return Some((Bytes::from_static(b": heartbeat\r\n\r\n"), Some((feed, filter, heartbeat, slot)))),
-                event = feed.next() => match event {
-                    Ok(event) if filter.passes(&event) => {
+                _ = self.heartbeat.tick() => {
+                    if self.idle().await {
+                        return None;
+                    }
+                    return Some(Bytes::from_static(b": heartbeat\r\n\r\n"));
+                }
+                event = self.feed.next() => match event {
+                    Ok(event) if self.filter.passes(&event) => {
+                        self.last_sent = Instant::now();
                         let frame = format!("event: {}\r\ndata: {}\r\nid: {}\r\n\r\n", event.method, event.envelope, event.seq);
-                        return Some((Bytes::from(frame), Some((feed, filter, heartbeat, slot))));
+                        return Some(Bytes::from(frame));
                     }
                     Ok(_) => {}
                     Err(error) => {
@@ -120,12 +170,16 @@ async fn stream_events(
                 },
             }
         }
-    });
-    let headers = [
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        (header::CONNECTION, HeaderValue::from_static("keep-alive")),
-        (header::HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no")),
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8")),
-    ];
-    Ok((headers, axum::body::Body::from_stream(frames.map(Ok::<_, Infallible>))).into_response())
+    }
+
+    /// Whether the stream has been silent for its idle time with no run going on the thread.
+    async fn idle(&self) -> bool {
+        if self.idle_end.is_none_or(|idle| self.last_sent.elapsed() < idle) {
+            return false;
+        }
+        match self.state.store.thread_view(&self.user, self.thread_id).await {
+            Ok(view) => !view.running,
+            Err(_) => true,
+        }
+    }
 }
