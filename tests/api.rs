@@ -255,3 +255,35 @@ async fn cors_lets_configured_browser_origins_in() {
     let other = from("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+/// A local server (loopback `HOST`, any cookie value) needs nothing set for a page elsewhere on
+/// this machine, such as agent-chat-ui on port 3000, which sends no cookie: it is let in as the
+/// user `local`, and only pages of this machine get CORS answers. A server others can reach does
+/// neither.
+#[tokio::test]
+async fn a_local_server_lets_pages_of_this_machine_in_without_an_identity() {
+    let app = spawn_app_with(test_config(|_| None), test_store().await).await;
+    let from =
+        |origin: &'static str| app.request(Method::GET, "/langgraph/assistants/search", None).header("origin", origin);
+    let page = from("http://localhost:3000").send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::METHOD_NOT_ALLOWED, "routed and let in");
+    assert_eq!(page.headers()["access-control-allow-origin"], "http://localhost:3000");
+    let made = app.request(Method::POST, "/langgraph/threads", None).json(&json!({})).send().await.unwrap();
+    let (status, made) = json_of(made).await;
+    assert_eq!(status, StatusCode::OK, "{made}");
+    let anonymous = app.client.get(app.url(&format!("/langgraph/threads/{}", made["thread_id"].as_str().unwrap())));
+    assert_eq!(anonymous.send().await.unwrap().status(), StatusCode::OK, "the same local user again");
+    let (status, _) = app.get(&format!("/langgraph/threads/{}", made["thread_id"].as_str().unwrap()), USER).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a user with a cookie is not the local one");
+    let elsewhere = from("https://evil.example").send().await.unwrap();
+    assert!(elsewhere.headers().get("access-control-allow-origin").is_none(), "no page of another machine");
+
+    let reachable = test_config(|name| (name == "HOST").then(|| "0.0.0.0".into()));
+    let app = spawn_app_with(reachable, test_store().await).await;
+    let page = app.request(Method::GET, "/langgraph/threads/search", None).header("origin", "http://localhost:3000");
+    let page = page.send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(page.headers().get("access-control-allow-origin").is_none());
+    let refused = app.request(Method::POST, "/langgraph/threads", None).json(&json!({})).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}

@@ -168,6 +168,11 @@ async fn the_event_protocol_streams_through_the_lambda_functions() {
     let mut args = vec![emulator().base, "sse".to_string()];
     args.extend(checks.iter().map(|check| check.to_string()));
     integration_tests::run_python_suite("langgraph/events_suite.py", args).await;
+    // A function cannot hold a socket: a WebSocket is refused in words that name SSE.
+    let path = format!("/langgraph/threads/{}/stream/events", uuid::Uuid::new_v4());
+    let (status, refused) = emulator().get(&path, "socket-user").await;
+    assert_eq!(status, 501, "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("over SSE only"), "{refused}");
 }
 
 /// A cron made through the `runs` function fires when `run-worker` is invoked with what its

@@ -291,7 +291,22 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         return Some(layer.allow_origin(AllowOrigin::any()));
     }
     let list: Vec<HeaderValue> = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
-    Some(layer.allow_origin(AllowOrigin::list(list)).allow_credentials(true))
+    let loopback = origins.iter().any(|origin| origin == crate::config::LOOPBACK_ORIGINS);
+    let allowed = AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+        list.contains(origin) || (loopback && origin.to_str().is_ok_and(is_loopback_origin))
+    });
+    Some(layer.allow_origin(allowed).allow_credentials(true))
+}
+
+/// A page served from this machine (`http://localhost:3000`, `http://127.0.0.1:5173`, ...).
+fn is_loopback_origin(origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else { return false };
+    match url.host() {
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(address)) => address.is_loopback(),
+        Some(url::Host::Ipv6(address)) => address.is_loopback(),
+        None => false,
+    }
 }
 
 /// Serializes straight to the response body, without building a JSON tree first.

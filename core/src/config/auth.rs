@@ -28,16 +28,22 @@ pub struct JwtSettings {
 /// URL, as with `langgraph dev`; `ANONYMOUS_USER=none` turns it off. Nowhere else: a server
 /// others can reach never puts callers without an identity in one shared account.
 fn anonymous_user(env: &Env<'_>) -> Result<Option<String>, ConfigError> {
-    let host: std::net::IpAddr = env.parse("HOST", std::net::IpAddr::from([127, 0, 0, 1]))?;
-    let local = host.is_loopback()
-        && env.text("AWS_LAMBDA_RUNTIME_API").is_none()
-        && env.text("COOKIE_USER_IDS").as_deref().unwrap_or("any") == "any";
     Ok(match env.text("ANONYMOUS_USER").as_deref() {
-        _ if !local => None,
+        _ if !local_server(env)? => None,
         Some("none") => None,
         Some(name) => Some(name.to_string()),
         None => Some("local".to_string()),
     })
+}
+
+/// A server only this machine reaches, for local work: it listens on loopback, is not a Lambda
+/// function, and takes any cookie value.
+pub(super) fn local_server(env: &Env<'_>) -> Result<bool, ConfigError> {
+    let host: std::net::IpAddr = env.parse("HOST", std::net::IpAddr::from([127, 0, 0, 1]))?;
+    Ok(host.is_loopback()
+        && env.text("AWS_LAMBDA_RUNTIME_API").is_none()
+        && env.text("AUTH_TYPE").as_deref().unwrap_or("noop") == "noop"
+        && env.text("COOKIE_USER_IDS").as_deref().unwrap_or("any") == "any")
 }
 
 pub(super) fn auth_config(env: &Env<'_>) -> Result<AuthConfig, ConfigError> {

@@ -78,6 +78,9 @@ impl DynamoSettings {
     pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
+/// In `CORS_ALLOW_ORIGINS`: every page served from this machine (`http://localhost:<port>` ...).
+pub const LOOPBACK_ORIGINS: &str = "loopback";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub host: IpAddr,
@@ -272,10 +275,12 @@ impl Config {
             },
             max_body_bytes: env.parse("MAX_BODY_BYTES", 1 << 20)?,
             auth: auth::auth_config(&env)?,
-            cors_allow_origins: env
-                .text("CORS_ALLOW_ORIGINS")
-                .map(|origins| origins.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect())
-                .unwrap_or_default(),
+            cors_allow_origins: match env.text("CORS_ALLOW_ORIGINS") {
+                Some(origins) => origins.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect(),
+                // A local server's pages on other ports of this machine need nothing set either.
+                None if auth::local_server(&env)? => vec![LOOPBACK_ORIGINS.to_string()],
+                None => Vec::new(),
+            },
             limits: Limits {
                 max_messages_per_request: env.parse("MAX_MESSAGES_PER_REQUEST", 100)?,
                 max_message_bytes: env.parse("MAX_MESSAGE_BYTES", 256 * 1024)?,

@@ -41,10 +41,23 @@ pub(super) fn command_routes() -> Routes {
 }
 
 pub(super) fn stream_routes() -> Routes {
-    let events = post(stream_events);
     #[cfg(feature = "websocket")]
-    let events = events.get(socket::upgrade);
+    let events = post(stream_events).get(socket::upgrade);
+    #[cfg(not(feature = "websocket"))]
+    let events = post(stream_events).get(no_websocket);
     Routes::default().route("/langgraph/threads/{thread_id}/stream/events", events)
+}
+
+/// A Lambda function answers one request at a time and cannot hold a socket: the same events
+/// come over SSE (docs/langgraph.md says why there is no WebSocket API on AWS).
+#[cfg(not(feature = "websocket"))]
+async fn no_websocket() -> ApiError {
+    detail(
+        StatusCode::NOT_IMPLEMENTED,
+        "This deployment streams a thread's events over SSE only, not WebSocket: POST this path with the same \
+         filter as its body (langgraph-sdk: threads.stream(..., transport=\"sse\"), the default; \
+         @langchain/langgraph-sdk: the default SSE transport)",
+    )
 }
 
 fn thread_id(raw: &str) -> Result<Uuid, ApiError> {
