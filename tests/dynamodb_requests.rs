@@ -122,10 +122,11 @@ async fn requests_per_endpoint() {
     assert_eq!(count("GET /assistants"), 1);
     assert_eq!(count("POST /threads/{id}/messages"), 2, "reserve, then one transaction");
     // A run reads the thread with its messages and the assistant, starts in one transaction
-    // (lease, record, input) and ends in one (answer, record, lease given back).
-    assert_eq!(count("POST /runs/stream (whole run)"), 4);
+    // (lease, record, input) and ends in one (answer, record, lease given back). Its thread's
+    // event log costs one Query (where the log ends) and one write per 250 ms of the run.
+    assert_eq!(count("POST /runs/stream (whole run)"), 6);
     // In the background it is recorded pending, then running when a worker takes it.
-    assert_eq!(count("POST /runs (whole run: answer and background work)"), 5);
+    assert_eq!(count("POST /runs (whole run: answer and background work)"), 7);
     let per_step =
         (count("POST /runs/stream (agent: model, tool round, model)") - count("POST /runs/stream (whole run)")) / 2;
     println!("\nDynamoDB requests per agent step (a tool round, or a model call after one): {per_step}");

@@ -102,6 +102,9 @@ pub struct Config {
     /// thread, where it ends at all: a Lambda function never learns that its client has gone,
     /// and would otherwise hold (and bill) an instance for its whole time limit.
     pub event_stream_idle: Option<Duration>,
+    /// Whether this process may hold WebSockets: not a Lambda function, which answers one
+    /// request at a time and cannot keep a socket.
+    pub websockets: bool,
     /// How many runs one user may have going at once, across every process; `None`: no limit.
     pub max_runs_per_user: Option<u32>,
     /// The most tokens one answer may have: a cap on what a run costs.
@@ -294,6 +297,7 @@ impl Config {
             run_lease: Duration::from_secs(env.parse("RUN_LEASE_SECONDS", 60)?),
             run_events_ttl: Duration::from_secs(env.parse("RUN_EVENTS_TTL_SECONDS", 3600)?),
             thread_events_ttl: Duration::from_secs(env.parse("THREAD_EVENTS_TTL_SECONDS", 86_400)?),
+            websockets: env.text("AWS_LAMBDA_RUNTIME_API").is_none(),
             event_stream_idle: {
                 let under_lambda = env.text("AWS_LAMBDA_RUNTIME_API").is_some();
                 let seconds: u64 = env.parse("EVENT_STREAM_IDLE_SECONDS", if under_lambda { 5 } else { 0 })?;

@@ -50,7 +50,6 @@ pub(super) fn stream_routes() -> Routes {
 
 /// A Lambda function answers one request at a time and cannot hold a socket: the same events
 /// come over SSE (docs/langgraph.md says why there is no WebSocket API on AWS).
-#[cfg(not(feature = "websocket"))]
 async fn no_websocket() -> ApiError {
     detail(
         StatusCode::NOT_IMPLEMENTED,

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -30,8 +31,12 @@ pub(super) async fn upgrade(
     State(state): State<AppState>,
     User(user): User,
     Path(raw_thread_id): Path<String>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    if !state.config.websockets {
+        return Err(super::no_websocket().await);
+    }
+    let upgrade = upgrade.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
     let thread_id = thread_id(&raw_thread_id)?;
     let slot = state.streams.take(&user)?;
     let limit = max_frame_bytes(&state);
