@@ -34,8 +34,14 @@ fn median(values: &[f64]) -> f64 {
 async fn round(binaries: &Path, figures: &mut Figures, smoke: bool, lambda_env: Option<&[(&str, String)]>) {
     let binary = binaries.join("api");
     let upstream = streaming::upstream(TOKENS, Duration::ZERO).await;
-    let served =
-        reference::ours(&binary, &format!("{}/v1", upstream.base_url), if smoke { 3 } else { 20 }, TOKENS).await;
+    let served = reference::ours(
+        &binary,
+        &format!("{}/v1", upstream.base_url),
+        reference::Protocol::Classic,
+        if smoke { 3 } else { 20 },
+        TOKENS,
+    )
+    .await;
     figures.cpu_per_token_us.push(served.cpu_per_token.as_secs_f64() * 1e6);
     figures.rss_after_mib.push(served.rss_mib);
 

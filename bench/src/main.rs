@@ -28,6 +28,9 @@ use streaming::Api;
 
 pub const TOKENS: usize = 200;
 
+/// The run whose thread the event protocol's replay row reads back: some 10,000 events.
+const REPLAY_TOKENS: usize = 10_000;
+
 fn api_binary() -> PathBuf {
     // The `api` binary built beside this one (same profile, same target dir).
     let me = std::env::current_exe().expect("own path");
@@ -165,6 +168,22 @@ async fn main() {
         resumable["dynamodb_writes_per_second"] = json!(per_second);
     }
     report.insert("langgraph_resumable".into(), resumable);
+    // The event protocol: a new connection replaying a finished thread from `since` 0.
+    let upstream = streaming::upstream(REPLAY_TOKENS, Duration::ZERO).await;
+    let (ours, assistant) = reference::our_server(&binary, &format!("{}/v1", upstream.base_url)).await;
+    let (events, replayed) =
+        reference::replay(&format!("{}/langgraph", ours.base), &assistant, REPLAY_TOKENS, if smoke { 3 } else { 10 })
+            .await;
+    drop(ours);
+    println!(
+        "Event protocol replay of a finished thread from since 0 ({events} messages and lifecycle events, memory \
+         store): p50 {:.1} ms, p99 {:.1} ms",
+        replayed.p50_ms, replayed.p99_ms
+    );
+    report.insert(
+        "event_protocol_replay".into(),
+        json!({"events": events, "p50_ms": replayed.p50_ms, "p99_ms": replayed.p99_ms}),
+    );
     // Side by side with the reference LangGraph server, when scripts/bench.sh installed it.
     if let Some(figures) = compare_with_reference(&binary, smoke).await {
         report.insert("langgraph_reference".into(), figures);
@@ -287,30 +306,60 @@ fn lambda_env(endpoint: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Our server and the reference LangGraph server, on the same graph and mock upstream: CPU per
-/// token and memory, printed as a table; `None` without the reference's virtualenv.
+/// token and memory for each protocol, and the event protocol's replay from `since`, printed as
+/// tables; `None` without the reference's virtualenv.
 async fn compare_with_reference(binary: &std::path::Path, smoke: bool) -> Option<serde_json::Value> {
+    use reference::Protocol;
     let venv = std::env::var("LANGGRAPH_REFERENCE_VENV").ok()?;
+    let venv = std::path::Path::new(&venv);
     let repeats = if smoke { 3 } else { 20 };
-    let (ours, theirs) = reference::compare(binary, std::path::Path::new(&venv), repeats, TOKENS).await;
     println!(
-        "\n| LangGraph server ({repeats} chatbot runs of {TOKENS} tokens, messages-tuple) | server CPU per token µs | RSS after, MiB |\n|---|---|---|"
+        "\n| LangGraph server ({repeats} chatbot runs of {TOKENS} tokens) | protocol | server CPU per token µs | RSS after, MiB |\n|---|---|---|---|"
     );
-    for (name, figures) in [("this one (memory store)", &ours), ("langgraph dev (inmem), reference", &theirs)] {
-        println!("| {name} | {:.1} | {:.1} |", figures.cpu_per_token.as_secs_f64() * 1e6, figures.rss_mib);
+    let mut figures = serde_json::Map::new();
+    let mut ours_code_rss = 0.0;
+    for (protocol, label) in
+        [(Protocol::Classic, "runs/stream, messages-tuple"), (Protocol::Events, "run.start + stream/events")]
+    {
+        let (ours, theirs) = reference::compare(binary, venv, protocol, repeats, TOKENS).await;
+        for (name, figures) in [("this one (memory store)", &ours), ("langgraph dev (inmem), reference", &theirs)] {
+            println!(
+                "| {name} | {label} | {:.1} | {:.1} |",
+                figures.cpu_per_token.as_secs_f64() * 1e6,
+                figures.rss_mib
+            );
+        }
+        let cpu_ratio = theirs.cpu_per_token.as_secs_f64() / ours.cpu_per_token.as_secs_f64();
+        let memory_ratio = theirs.rss_mib / ours.rss_mib;
+        println!("| ({label}: the reference uses {cpu_ratio:.0}× the CPU per token and {memory_ratio:.1}× the memory) | | | |");
+        ours_code_rss = ours.code_rss_mib;
+        figures.insert(
+            format!("{protocol:?}").to_lowercase(),
+            json!({"runs": repeats, "tokens": TOKENS,
+            "ours_cpu_per_token_us": ours.cpu_per_token.as_secs_f64() * 1e6, "ours_rss_mib": ours.rss_mib,
+            "ours_code_rss_mib": ours.code_rss_mib,
+            "reference_cpu_per_token_us": theirs.cpu_per_token.as_secs_f64() * 1e6, "reference_rss_mib": theirs.rss_mib,
+            "cpu_ratio": cpu_ratio, "memory_ratio": memory_ratio}),
+        );
     }
-    let cpu_ratio = theirs.cpu_per_token.as_secs_f64() / ours.cpu_per_token.as_secs_f64();
-    let memory_ratio = theirs.rss_mib / ours.rss_mib;
-    println!("The reference uses {cpu_ratio:.0}× the CPU per token and {memory_ratio:.1}× the memory.");
     // The reference runs Python: its own binary is the interpreter's, so only ours is shown.
     let (found, listed) = server::hot_code_found(binary);
     println!(
-        "Of ours, {:.1} MiB are its binary's code (bench/hot_code keeps the code the server runs together: {found} of \
-         the {listed} functions it lists are in this binary).",
-        ours.code_rss_mib
+        "Of ours, {ours_code_rss:.1} MiB are its binary's code (bench/hot_code keeps the code the server runs together: \
+         {found} of the {listed} functions it lists are in this binary)."
     );
-    Some(json!({"runs": repeats, "tokens": TOKENS,
-        "ours_cpu_per_token_us": ours.cpu_per_token.as_secs_f64() * 1e6, "ours_rss_mib": ours.rss_mib,
-        "ours_code_rss_mib": ours.code_rss_mib,
-        "reference_cpu_per_token_us": theirs.cpu_per_token.as_secs_f64() * 1e6, "reference_rss_mib": theirs.rss_mib,
-        "cpu_ratio": cpu_ratio, "memory_ratio": memory_ratio}))
+    // The event protocol's replay of a long thread from `since` 0, on both.
+    let upstream = streaming::upstream(REPLAY_TOKENS, Duration::ZERO).await;
+    let openai = format!("{}/v1", upstream.base_url);
+    let reference = reference::reference_server(venv, &openai).await;
+    let (events, theirs) =
+        reference::replay(&reference.base.clone(), "chatbot", REPLAY_TOKENS, if smoke { 3 } else { 10 }).await;
+    println!(
+        "Event protocol replay of a finished thread from since 0 ({events} messages and lifecycle events), \
+         langgraph dev (inmem), reference: p50 {:.1} ms, p99 {:.1} ms",
+        theirs.p50_ms, theirs.p99_ms
+    );
+    figures
+        .insert("reference_replay".into(), json!({"events": events, "p50_ms": theirs.p50_ms, "p99_ms": theirs.p99_ms}));
+    Some(serde_json::Value::Object(figures))
 }
