@@ -17,3 +17,45 @@ async fn the_python_sdk_streams_a_threads_events_over_sse_and_websocket() {
     let app = spawn_app_with(config, test_store().await).await;
     integration_tests::run_python_suite("langgraph/events_suite.py", vec![app.base.clone(), "both".into()]).await;
 }
+
+/// Hostile use is bounded: a command body past `MAX_BODY_BYTES` is refused whole, and a user
+/// holds at most `MAX_STREAMS_PER_USER` event streams open at once (a closed one frees its slot).
+#[tokio::test]
+async fn commands_and_streams_are_bounded() {
+    use reqwest::StatusCode;
+    let config = test_config(|name| match name {
+        "MAX_BODY_BYTES" => Some("2000".into()),
+        "MAX_STREAMS_PER_USER" => Some("2".into()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, test_store().await).await;
+    let thread = uuid::Uuid::new_v4();
+    let big = serde_json::json!({"id": 1, "method": "run.start", "params": {"assistant_id": "chatbot",
+        "input": {"messages": [{"role": "user", "content": "x".repeat(3000)}]}}});
+    let (status, refused) = app.post(&format!("/langgraph/threads/{thread}/commands"), "bounded", big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{refused}");
+    assert!(refused["detail"].as_str().unwrap().contains("2000 bytes"), "{refused}");
+    let (status, _) = app.get(&format!("/langgraph/threads/{thread}"), "bounded").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was started");
+
+    let open = || {
+        app.request(reqwest::Method::POST, &format!("/langgraph/threads/{thread}/stream/events"), Some("bounded"))
+            .json(&serde_json::json!({"channels": ["lifecycle"]}))
+            .send()
+    };
+    let first = open().await.unwrap();
+    let second = open().await.unwrap();
+    assert_eq!((first.status(), second.status()), (StatusCode::OK, StatusCode::OK));
+    let third = open().await.unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    drop(first);
+    let mut again = open().await.unwrap().status();
+    for _ in 0..50 {
+        if again == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        again = open().await.unwrap().status();
+    }
+    assert_eq!(again, StatusCode::OK, "a closed stream gives its slot back");
+}

@@ -76,8 +76,11 @@ pub async fn events_until_end(client: &reqwest::Client, base: &str, thread: uuid
     let mut chunks = response.bytes_stream();
     let mut text = String::new();
     while let Some(chunk) = chunks.next().await {
+        // Only what arrived is searched (with enough before it for a marker cut in two).
+        let from = text.len().saturating_sub(16);
         text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        if text.contains("||completed\"") || text.contains("||failed\"") {
+        let arrived = &text[text.floor_char_boundary(from)..];
+        if arrived.contains("||completed\"") || arrived.contains("||failed\"") {
             break;
         }
     }

@@ -340,6 +340,72 @@ async def errors_get_the_references_envelopes():
 
 
 @check
+async def a_fork_starts_from_the_checkpoint_named():
+    sdk = client(me())
+    thread_id = str(uuid.uuid4())
+    async with session(sdk, me(), thread_id, assistant_id="chatbot") as thread:
+        await thread.run.start(input=human("Hello, my name is Ann"))
+    await events(thread_id, me(), {"channels": ["lifecycle"]}, the_nth_end(1))
+    after_first = (await sdk.threads.get_state(thread_id))["checkpoint"]["checkpoint_id"]
+    async with session(sdk, me(), thread_id, assistant_id="chatbot") as thread:
+        await thread.run.start(input=human("Hello, my name is Bo"))
+    await events(thread_id, me(), {"channels": ["lifecycle"]}, the_nth_end(2))
+    async with session(sdk, me(), thread_id, assistant_id="chatbot") as thread:
+        await thread.run.start(input=human("What is my name?"),
+                               config={"configurable": {"checkpoint_id": after_first}})
+    seen = await events(thread_id, me(), {"channels": ["lifecycle", "values"]}, the_nth_end(3))
+    opening = next(event for event in reversed(seen) if lifecycle(event, "running"))
+    first_values = next(event for event in seen if event["method"] == "values" and event["seq"] > opening["seq"])
+    contents = [message["content"] for message in first_values["params"]["data"]["messages"]]
+    assert contents[0] == "Hello, my name is Ann" and contents[-1] == "What is my name?" and len(contents) == 3, contents
+    state = await sdk.threads.get_state(thread_id)
+    assert "Ann" in state["values"]["messages"][-1]["content"], state
+    tree = await command(thread_id, me(), {"id": 1, "method": "agent.getTree", "params": {}})
+    assert tree["result"]["tree"] == {"namespace": [], "status": "completed", "graph_name": "chatbot", "children": []}, tree
+
+
+@check
+async def a_socket_takes_commands_and_sends_each_event_once():
+    if "websocket" not in TRANSPORTS:
+        return
+    import websockets
+
+    thread_id = str(uuid.uuid4())
+    url = URL.replace("http://", "ws://") + f"/threads/{thread_id}/stream/events"
+    async with websockets.connect(url, additional_headers=cookie(me())) as socket:
+        async def ask(frame):
+            await socket.send(frame if isinstance(frame, str) else json.dumps(frame))
+            while True:
+                reply = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+                if reply["type"] != "event":
+                    return reply
+        assert await ask("not json") == {"type": "error", "id": None, "error": "invalid_argument",
+                                         "message": "Protocol commands must be valid JSON."}
+        first = await ask({"id": 1, "method": "subscription.subscribe", "params": {"channels": ["lifecycle"]}})
+        second = await ask({"id": 2, "method": "subscription.subscribe", "params": {"channels": ["lifecycle", "values"]}})
+        assert first["type"] == second["type"] == "success", (first, second)
+        started = await ask({"id": 3, "method": "run.start", "params": {"assistant_id": "chatbot",
+                                                                         "input": human("Hello, my name is Ann")}})
+        assert started["type"] == "success", started
+        seqs = []
+        while True:
+            event = json.loads(await asyncio.wait_for(socket.recv(), TIMEOUT))
+            seqs.append(event["seq"])
+            if lifecycle(event, "completed"):
+                break
+        assert seqs == sorted(set(seqs)), f"each event once, in order: {seqs}"
+        gone = await ask({"id": 4, "method": "subscription.unsubscribe",
+                          "params": {"subscription_id": second["result"]["subscription_id"]}})
+        assert gone["type"] == "success", gone
+        unknown = await ask({"id": 5, "method": "subscription.unsubscribe", "params": {"subscription_id": "nope"}})
+        assert (unknown["error"], unknown["message"]) == ("no_such_subscription", "Unknown subscription: nope"), unknown
+        for number in range(15):
+            await ask({"id": 10 + number, "method": "subscription.subscribe", "params": {"channels": ["tasks"]}})
+        capped = await ask({"id": 30, "method": "subscription.subscribe", "params": {"channels": ["tasks"]}})
+        assert capped["error"] == "invalid_argument" and "at most 16 subscriptions" in capped["message"], capped
+
+
+@check
 async def a_local_server_needs_nothing_but_its_url():
     sdk = get_client(url=URL)
     async with sdk.threads.stream(assistant_id="chatbot", transport=TRANSPORTS[-1]) as thread:
