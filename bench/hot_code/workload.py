@@ -2,7 +2,8 @@
 
 What a user of either API does most: the getting-started walk through the OpenGPTs API (an
 assistant, a thread, messages, a run and its stream) and the LangGraph API's stream in the modes
-useStream and agent-chat-ui ask for, on the offline model and on an OpenAI-compatible upstream
+useStream and agent-chat-ui ask for, and its event protocol (a run started with `run.start`, the
+thread's events read back over SSE), on the offline model and on an OpenAI-compatible upstream
 (a small one served here, in OpenAI's streaming format). Standard library only.
 
     python workload.py http://127.0.0.1:PORT UPSTREAM_PORT
@@ -14,6 +15,7 @@ import socketserver
 import sys
 import threading
 import urllib.request
+import uuid
 
 BASE = sys.argv[1]
 UPSTREAM_PORT = int(sys.argv[2])
@@ -87,6 +89,26 @@ def langgraph(graph_config):
     call("POST", "/langgraph/threads/search", {"limit": 10})
 
 
+def events(graph_config):
+    """The event protocol: `run.start` on a new thread, then its events until the run's end."""
+    assistant = call("POST", "/langgraph/assistants", {"graph_id": "chatbot", "config": graph_config})
+    thread_id = str(uuid.uuid4())
+    thread = f"/langgraph/threads/{thread_id}"
+    started = call("POST", thread + "/commands", {"id": 1, "method": "run.start", "params": {
+        "assistant_id": assistant["assistant_id"], "input": {"messages": [{"role": "user", "content": "go"}]}}})
+    assert started["type"] == "success", started
+    body = json.dumps({"channels": ["lifecycle", "messages", "values"]}).encode()
+    request = urllib.request.Request(BASE + thread + "/stream/events", data=body, headers=HEADERS, method="POST")
+    # The stream stays open: it is read until the run's end.
+    with urllib.request.urlopen(request, timeout=300) as response:
+        seen = b""
+        while b"||completed" not in seen:
+            line = response.readline()
+            assert line, seen[-300:]
+            seen += line
+    call("GET", thread + "/state")
+
+
 def main():
     upstream = ThreadedServer(("127.0.0.1", UPSTREAM_PORT), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
@@ -99,6 +121,8 @@ def main():
         opengpts({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})
         langgraph(offline)
         langgraph(openai)
+        events(offline)
+        events(openai)
     print("workload done")
 
 

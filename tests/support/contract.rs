@@ -626,6 +626,7 @@ pub async fn a_threads_event_log_is_read_after_any_seq_in_bounded_reads(store: S
         ((7..=60).map(|seq| event(seq, 10)).collect(), later),
     ];
     for (events, expires_at) in batches {
+        let events = events.into_iter().map(Arc::new).collect();
         store.add_thread_events(thread.thread_id, &ThreadEventBatch { events, expires_at }).await.unwrap();
     }
     assert_eq!(store.last_thread_event(thread.thread_id).await.unwrap(), 60, "expired events still count");

@@ -9,14 +9,17 @@ use uuid::Uuid;
 use super::graph_state::review_interrupts;
 use super::render::Renderer;
 use super::Bot;
-use crate::model::{Message, MessageType};
+use std::borrow::Cow;
+
+use crate::model::{Content, Message, MessageType};
 
 /// One event for the thread's log; the writer numbers it and wraps it in its envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct LogEntry {
     pub(super) method: &'static str,
     pub(super) namespace: Vec<String>,
-    pub(super) data: Value,
+    /// The event's `data`, as JSON.
+    pub(super) data: String,
     /// Set for the events the protocol names after the run (lifecycle, input requests).
     pub(super) event_id: Option<String>,
     /// Set on the run's last event (see `ThreadEvent::ends_run`).
@@ -24,7 +27,7 @@ pub(super) struct LogEntry {
 }
 
 fn entry(method: &'static str, data: Value) -> LogEntry {
-    LogEntry { method, namespace: Vec::new(), data, event_id: None, ends_run: None }
+    LogEntry { method, namespace: Vec::new(), data: data.to_string(), event_id: None, ends_run: None }
 }
 
 /// How a run ended, as its last lifecycle event tells it.
@@ -94,7 +97,11 @@ impl ProtocolEvents {
             entries.push(entry("messages", json!({"event": "message-start", "role": "ai", "id": id, "metadata": {}})));
         }
         let streaming = self.streaming.as_mut().expect("just set");
-        let text = current.content.text();
+        // Borrowed where it can be: this runs once per token.
+        let text = match &current.content {
+            Content::Text(text) => Cow::Borrowed(text.as_str()),
+            parts => Cow::Owned(parts.text()),
+        };
         if text.len() > streaming.text_sent {
             let index = *streaming.text_block.get_or_insert_with(|| {
                 streaming.blocks += 1;
@@ -102,7 +109,7 @@ impl ProtocolEvents {
                 streaming.blocks - 1
             });
             let delta = text.get(streaming.text_sent..).unwrap_or_default();
-            entries.push(block_delta(index, json!({"type": "text-delta", "text": delta})));
+            entries.push(block_delta(index, "text-delta", "text", delta));
             streaming.text_sent = text.len();
         }
         let raw_calls = current.additional_kwargs.get("tool_calls").and_then(Value::as_array);
@@ -117,7 +124,7 @@ impl ProtocolEvents {
             let (index, sent) = &mut streaming.calls[position];
             if arguments.len() > *sent {
                 let piece = arguments.get(*sent..).unwrap_or_default();
-                entries.push(block_delta(*index, json!({"type": "tool-call-delta", "args": piece})));
+                entries.push(block_delta(*index, "tool-call-delta", "args", piece));
                 *sent = arguments.len();
             }
         }
@@ -129,8 +136,11 @@ fn block_start(index: usize, content: Value) -> LogEntry {
     entry("messages", json!({"event": "content-block-start", "index": index, "content": content}))
 }
 
-fn block_delta(index: usize, delta: Value) -> LogEntry {
-    entry("messages", json!({"event": "content-block-delta", "index": index, "delta": delta}))
+/// A block grown by `piece`: written straight as JSON, since it comes once per token.
+fn block_delta(index: usize, kind: &str, field: &str, piece: &str) -> LogEntry {
+    let piece = serde_json::to_string(piece).unwrap_or_default();
+    let data = format!(r#"{{"event":"content-block-delta","index":{index},"delta":{{"type":"{kind}","{field}":{piece}}}}}"#);
+    LogEntry { method: "messages", namespace: Vec::new(), data, event_id: None, ends_run: None }
 }
 
 fn block_finish(index: usize, content: Value) -> LogEntry {

@@ -57,20 +57,44 @@ impl ThreadFeed {
         }
     }
 
-    /// The next event; waits for it as long as it takes. An error is the store's.
+    /// The next event; waits for it as long as it takes. An error is the store's. Cancel-safe:
+    /// a wait given up takes nothing from the feed.
     pub async fn next(&mut self) -> StoreResult<Arc<ThreadEvent>> {
         loop {
-            while let Some(event) = self.ready.pop_front() {
-                if event.seq > self.cursor {
-                    if let Some(run_id) = event.ends_run {
-                        self.recorded(run_id).await?;
-                    }
-                    self.cursor = event.seq;
-                    return Ok(event);
-                }
+            if let Some(event) = self.take_ready().await? {
+                return Ok(event);
             }
             self.fill().await?;
         }
+    }
+
+    /// The next event if one is at hand (read already, or sent live and waiting), without
+    /// waiting for one or reading the store: a writer can send several at once.
+    pub async fn next_at_hand(&mut self) -> StoreResult<Option<Arc<ThreadEvent>>> {
+        if self.ready.is_empty() && self.caught_up {
+            if let Some(Ok(event)) = self.attached.as_mut().map(|attached| attached.live.try_recv()) {
+                self.ready.push_back(event);
+            }
+        }
+        self.take_ready().await
+    }
+
+    /// The first event read and not given yet; one that ends a run once the run's end is
+    /// recorded. Nothing is taken before that wait is over.
+    async fn take_ready(&mut self) -> StoreResult<Option<Arc<ThreadEvent>>> {
+        while let Some(event) = self.ready.front() {
+            if event.seq <= self.cursor {
+                self.ready.pop_front();
+                continue;
+            }
+            if let Some(run_id) = event.ends_run {
+                self.recorded(run_id).await?;
+            }
+            let event = self.ready.pop_front().expect("looked at just now");
+            self.cursor = event.seq;
+            return Ok(Some(event));
+        }
+        Ok(None)
     }
 
     /// Finds more events, or waits for some.

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -97,7 +96,7 @@ pub(super) struct LogWriter {
     thread_id: Uuid,
     ttl: Duration,
     next_seq: u64,
-    pending: Vec<ThreadEvent>,
+    pending: Vec<Arc<ThreadEvent>>,
     pending_bytes: usize,
     last_write: Instant,
 }
@@ -134,26 +133,32 @@ impl LogWriter {
         let seq = self.next_seq;
         self.next_seq += 1;
         let millis = Timestamp::now().datetime().timestamp_millis();
-        let envelope = json!({
-            "type": "event",
-            "event_id": entry.event_id.unwrap_or_else(|| format!("{millis}-{seq}")),
-            "seq": seq,
-            "method": entry.method,
-            "params": {"namespace": entry.namespace, "timestamp": millis, "data": entry.data},
-        });
-        let event = ThreadEvent {
+        let event_id = entry.event_id.unwrap_or_else(|| format!("{millis}-{seq}"));
+        let namespace = match entry.namespace.is_empty() {
+            true => "[]".to_string(),
+            false => serde_json::to_string(&entry.namespace).unwrap_or_default(),
+        };
+        // Written out rather than built as a JSON tree: this runs once per token.
+        let envelope = format!(
+            r#"{{"type":"event","event_id":{},"seq":{seq},"method":"{}","params":{{"namespace":{namespace},"timestamp":{millis},"data":{}}}}}"#,
+            serde_json::to_string(&event_id).unwrap_or_default(),
+            entry.method,
+            entry.data,
+        );
+        let event = Arc::new(ThreadEvent {
             seq,
             method: entry.method.to_string(),
             namespace: entry.namespace,
-            envelope: envelope.to_string(),
+            envelope,
             ends_run: entry.ends_run,
-        };
+        });
         self.pending_bytes += event.envelope.len();
         if let Some(live) = &self.live {
-            let shared = Arc::new(event.clone());
             *live.last_seq.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = seq;
-            live.unwritten.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(shared.clone());
-            let _ = live.sender.send(shared);
+            live.unwritten.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(event.clone());
+            if live.sender.receiver_count() > 0 {
+                let _ = live.sender.send(event.clone());
+            }
         }
         self.pending.push(event);
         if self.last_write.elapsed() >= BATCH_EVERY || self.pending_bytes >= BATCH_BYTES {

@@ -314,7 +314,8 @@ pub trait ThreadLogStore: Send + Sync {
 /// Consecutive events of a thread written at once, kept until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadEventBatch {
-    pub events: Vec<ThreadEvent>,
+    /// Shared with the readers in the writer's process.
+    pub events: Vec<std::sync::Arc<ThreadEvent>>,
     pub expires_at: Timestamp,
 }
 

@@ -12,7 +12,7 @@ impl ThreadLogStore for MemoryStore {
         }
         let log = inner.thread_log.entry(thread_id).or_default();
         for event in &batch.events {
-            log.insert(event.seq, (event.clone(), batch.expires_at));
+            log.insert(event.seq, ((**event).clone(), batch.expires_at));
         }
         Ok(())
     }

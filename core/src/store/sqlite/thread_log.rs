@@ -12,7 +12,7 @@ impl ThreadLogStore for SqliteStore {
         let rows = batch
             .events
             .iter()
-            .map(|event| Ok((event.seq as i64, to_json(event)?)))
+            .map(|event| Ok((event.seq as i64, to_json(&**event)?)))
             .collect::<StoreResult<Vec<_>>>()?;
         let expires_ms = batch.expires_at.datetime().timestamp_millis();
         self.write(move |tx| {
