@@ -59,3 +59,49 @@ async fn commands_and_streams_are_bounded() {
     }
     assert_eq!(again, StatusCode::OK, "a closed stream gives its slot back");
 }
+
+/// A model faster than a reader: a live stream of a run of 5,000 tokens sent at once, read while
+/// the run writes it, gets every event of the thread once, in order (a reader that falls behind
+/// the run reads what it missed from the store).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_slower_than_the_model_misses_nothing() {
+    use futures::StreamExt;
+    use integration_tests::mock_provider::{openai_events, parts, MockProvider, Reply};
+    let words: Vec<String> = (0..5000).map(|i| format!("t{i} ")).collect();
+    let events = openai_events(&words.iter().map(String::as_str).collect::<Vec<_>>());
+    let upstream = MockProvider::start(move |_| Reply::event_stream(parts(events.clone()))).await;
+    let openai = format!("{}/v1", upstream.base_url);
+    let config = test_config(|name| match name {
+        "OPENAI_API_KEY" => Some("test".into()),
+        "OPENAI_BASE_URL" => Some(openai.clone()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, test_store().await).await;
+    let user = "fast-model";
+    let body =
+        serde_json::json!({"graph_id": "chatbot", "config": {"configurable": {"type==chatbot/llm_type": "GPT 4o"}}});
+    let (_, assistant) = app.post("/langgraph/assistants", user, body).await;
+    let thread = uuid::Uuid::new_v4();
+    let stream = app
+        .request(reqwest::Method::POST, &format!("/langgraph/threads/{thread}/stream/events"), Some(user))
+        .json(&serde_json::json!({"channels": ["messages", "lifecycle", "values", "updates", "tools", "input"]}))
+        .send()
+        .await
+        .unwrap();
+    let start = serde_json::json!({"id": 1, "method": "run.start", "params": {"assistant_id": assistant["assistant_id"],
+        "input": {"messages": [{"role": "user", "content": "go"}]}}});
+    let (_, started) = app.post(&format!("/langgraph/threads/{thread}/commands"), user, start).await;
+    assert_eq!(started["type"], "success", "{started}");
+    let mut body = stream.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("||completed\"") {
+        // Slower than the run: the reader falls behind what it is sent live.
+        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        text.push_str(&String::from_utf8_lossy(&body.next().await.expect("the stream goes on").unwrap()));
+    }
+    let seqs: Vec<u64> =
+        text.split("\r\nid: ").skip(1).map(|rest| rest.split("\r\n").next().unwrap().parse().unwrap()).collect();
+    let out_of_place = seqs.iter().zip(1..).find(|(seq, expected)| **seq != *expected);
+    assert_eq!(out_of_place, None, "every event once, in order (of {})", seqs.len());
+    assert!(seqs.len() > 5000, "{} events", seqs.len());
+}

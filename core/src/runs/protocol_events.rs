@@ -139,7 +139,8 @@ fn block_start(index: usize, content: Value) -> LogEntry {
 /// A block grown by `piece`: written straight as JSON, since it comes once per token.
 fn block_delta(index: usize, kind: &str, field: &str, piece: &str) -> LogEntry {
     let piece = serde_json::to_string(piece).unwrap_or_default();
-    let data = format!(r#"{{"event":"content-block-delta","index":{index},"delta":{{"type":"{kind}","{field}":{piece}}}}}"#);
+    let data =
+        format!(r#"{{"event":"content-block-delta","index":{index},"delta":{{"type":"{kind}","{field}":{piece}}}}}"#);
     LogEntry { method: "messages", namespace: Vec::new(), data, event_id: None, ends_run: None }
 }
 

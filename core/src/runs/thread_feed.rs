@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use uuid::Uuid;
 
 use super::thread_log::{Attached, ThreadLogs};
@@ -72,8 +72,11 @@ impl ThreadFeed {
     /// waiting for one or reading the store: a writer can send several at once.
     pub async fn next_at_hand(&mut self) -> StoreResult<Option<Arc<ThreadEvent>>> {
         if self.ready.is_empty() && self.caught_up {
-            if let Some(Ok(event)) = self.attached.as_mut().map(|attached| attached.live.try_recv()) {
-                self.ready.push_back(event);
+            match self.attached.as_mut().map(|attached| attached.live.try_recv()) {
+                Some(Ok(event)) => self.ready.push_back(event),
+                // Fell behind: the next wait attaches again and reads what it missed from the store.
+                Some(Err(TryRecvError::Lagged(_) | TryRecvError::Closed)) => self.attached = None,
+                Some(Err(TryRecvError::Empty)) | None => {}
             }
         }
         self.take_ready().await
@@ -162,5 +165,56 @@ impl ThreadFeed {
         tokio::time::sleep(self.poll).await;
         self.poll = (self.poll * 2).min(LAST_POLL);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runs::protocol_events::LogEntry;
+    use crate::runs::thread_log::LogWriter;
+    use crate::store::MemoryStore;
+
+    /// A reader that falls further behind a run than the live channel holds, as a fast model
+    /// outruns a client, reads what it missed from the writer's own list and misses nothing.
+    #[tokio::test]
+    async fn a_reader_far_behind_the_writer_misses_nothing() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let user = UserId::new("reader").unwrap();
+        let thread_id = Uuid::new_v4();
+        let limits = crate::config::Config::defaults().limits;
+        let thread = crate::runs::new_thread(&limits, user.clone(), thread_id, Default::default());
+        store.put_thread(&thread).await.unwrap();
+        let logs = Arc::new(ThreadLogs::default());
+        let mut feed = ThreadFeed::new(store.clone(), logs.clone(), user, thread_id, 0);
+        let mut writer = LogWriter::open(store, logs, thread_id, Duration::from_secs(60)).await;
+        let entry = || LogEntry {
+            method: "messages",
+            namespace: Vec::new(),
+            data: "{}".into(),
+            event_id: None,
+            ends_run: None,
+        };
+        for seq in 1..=2 {
+            writer.add(entry()).await;
+            assert_eq!(feed.next().await.unwrap().seq, seq);
+        }
+        // Then the run outruns the reader, which finds the next events at hand, or so it seems.
+        let behind = 3 * 1024;
+        for _ in 0..behind {
+            writer.add(entry()).await;
+        }
+        let mut seqs = Vec::new();
+        let read = async {
+            while seqs.len() < behind {
+                match feed.next_at_hand().await.unwrap() {
+                    Some(event) => seqs.push(event.seq),
+                    None => seqs.push(feed.next().await.unwrap().seq),
+                }
+            }
+        };
+        // A reader that skipped some waits for events that never come.
+        tokio::time::timeout(Duration::from_secs(10), read).await.expect("every event read");
+        assert!(seqs.iter().copied().eq(3..3 + behind as u64), "every event once, in order");
     }
 }
