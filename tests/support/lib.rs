@@ -275,6 +275,19 @@ pub fn temp_path(file: &str) -> std::path::PathBuf {
 }
 
 /// Runs `tests/langgraph/sdk_suite.py` against the API at `base`.
+/// The server the SDK suites drive: Wikipedia is the stand-in (kept while the app is), and the
+/// offline model's tokens come 5 ms apart, so a run is still going when a client acts on it.
+pub async fn spawn_sdk_app() -> (TestApp, mock_provider::MockProvider) {
+    let services = mock_services::start().await;
+    let wikipedia = format!("{}/w/api.php", services.base_url);
+    let config = test_config(|name| match name {
+        "WIKIPEDIA_API_URL" => Some(wikipedia.clone()),
+        "OFFLINE_TOKEN_DELAY_MS" => Some("5".into()),
+        _ => None,
+    });
+    (spawn_app_with(config, test_store().await).await, services)
+}
+
 pub async fn run_langgraph_suite(base: String) {
     run_python_suite("langgraph/sdk_suite.py", vec![base]).await;
 }

@@ -4,9 +4,8 @@
 // call shows, its confirmation is approved, and after a reload the thread is back.
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const fs = require("node:fs");
 const http = require("node:http");
-const { chromium } = require("playwright-core");
+const { pageHtml, launch } = require("./chromium.cjs");
 
 const BASE = process.env.BASE_URL;
 
@@ -32,13 +31,8 @@ test("useStream v1 streams an answer, shows a tool call, gets it approved, and f
   });
   assert.equal(made.status, 200);
   const agent = await made.json();
-  const bundle = fs.readFileSync(process.env.USESTREAM_V1_BUNDLE, "utf8");
-  const html = `<!doctype html><html><head><meta charset="utf-8"></head><body><div id="root"></div><script>${bundle}</script></body></html>`;
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const html = pageHtml(process.env.USESTREAM_V1_BUNDLE);
+  const browser = await launch();
   const pageServer = await servePage(html);
   const pageOrigin = `http://localhost:${pageServer.address().port}`;
   try {

@@ -6,19 +6,13 @@
 // of the same host would be, so the opengpts_user_id cookie goes with its requests.
 const { test } = require("node:test");
 const assert = require("node:assert/strict");
-const fs = require("node:fs");
-const { chromium } = require("playwright-core");
+const { pageHtml, launch } = require("./chromium.cjs");
 
 const BASE = process.env.BASE_URL;
 
 test("useStream streams an answer, finds its thread again after a reload, goes on, regenerates and switches branches", async () => {
-  const bundle = fs.readFileSync(process.env.USESTREAM_BUNDLE, "utf8");
-  const html = `<!doctype html><html><head><meta charset="utf-8"></head><body><div id="root"></div><script>${bundle}</script></body></html>`;
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const html = pageHtml(process.env.USESTREAM_BUNDLE);
+  const browser = await launch();
   try {
     const context = await browser.newContext();
     await context.addCookies([{ name: "opengpts_user_id", value: `usestream-${Date.now()}`, url: BASE }]);

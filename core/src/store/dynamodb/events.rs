@@ -15,16 +15,21 @@ fn event_sk(batch: u64, part: usize) -> String {
     format!("E#{batch:010}#{part:03}")
 }
 
-#[async_trait]
-impl EventStore for DynamoStore {
-    /// One PutItem per batch: the parts of a batch too large for an item go one after the
-    /// other, so a reader that finds the last part finds them all.
-    async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
-        let body = to_json(&batch.events)?;
-        let parts = split_parts(&body);
-        let expires = batch.expires_at.datetime().timestamp();
+impl DynamoStore {
+    /// Writes `body` as items of partition `pk`, in parts if it is larger than an item (`sk_of`
+    /// names each part), one PutItem each, the last part marked: a reader that finds it finds
+    /// them all. DynamoDB's TTL removes them after `expires_at`.
+    pub(super) async fn put_in_parts(
+        &self,
+        pk: String,
+        sk_of: impl Fn(usize) -> String,
+        body: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        let parts = split_parts(body);
+        let expires = expires_at.datetime().timestamp();
         for (index, part) in parts.iter().enumerate() {
-            let mut item = key(run_pk(run.run_id), &event_sk(batch.number, index));
+            let mut item = key(pk.clone(), &sk_of(index));
             item.insert("body".into(), s(*part));
             item.insert("expires_at".into(), n(expires));
             if index + 1 == parts.len() {
@@ -33,6 +38,16 @@ impl EventStore for DynamoStore {
             self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_error)?;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoStore {
+    /// One PutItem per batch: the parts of a batch too large for an item go one after the
+    /// other, so a reader that finds the last part finds them all.
+    async fn add_run_events(&self, run: &Run, batch: &EventBatch) -> StoreResult<()> {
+        let body = to_json(&batch.events)?;
+        self.put_in_parts(run_pk(run.run_id), |part| event_sk(batch.number, part), &body, batch.expires_at).await
     }
 
     async fn run_events(&self, run: &Run, from: u64) -> StoreResult<(Vec<KeptEvent>, u64)> {

@@ -7,8 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use uuid::Uuid;
 
 use super::errors::sdk_error;
-use super::table::{from_json, has, key, n, number, s, text, thread_pk, to_json, Item};
-use super::threads::split_parts;
+use super::table::{from_json, has, number, s, text, thread_pk, to_json, Item};
 use super::DynamoStore;
 use crate::model::{ThreadEvent, Timestamp};
 use crate::store::{StoreResult, ThreadEventBatch, ThreadLogStore};
@@ -50,22 +49,10 @@ impl DynamoStore {
 
 #[async_trait]
 impl ThreadLogStore for DynamoStore {
-    /// One PutItem per part: a reader that finds a batch's last part finds them all.
     async fn add_thread_events(&self, thread_id: Uuid, batch: &ThreadEventBatch) -> StoreResult<()> {
         let Some(last) = batch.events.last() else { return Ok(()) };
         let body = to_json(&batch.events)?;
-        let parts = split_parts(&body);
-        let expires = batch.expires_at.datetime().timestamp();
-        for (index, part) in parts.iter().enumerate() {
-            let mut item = key(thread_pk(thread_id), &batch_sk(last.seq, index));
-            item.insert("body".into(), s(*part));
-            item.insert("expires_at".into(), n(expires));
-            if index + 1 == parts.len() {
-                item.insert("last".into(), s("1"));
-            }
-            self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(sdk_error)?;
-        }
-        Ok(())
+        self.put_in_parts(thread_pk(thread_id), |part| batch_sk(last.seq, part), &body, batch.expires_at).await
     }
 
     /// Reads pages until one holds a whole batch (a batch is a few parts at most).
