@@ -75,3 +75,31 @@ async fn http_api_stages_and_function_urls_reach_the_same_routes() {
     // A path that merely starts like the stage name is left alone.
     assert_eq!(send(&app, http_api("GET", "/livestream", "live", None)).await.0, 404);
 }
+
+/// The event protocol behind a Function URL (`Frontend=function-url`: every route in the `api`
+/// function, which streams): a command starts a run, and the thread's events come back over SSE,
+/// the run's end among them.
+#[tokio::test]
+async fn the_event_protocol_answers_behind_a_function_url() {
+    use futures::StreamExt;
+    let app = app();
+    let thread = uuid::Uuid::new_v4();
+    let input = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let start = json!({"id": 1, "method": "run.start", "params": {"assistant_id": "chatbot", "input": input}});
+    let command = http_api("POST", &format!("/langgraph/threads/{thread}/commands"), "$default", Some(start));
+    let (status, started) = send(&app, command).await;
+    assert_eq!((status, &started["type"]), (200, &json!("success")), "{started}");
+    let watch = json!({"channels": ["lifecycle"], "since": 0});
+    let events = http_api("POST", &format!("/langgraph/threads/{thread}/stream/events"), "$default", Some(watch));
+    let request = lambda_http::request::from_str(&events.to_string()).expect("a valid event");
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream; charset=utf-8");
+    // The stream does not end: it is read until the run's end.
+    let mut body = axum::body::Body::new(response.into_body()).into_data_stream();
+    let mut text = String::new();
+    while !text.contains("||completed") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next()).await;
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("the run's events come").unwrap().unwrap()));
+    }
+    assert!(text.starts_with("event: lifecycle\r\ndata: ") && text.contains("||running"), "{text}");
+}

@@ -98,3 +98,31 @@ async fn a_reader_slower_than_the_model_misses_nothing() {
     assert_eq!(out_of_place, None, "every event once, in order (of {})", seqs.len());
     assert!(seqs.len() > 5000, "{} events", seqs.len());
 }
+
+/// A run of the OpenGPTs API is on its thread's event log too: a client of the event protocol
+/// watches it like any other.
+#[tokio::test]
+async fn an_opengpts_run_is_on_its_threads_event_log() {
+    use futures::StreamExt;
+    let app = integration_tests::spawn_app().await;
+    let user = "opengpts-watcher";
+    let (_, thread_id) = app.thread(user, serde_json::json!({"configurable": {"type": "chatbot"}})).await;
+    let input = serde_json::json!([{"type": "human", "content": "Hello, my name is Ada"}]);
+    let events = app.stream(user, serde_json::json!({"thread_id": thread_id, "input": input})).await;
+    assert_eq!(events.last().unwrap().event, "end");
+    let watch = serde_json::json!({"channels": ["lifecycle", "messages"], "since": 0});
+    let response = app
+        .request(reqwest::Method::POST, &format!("/langgraph/threads/{thread_id}/stream/events"), Some(user))
+        .json(&watch)
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("||completed") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), body.next()).await;
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("the run's events").unwrap().unwrap()));
+    }
+    assert!(text.contains(r#""data":{"event":"running","graph_name":"chatbot"}"#), "{text}");
+    assert!(text.contains("Hello, Ada!"), "the answer's text: {text}");
+}

@@ -201,6 +201,21 @@ async def a_review_is_answered_with_decisions():
     await events(thread.thread_id, me(), {"channels": ["lifecycle"]}, the_nth_end(1), since=0)
     state = await sdk.threads.get_state(thread.thread_id)
     assert "not now" in state["values"]["messages"][2]["content"], state
+    # An input that is not messages, sent with run.start to a thread waiting for the user, is the
+    # user's answer.
+    async with session(sdk, me(), thread.thread_id, assistant_id=assistant_id) as again:
+        await again.run.start(input=human("Look up the sun in wikipedia"))
+    for _ in range(300):
+        if (await sdk.threads.get_state(thread.thread_id))["next"]:
+            break
+        await asyncio.sleep(0.05)
+    async with session(sdk, me(), thread.thread_id, assistant_id=assistant_id) as answer:
+        await answer.run.start(input={"decisions": [{"type": "approve"}]})
+    await events(thread.thread_id, me(), {"channels": ["lifecycle"]}, the_nth_end(2), since=0)
+    state = await sdk.threads.get_state(thread.thread_id)
+    kinds = [message["type"] for message in state["values"]["messages"]]
+    assert kinds == ["human", "ai", "tool", "ai", "human", "ai", "tool", "ai"], kinds
+    assert "sun" in state["values"]["messages"][6]["content"].lower(), state
 
 
 @check
