@@ -187,6 +187,25 @@ async def a_confirmation_is_asked_on_input_and_answered_with_respond():
 
 
 @check
+async def a_batch_of_responses_answers_the_interrupt():
+    sdk = client(me())
+    assistant_id = await agent(sdk, interrupt_before_action=True)
+    thread_id = str(uuid.uuid4())
+    await command(thread_id, me(), {"id": 1, "method": "run.start", "params": {
+        "assistant_id": assistant_id, "input": human("Look up the moon in wikipedia")}})
+    asked = await events(thread_id, me(), {"channels": ["input"]}, lambda event: True)
+    interrupt_id = asked[0]["params"]["data"]["interrupt_id"]
+    entry = {"interrupt_id": interrupt_id, "namespace": [], "response": True}
+    twice = await command(thread_id, me(), {"id": 2, "method": "input.respond", "params": {"responses": [entry, entry]}})
+    assert twice["error"] == "invalid_argument", twice
+    answered = await command(thread_id, me(), {"id": 3, "method": "input.respond", "params": {"responses": [entry]}})
+    assert answered == {"type": "success", "id": 3, "result": {}, "meta": {"applied_through_seq": 0}}, answered
+    await events(thread_id, me(), {"channels": ["lifecycle"]}, the_nth_end(1))
+    state = await sdk.threads.get_state(thread_id)
+    assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai", "tool", "ai"], state
+
+
+@check
 async def a_review_is_answered_with_decisions():
     sdk = client(me())
     assistant_id = await agent(sdk, tool_review=True)

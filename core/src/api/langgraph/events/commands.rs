@@ -168,16 +168,29 @@ async fn decisions(state: &AppState, user: &UserId, thread_id: Uuid, answer: &Va
     })
 }
 
-/// `input.respond`: answers the interrupt the thread waits with, in a new run.
+/// `input.respond`: answers the interrupt the thread waits with, in a new run. The batch form
+/// (`responses`, one per interrupt pending at one checkpoint) is taken too: our bots stop with one
+/// interrupt at a time, so a batch holds it once.
 async fn respond(
     state: &AppState,
     user: &UserId,
     thread_id: Uuid,
     params: &Map<String, Value>,
 ) -> Result<Value, Reply> {
-    let Some(interrupt_id) = params.get("interrupt_id").and_then(Value::as_str) else {
+    let answers: Vec<&Map<String, Value>> = match params.get("responses") {
+        Some(Value::Array(entries)) => entries.iter().filter_map(Value::as_object).collect(),
+        _ => vec![params],
+    };
+    let named: Option<Vec<&str>> =
+        answers.iter().map(|answer| answer.get("interrupt_id").and_then(Value::as_str)).collect();
+    let Some(named) = named.filter(|named| !named.is_empty()) else {
         return Err(Reply::error(Value::Null, "invalid_argument", "input.respond requires an interrupt_id."));
     };
+    if named.len() > 1 {
+        let message = "input.respond received more than one response for the interrupt this thread waits with.";
+        return Err(Reply::error(Value::Null, "invalid_argument", message));
+    }
+    let interrupt_id = named[0];
     let no_run = || Reply::error(Value::Null, "no_such_run", "No interrupted run is bound to this thread.");
     let view = match state.store.thread_view(user, thread_id).await {
         Ok(view) => view,
@@ -191,7 +204,7 @@ async fn respond(
         let message = format!("Unknown or already-consumed interrupt: {interrupt_id}");
         return Err(Reply::error(Value::Null, "no_such_interrupt", message));
     }
-    let response = params.get("response").cloned().unwrap_or(Value::Null);
+    let response = answers[0].get("response").cloned().unwrap_or(Value::Null);
     let mut body = Map::new();
     body.insert("assistant_id".into(), json!(view.thread.assistant_id.to_string()));
     body.insert("command".into(), json!({"resume": decisions(state, user, thread_id, &response).await?}));
