@@ -122,11 +122,10 @@ impl EventSink {
         }
     }
 
-    /// Whether what the run does is worth rendering: a client listens, or watches, or the
-    /// stream is kept.
+    /// Whether what the run does is worth rendering in its protocol's events: a client listens,
+    /// or watches, or the stream is kept. (The thread's log is rendered whatever this says.)
     fn rendered(&self) -> bool {
         self.recorder.is_some()
-            || self.log.is_some()
             || self.watchers.as_ref().is_some_and(|watchers| watchers.receiver_count() > 0)
             || self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
     }
