@@ -227,7 +227,7 @@ impl RunEngine {
             let logs = self.inner.logs.clone();
             let ttl = self.inner.config.thread_events_ttl;
             let log = LogWriter::open(self.inner.store.clone(), logs, job.run.thread_id, ttl).await;
-            let mut sink = EventSink::new(listener, &job, recorder, watchers, Some(log));
+            let mut sink = EventSink::new(listener, &job, recorder, watchers, log);
             sink.started().await;
             let snapshot = job.snapshot.take();
             let mut progress = Progress::default();

@@ -47,7 +47,8 @@ pub(super) struct EventSink {
     /// Clients in this process that joined the stream of a run whose events are not kept.
     watchers: Option<broadcast::Sender<RunEvent>>,
     /// The thread's event log, which every run writes in the event protocol's terms.
-    log: Option<(ProtocolEvents, LogWriter)>,
+    log: ProtocolEvents,
+    log_writer: LogWriter,
 }
 
 /// Each step of a run, rendered and sent.
@@ -57,10 +58,8 @@ macro_rules! rendered_step {
         pub(super) async fn $name(&mut self, $($arg: $type),*) {
             let events = self.renderer.$name($($arg),*);
             self.emit(events).await;
-            if let Some((renderer, _)) = &mut self.log {
-                let entries = renderer.$name($($arg),*);
-                self.log_all(entries).await;
-            }
+            let entries = self.log.$name($($arg),*);
+            self.log_all(entries).await;
         }
     };
 }
@@ -71,7 +70,7 @@ impl EventSink {
         job: &RunJob,
         recorder: Option<Recorder>,
         watchers: Option<broadcast::Sender<RunEvent>>,
-        log: Option<LogWriter>,
+        log_writer: LogWriter,
     ) -> Self {
         let run = &job.run;
         let renderer: Box<dyn Renderer<Event = RunEvent>> = match job.graph.clone() {
@@ -83,35 +82,29 @@ impl EventSink {
             None => (None, false),
         };
         let bot = Bot::of_configurable(&job.configurable);
-        let log = log.map(|writer| (ProtocolEvents::new(bot, run.run_id, run.thread_id), writer));
-        EventSink { sender, cancel_on_disconnect, renderer, bot, recorder, watchers, log }
+        let log = ProtocolEvents::new(bot, run.run_id, run.thread_id);
+        EventSink { sender, cancel_on_disconnect, renderer, bot, recorder, watchers, log, log_writer }
     }
 
     async fn log_all(&mut self, entries: Vec<super::protocol_events::LogEntry>) {
-        if let Some((_, writer)) = &mut self.log {
-            for entry in entries {
-                writer.add(entry).await;
-            }
+        for entry in entries {
+            self.log_writer.add(entry).await;
         }
     }
 
     /// The run begins: its thread's log says so.
     pub(super) async fn started(&mut self) {
-        if let Some((renderer, writer)) = &mut self.log {
-            writer.add(renderer.started()).await;
-        }
+        self.log_writer.add(self.log.started()).await;
     }
 
     /// The run is over: its thread's log says how (`Err` with the failure's message).
     pub(super) async fn ended(&mut self, outcome: Result<(), &str>) {
-        if let Some((renderer, writer)) = &mut self.log {
-            let end = match outcome {
-                Ok(()) if renderer.waiting => RunEnd::Interrupted,
-                Ok(()) => RunEnd::Completed,
-                Err(message) => RunEnd::Failed(message),
-            };
-            writer.add(renderer.ended(end)).await;
-        }
+        let end = match outcome {
+            Ok(()) if self.log.waiting => RunEnd::Interrupted,
+            Ok(()) => RunEnd::Completed,
+            Err(message) => RunEnd::Failed(message),
+        };
+        self.log_writer.add(self.log.ended(end)).await;
     }
 
     pub(super) async fn send(&mut self, event: RunEvent) {
@@ -150,9 +143,7 @@ impl EventSink {
         if let Some(recorder) = &mut self.recorder {
             recorder.write().await;
         }
-        if let Some((_, writer)) = &mut self.log {
-            writer.write().await;
-        }
+        self.log_writer.write().await;
     }
 
     rendered_step!(
@@ -166,10 +157,8 @@ impl EventSink {
         debug_assert!(self.bot.nodes().contains(&node), "{:?} entered '{node}', which it does not declare", self.bot);
         let events = self.renderer.enter(node, state);
         self.emit(events).await;
-        if let Some((renderer, _)) = &mut self.log {
-            let entries = renderer.enter(node, state);
-            self.log_all(entries).await;
-        }
+        let entries = self.log.enter(node, state);
+        self.log_all(entries).await;
     }
     rendered_step!(
         /// The run has answered: `produced` follows `before` in the thread it leaves.
@@ -201,10 +190,8 @@ impl EventSink {
             let events = self.renderer.progress(history, current);
             self.emit(events).await;
         }
-        if let Some((renderer, _)) = &mut self.log {
-            let entries = renderer.progress(history, current);
-            self.log_all(entries).await;
-        }
+        let entries = self.log.progress(history, current);
+        self.log_all(entries).await;
     }
 
     /// Resolves when the client has gone and that cancels the run; never otherwise.
