@@ -15,7 +15,7 @@
 # - bench/hot_code's workload (the paths whose code the release binary keeps together) answered.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
-HTTP_SUITES=(agents:: api:: bot_forms:: frontends:: isolation:: langgraph:: langgraph_events:: retrieval:: runs_stream:: walkthrough::)
+HTTP_SUITES=(agent_protocols:: agents:: api:: bot_forms:: frontends:: isolation:: langgraph:: langgraph_events:: mcp_tools:: retrieval:: runs_stream:: walkthrough::)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -65,7 +65,9 @@ for _ in 1 2 3 4 5; do
   port=$((20000 + RANDOM % 40000))
   # Wikipedia at a closed port: agents' tool calls there fail, which the functions must survive.
   # Large uploads go to a bucket of the moto emulator, which serves S3 too.
+  # MCP servers the tests start listen on loopback, which tool URLs may not reach unless allowed.
   STORE=sqlite SQLITE_PATH="$WORK/lambda.sqlite3" OFFLINE_TOKEN_DELAY_MS=30 WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php \
+    TOOL_URL_ALLOWLIST=127.0.0.1 \
     UPLOAD_BUCKET=lambda-uploads AWS_ENDPOINT_URL_S3="$DYNAMODB_TEST_ENDPOINT" \
     RUN_WORKER_FUNCTION=run-worker AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" \
     cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$port" >"$WORK/watch.log" 2>&1 &

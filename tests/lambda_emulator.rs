@@ -60,16 +60,17 @@ async fn streamed_events_arrive_as_they_are_produced() {
     assert!(spread >= Duration::from_millis(200), "all within {spread:?}: {arrivals:?}");
 }
 
-/// Tools run inside the functions that run the model: `runs-stream` for a stream, `run-worker`
-/// for a background run. The emulator's Wikipedia is a closed port, so the call fails, and the
-/// agent says so.
-#[tokio::test]
-async fn agents_run_their_tools_in_the_stream_and_worker_functions() {
-    let app = emulator();
-    let tools = json!([{"id": "w", "type": "wikipedia", "name": "Wikipedia", "description": "", "config": {}}]);
+/// An agent's run with `tools` on `text`, as a stream (`runs-stream`) and in the background
+/// (`run-worker`): each way's thread messages once it ended without an error.
+async fn agent_runs_both_ways(
+    app: &TestApp,
+    tools: serde_json::Value,
+    text: &str,
+) -> Vec<(&'static str, Vec<serde_json::Value>)> {
     let config =
         json!({"configurable": {"type": "agent", "type==agent/agent_type": "Offline", "type==agent/tools": tools}});
-    let input = json!([{"type": "human", "content": "search wikipedia for the moon"}]);
+    let input = json!([{"type": "human", "content": text}]);
+    let mut ran = Vec::new();
     for path in ["/runs/stream", "/runs"] {
         let (_, thread_id) = app.thread("agent-lambda-user", config.clone()).await;
         let response = app
@@ -88,11 +89,37 @@ async fn agents_run_their_tools_in_the_stream_and_worker_functions() {
             assert!(body.contains("event: end") && !body.contains("event: error"), "{body}");
         }
         let (_, state) = app.get(&format!("/threads/{thread_id}/state"), "agent-lambda-user").await;
-        let values = state["values"].as_array().unwrap();
+        let values = state["values"].as_array().unwrap().clone();
         let kinds: Vec<&str> = values.iter().map(|m| m["type"].as_str().unwrap()).collect();
         assert_eq!(kinds, ["human", "ai", "tool", "ai"], "{path}: {state}");
+        ran.push((path, values));
+    }
+    ran
+}
+
+/// Tools run inside the functions that run the model: `runs-stream` for a stream, `run-worker`
+/// for a background run. The emulator's Wikipedia is a closed port, so the call fails, and the
+/// agent says so.
+#[tokio::test]
+async fn agents_run_their_tools_in_the_stream_and_worker_functions() {
+    let tools = json!([{"id": "w", "type": "wikipedia", "name": "Wikipedia", "description": "", "config": {}}]);
+    for (path, values) in agent_runs_both_ways(&emulator(), tools, "search wikipedia for the moon").await {
         assert_eq!(values[2]["status"], "error", "{path}");
-        assert!(values[2]["content"].as_str().unwrap().contains("Wikipedia could not be reached"), "{path}: {state}");
+        assert!(
+            values[2]["content"].as_str().unwrap().contains("Wikipedia could not be reached"),
+            "{path}: {values:?}"
+        );
+    }
+}
+
+/// An MCP server's tools are listed and called from both functions that run the model.
+#[tokio::test]
+async fn agents_call_an_mcp_servers_tools_in_the_stream_and_worker_functions() {
+    let server = integration_tests::mcp_server::McpToolServer::start();
+    let tools = json!([{"id": "m", "type": "mcp_server", "name": "MCP Server", "description": "", "config": {"url": server.url}}]);
+    for (path, values) in agent_runs_both_ways(&emulator(), tools, "lookup lambda").await {
+        assert_eq!(values[2]["status"], "success", "{path}: {values:?}");
+        assert_eq!(values[2]["content"], "found in the dictionary: lookup lambda", "{path}");
     }
 }
 
@@ -199,4 +226,12 @@ async fn a_cron_fires_when_run_worker_gets_its_schedules_input() {
     assert_eq!(runs[0]["status"], "success", "{runs}");
     let (_, state) = app.get(&format!("/threads/{thread_id}/state"), user).await;
     assert_eq!(state["values"][1]["content"], "Hello, Ada! How can I assist you today?", "{state}");
+}
+
+/// MCP's and A2A's clients through the functions: `/mcp` and `/a2a/{id}` answer from the
+/// streaming function, the assistants they use come from `assistants`, the threads they leave
+/// are read through `threads`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_and_a2a_clients_use_the_streaming_function() {
+    integration_tests::run_python_suite("protocols/agents_suite.py", vec![emulator().base]).await;
 }

@@ -5,6 +5,7 @@
 //! watch`). The test command runs them with the services up; name a module to run one suite
 //! (`cargo test -p integration-tests -- runs_stream::`).
 
+mod agent_protocols;
 mod agents;
 mod api;
 mod bot_forms;
@@ -24,6 +25,7 @@ mod lambda_emulator;
 mod lambda_events;
 mod langgraph;
 mod langgraph_events;
+mod mcp_tools;
 mod providers;
 mod retrieval;
 mod routes;

@@ -1,38 +1,13 @@
 //! Each agent tool against a local server speaking its service's documented API, and the guard
 //! on URLs that users configure.
 
+use integration_tests::agent_tools::{bind, call, toolbox};
 use integration_tests::mock_services::{self, query_param, tool_vars, ui_tool};
 use integration_tests::{spawn_app_with, test_config, test_store};
-use opengpts::model::{Message, MessageType, ToolStatus};
-use std::sync::Arc;
-
-use opengpts::documents::{Library, OfflineEmbedder};
-use opengpts::store::MemoryStore;
-use opengpts::tools::{AgentConfig, AgentTools, Toolbox};
+use opengpts::model::{Message, ToolStatus};
+use opengpts::tools::AgentConfig;
 use serde_json::{json, Value};
-
-fn toolbox(vars: Vec<(&'static str, String)>) -> Toolbox {
-    let config = test_config(move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| value.clone()));
-    let library = Library::new(Arc::new(MemoryStore::new()), Arc::new(OfflineEmbedder));
-    Toolbox::new(&config, library)
-}
-
-async fn bind(toolbox: &Toolbox, tools: Value) -> AgentTools {
-    let configurable = json!({"type": "agent", "type==agent/tools": tools});
-    let agent = AgentConfig::read(configurable.as_object().unwrap()).unwrap().expect("an agent");
-    toolbox.bind(&agent, &[]).await.expect("the tools bind")
-}
-
-/// Calls each `(tool name, args)` at once, as one AI message asks.
-async fn call(tools: &AgentTools, calls: &[(&str, Value)]) -> Vec<Message> {
-    let mut ai = Message::new(MessageType::Ai, "");
-    ai.tool_calls = calls
-        .iter()
-        .enumerate()
-        .map(|(index, (name, args))| json!({"name": name, "args": args, "id": format!("call_{index}"), "type": "tool_call"}))
-        .collect();
-    tools.run(&ai).await
-}
+use std::sync::Arc;
 
 fn text(message: &Message) -> String {
     message.content.text()

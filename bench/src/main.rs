@@ -20,6 +20,7 @@ mod streaming;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use integration_tests::mcp_server::McpToolServer;
 use serde_json::json;
 
 use server::Server;
@@ -177,22 +178,28 @@ async fn main() {
         report.insert("langgraph_reference".into(), figures);
     }
 
-    // The agent loop: what each step costs beyond the model and the tool, per local store.
-    let (llm, services) = (agents::upstream().await, agents::services().await);
+    // The agent loop: what each step costs beyond the model and the tool, per local store, with
+    // an HTTP service's tool and with an MCP server's.
+    let services = agents::services().await;
+    let mcp_server = McpToolServer::start();
+    let tools = [("HTTP", agents::wikipedia(&services)), ("MCP", agents::mcp(&mcp_server).await)];
     println!("\n| store | agent run | added per step p50 ms | p99 ms |\n|---|---|---|---|");
     let mut agent_rows = Vec::new();
-    for store in ["memory", "sqlite"] {
-        let mut env = agents::env(&llm, &services);
-        env.push(("STORE", store.to_string()));
-        env.push(("SQLITE_PATH", data.join(format!("agents-{store}.sqlite3")).display().to_string()));
-        let server = Server::start(&binary, &env).await;
-        let added = agents::added_per_step(&server, &llm, &services, agent_repeats).await;
-        println!(
-            "| {store} | model, tool round, model ({agent_repeats} runs) | {:.3} | {:.3} |",
-            added.p50_ms, added.p99_ms
-        );
-        agent_rows.push(json!({"store": store, "steps": agents::STEPS, "runs": agent_repeats,
-            "added_per_step_p50_ms": added.p50_ms, "added_per_step_p99_ms": added.p99_ms}));
+    for (kind, tool) in &tools {
+        let llm = agents::upstream(tool.name, tool.args).await;
+        for store in ["memory", "sqlite"] {
+            let mut env = agents::env(&llm, &services);
+            env.push(("STORE", store.to_string()));
+            env.push(("SQLITE_PATH", data.join(format!("agents-{store}-{kind}.sqlite3")).display().to_string()));
+            let server = Server::start(&binary, &env).await;
+            let added = agents::added_per_step(&server, &llm, tool, agent_repeats).await;
+            println!(
+                "| {store} | model, {kind} tool round, model ({agent_repeats} runs) | {:.3} | {:.3} |",
+                added.p50_ms, added.p99_ms
+            );
+            agent_rows.push(json!({"store": store, "tool": kind, "steps": agents::STEPS, "runs": agent_repeats,
+                "added_per_step_p50_ms": added.p50_ms, "added_per_step_p99_ms": added.p99_ms}));
+        }
     }
     report.insert("agent_steps".into(), json!(agent_rows));
 

@@ -28,7 +28,12 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
     if var("TARGET") == "x86_64-unknown-linux-gnu" && rustc_links_with_lld(&var("RUSTC")) {
-        let hot_code = Path::new(&var("CARGO_MANIFEST_DIR")).join("hot-code.txt");
+        // The linker reads a copy in this build's own output folder: a target directory shared by
+        // clones at other paths (Cargo reuses a build script's output when only the workspace's
+        // path changed) would otherwise link against a clone that may be gone.
+        let hot_code = Path::new(&var("OUT_DIR")).join("hot-code.txt");
+        std::fs::copy(Path::new(&var("CARGO_MANIFEST_DIR")).join("hot-code.txt"), &hot_code)
+            .expect("hot-code.txt is copied beside the build's output");
         println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", hot_code.display());
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }

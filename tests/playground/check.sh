@@ -22,7 +22,14 @@ if ! [ -f "$NODE_DIR/node_modules/playwright-core/package.json" ] ||
   npm install --prefix "$NODE_DIR" --no-audit --no-fund --silent "playwright-core@$PLAYWRIGHT_VERSION"
 fi
 . "$HERE/../start-api.sh"
+# The MCP server an agent made in the page takes its tools from, on a port of its own.
+python "$HERE/../mcp/tool_server.py" >"$WORK/playground-mcp.port" 2>"$WORK/playground-mcp.log" &
+MCP_PID=$!
+for _ in $(seq 1 100); do grep -q "listening on" "$WORK/playground-mcp.port" && break; sleep 0.1; done
+MCP_URL="http://127.0.0.1:$(awk '{print $3}' "$WORK/playground-mcp.port")/mcp"
 # Pauses between the offline model's tokens, so the page can be seen streaming; a small limit on
-# /ingest, so the page's way for large files is taken too.
-start_api "$WORK/playground-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=50 MAX_INGEST_BYTES=65536
-BASE_URL="$BASE" CHROMIUM="$(command -v chromium)" NODE_PATH="$NODE_DIR/node_modules" node --test "$HERE/"
+# /ingest, so the page's way for large files is taken too; loopback allowed for the MCP server.
+start_api "$WORK/playground-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=50 MAX_INGEST_BYTES=65536 \
+  TOOL_URL_ALLOWLIST=127.0.0.1
+trap 'kill $API_PID $MCP_PID 2>/dev/null || true' EXIT
+BASE_URL="$BASE" MCP_URL="$MCP_URL" CHROMIUM="$(command -v chromium)" NODE_PATH="$NODE_DIR/node_modules" node --test "$HERE/"

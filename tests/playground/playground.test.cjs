@@ -165,3 +165,30 @@ test("a file too large for a request, on a server without an upload bucket, is r
     await browser.close();
   }
 });
+
+test("an agent with an MCP server's tools: add the server by its URL, and its tool answers in the run", async () => {
+  assert.ok(process.env.MCP_URL, "MCP_URL names the test's MCP server");
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const failures = watchFailures(page);
+    await page.goto(`${BASE}/`);
+    await page.getByLabel("agent", { exact: true }).check();
+    await page.getByLabel("Agent Type").selectOption("Offline");
+    await page.getByLabel("MCP Server", { exact: true }).check();
+    await page.getByLabel("MCP Server url").fill(process.env.MCP_URL);
+    await page.getByLabel("MCP Server tools").fill("lookup");
+    await page.locator("#assistant-name").fill("Dictionary Bot");
+    await page.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("button", { name: "Dictionary Bot" }).waitFor();
+
+    await page.locator("#message").fill("please lookup serendipity");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.locator(".message.tool", { hasText: "found in the dictionary: please lookup serendipity" }).waitFor();
+    await page.locator(".message.ai .text", { hasText: "lookup returned: found in the dictionary" }).waitFor();
+    await page.locator(".tool-call", { hasText: "lookup" }).waitFor();
+    assert.deepEqual(failures, []);
+  } finally {
+    await browser.close();
+  }
+});

@@ -1,8 +1,10 @@
 //! Shared by the integration tests: the app on a random port driven over real HTTP, and local
 //! servers that speak the model providers' streaming wire formats.
 
+pub mod agent_tools;
 pub mod contract;
 pub mod hostile;
+pub mod mcp_server;
 pub mod mock_provider;
 pub mod mock_services;
 pub mod process;

@@ -1,6 +1,8 @@
 //! HTTP: one router per endpoint group, served the same way by the local server and by Lambda.
 //! Nothing here knows which of the two it runs in.
 
+#[cfg(feature = "runs")]
+mod a2a;
 pub mod assistants;
 pub mod auth;
 mod drain;
@@ -8,9 +10,13 @@ mod error;
 pub mod extract;
 #[cfg(feature = "files")]
 pub mod ingest;
+#[cfg(feature = "runs")]
+mod jsonrpc;
 pub mod jwt;
 pub mod langgraph;
 pub mod limits;
+#[cfg(feature = "runs")]
+mod mcp;
 pub mod meta;
 #[cfg(feature = "runs")]
 pub mod runs;
@@ -188,7 +194,9 @@ impl Function {
             #[cfg(feature = "dispatch")]
             Function::Runs => runs::routes().merge(langgraph::run_routes()),
             #[cfg(feature = "runs")]
-            Function::RunsStream => runs::stream_routes().merge(langgraph::stream_routes()),
+            Function::RunsStream => {
+                runs::stream_routes().merge(langgraph::stream_routes()).merge(mcp::routes()).merge(a2a::routes())
+            }
             #[cfg(feature = "files")]
             Function::Ingest => ingest::routes(),
         }
@@ -206,6 +214,8 @@ pub fn routes() -> Routes {
         .merge(Function::Runs.routes())
         .merge(Function::Ingest.routes())
         .merge(langgraph::stream_routes())
+        .merge(mcp::routes())
+        .merge(a2a::routes())
 }
 
 /// A router that knows its paths, so the route table can be compared with its descriptions.
@@ -279,6 +289,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             header::AUTHORIZATION,
             header::HeaderName::from_static("x-api-key"),
             header::HeaderName::from_static("last-event-id"),
+            // What MCP's and A2A's browser clients send (the MCP Inspector, for one).
+            header::HeaderName::from_static("mcp-protocol-version"),
+            header::HeaderName::from_static("mcp-session-id"),
+            header::HeaderName::from_static("a2a-version"),
         ])
         .expose_headers([
             header::LOCATION,

@@ -42,6 +42,7 @@ fn tool_schema(kind: ToolKind) -> Value {
     let fields: serde_json::Map<String, Value> = kind
         .config_fields()
         .iter()
+        .chain(kind.optional_config_fields())
         .map(|field| (field.to_string(), json!({"title": field.to_uppercase(), "type": "string"})))
         .collect();
     let mut config = json!({"title": "Config", "type": "object", "properties": fields});

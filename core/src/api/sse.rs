@@ -20,7 +20,7 @@ pub(crate) fn frame_with_id(event: &str, data: &str, id: &str) -> Bytes {
     Bytes::from(format!("event: {event}\r\ndata: {data}\r\nid: {id}\r\n\r\n"))
 }
 
-fn ping() -> Bytes {
+pub(crate) fn ping() -> Bytes {
     Bytes::from(format!(": ping - {}\r\n\r\n", chrono::Utc::now().naive_utc()))
 }
 

@@ -10,11 +10,13 @@ mod aws;
 mod http;
 mod limits;
 mod schedules;
+mod tools;
 pub use auth::{AuthConfig, JwtSettings};
 pub use aws::{aws_sdk_config, signing_context, Answer, SignedRest};
 pub use http::{http_client, install_tls_provider};
 pub use limits::{IngestLimits, Limits};
 pub use schedules::{CronSettings, EventBridgeSettings, WebhookSettings};
+pub use tools::{McpSettings, ToolSettings, MCP_TOKEN_VARIABLE_PREFIX};
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {name}={value:?}: {reason}")]
@@ -92,6 +94,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Browser origins allowed to call the API (`*` for any); none: no CORS headers.
     pub cors_allow_origins: Vec<String>,
+    /// The API's address as its clients reach it (`PUBLIC_API_URL`), which an A2A agent card
+    /// names; unset: read from each request's host.
+    pub public_api_url: Option<String>,
     /// How long a run holds its thread before another run may take it, should it stop renewing.
     pub run_lease: Duration,
     /// How long a resumable run's stream events are kept for clients that join it later.
@@ -200,30 +205,6 @@ pub struct EmbeddingSettings {
     pub api_key: Option<Secret>,
 }
 
-/// The agents' tools: where each service is, its key, and the bounds on every call.
-#[derive(Debug, Clone)]
-pub struct ToolSettings {
-    pub timeout: Duration,
-    /// A tool's answer is cut to this many characters before the model reads it.
-    pub max_output_chars: usize,
-    /// A service's response body may not be larger.
-    pub max_response_bytes: usize,
-    /// Hosts that user-configured tool URLs may reach although they are loopback, link-local or
-    /// private (`TOOL_URL_ALLOWLIST`, comma-separated host names or addresses).
-    pub url_allowlist: Vec<String>,
-    pub wikipedia_url: String,
-    pub duckduckgo_url: String,
-    pub tavily_url: String,
-    pub tavily_api_key: Option<Secret>,
-    pub arxiv_url: String,
-    pub pubmed_url: String,
-    pub you_url: String,
-    pub you_api_key: Option<Secret>,
-    pub connery_runner_url: Option<String>,
-    pub connery_runner_api_key: Option<Secret>,
-    pub action_server_api_key: Option<Secret>,
-}
-
 #[derive(Debug, Clone)]
 pub struct ModelIds {
     pub gpt_35_turbo: String,
@@ -278,6 +259,7 @@ impl Config {
             },
             max_body_bytes: env.parse("MAX_BODY_BYTES", 1 << 20)?,
             auth: auth::auth_config(&env)?,
+            public_api_url: env.text("PUBLIC_API_URL").map(|url| url.trim_end_matches('/').to_string()),
             cors_allow_origins: match env.text("CORS_ALLOW_ORIGINS") {
                 Some(origins) => origins.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect(),
                 // A local server's pages on other ports of this machine need nothing set either.
@@ -364,30 +346,7 @@ impl Config {
                 .map(|_| env.parse("RUN_TIME_LIMIT_SECONDS", 0))
                 .transpose()?
                 .map(Duration::from_secs),
-            tools: ToolSettings {
-                timeout: Duration::from_secs(env.parse("TOOL_TIMEOUT_SECONDS", 30)?),
-                max_output_chars: env.parse("TOOL_OUTPUT_MAX_CHARS", 8000)?,
-                max_response_bytes: env.parse("TOOL_RESPONSE_MAX_BYTES", 2 << 20)?,
-                url_allowlist: env
-                    .text("TOOL_URL_ALLOWLIST")
-                    .map(|hosts| hosts.split(',').map(|h| h.trim().to_lowercase()).filter(|h| !h.is_empty()).collect())
-                    .unwrap_or_default(),
-                wikipedia_url: env
-                    .text("WIKIPEDIA_API_URL")
-                    .unwrap_or_else(|| "https://en.wikipedia.org/w/api.php".into()),
-                duckduckgo_url: env.text("DUCKDUCKGO_API_URL").unwrap_or_else(|| "https://api.duckduckgo.com".into()),
-                tavily_url: env.text("TAVILY_API_URL").unwrap_or_else(|| "https://api.tavily.com".into()),
-                tavily_api_key: env.secret("TAVILY_API_KEY"),
-                arxiv_url: env.text("ARXIV_API_URL").unwrap_or_else(|| "https://export.arxiv.org/api/query".into()),
-                pubmed_url: env
-                    .text("PUBMED_API_URL")
-                    .unwrap_or_else(|| "https://eutils.ncbi.nlm.nih.gov/entrez/eutils".into()),
-                you_url: env.text("YDC_API_URL").unwrap_or_else(|| "https://api.ydc-index.io".into()),
-                you_api_key: env.secret("YDC_API_KEY"),
-                connery_runner_url: env.text("CONNERY_RUNNER_URL"),
-                connery_runner_api_key: env.secret("CONNERY_RUNNER_API_KEY"),
-                action_server_api_key: env.secret("ACTION_SERVER_API_KEY"),
-            },
+            tools: tools::read(&env)?,
             run_worker_function: env.text("RUN_WORKER_FUNCTION"),
             lambda_endpoint_url: env.text("AWS_ENDPOINT_URL_LAMBDA").or_else(|| env.text("AWS_ENDPOINT_URL")),
             crons: CronSettings {

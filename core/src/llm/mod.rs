@@ -8,7 +8,7 @@ mod gemini;
 mod offline;
 mod openai;
 pub mod partial_json;
-mod sse_client;
+pub(crate) mod sse_client;
 
 pub use anthropic::AnthropicModel;
 pub use bedrock::{BedrockClient, BedrockModel};

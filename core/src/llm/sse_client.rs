@@ -65,7 +65,7 @@ pub fn json_data<T: serde::de::DeserializeOwned>(
 }
 
 /// Removes one complete event (ended by a blank line, LF or CRLF) from the buffer.
-fn take_event(buffer: &mut BytesMut) -> Option<UpstreamEvent> {
+pub(crate) fn take_event(buffer: &mut BytesMut) -> Option<UpstreamEvent> {
     loop {
         let (end, separator) = find_blank_line(buffer)?;
         let block = String::from_utf8_lossy(&buffer[..end]).into_owned();

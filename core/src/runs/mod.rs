@@ -49,6 +49,8 @@ mod thread_feed;
 mod thread_log;
 mod thread_state;
 #[cfg(feature = "runs")]
+mod turns;
+#[cfg(feature = "runs")]
 mod webhook;
 
 pub use crate::model::{
@@ -78,6 +80,8 @@ pub use thread_log::{Attached, ThreadLogs};
 pub use thread_state::{
     checkpoint_id, checkpoint_position, is_checkpoint, new_thread, next_after, next_nodes, update_state, Next,
 };
+#[cfg(feature = "runs")]
+pub use turns::{Outcome, Turn};
 #[cfg(feature = "runs")]
 pub use webhook::{signature as webhook_signature, Webhooks, SIGNATURE_HEADER as WEBHOOK_SIGNATURE_HEADER};
 

@@ -8,11 +8,11 @@ use super::http::{fetch, fetch_json};
 use super::{BoundTool, Call, ToolError, Toolbox};
 use crate::llm::ToolSpec;
 
-/// The most actions one runner may add, so a runner cannot flood the model's tool list.
-const MAX_ACTIONS: usize = 64;
+/// The most actions one runner (or tools one MCP server) may add, so a runner cannot flood the model's tool list.
+pub(super) const MAX_ACTIONS: usize = 64;
 
 /// A function name as models accept it: letters, digits, `_` and `-`, at most 64.
-fn function_name(raw: &str) -> String {
+pub(super) fn function_name(raw: &str) -> String {
     let name: String =
         raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
     if name.is_empty() {

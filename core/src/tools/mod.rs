@@ -5,6 +5,8 @@
 
 mod actions;
 mod http;
+mod mcp;
+mod mcp_wire;
 mod registry;
 mod services;
 
@@ -41,6 +43,7 @@ struct ToolboxInner {
     openai_base_url: String,
     /// `MAX_TOOLS_PER_ASSISTANT`: each tool is described to the model on every call.
     max_tools: usize,
+    mcp: mcp::McpServers,
 }
 
 /// What one tool call returned: the content the model reads, and whether it worked.
@@ -80,6 +83,7 @@ enum Call {
     ActionServer {
         url: url::Url,
     },
+    Mcp(mcp::McpCall),
 }
 
 /// The tools of one run.
@@ -110,6 +114,7 @@ impl Toolbox {
                 openai_api_key: config.providers.openai_api_key.clone(),
                 openai_base_url: config.providers.openai_base_url.clone(),
                 max_tools: config.limits.max_tools_per_assistant,
+                mcp: mcp::McpServers::default(),
             }),
         }
     }
@@ -183,8 +188,18 @@ impl Toolbox {
                     reason,
                 })
             }
+            ToolKind::Mcp => self.mcp_server(tool).map(|_| ()).map_err(|reason| ToolConfigError::Misconfigured {
+                key: key.into(),
+                index,
+                name,
+                reason,
+            }),
             _ => Ok(()),
         }
+    }
+
+    fn mcp_server(&self, tool: &ConfiguredTool) -> Result<mcp::McpServer, String> {
+        mcp::McpServer::read(&tool.config, &self.inner.guard, &self.inner.settings.mcp)
     }
 
     /// A runner's URL: the tool's `url`, or for Connery the server's `CONNERY_RUNNER_URL`.
@@ -200,7 +215,8 @@ impl Toolbox {
 
     /// The tools a run may call; Retrieval searches the files of `namespaces` (the run's
     /// assistant and thread). User-hosted runners are asked for their actions now; one that
-    /// cannot be reached fails the run with a message naming it.
+    /// cannot be reached fails the run with a message naming it. An MCP server that cannot list
+    /// its tools leaves them out, and the run goes on.
     pub async fn bind(&self, agent: &AgentConfig, namespaces: &[uuid::Uuid]) -> Result<AgentTools, ToolError> {
         let mut tools = Vec::new();
         for tool in agent.tools.iter().filter(|tool| tool.kind.offered()) {
@@ -212,6 +228,11 @@ impl Toolbox {
                 ToolKind::ActionServer => {
                     let url = self.runner_url(tool).map_err(ToolError::Failed)?;
                     tools.extend(actions::action_server_tools(self, &url).await?);
+                }
+                ToolKind::Mcp => {
+                    let server = self.mcp_server(tool).map_err(ToolError::Failed)?;
+                    // Boxed: its future nests deep within a run's.
+                    tools.extend(Box::pin(self.mcp_tools(server)).await);
                 }
                 ToolKind::Retrieval => {
                     let description = agent.retrieval_description.as_deref().unwrap_or(RETRIEVAL_DESCRIPTION);
@@ -304,6 +325,7 @@ impl AgentTools {
             Call::Service(kind) => services::call(&self.toolbox, *kind, args).await,
             Call::Connery { runner, action_id } => actions::run_connery(&self.toolbox, runner, action_id, args).await,
             Call::ActionServer { url } => actions::run_action_server(&self.toolbox, url, args).await,
+            Call::Mcp(call) => Box::pin(self.toolbox.run_mcp(call, args)).await,
             Call::Retrieval { namespaces } => {
                 let found = self.toolbox.inner.library.search(namespaces, query(args)?, TOP_K).await;
                 let found = found.map_err(|error| ToolError::Failed(error.to_string()))?;

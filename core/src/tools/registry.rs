@@ -10,6 +10,7 @@ use crate::model::validate::{FieldError, Loc};
 pub enum ToolKind {
     ActionServer,
     Connery,
+    Mcp,
     DuckDuckGo,
     Tavily,
     TavilyAnswer,
@@ -29,6 +30,8 @@ const KINDS: &[(ToolKind, &str, &str, Option<&str>, &str)] = &[
         "Run AI actions with [Sema4.ai Action Server](https://github.com/Sema4AI/actions)."),
     (ToolKind::Connery, "ai_action_runner_by_connery", "AI Action Runner by Connery", None,
         "Connect OpenGPTs to the real world with [Connery](https://github.com/connery-io/connery)."),
+    (ToolKind::Mcp, "mcp_server", "MCP Server", None,
+        "Tools from an [MCP](https://modelcontextprotocol.io) server, reached at its Streamable HTTP URL."),
     (ToolKind::DuckDuckGo, "ddg_search", "DuckDuckGo Search", Some("DDG Search"),
         "Search the web with [DuckDuckGo](https://duckduckgo.com/) instant answers."),
     (ToolKind::Tavily, "search_tavily", "Search (Tavily)", Some("Search (Tavily)"),
@@ -94,17 +97,26 @@ impl ToolKind {
         KINDS.iter().filter(|entry| entry.0.offered()).filter_map(|entry| entry.3).collect()
     }
 
-    /// The fields of the tool's `config` the form asks for (user-hosted runners: their URL).
+    /// The fields of the tool's `config` the form asks for (user-hosted runners and MCP
+    /// servers: their URL).
     pub fn config_fields(self) -> &'static [&'static str] {
         match self {
-            ToolKind::ActionServer | ToolKind::Connery => &["url"],
+            ToolKind::ActionServer | ToolKind::Connery | ToolKind::Mcp => &["url"],
             _ => &[],
         }
     }
 
-    /// Whether one assistant may have several (runners at different URLs).
+    /// The fields of the tool's `config` the form offers and may be left blank.
+    pub fn optional_config_fields(self) -> &'static [&'static str] {
+        match self {
+            ToolKind::Mcp => &["tools", "bearer_token_env", "bearer_token_secret"],
+            _ => &[],
+        }
+    }
+
+    /// Whether one assistant may have several (runners and servers at different URLs).
     pub fn multi_use(self) -> bool {
-        matches!(self, ToolKind::ActionServer | ToolKind::Connery)
+        matches!(self, ToolKind::ActionServer | ToolKind::Connery | ToolKind::Mcp)
     }
 }
 
@@ -146,6 +158,8 @@ pub enum ToolConfigError {
     BadUrl { key: String, index: usize, name: &'static str, reason: String },
     #[error("The tool '{name}' takes its key from the server's {variable}, never from the assistant's config: remove 'api_key'")]
     KeyInConfig { key: String, index: usize, name: &'static str, variable: &'static str },
+    #[error("The tool '{name}' is misconfigured: {reason}")]
+    Misconfigured { key: String, index: usize, name: &'static str, reason: String },
     #[error("'{key}' must be true or false")]
     NotABoolean { key: String, value: Value },
     #[error("An assistant may have at most {limit} tools (MAX_TOOLS_PER_ASSISTANT); this one has {count}")]
@@ -164,6 +178,7 @@ impl ToolConfigError {
             ToolConfigError::NotOffered { key, index, name }
             | ToolConfigError::MissingKey { key, index, name, .. }
             | ToolConfigError::BadUrl { key, index, name, .. }
+            | ToolConfigError::Misconfigured { key, index, name, .. }
             | ToolConfigError::KeyInConfig { key, index, name, .. } => {
                 (configurable.key(key).index(*index), Value::from(*name))
             }

@@ -38,7 +38,12 @@ pub fn spec(kind: ToolKind) -> ToolSpec {
             "A wrapper around OpenAI DALL-E API. Useful for when you need to generate images from a text description. Input should be an image description.",
             "image description to generate image from",
         ),
-        ToolKind::ActionServer | ToolKind::Connery | ToolKind::Retrieval | ToolKind::SecFilings | ToolKind::PressReleases => {
+        ToolKind::ActionServer
+        | ToolKind::Connery
+        | ToolKind::Mcp
+        | ToolKind::Retrieval
+        | ToolKind::SecFilings
+        | ToolKind::PressReleases => {
             unreachable!("{kind:?} is not a service tool")
         }
     };
@@ -229,6 +234,7 @@ pub async fn call(toolbox: &Toolbox, kind: ToolKind, args: &Value) -> Result<Str
         }
         ToolKind::ActionServer
         | ToolKind::Connery
+        | ToolKind::Mcp
         | ToolKind::Retrieval
         | ToolKind::SecFilings
         | ToolKind::PressReleases => {
