@@ -112,7 +112,10 @@ async fn uploads_are_checked_before_the_url_is_given_and_a_bad_file_fails_clearl
 
     let plain = integration_tests::spawn_app().await;
     let (status, answer) = plain.post("/ingest/uploads", user, ask("a.txt", 1)).await;
-    assert_eq!(status, 400);
+    assert_eq!(status, 501, "a valid request for what this server does not do");
+    assert!(answer["detail"].as_str().unwrap().contains("UPLOAD_BUCKET is not set"));
+    let (status, answer) = plain.get(&format!("/ingest/uploads/{}", uuid::Uuid::new_v4()), user).await;
+    assert_eq!(status, 501);
     assert!(answer["detail"].as_str().unwrap().contains("UPLOAD_BUCKET is not set"));
     let response = plain.request(Method::GET, "/ingest/uploads/not-a-uuid", Some(user)).send().await.unwrap();
     assert_eq!(response.status(), 422);

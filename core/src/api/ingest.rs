@@ -181,11 +181,11 @@ impl FromJson for UploadRequest {
     }
 }
 
+/// The upload bucket; without one a valid request asks for what this server does not do (501).
 fn uploads(state: &AppState) -> Result<&Uploads, ApiError> {
-    state.uploads.as_deref().ok_or_else(|| {
-        ApiError::BadRequest(
-            "This server takes no uploads through S3 (UPLOAD_BUCKET is not set): send files to POST /ingest".into(),
-        )
+    state.uploads.as_deref().ok_or_else(|| ApiError::Detail {
+        status: axum::http::StatusCode::NOT_IMPLEMENTED,
+        detail: "This server takes no uploads through S3 (UPLOAD_BUCKET is not set): send files to POST /ingest".into(),
     })
 }
 

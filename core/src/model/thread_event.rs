@@ -14,8 +14,10 @@ pub struct ThreadEvent {
     pub namespace: Vec<String>,
     /// The whole envelope as clients are sent it, one line of JSON.
     pub envelope: String,
-    /// Set on the event that tells how a run ended: the run, whose end a reader waits to see
-    /// recorded (with its answer) before it passes the event on.
+    /// Set on the events after which a client reads the thread's state: the one that tells how a
+    /// run ended, and a request for input (the run ends right after it, and a client answers it
+    /// from the thread's state). A reader waits to see that run's end recorded (with its answer,
+    /// and the thread given back) before it passes such an event on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_run: Option<uuid::Uuid>,
 }

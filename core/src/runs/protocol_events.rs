@@ -22,7 +22,7 @@ pub(super) struct LogEntry {
     pub(super) data: String,
     /// Set for the events the protocol names after the run (lifecycle, input requests).
     pub(super) event_id: Option<String>,
-    /// Set on the run's last event (see `ThreadEvent::ends_run`).
+    /// Set on the run's last event and its request for input (see `ThreadEvent::ends_run`).
     pub(super) ends_run: Option<Uuid>,
 }
 
@@ -204,7 +204,7 @@ impl Renderer for ProtocolEvents {
         let interrupt_id = interrupt[0]["id"].as_str().unwrap_or_default().to_string();
         let data = json!({"interrupt_id": interrupt_id, "payload": interrupt[0]["value"]});
         let event_id = Some(format!("synth:{}:input||{interrupt_id}", self.run_id));
-        vec![LogEntry { event_id, ..entry("input.requested", data) }]
+        vec![LogEntry { event_id, ends_run: Some(self.run_id), ..entry("input.requested", data) }]
     }
 
     fn progress(&mut self, _history: &[Message], current: &Message) -> Vec<LogEntry> {
