@@ -17,7 +17,7 @@ start_api "$WORK/openapi-server.log" STORE=memory OFFLINE_TOKEN_DELAY_MS=0 \
 
 status=0
 python "$(dirname "${BASH_SOURCE[0]}")/stream_events.py" "$BASE" || status=1
-schemathesis run "$BASE/openapi.json" \
+schemathesis --config-file "$(dirname "${BASH_SOURCE[0]}")/schemathesis.toml" run "$BASE/openapi.json" \
   --header "Cookie: opengpts_user_id=schemathesis" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing \

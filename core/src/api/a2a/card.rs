@@ -2,11 +2,10 @@
 //! `/.well-known/agent-card.json?assistant_id=…` (both under `/langgraph` too). It names the
 //! agent's URL twice: as A2A 1.0's interface and as 0.3's `url`, so clients of either find it.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::routing::get;
-use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -23,11 +22,6 @@ pub fn routes() -> Routes {
         .route("/langgraph/.well-known/agent-card.json", get(by_query))
 }
 
-#[derive(Deserialize)]
-struct Named {
-    assistant_id: Option<String>,
-}
-
 async fn by_path(
     State(state): State<AppState>,
     User(user): User,
@@ -41,13 +35,16 @@ async fn by_path(
 async fn by_query(
     State(state): State<AppState>,
     User(user): User,
-    Query(named): Query<Named>,
+    RawQuery(query): RawQuery,
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let assistant_id = named
-        .assistant_id
-        .ok_or_else(|| ApiError::BadRequest("Missing required query parameter: assistant_id".into()))?;
+    // The first `assistant_id` of the query, however often it is given.
+    let named = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "assistant_id")
+        .map(|(_, value)| value.into_owned());
+    let assistant_id =
+        named.ok_or_else(|| ApiError::BadRequest("Missing required query parameter: assistant_id".into()))?;
     card(&state, &user, &assistant_id, uri.path(), &headers).await
 }
 
