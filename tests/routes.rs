@@ -230,11 +230,8 @@ fn each_function_binary_exists_and_serves_its_own_routes() {
     assert_eq!(folders, expected, "functions/");
     for function in Function::ALL {
         let main = repository_file(&format!("functions/{}/src/main.rs", function.binary()));
-        assert!(
-            main.contains(&format!("Function::{function:?})")),
-            "functions/{}: not {function:?}",
-            function.binary()
-        );
+        let routes = format!("function_routes::{}()", function.binary().replace('-', "_"));
+        assert!(main.contains(&routes), "functions/{}: not serving {routes}", function.binary());
     }
 }
 

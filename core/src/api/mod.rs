@@ -1,7 +1,7 @@
 //! HTTP: one router per endpoint group, served the same way by the local server and by Lambda.
 //! Nothing here knows which of the two it runs in.
 
-#[cfg(feature = "runs")]
+#[cfg(feature = "agent_protocols")]
 mod a2a;
 pub mod assistants;
 pub mod auth;
@@ -10,12 +10,12 @@ mod error;
 pub mod extract;
 #[cfg(feature = "files")]
 pub mod ingest;
-#[cfg(feature = "runs")]
+#[cfg(feature = "agent_protocols")]
 mod jsonrpc;
 pub mod jwt;
 pub mod langgraph;
 pub mod limits;
-#[cfg(feature = "runs")]
+#[cfg(feature = "agent_protocols")]
 mod mcp;
 pub mod meta;
 #[cfg(feature = "runs")]
@@ -189,17 +189,47 @@ impl Function {
 
     pub fn routes(self) -> Routes {
         match self {
-            Function::Assistants => assistants::routes().merge(meta::routes()).merge(langgraph::service_routes()),
-            Function::Threads => threads::routes().merge(langgraph::thread_routes()),
+            Function::Assistants => function_routes::assistants(),
+            Function::Threads => function_routes::threads(),
             #[cfg(feature = "dispatch")]
-            Function::Runs => runs::routes().merge(langgraph::run_routes()),
+            Function::Runs => function_routes::runs(),
             #[cfg(feature = "runs")]
-            Function::RunsStream => {
-                runs::stream_routes().merge(langgraph::stream_routes()).merge(mcp::routes()).merge(a2a::routes())
-            }
+            Function::RunsStream => function_routes::runs_stream(),
             #[cfg(feature = "files")]
-            Function::Ingest => ingest::routes(),
+            Function::Ingest => function_routes::ingest(),
         }
+    }
+}
+
+/// Each function's routes, for its `main` to name: a function that chose among them at run time
+/// would link every other function's routes too (what its features allow), and its zip carry them.
+pub mod function_routes {
+    use super::*;
+
+    pub fn assistants() -> Routes {
+        assistants::routes().merge(meta::routes()).merge(langgraph::service_routes())
+    }
+
+    pub fn threads() -> Routes {
+        threads::routes().merge(langgraph::thread_routes())
+    }
+
+    #[cfg(feature = "dispatch")]
+    pub fn runs() -> Routes {
+        runs::routes().merge(langgraph::run_routes())
+    }
+
+    #[cfg(feature = "runs")]
+    pub fn runs_stream() -> Routes {
+        let routes = runs::stream_routes().merge(langgraph::stream_routes());
+        #[cfg(feature = "agent_protocols")]
+        let routes = routes.merge(mcp::routes()).merge(a2a::routes());
+        routes
+    }
+
+    #[cfg(feature = "files")]
+    pub fn ingest() -> Routes {
+        ingest::routes()
     }
 }
 

@@ -8,7 +8,7 @@ use axum::Router;
 #[cfg(feature = "server")]
 use tokio::net::TcpListener;
 
-use crate::api::{self, AppState, Function, Routes};
+use crate::api::{self, AppState, Routes};
 use crate::config::{Config, StoreKind};
 #[cfg(feature = "dispatch")]
 use crate::runs::LambdaDispatch;
@@ -183,17 +183,23 @@ pub fn lambda_app(routes: Routes, state: AppState) -> Lambda {
     tower::ServiceExt::map_request(api::app(routes, state), strip_stage as fn(_) -> _)
 }
 
-/// One of the HTTP functions: its routes, buffered, or streamed where the function streams.
-pub async fn lambda(function: Function) -> Result<(), Error> {
+/// One of the HTTP functions with its routes (`api::function_routes`), answers buffered.
+pub async fn lambda(routes: Routes) -> Result<(), Error> {
+    lambda_http::run(lambda_app(routes, started().await?)).await
+}
+
+/// A route function whose answers are streamed (Lambda response streaming): `runs-stream`.
+#[cfg(feature = "runs")]
+pub async fn lambda_streaming(routes: Routes) -> Result<(), Error> {
+    lambda_http::run_with_streaming_response(lambda_app(routes, started().await?)).await
+}
+
+/// A function's state, built and warmed up, with its logs set up first.
+async fn started() -> Result<AppState, Error> {
     logging::init();
     let state = state_from_env().await?;
     state.warm_up().await;
-    let app = lambda_app(function.routes(), state);
-    #[cfg(feature = "runs")]
-    if function == Function::RunsStream {
-        return lambda_http::run_with_streaming_response(app).await;
-    }
-    lambda_http::run(app).await
+    Ok(state)
 }
 
 /// `functions/ingest-worker`: reads the files S3 reports uploaded (object-created events).

@@ -267,8 +267,16 @@ impl Toolbox {
         }
     }
 
-    /// The server's headers, with its bearer token read where the assistant named it.
-    async fn mcp_headers(&self, server: &McpServer) -> Result<Vec<(String, String)>, ToolError> {
+    /// The server's headers, with its bearer token read where the assistant named it. Boxed, as
+    /// `Endpoint::post` is: a Secrets Manager read is a large future to copy into each caller's.
+    fn mcp_headers<'a>(
+        &'a self,
+        server: &'a McpServer,
+    ) -> futures::future::BoxFuture<'a, Result<Vec<(String, String)>, ToolError>> {
+        Box::pin(self.read_mcp_headers(server))
+    }
+
+    async fn read_mcp_headers(&self, server: &McpServer) -> Result<Vec<(String, String)>, ToolError> {
         let mut headers = server.headers.clone();
         let token = match &server.token {
             None => return Ok(headers),

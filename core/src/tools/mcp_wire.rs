@@ -60,7 +60,11 @@ impl Endpoint<'_> {
     }
 
     /// `initialize`, then the `initialized` notification.
-    pub async fn open(&self) -> Result<Session, ToolError> {
+    pub fn open(&self) -> futures::future::BoxFuture<'_, Result<Session, ToolError>> {
+        Box::pin(self.handshake())
+    }
+
+    async fn handshake(&self) -> Result<Session, ToolError> {
         let params = json!({
             "protocolVersion": PROTOCOL_VERSION,
             "capabilities": {},
@@ -79,8 +83,19 @@ impl Endpoint<'_> {
         }
     }
 
-    /// Sends one request (or, without `id`-worthy params, a notification) and reads its answer.
-    pub async fn post(
+    /// Sends one request (or a notification, `notifications/…`) and reads its answer: the result
+    /// and the session the server names. Boxed: each call site would otherwise carry a copy of
+    /// the whole exchange in its own future, in every function that runs tools.
+    pub fn post<'a>(
+        &'a self,
+        session: Option<&'a Session>,
+        method: &'a str,
+        params: Option<Value>,
+    ) -> futures::future::BoxFuture<'a, Result<(Value, Option<String>), WireError>> {
+        Box::pin(self.exchange(session, method, params))
+    }
+
+    async fn exchange(
         &self,
         session: Option<&Session>,
         method: &str,

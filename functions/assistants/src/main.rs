@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), opengpts::serve::Error> {
-    opengpts::serve::lambda(opengpts::api::Function::Assistants).await
+    opengpts::serve::lambda(opengpts::api::function_routes::assistants()).await
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), opengpts::serve::Error> {
-    opengpts::serve::lambda(opengpts::api::Function::Ingest).await
+    opengpts::serve::lambda(opengpts::api::function_routes::ingest()).await
 }

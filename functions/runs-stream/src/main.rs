@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), opengpts::serve::Error> {
-    opengpts::serve::lambda(opengpts::api::Function::RunsStream).await
+    opengpts::serve::lambda_streaming(opengpts::api::function_routes::runs_stream()).await
 }

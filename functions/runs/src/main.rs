@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), opengpts::serve::Error> {
-    opengpts::serve::lambda(opengpts::api::Function::Runs).await
+    opengpts::serve::lambda(opengpts::api::function_routes::runs()).await
 }
