@@ -220,3 +220,27 @@ async fn a_token_kept_in_secrets_manager_reaches_the_server() {
     let missing = mcp(json!({"url": server.private_url, "bearer_token_secret": "mcp/no-such-secret"}));
     assert!(bind(&toolbox, vec![missing]).await.is_empty(), "a secret that cannot be read leaves the tools out");
 }
+
+/// A hostile server that answers every `tools/list` with an empty page and a next cursor is read
+/// a bounded number of times, and its (no) tools leave the run as it was.
+#[tokio::test]
+async fn a_server_paging_forever_is_read_a_bounded_number_of_times() {
+    use integration_tests::mock_provider::{MockProvider, RecordedRequest, Reply};
+    let server = MockProvider::start(|request: &RecordedRequest| {
+        let id = request.body["id"].clone();
+        match request.body["method"].as_str().unwrap_or_default() {
+            "initialize" => {
+                Reply::json(json!({"jsonrpc": "2.0", "id": id, "result": {"protocolVersion": "2025-06-18"}}))
+            }
+            "tools/list" => {
+                Reply::json(json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [], "nextCursor": "more"}}))
+            }
+            _ => Reply::text(202, "application/json", ""),
+        }
+    })
+    .await;
+    let tools = bind(&toolbox(vec![]), vec![mcp(json!({"url": format!("{}/mcp", server.base_url)}))]).await;
+    assert!(tools.is_empty());
+    let pages = server.requests().iter().filter(|request| request.body["method"] == "tools/list").count();
+    assert_eq!(pages, 16);
+}

@@ -31,6 +31,16 @@ function watchFailures(page) {
   return failures;
 }
 
+// The page, watched for failures, with the form set to an agent on the offline model.
+async function offlineAgentForm(browser) {
+  const page = await browser.newPage();
+  const failures = watchFailures(page);
+  await page.goto(`${BASE}/`);
+  await page.getByLabel("agent", { exact: true }).check();
+  await page.getByLabel("Agent Type").selectOption("Offline");
+  return { page, failures };
+}
+
 test("create an assistant, chat with streaming, reload and see the history", async () => {
   const browser = await launch();
   try {
@@ -81,13 +91,9 @@ test("create an assistant, chat with streaming, reload and see the history", asy
 test("an agent with a tool and confirmation: upload, edit the call, continue, read the passage, feedback, edit", async () => {
   const browser = await launch();
   try {
-    const page = await browser.newPage();
-    const failures = watchFailures(page);
-    await page.goto(`${BASE}/`);
+    const { page, failures } = await offlineAgentForm(browser);
 
     // Every tool of the schema is offered; those whose key this server lacks say which variable.
-    await page.getByLabel("agent", { exact: true }).check();
-    await page.getByLabel("Agent Type").selectOption("Offline");
     const tavily = page.getByLabel("Search (Tavily)", { exact: false }).first();
     assert.equal(await tavily.isDisabled(), true, "Tavily needs a key this server lacks");
     await page.locator(".tool-choice.unavailable", { hasText: "TAVILY_API_KEY" }).first().waitFor();
@@ -170,11 +176,7 @@ test("an agent with an MCP server's tools: add the server by its URL, and its to
   assert.ok(process.env.MCP_URL, "MCP_URL names the test's MCP server");
   const browser = await launch();
   try {
-    const page = await browser.newPage();
-    const failures = watchFailures(page);
-    await page.goto(`${BASE}/`);
-    await page.getByLabel("agent", { exact: true }).check();
-    await page.getByLabel("Agent Type").selectOption("Offline");
+    const { page, failures } = await offlineAgentForm(browser);
     await page.getByLabel("MCP Server", { exact: true }).check();
     await page.getByLabel("MCP Server url").fill(process.env.MCP_URL);
     await page.getByLabel("MCP Server tools").fill("lookup");

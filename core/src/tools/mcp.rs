@@ -16,6 +16,9 @@ use super::{BoundTool, Call, ToolError, Toolbox, UrlGuard};
 use crate::config::{McpSettings, Secret, MCP_TOKEN_VARIABLE_PREFIX};
 use crate::llm::ToolSpec;
 
+/// The most `tools/list` pages read from one server.
+const MAX_PAGES: usize = 16;
+
 /// One MCP server as an assistant configures it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct McpServer {
@@ -206,8 +209,12 @@ impl Toolbox {
         let session = endpoint.open().await?;
         let mut tools = Vec::new();
         let mut cursor: Option<Value> = None;
-        // Pages until the server has no more or the run has as many as it may offer.
-        while tools.len() < MAX_ACTIONS {
+        // Pages until the server has no more or the run has as many as it may offer; a server
+        // that sends empty pages with a next cursor forever is read a bounded number of times.
+        for _ in 0..MAX_PAGES {
+            if tools.len() >= MAX_ACTIONS {
+                break;
+            }
             let params = cursor.take().map(|cursor| json!({"cursor": cursor}));
             let (result, _) = endpoint.post(Some(&session), "tools/list", params).await.map_err(wire_error)?;
             for tool in result.get("tools").and_then(Value::as_array).into_iter().flatten() {
