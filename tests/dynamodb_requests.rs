@@ -164,3 +164,44 @@ async fn a_resumable_stream_writes_at_most_one_batch_per_250_ms() {
     println!("resumable stream: {ids} events in {took:?}, {writes} extra DynamoDB writes (at most {allowed})");
     assert!(writes >= 1 && writes <= allowed, "{writes} writes in {took:?}");
 }
+
+/// What a conversation's end costs: a thread of 10 exchanges swept once its `ttl` ran out, in
+/// DynamoDB requests (docs/storage.md prices them). A sweep reads the expired threads (one Query
+/// of the sparse index), takes the thread (one conditional update), reads its partition and each
+/// run's, and deletes in batches of 25.
+#[tokio::test]
+async fn sweeping_an_expired_conversation() {
+    use opengpts::model::{ThreadTtl, Timestamp, TtlStrategy};
+    use opengpts::schedules::{retention, InProcessSchedules};
+    let settings = integration_tests::dynamodb_settings(None);
+    let store = DynamoStore::connect(settings).await.unwrap();
+    let counter = store.requests();
+    let app_store: Arc<dyn Store> = Arc::new(store);
+    let app = spawn_app_with(test_config(|_| None), app_store.clone()).await;
+    let user = "sweeper";
+    let (_, thread_id) = app.thread(user, json!({"configurable": {"type": "chatbot"}})).await;
+    for exchange in 0..10 {
+        let input = json!([{"type": "human", "content": format!("question {exchange}")}]);
+        let events = app.stream(user, json!({"thread_id": thread_id, "input": input})).await;
+        assert_eq!(events.last().unwrap().event, "end");
+    }
+    let owner = UserId::new(user).unwrap();
+    let thread_id = uuid::Uuid::parse_str(&thread_id).unwrap();
+    let mut thread = app_store.get_thread(&owner, thread_id).await.unwrap();
+    let past = Timestamp::from_datetime(Timestamp::now().datetime() - chrono::Duration::seconds(1));
+    thread.ttl = Some(ThreadTtl { strategy: TtlStrategy::Delete, minutes: 1.0, expires_at: past });
+    app_store.put_thread(&thread).await.unwrap();
+    let runs = app_store.list_runs(&owner, thread_id).await.unwrap().len();
+
+    let before = counter.get();
+    let config = opengpts::config::Config::defaults();
+    let swept = retention::sweep(app_store.as_ref(), &InProcessSchedules, &config.retention).await.unwrap();
+    let requests = counter.get() - before;
+    assert_eq!(swept.deleted, 1);
+    assert!(app_store.get_thread(&owner, thread_id).await.is_err());
+    println!("sweeping a thread of 10 exchanges ({runs} runs, 20 messages): {requests} DynamoDB requests");
+    // The index Query, the take, the partition's Query and one per run, the batches (20
+    // messages, 10 run pointers, 10 run records, the event log: under three batches of 25), the
+    // file index Query, the thread item, and the user's crons listed.
+    assert!(requests <= 4 + runs as u64 + 4 + 2, "{requests} requests");
+}

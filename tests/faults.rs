@@ -47,15 +47,20 @@ impl Drop for Stop {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_dynamodb_faults_no_answer_is_lost_doubled_or_interleaved() {
+/// The injector in front of the DynamoDB emulator, injecting nothing until told a rate. Held
+/// answers come after the clients' attempt timeout (500 ms in these tests), so they try again.
+fn dynamodb_fault_injector() -> (std::process::Child, String) {
     let emulator = std::env::var("DYNAMODB_TEST_ENDPOINT")
         .expect("DYNAMODB_TEST_ENDPOINT is not set: run `make test`, which starts the DynamoDB emulator (moto)");
-    // Held answers come after the client's attempt timeout (below), so it tries again.
-    let (proxy, faults) = start_tool(
+    start_tool(
         "proxy.py",
         &["--upstream".into(), emulator, "--rate".into(), "0".into(), "--late-seconds".into(), "0.8".into()],
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_dynamodb_faults_no_answer_is_lost_doubled_or_interleaved() {
+    let (proxy, faults) = dynamodb_fault_injector();
     let env = vec![
         ("STORE", "dynamodb".to_string()),
         ("AWS_ENDPOINT_URL_DYNAMODB", faults.clone()),
@@ -186,4 +191,129 @@ async fn run_workload(
     let (Some(start), Some(idle)) = (tasks.first(), tasks.last()) else { panic!("no runtime line in the log") };
     println!("{printed}tasks alive: {start} at the start, {idle} once idle after the load");
     assert!(*idle <= start + 40, "tasks left behind: {start} at the start, {idle} once idle after the load");
+}
+
+/// "Delete my data" (`DELETE /me/data`) with 30% of DynamoDB's requests failing (60% for the
+/// first three tries) in every way the injector knows: sent again until it answers, it leaves
+/// nothing of its user, and every item of another user is still there, their stored bytes
+/// counted as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_dynamodb_faults_deleting_a_users_data_is_finished_by_retries_and_touches_no_one_else() {
+    use std::sync::Arc;
+
+    use integration_tests::contract::{self, SharedStore};
+    use opengpts::model::{EmbedderId, FeedbackInput, RunStatus, UserId};
+    use opengpts::store::{stored_bytes, DocumentQuota, DynamoStore, RunStart, StoreError};
+    use serde_json::json;
+
+    let (proxy, faults) = dynamodb_fault_injector();
+    let _stop = Stop(proxy);
+    let mut direct_settings = integration_tests::dynamodb_settings(Some(7));
+    let direct: SharedStore = Arc::new(DynamoStore::connect(direct_settings.clone()).await.unwrap());
+    direct_settings.endpoint_url = Some(faults.clone());
+    direct_settings.attempt_timeout = Duration::from_millis(500);
+    let faulty: SharedStore = Arc::new(DynamoStore::connect(direct_settings).await.unwrap());
+    let app = integration_tests::spawn_app_with(integration_tests::test_config(|_| None), faulty).await;
+
+    // Two users with the same data: assistants and threads with files, runs with feedback,
+    // memory items and crons.
+    let embedder = EmbedderId { name: "faults".into(), dimensions: 8 };
+    let roomy = DocumentQuota { max_chunks: 1000, max_user_bytes: 1 << 30 };
+    let mut bytes = 0;
+    for owner in ["leaving", "staying"] {
+        let user = UserId::new(owner).unwrap();
+        for second in 0..3 {
+            let helper = contract::assistant(owner, false, second);
+            direct.put_assistant(&helper).await.unwrap();
+            let files = contract::file_chunks(helper.assistant_id, "a.txt", 10, 8);
+            direct.add_document(helper.assistant_id, &user, &embedder, &files, roomy).await.unwrap();
+            bytes += stored_bytes(&files);
+            for _ in 0..2 {
+                let chat = contract::thread(owner, helper.assistant_id, second);
+                direct.put_thread(&chat).await.unwrap();
+                let run = contract::run(owner, &chat);
+                let input = [contract::human("hi")];
+                direct
+                    .start_run(RunStart { input: &input, ..RunStart::new(&run, Duration::from_secs(60)) })
+                    .await
+                    .unwrap();
+                contract::end(&direct, &run, RunStatus::Success, &[contract::human("answer")]).await;
+                let feedback =
+                    FeedbackInput { run_id: run.run_id, key: "k".into(), score: None, value: None, comment: None };
+                direct.add_feedback(&run, &feedback.into_feedback()).await.unwrap();
+                let files = contract::file_chunks(chat.thread_id, "t.txt", 2, 8);
+                direct.add_document(chat.thread_id, &user, &embedder, &files, roomy).await.unwrap();
+                bytes += stored_bytes(&files);
+                direct.put_cron(&contract::cron(owner, second, Some(chat.thread_id))).await.unwrap();
+            }
+        }
+        for key in 0..5 {
+            direct.put_memory(&user, &contract::memory(&["notes"], &key.to_string(), json!({"k": key}))).await.unwrap();
+        }
+    }
+    let snapshot = |user: UserId| {
+        let direct = direct.clone();
+        async move {
+            let mut items = Vec::new();
+            for helper in direct.list_assistants(&user).await.unwrap() {
+                items.push(format!("{helper:?}"));
+                items.push(format!("{:?}", direct.documents(helper.assistant_id).await.unwrap()));
+            }
+            for chat in direct.list_threads(&user).await.unwrap() {
+                items.push(format!("{:?}", direct.thread_view(&user, chat.thread_id).await.unwrap().messages));
+                for run in direct.list_runs(&user, chat.thread_id).await.unwrap() {
+                    items.push(format!("{run:?} {:?}", direct.feedback(&run).await.unwrap()));
+                }
+                items.push(format!("{:?}", direct.documents(chat.thread_id).await.unwrap()));
+            }
+            items.push(format!("{:?}", direct.list_crons(&user).await.unwrap()));
+            items.push(format!("{:?}", direct.memories(&user, &[]).await.unwrap()));
+            items
+        }
+    };
+    let (leaving, staying) = (UserId::new("leaving").unwrap(), UserId::new("staying").unwrap());
+    let before = snapshot(staying.clone()).await;
+    assert_eq!(before.len(), 3 * 2 + 6 * 3 + 2, "the other user's data is all there to compare");
+
+    let client = reqwest::Client::new();
+    let set_rate = |rate: f64| client.post(format!("{faults}/__faults")).json(&json!({"rate": rate})).send();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        // The first tries under more faults than the SDK's retries absorb, so that a request is
+        // cut short part-way and the next one must finish it.
+        set_rate(if tries <= 3 { 0.6 } else { 0.3 }).await.unwrap();
+        let (status, body) = app.delete("/me/data", "leaving").await;
+        if status == reqwest::StatusCode::OK {
+            break;
+        }
+        assert!(status.is_server_error(), "a fault is a 5xx naming it: {status} {body}");
+        assert!(body["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "{body}");
+        assert!(tries < 200, "still failing after {tries} tries: {status} {body}");
+    }
+    let report: serde_json::Value = set_rate(0.0).await.unwrap().json().await.unwrap();
+    let injected: u64 = report["injected"].as_object().unwrap().values().filter_map(|count| count.as_u64()).sum();
+    assert!(injected > 0, "faults were injected: {report}");
+    println!("deleting a user's data under faults: answered after {tries} tries, {report}");
+
+    let (status, again) = app.delete("/me/data", "leaving").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{again}");
+    assert!(again["removed"].as_object().unwrap().values().all(|count| count == 0), "nothing was left: {again}");
+    assert!(snapshot(leaving.clone()).await.iter().all(|item| item == "[]"), "nothing of the user is left");
+    assert_eq!(snapshot(staying.clone()).await, before, "the other user's data is untouched");
+    // The leaving user's stored bytes are back to none: a file that takes all they may store fits.
+    let holder = contract::thread("leaving", uuid::Uuid::new_v4(), 9);
+    direct.put_thread(&holder).await.unwrap();
+    let file = contract::file_chunks(holder.thread_id, "new.txt", 3, 8);
+    let exact = DocumentQuota { max_chunks: 1000, max_user_bytes: stored_bytes(&file) };
+    direct.add_document(holder.thread_id, &leaving, &embedder, &file, exact).await.unwrap();
+    // The staying user's are as they were: one byte more than they hold is refused.
+    let held = bytes / 2;
+    let one_more = contract::file_chunks(holder.thread_id, "x.txt", 1, 8);
+    let tight = DocumentQuota { max_chunks: 1000, max_user_bytes: held + stored_bytes(&one_more) - 1 };
+    let refused = direct.add_document(holder.thread_id, &staying, &embedder, &one_more, tight).await;
+    assert!(
+        matches!(refused, Err(StoreError::ByteQuota { would_hold, .. }) if would_hold == held + stored_bytes(&one_more)),
+        "{refused:?}"
+    );
 }

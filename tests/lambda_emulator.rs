@@ -228,6 +228,33 @@ async fn a_cron_fires_when_run_worker_gets_its_schedules_input() {
     assert_eq!(state["values"][1]["content"], "Hello, Ada! How can I assist you today?", "{state}");
 }
 
+/// A thread made with a `ttl` through the `threads` function is deleted when `run-worker` is
+/// invoked with what the expired-threads schedule sends; one without is left alone, and the
+/// prune and "delete my data" routes answer from `threads`.
+#[tokio::test]
+async fn the_expired_threads_schedule_sweeps_through_run_worker() {
+    let app = emulator();
+    let user = "ttl-lambda-user";
+    let (status, expiring) =
+        app.post("/langgraph/threads", user, json!({"ttl": {"ttl": 0.001, "strategy": "delete"}})).await;
+    assert_eq!(status, 200, "{expiring}");
+    let (_, kept) = app.post("/langgraph/threads", user, json!({})).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let invoke = format!("{}/2015-03-31/functions/run-worker/invocations", app.base);
+    let response = app.client.post(&invoke).json(&json!({"sweep": "expired_threads"})).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let (status, _) = app.get(&format!("/langgraph/threads/{}", expiring["thread_id"].as_str().unwrap()), user).await;
+    assert_eq!(status, 404, "the expired thread was swept");
+    let kept_id = kept["thread_id"].as_str().unwrap();
+    let (status, _) = app.get(&format!("/langgraph/threads/{kept_id}"), user).await;
+    assert_eq!(status, 200, "the other thread is left alone");
+    let (status, pruned) = app.post("/langgraph/threads/prune", user, json!({"thread_ids": [kept_id]})).await;
+    assert_eq!((status.as_u16(), &pruned), (200, &json!({"pruned_count": 1})));
+    let (status, removed) = app.delete("/me/data", user).await;
+    assert_eq!(status, 200, "{removed}");
+    assert_eq!(removed["removed"]["threads"], 0, "{removed}");
+}
+
 /// MCP's and A2A's clients through the functions: `/mcp` and `/a2a/{id}` answer from the
 /// streaming function, the assistants they use come from `assistants`, the threads they leave
 /// are read through `threads`.

@@ -10,6 +10,58 @@ async fn the_python_sdk_drives_assistants_threads_runs_and_interrupts() {
     integration_tests::run_langgraph_suite(app.base.clone()).await;
 }
 
+/// Data that ends, through langgraph-sdk (`tests/langgraph/lifecycle_suite.py`): threads' `ttl`
+/// carried out by the local server's own sweep loop, prune, lean searches, store items' `ttl`
+/// refreshed by reads, and `DELETE /me/data`; on each store the test command names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_sets_lifetimes_prunes_and_removes_a_users_data() {
+    let config = test_config(|name| (name == "TTL_SWEEP_SECONDS").then(|| "1".into()));
+    let state = opengpts::api::AppState::new(config, test_store().await).expect("a valid configuration");
+    let app = integration_tests::spawn_state(state.clone()).await;
+    let sweeping = tokio::spawn(opengpts::serve::sweep_expired_threads(state));
+    integration_tests::run_python_suite("langgraph/lifecycle_suite.py", vec![app.base.clone()]).await;
+    sweeping.abort();
+}
+
+/// `THREAD_TTL_MINUTES` gives threads made without a `ttl` their lifetime, in both APIs; a
+/// replaced OpenGPTs thread keeps the one it had, and a LangGraph `ttl` overrides the default.
+#[tokio::test]
+async fn threads_made_without_a_ttl_get_the_configured_one() {
+    use serde_json::json;
+    let config = test_config(|name| match name {
+        "THREAD_TTL_MINUTES" => Some("60".into()),
+        "THREAD_TTL_STRATEGY" => Some("keep_latest".into()),
+        _ => None,
+    });
+    let app = spawn_app_with(config, test_store().await).await;
+    let user = "ttl-default";
+    let (_, assistant) =
+        app.post("/assistants", user, json!({"name": "a", "config": {"configurable": {"type": "chatbot"}}})).await;
+    let (status, thread) =
+        app.post("/threads", user, json!({"name": "t", "assistant_id": assistant["assistant_id"]})).await;
+    assert_eq!(status, 200, "{thread}");
+    assert_eq!((&thread["ttl"]["strategy"], &thread["ttl"]["minutes"]), (&json!("keep_latest"), &json!(60.0)));
+    let path = format!("/threads/{}", thread["thread_id"].as_str().unwrap());
+    let (_, replaced) = app
+        .call(
+            reqwest::Method::PUT,
+            &path,
+            user,
+            Some(json!({"name": "renamed",
+        "assistant_id": assistant["assistant_id"]})),
+        )
+        .await;
+    assert_eq!((&replaced["name"], &replaced["ttl"]), (&json!("renamed"), &thread["ttl"]), "{replaced}");
+    let (_, graph_thread) = app.post("/langgraph/threads", user, json!({})).await;
+    let (_, shown) =
+        app.get(&format!("/langgraph/threads/{}?include=ttl", graph_thread["thread_id"].as_str().unwrap()), user).await;
+    assert_eq!((&shown["ttl"]["strategy"], &shown["ttl"]["ttl_minutes"]), (&json!("keep_latest"), &json!(60.0)));
+    let (_, given) = app.post("/langgraph/threads", user, json!({"ttl": {"ttl": 5}})).await;
+    let (_, shown) =
+        app.get(&format!("/langgraph/threads/{}?include=ttl", given["thread_id"].as_str().unwrap()), user).await;
+    assert_eq!((&shown["ttl"]["strategy"], &shown["ttl"]["ttl_minutes"]), (&json!("delete"), &json!(5.0)));
+}
+
 /// A stateless run's thread is its own: gone once a waited or streamed run ends, kept after a
 /// background one (its answer is read there), and gone when the run could not start.
 #[tokio::test]

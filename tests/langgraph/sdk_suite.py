@@ -13,27 +13,17 @@ import time
 import uuid
 
 import httpx
-from langgraph_sdk import get_client
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
+
+from harness import check, raises, run_checks, user
+from harness import client as client_at
 
 BASE = sys.argv[1].rstrip("/")
 URL = BASE + "/langgraph"
-CHECKS = []
-# Users of this run alone, so the suite may run again on the same server.
-SUFFIX = uuid.uuid4().hex[:8]
-
-
-def user(name):
-    return f"{name}-{SUFFIX}"
-
-
-def check(function):
-    CHECKS.append(function)
-    return function
 
 
 def client(name):
-    return get_client(url=URL, headers={"Cookie": f"opengpts_user_id={user(name)}"})
+    return client_at(URL, name)
 
 
 def human(text):
@@ -78,14 +68,6 @@ class Going:
     async def end(self):
         await self.task
         return self.parts
-
-
-async def raises(error, call):
-    try:
-        await call
-    except error as raised:
-        return raised
-    raise AssertionError(f"expected {error.__name__}")
 
 
 @check
@@ -636,12 +618,5 @@ async def regenerate_and_edit_fork_the_thread_and_keep_every_branch():
     assert [s["values"]["messages"] for s in copy_history] == [s["values"]["messages"] for s in original]
 
 
-async def main():
-    for function in CHECKS:
-        print(f"-- {function.__name__}", flush=True)
-        await function()
-    print(f"all {len(CHECKS)} checks passed")
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    run_checks()

@@ -7,6 +7,7 @@ The server runs the offline model. Each check prints its name; the first failure
 """
 
 import asyncio
+import os
 import sys
 import uuid
 
@@ -19,22 +20,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "langgraph"))
+from harness import CHECKS, check, cookie, user  # noqa: E402 (the shared harness is found first)
+
 BASE = sys.argv[1].rstrip("/")
-SUFFIX = uuid.uuid4().hex[:8]
-CHECKS = []
-
-
-def user(name):
-    return f"{name}-{SUFFIX}"
-
-
-def cookie(name):
-    return {"Cookie": f"opengpts_user_id={user(name)}"}
-
-
-def check(function):
-    CHECKS.append(function)
-    return function
 
 
 async def assistant(name, who, config=None):

@@ -15,14 +15,16 @@ use opengpts::store::{
 use serde_json::{json, Map};
 use uuid::Uuid;
 
+pub use crate::contract_lifecycle::*;
+
 pub type SharedStore = Arc<dyn Store>;
 
-fn user(name: &str) -> UserId {
+pub fn user(name: &str) -> UserId {
     UserId::new(name).expect("a non-empty id")
 }
 
 /// Distinct, increasing times, so ordering does not hang on clock resolution.
-fn at(second: i64) -> Timestamp {
+pub fn at(second: i64) -> Timestamp {
     Timestamp::from_datetime(chrono_at(second))
 }
 
@@ -61,16 +63,17 @@ pub fn thread(owner: &str, assistant_id: Uuid, second: i64) -> Thread {
         user_id: user(owner),
         metadata: Some(Map::from_iter([("assistant_type".to_string(), json!("chatbot"))])),
         created_at: (second % 2 == 0).then(|| at(second)),
+        ttl: None,
     }
 }
 
-fn human(text: &str) -> Message {
+pub fn human(text: &str) -> Message {
     let mut message = Message::new(MessageType::Human, text);
     message.id = Some(Uuid::new_v4().to_string());
     message
 }
 
-fn run(owner: &str, thread: &Thread) -> Run {
+pub fn run(owner: &str, thread: &Thread) -> Run {
     Run {
         run_id: Uuid::new_v4(),
         thread_id: thread.thread_id,
@@ -84,11 +87,11 @@ fn run(owner: &str, thread: &Thread) -> Run {
     }
 }
 
-fn contents(messages: &[Message]) -> Vec<String> {
+pub fn contents(messages: &[Message]) -> Vec<String> {
     messages.iter().map(|m| m.content.text()).collect()
 }
 
-async fn new_thread(store: &SharedStore, owner: &str) -> Thread {
+pub async fn new_thread(store: &SharedStore, owner: &str) -> Thread {
     let assistant = assistant(owner, false, 1);
     store.put_assistant(&assistant).await.unwrap();
     let thread = thread(owner, assistant.assistant_id, 1);
@@ -224,7 +227,7 @@ pub async fn parallel_appends_lose_nothing_and_keep_each_batch_in_order(store: S
 }
 
 /// Ends `run` as `status`, with its last messages.
-async fn end(store: &SharedStore, run: &Run, status: RunStatus, messages: &[Message]) {
+pub async fn end(store: &SharedStore, run: &Run, status: RunStatus, messages: &[Message]) {
     let mut ended = run.clone();
     ended.status = status;
     store.finish_run(&ended, messages, None).await.unwrap();
@@ -655,7 +658,7 @@ pub async fn a_threads_event_log_is_read_after_any_seq_in_bounded_reads(store: S
     assert_eq!(store.last_thread_event(thread.thread_id).await.unwrap(), 0);
 }
 
-fn memory(namespace: &[&str], key: &str, value: serde_json::Value) -> MemoryItem {
+pub fn memory(namespace: &[&str], key: &str, value: serde_json::Value) -> MemoryItem {
     MemoryItem {
         namespace: namespace.iter().map(|label| label.to_string()).collect(),
         key: key.into(),
@@ -663,6 +666,7 @@ fn memory(namespace: &[&str], key: &str, value: serde_json::Value) -> MemoryItem
         created_at: at(1),
         updated_at: at(2),
         expires_at: None,
+        ttl_minutes: None,
         vector: Vec::new(),
     }
 }
@@ -707,7 +711,7 @@ fn not_found<T>(result: Result<T, StoreError>) -> bool {
     matches!(result, Err(StoreError::NotFound(Entity::Cron)))
 }
 
-fn cron(owner: &str, second: i64, thread_id: Option<Uuid>) -> Cron {
+pub fn cron(owner: &str, second: i64, thread_id: Option<Uuid>) -> Cron {
     Cron {
         cron_id: Uuid::new_v4(),
         user_id: user(owner),
@@ -795,7 +799,7 @@ pub async fn a_message_larger_than_an_item_round_trips(store: SharedStore) {
     assert_eq!(store.messages(&user("ann"), thread.thread_id).await.unwrap()[1], edited);
 }
 
-fn file_chunks(namespace: Uuid, source: &str, count: usize, dimensions: usize) -> Vec<DocumentChunk> {
+pub fn file_chunks(namespace: Uuid, source: &str, count: usize, dimensions: usize) -> Vec<DocumentChunk> {
     let file_id = Uuid::new_v4();
     (0..count)
         .map(|position| DocumentChunk {
@@ -1025,6 +1029,12 @@ macro_rules! store_contract {
             a_pending_run_is_claimed_once,
             an_ended_run_is_not_ended_again,
             files_are_indexed_whole_with_their_embedder_and_go_with_their_owner,
+            an_expired_thread_goes_with_everything_it_holds_and_gives_its_bytes_back,
+            a_thread_a_run_holds_is_not_deleted_under_it,
+            a_thread_given_a_new_lifetime_is_not_deleted_on_a_stale_read,
+            keep_latest_drops_the_history_and_keeps_the_state,
+            the_sweep_applies_each_threads_strategy,
+            a_users_data_is_removed_whole_and_nobody_elses,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {

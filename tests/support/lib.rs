@@ -3,6 +3,7 @@
 
 pub mod agent_tools;
 pub mod contract;
+pub mod contract_lifecycle;
 pub mod hostile;
 pub mod mcp_server;
 pub mod mock_provider;

@@ -18,6 +18,7 @@ pub mod limits;
 #[cfg(feature = "agent_protocols")]
 mod mcp;
 pub mod meta;
+mod my_data;
 #[cfg(feature = "runs")]
 pub mod runs;
 pub mod schemas;
@@ -211,7 +212,7 @@ pub mod function_routes {
     }
 
     pub fn threads() -> Routes {
-        threads::routes().merge(langgraph::thread_routes())
+        threads::routes().merge(langgraph::thread_routes()).merge(my_data::routes())
     }
 
     #[cfg(feature = "dispatch")]

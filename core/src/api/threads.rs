@@ -11,8 +11,8 @@ use super::auth::User;
 use super::extract::{path_id, JsonBody};
 use super::{json_response, limits, ApiError, AppState, Routes};
 use crate::model::validate::{whole_number, FieldError, FieldErrors, FromJson, Loc, ObjectReader};
-use crate::model::{Generation, Message, Thread, ThreadInput, Timestamp, UserId, WireMessages};
-use crate::runs::{next_after, Bot, Next};
+use crate::model::{Generation, Message, Thread, ThreadInput, ThreadTtl, Timestamp, UserId, WireMessages};
+use crate::runs::{default_ttl, next_after, Bot, Next};
 use crate::store::ThreadView;
 use axum::response::Response;
 
@@ -30,7 +30,8 @@ async fn create(
     User(user): User,
     JsonBody(input): JsonBody<ThreadInput>,
 ) -> Result<Json<Thread>, ApiError> {
-    save(&state, user, Uuid::new_v4(), input).await
+    let ttl = default_ttl(&state.config.retention, Timestamp::now());
+    save(&state, user, Uuid::new_v4(), input, ttl).await
 }
 
 async fn replace(
@@ -40,11 +41,22 @@ async fn replace(
     JsonBody(input): JsonBody<ThreadInput>,
 ) -> Result<Json<Thread>, ApiError> {
     let thread_id = path_id(&thread_id, "thread_id")?;
-    save(&state, user, thread_id, input).await
+    // A replaced thread keeps the lifetime it was given.
+    let ttl = match state.store.get_thread(&user, thread_id).await {
+        Ok(existing) => existing.ttl,
+        Err(_) => default_ttl(&state.config.retention, Timestamp::now()),
+    };
+    save(&state, user, thread_id, input, ttl).await
 }
 
 /// A thread may only name an assistant its user can see; its kind is copied into the metadata.
-async fn save(state: &AppState, user: UserId, thread_id: Uuid, input: ThreadInput) -> Result<Json<Thread>, ApiError> {
+async fn save(
+    state: &AppState,
+    user: UserId,
+    thread_id: Uuid,
+    input: ThreadInput,
+    ttl: Option<ThreadTtl>,
+) -> Result<Json<Thread>, ApiError> {
     let assistant = state.store.get_assistant(&user, input.assistant_id).await?;
     let metadata = assistant.kind().map(|kind| {
         let mut metadata = Map::new();
@@ -59,6 +71,7 @@ async fn save(state: &AppState, user: UserId, thread_id: Uuid, input: ThreadInpu
         user_id: user,
         metadata,
         created_at: None,
+        ttl,
     };
     state.store.put_thread(&thread).await?;
     Ok(Json(thread))

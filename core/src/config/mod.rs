@@ -9,12 +9,14 @@ mod auth;
 mod aws;
 mod http;
 mod limits;
+mod retention;
 mod schedules;
 mod tools;
 pub use auth::{AuthConfig, JwtSettings};
 pub use aws::{aws_sdk_config, signing_context, Answer, SignedRest};
 pub use http::{http_client, install_tls_provider};
 pub use limits::{IngestLimits, Limits};
+pub use retention::RetentionSettings;
 pub use schedules::{CronSettings, EventBridgeSettings, WebhookSettings};
 pub use tools::{McpSettings, ToolSettings, MCP_TOKEN_VARIABLE_PREFIX};
 
@@ -127,6 +129,7 @@ pub struct Config {
     pub offline_token_delay: Duration,
     pub providers: ProviderConfig,
     pub tools: ToolSettings,
+    pub retention: RetentionSettings,
     pub embeddings: EmbeddingSettings,
     /// The largest `/ingest` body: its files together, as uploaded.
     pub max_ingest_bytes: usize,
@@ -347,6 +350,7 @@ impl Config {
                 .transpose()?
                 .map(Duration::from_secs),
             tools: tools::read(&env)?,
+            retention: retention::read(&env)?,
             run_worker_function: env.text("RUN_WORKER_FUNCTION"),
             lambda_endpoint_url: env.text("AWS_ENDPOINT_URL_LAMBDA").or_else(|| env.text("AWS_ENDPOINT_URL")),
             crons: CronSettings {

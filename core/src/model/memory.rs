@@ -15,6 +15,9 @@ pub struct MemoryItem {
     /// Gone after this (the item's `ttl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
+    /// The lifetime it was put with, in minutes: a read may start it again (`refresh_ttl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_minutes: Option<f64>,
     /// Its embedding, when it was put with an index, for searches by meaning.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vector: Vec<f32>,
@@ -30,6 +33,13 @@ impl MemoryItem {
     /// The start of the sort keys of every item whose namespace begins with `prefix`.
     pub fn prefix_key(prefix: &[String]) -> String {
         prefix.iter().map(|label| format!("{label}\u{1f}")).collect()
+    }
+
+    /// Its lifetime started again at `now`; `None` when it has none.
+    pub fn refreshed(&self, now: Timestamp) -> Option<MemoryItem> {
+        let minutes = self.ttl_minutes?;
+        let lifetime = std::time::Duration::from_secs_f64(minutes * 60.0);
+        Some(MemoryItem { expires_at: Some(now.plus(lifetime)), ..self.clone() })
     }
 
     pub fn expired(&self, now: Timestamp) -> bool {

@@ -26,7 +26,7 @@ pub use run::{Run, RunProfile, RunStatus};
 pub use run_spec::{
     AssistantChoice, GraphOptions, MultitaskStrategy, OnDisconnect, RunInput, RunSpec, StreamMode, ThreadTarget,
 };
-pub use thread::{Thread, ThreadInput};
+pub use thread::{Thread, ThreadInput, ThreadTtl, TtlStrategy};
 pub use thread_event::ThreadEvent;
 pub use time::Timestamp;
 

@@ -78,7 +78,8 @@ pub use thread_feed::{ThreadFeed, EVENTS_PER_READ};
 #[cfg(feature = "runs")]
 pub use thread_log::{Attached, ThreadLogs};
 pub use thread_state::{
-    checkpoint_id, checkpoint_position, is_checkpoint, new_thread, next_after, next_nodes, update_state, Next,
+    checkpoint_id, checkpoint_position, default_ttl, is_checkpoint, new_thread, next_after, next_nodes, update_state,
+    Next,
 };
 #[cfg(feature = "runs")]
 pub use turns::{Outcome, Turn};

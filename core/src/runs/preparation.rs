@@ -51,7 +51,7 @@ impl RunEngine {
         };
         match store.thread_view(user, thread_id).await {
             Err(StoreError::NotFound(_)) if create => {
-                store.put_thread(&new_thread(&self.inner.config.limits, user.clone(), thread_id, Map::new())).await?;
+                store.put_thread(&new_thread(&self.inner.config, user.clone(), thread_id, Map::new())).await?;
                 Ok(store.thread_view(user, thread_id).await?)
             }
             found => Ok(found?),

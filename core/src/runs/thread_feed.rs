@@ -182,8 +182,8 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
         let user = UserId::new("reader").unwrap();
         let thread_id = Uuid::new_v4();
-        let limits = crate::config::Config::defaults().limits;
-        let thread = crate::runs::new_thread(&limits, user.clone(), thread_id, Default::default());
+        let config = crate::config::Config::defaults();
+        let thread = crate::runs::new_thread(&config, user.clone(), thread_id, Default::default());
         store.put_thread(&thread).await.unwrap();
         let logs = Arc::new(ThreadLogs::default());
         let mut feed = ThreadFeed::new(store.clone(), logs.clone(), user, thread_id, 0);

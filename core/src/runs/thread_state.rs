@@ -7,8 +7,8 @@ use uuid::Uuid;
 use serde_json::{Map, Value};
 
 use super::{Bot, RunError};
-use crate::config::Limits;
-use crate::model::{Message, MessageType, RunStatus, Thread, Timestamp, UserId};
+use crate::config::{Config, Limits, RetentionSettings};
+use crate::model::{Message, MessageType, RunStatus, Thread, ThreadTtl, Timestamp, UserId};
 use crate::store::{Store, ThreadView};
 
 pub fn checkpoint_id(thread_id: Uuid, messages: &[Message], upto: usize) -> Uuid {
@@ -62,9 +62,11 @@ pub fn next_nodes(view: &ThreadView) -> Vec<&'static str> {
     }
 }
 
-/// A thread made by the LangGraph API: it has no assistant until its first run names one.
-pub fn new_thread(limits: &Limits, user: UserId, thread_id: Uuid, metadata: Map<String, Value>) -> Thread {
+/// A thread made by the LangGraph API: it has no assistant until its first run names one. It
+/// lives as long as the configuration says threads do, unless its creator says otherwise.
+pub fn new_thread(config: &Config, user: UserId, thread_id: Uuid, metadata: Map<String, Value>) -> Thread {
     let now = Timestamp::now();
+    let limits = &config.limits;
     let name = metadata.get("title").and_then(Value::as_str).unwrap_or_default().to_string();
     Thread {
         thread_id,
@@ -74,7 +76,13 @@ pub fn new_thread(limits: &Limits, user: UserId, thread_id: Uuid, metadata: Map<
         user_id: user,
         metadata: Some(metadata),
         created_at: Some(now),
+        ttl: default_ttl(&config.retention, now),
     }
+}
+
+/// The lifetime of a thread made without one: none unless configured (`THREAD_TTL_MINUTES`).
+pub fn default_ttl(settings: &RetentionSettings, now: Timestamp) -> Option<ThreadTtl> {
+    settings.thread_default.map(|(strategy, minutes)| ThreadTtl::starting(strategy, minutes, now))
 }
 
 /// A state update of both APIs: each message replaces the thread's message with its id, or

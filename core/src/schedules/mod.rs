@@ -6,6 +6,7 @@
 mod eventbridge;
 #[cfg(feature = "runs")]
 mod fire;
+pub mod retention;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -110,6 +110,7 @@ pub async fn api() -> Result<(), Error> {
         plan_saved_crons(&state).await;
         tokio::spawn(state.crons().run_local_scheduler(state.config.crons.poll));
     }
+    tokio::spawn(sweep_expired_threads(state.clone()));
     if let Some(every) = state.config.runtime_stats {
         tokio::spawn(log_runtime_stats(every));
     }
@@ -119,6 +120,23 @@ pub async fn api() -> Result<(), Error> {
     tracing::info!("OpenGPTs API listening on http://{}", listener.local_addr()?);
     serve_http(listener, state).await?;
     Ok(())
+}
+
+/// The local server's sweep of expired threads, every `TTL_SWEEP_SECONDS` (in the cloud an
+/// EventBridge schedule invokes `run-worker` instead).
+#[cfg(feature = "server")]
+pub async fn sweep_expired_threads(state: AppState) {
+    let settings = &state.config.retention;
+    let mut ticks = tokio::time::interval(settings.sweep_every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) =
+            crate::schedules::retention::sweep(state.store.as_ref(), state.schedules.as_ref(), settings).await
+        {
+            tracing::warn!(%error, "could not look for expired threads");
+        }
+    }
 }
 
 /// Logs the tasks alive in the process and the heap it uses, now and then: either growing while
@@ -240,8 +258,21 @@ async fn plan_saved_crons(state: &AppState) {
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
 pub enum WorkerEvent {
-    Cron { cron_firing: crate::schedules::CronFiring },
+    Cron {
+        cron_firing: crate::schedules::CronFiring,
+    },
+    /// The schedule that sweeps expired threads: `{"sweep": "expired_threads"}`.
+    Sweep {
+        sweep: SweepTarget,
+    },
     Run(Box<RunJob>),
+}
+
+#[cfg(feature = "runs")]
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepTarget {
+    ExpiredThreads,
 }
 
 /// `functions/run-worker`: executes the background runs that `runs` hands over, and the runs of
@@ -259,11 +290,16 @@ pub async fn run_worker() -> Result<(), Error> {
 }
 
 /// One invocation of `run-worker`; it answers with the run it executed (`null` for a cron with
-/// nothing due).
+/// nothing due, and for a sweep).
 #[cfg(feature = "runs")]
 pub async fn work(state: &AppState, event: WorkerEvent) -> Result<Option<crate::model::Run>, Error> {
     match event {
         WorkerEvent::Run(job) => Ok(state.runs.execute_delivered(*job).await?),
+        WorkerEvent::Sweep { sweep: SweepTarget::ExpiredThreads } => {
+            let (store, schedules) = (state.store.as_ref(), state.schedules.as_ref());
+            crate::schedules::retention::sweep(store, schedules, &state.config.retention).await?;
+            Ok(None)
+        }
         WorkerEvent::Cron { cron_firing } => {
             let slot = cron_firing.slot().ok_or_else(|| format!("not a time: {}", cron_firing.scheduled_time))?;
             let (owner, cron_id) = (&cron_firing.user_id, cron_firing.cron_id);

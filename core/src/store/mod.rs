@@ -184,6 +184,7 @@ pub trait Store:
     + MemoryItemStore
     + CronStore
     + DocumentStore
+    + ExpiryStore
     + 'static
 {
     /// Opens connections ahead of the first request (a Lambda's init is not billed the same
@@ -240,6 +241,19 @@ pub trait ThreadStore: Send + Sync {
     /// holds it, `ThreadChanged` if it was written to since `seen`; nothing is written then.
     /// Returns the thread's new revision, later than any before (whatever the tail's length).
     async fn fork_thread(&self, fork: Fork<'_>) -> StoreResult<Revision>;
+}
+
+/// Threads whose time is up (see `model::ThreadTtl`), and deleting a thread that no run holds:
+/// the sweep and prune take a thread as a run does, so one in use is never deleted under it.
+#[async_trait]
+pub trait ExpiryStore: Send + Sync {
+    /// Every user's threads whose `ttl` ran out by `now`, the longest expired first, at most `limit`.
+    async fn expired_threads(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Thread>>;
+    /// Deletes the thread (as `delete_thread` does) once no run holds it and its `ttl` is still
+    /// the one `thread`, as the caller read it, has: `ThreadBusy` while a run holds it,
+    /// `ThreadChanged` when its `ttl` was set again since, `NotFound` when it is gone or not
+    /// `thread.user_id`'s. Nothing is deleted then.
+    async fn delete_idle_thread(&self, thread: &Thread) -> StoreResult<()>;
 }
 
 /// Runs, the thread leases they hold while they go, and the feedback on them.

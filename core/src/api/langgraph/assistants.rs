@@ -10,6 +10,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::listing::{Fields, Listing};
 use super::{detail, json_response, matches, no_content, not_found, page, time, Body, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
@@ -205,10 +206,33 @@ async fn found(state: &AppState, user: &UserId, body: &Body) -> Result<Vec<Assis
         .collect())
 }
 
+/// What an assistant search may select and sort by, as the reference allows.
+const ASSISTANT_FIELDS: Fields = Fields {
+    selectable: &[
+        "assistant_id",
+        "graph_id",
+        "name",
+        "description",
+        "config",
+        "context",
+        "created_at",
+        "updated_at",
+        "metadata",
+        "version",
+    ],
+    sortable: &["assistant_id", "graph_id", "name", "created_at", "updated_at"],
+    extractable: false,
+};
+
 async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
     let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
+    let listing = Listing::read(&body, &ASSISTANT_FIELDS)?;
     let all = found(&state, &user, &body).await?;
-    let shown: Vec<GraphAssistant<'_>> = all.iter().skip(offset).take(limit + 1).map(GraphAssistant).collect();
+    let mut assistants: Vec<Value> =
+        all.iter().map(|assistant| serde_json::to_value(GraphAssistant(assistant)).unwrap_or_default()).collect();
+    listing.sort(&mut assistants);
+    let shown: Vec<Value> =
+        assistants.into_iter().skip(offset).take(limit + 1).map(|assistant| listing.shape(assistant)).collect();
     Ok(page(shown, offset, limit))
 }
 

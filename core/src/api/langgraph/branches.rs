@@ -69,6 +69,7 @@ mod tests {
             user_id: user,
             metadata: None,
             created_at: None,
+            ttl: None,
         };
         let messages: Vec<Message> = ["h1", "a1", "h2", "a2b"].into_iter().map(message).collect();
         let view = ThreadView {

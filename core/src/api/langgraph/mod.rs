@@ -13,12 +13,14 @@ pub mod crons;
 mod events;
 #[cfg(feature = "runs")]
 mod joins;
+mod listing;
 mod review;
 #[cfg(feature = "runs")]
 mod run_request;
 #[cfg(feature = "runs")]
 mod runs;
 mod store;
+mod thread_ttl;
 mod threads;
 
 use axum::http::{HeaderValue, StatusCode};

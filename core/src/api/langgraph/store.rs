@@ -13,7 +13,7 @@ use super::unprocessable;
 use super::{json_response, no_content, time, Body};
 use crate::api::auth::User;
 use crate::api::{ApiError, AppState, Routes};
-use crate::model::{MemoryItem, Timestamp};
+use crate::model::{MemoryItem, ThreadTtl, Timestamp, UserId};
 
 pub fn routes() -> Routes {
     Routes::default()
@@ -96,16 +96,17 @@ async fn put_item(State(state): State<AppState>, User(user): User, body: Body) -
         _ => return Err(unprocessable("'value' must be a JSON object")),
     };
     let now = Timestamp::now();
-    let expires_at = match body.raw("ttl") {
-        None => None,
-        Some(minutes) => {
-            let minutes = minutes
+    // Absent or null (the SDKs leave out a `None`): the configured lifetime, if any.
+    let ttl_minutes = match body.raw("ttl") {
+        None | Some(Value::Null) => state.config.retention.store_default_minutes,
+        Some(minutes) => Some(
+            minutes
                 .as_f64()
-                .filter(|minutes| *minutes > 0.0)
-                .ok_or_else(|| unprocessable("'ttl' is the item's lifetime in minutes: a positive number, or null"))?;
-            Some(now.plus(std::time::Duration::from_secs_f64(minutes * 60.0)))
-        }
+                .filter(|minutes| *minutes > 0.0 && *minutes <= ThreadTtl::MAX_MINUTES)
+                .ok_or_else(|| unprocessable("'ttl' is the item's lifetime in minutes: a positive number, or null"))?,
+        ),
     };
+    let expires_at = ttl_minutes.map(|minutes| now.plus(std::time::Duration::from_secs_f64(minutes * 60.0)));
     let index = body.raw("index");
     let vector = match index {
         Some(Value::Bool(false)) => Vec::new(),
@@ -120,7 +121,7 @@ async fn put_item(State(state): State<AppState>, User(user): User, body: Body) -
         Some(existing) => existing.created_at,
         None => now,
     };
-    let item = MemoryItem { namespace, key, value, created_at, updated_at: now, expires_at, vector };
+    let item = MemoryItem { namespace, key, value, created_at, updated_at: now, expires_at, ttl_minutes, vector };
     state.store.put_memory(&user, &item).await?;
     Ok(no_content())
 }
@@ -129,6 +130,28 @@ async fn put_item(State(state): State<AppState>, User(user): User, body: Body) -
 struct ItemParams {
     key: String,
     namespace: Option<String>,
+    refresh_ttl: Option<String>,
+}
+
+/// Starts the lifetimes of items just read again, when the read asks to (`refresh_ttl`) or the
+/// configuration does (`STORE_TTL_REFRESH_ON_READ`): one write per item that has a lifetime.
+async fn refresh(
+    state: &AppState,
+    user: &UserId,
+    items: &mut [MemoryItem],
+    asked: Option<bool>,
+) -> Result<(), ApiError> {
+    if !asked.unwrap_or(state.config.retention.store_refresh_on_read) {
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    for item in items.iter_mut() {
+        if let Some(refreshed) = item.refreshed(now) {
+            state.store.put_memory(user, &refreshed).await?;
+            *item = refreshed;
+        }
+    }
+    Ok(())
 }
 
 async fn get_item(
@@ -138,8 +161,11 @@ async fn get_item(
 ) -> Result<Response, ApiError> {
     let namespace: Vec<String> = params.namespace.unwrap_or_default().split('.').map(str::to_string).collect();
     let namespace = labels(Some(&Value::from(namespace)), "namespace", false)?;
-    let item = state.store.get_memory(&user, &namespace, &params.key).await?;
-    Ok(json_response(&item.as_ref().map(|item| Shown { item, score: None })))
+    let asked = params.refresh_ttl.as_deref().map(|flag| flag.eq_ignore_ascii_case("true"));
+    let mut items: Vec<MemoryItem> =
+        state.store.get_memory(&user, &namespace, &params.key).await?.into_iter().collect();
+    refresh(&state, &user, &mut items, asked).await?;
+    Ok(json_response(&items.first().map(|item| Shown { item, score: None })))
 }
 
 async fn delete_item(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
@@ -211,11 +237,15 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
             vec![None; items.len()]
         }
     };
-    let shown: Vec<Shown<'_>> = items
+    let mut page: Vec<MemoryItem> = items.into_iter().skip(offset).take(limit).collect();
+    let asked = match body.raw("refresh_ttl") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(body.boolean("refresh_ttl")?),
+    };
+    refresh(&state, &user, &mut page, asked).await?;
+    let shown: Vec<Shown<'_>> = page
         .iter()
-        .zip(scores)
-        .skip(offset)
-        .take(limit)
+        .zip(scores.into_iter().skip(offset))
         .map(|(item, score)| Shown { item, score: Some(score) })
         .collect();
     Ok(json_response(&serde_json::json!({ "items": shown })))

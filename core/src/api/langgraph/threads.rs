@@ -5,7 +5,7 @@
 //! messages has an id derived from the thread, `k` and the `k`-th message's id, and its parent
 //! is the state after `k - 1`.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -14,7 +14,8 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{detail, json_response, matches, no_content, page, time, Body, Graph};
+use super::listing::{Fields, Listing};
+use super::{detail, json_response, matches, no_content, page, thread_ttl, time, Body, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Message, RunStatus, Timestamp, UserId};
@@ -27,6 +28,7 @@ pub fn routes() -> Routes {
         .route("/langgraph/threads", post(create))
         .route("/langgraph/threads/search", post(search))
         .route("/langgraph/threads/count", post(count))
+        .route("/langgraph/threads/prune", post(super::thread_ttl::prune))
         .route("/langgraph/threads/{thread_id}", get(read).patch(update).delete(remove))
         .route("/langgraph/threads/{thread_id}/copy", post(copy))
         .route("/langgraph/threads/{thread_id}/state", get(current_state).post(update_state))
@@ -131,7 +133,10 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
         Err(StoreError::NotFound(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    let thread = new_thread(&state.config.limits, user, thread_id, metadata);
+    let mut thread = new_thread(&state.config, user, thread_id, metadata);
+    if let Some(ttl) = thread_ttl::read_ttl(&body, Timestamp::now())? {
+        thread.ttl = Some(ttl);
+    }
     // Another user's id is refused by the store, as if it existed.
     state.store.put_thread(&thread).await.map_err(|error| match error {
         StoreError::NotFound(_) => exists(thread_id),
@@ -144,8 +149,21 @@ fn exists(thread_id: Uuid) -> ApiError {
     detail(StatusCode::CONFLICT, format!("Thread with ID {thread_id} already exists"))
 }
 
-async fn read(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
-    shown(&state, &user, &view(&state, &user, thread_id(&id)?).await?).await
+async fn read(
+    State(state): State<AppState>,
+    User(user): User,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let include_ttl = thread_ttl::includes_ttl(query.as_deref())?;
+    let view = view(&state, &user, thread_id(&id)?).await?;
+    if !include_ttl {
+        return shown(&state, &user, &view).await;
+    }
+    let review = super::review::pending(&state, &user, &view).await?;
+    let mut thread = serde_json::to_value(GraphThread { view: &view, values: true, review }).unwrap_or_default();
+    thread["ttl"] = thread_ttl::shown(&view.thread);
+    Ok(json_response(&thread))
 }
 
 async fn update(
@@ -158,6 +176,9 @@ async fn update(
     let mut thread = view(&state, &user, thread_id).await?.thread;
     thread.metadata.get_or_insert_with(Map::new).extend(body.object("metadata")?);
     thread.updated_at = Timestamp::now();
+    if let Some(ttl) = thread_ttl::read_ttl(&body, thread.updated_at)? {
+        thread.ttl = Some(ttl);
+    }
     state.store.put_thread(&thread).await?;
     shown(&state, &user, &view(&state, &user, thread_id).await?).await
 }
@@ -207,14 +228,38 @@ async fn found(state: &AppState, user: &UserId, body: &Body, wanted: usize) -> R
     Ok(picked)
 }
 
+/// What a thread search may select and sort by, as the reference allows.
+const THREAD_FIELDS: Fields = Fields {
+    selectable: &[
+        "thread_id",
+        "created_at",
+        "updated_at",
+        "state_updated_at",
+        "metadata",
+        "config",
+        "status",
+        "values",
+        "interrupts",
+    ],
+    sortable: &["thread_id", "status", "created_at", "updated_at", "state_updated_at"],
+    extractable: true,
+};
+
 async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
     let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
-    let views = found(&state, &user, &body, offset + limit + 1).await?;
-    let mut threads = Vec::new();
-    for view in views.iter().skip(offset) {
-        threads.push(GraphThread { view, values: true, review: super::review::pending(&state, &user, view).await? });
+    let listing = Listing::read(&body, &THREAD_FIELDS)?;
+    // Newest first is how threads are listed; another order needs them all.
+    let wanted = if listing.sorts() { usize::MAX } else { offset + limit + 1 };
+    let views = found(&state, &user, &body, wanted).await?;
+    let mut threads = Vec::with_capacity(views.len());
+    for view in &views {
+        let review = super::review::pending(&state, &user, view).await?;
+        threads.push(serde_json::to_value(GraphThread { view, values: true, review }).unwrap_or_default());
     }
-    Ok(page(threads, offset, limit))
+    listing.sort(&mut threads);
+    let shown: Vec<Value> =
+        threads.into_iter().skip(offset).take(limit + 1).map(|thread| listing.shape(thread)).collect();
+    Ok(page(shown, offset, limit))
 }
 
 async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {

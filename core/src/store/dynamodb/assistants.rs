@@ -41,7 +41,8 @@ impl AssistantStore for DynamoStore {
     }
 
     async fn delete_assistant(&self, user: &UserId, assistant_id: Uuid) -> StoreResult<()> {
-        self.delete_owned(key(assistant_pk(assistant_id), "A"), user, Entity::Assistant).await?;
-        self.delete_documents(assistant_id).await
+        // The files first: a deletion cut short leaves the assistant to be deleted again.
+        self.delete_documents(assistant_id, user, Entity::Assistant).await?;
+        self.delete_owned(key(assistant_pk(assistant_id), "A"), user, Entity::Assistant).await
     }
 }

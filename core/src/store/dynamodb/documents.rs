@@ -17,7 +17,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, PutRequest, TransactWriteItem, Update, WriteRequest};
 use uuid::Uuid;
 
 use super::errors::{backend, sdk_error};
@@ -25,7 +25,7 @@ use super::table::{body, key, s, text, to_json, Item};
 use super::DynamoStore;
 use crate::model::{DocumentChunk, DocumentIndex, EmbedderId, UserId};
 use crate::store::rules::check_document;
-use crate::store::{stored_bytes, DocumentQuota, DocumentStore, StoreError, StoreResult};
+use crate::store::{stored_bytes, DocumentQuota, DocumentStore, Entity, StoreError, StoreResult};
 
 fn docs_pk(namespace: Uuid) -> String {
     format!("DOCS#{namespace}")
@@ -122,27 +122,53 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Deletes a namespace's files, and gives their bytes back to their owner.
-    pub(super) async fn delete_documents(&self, namespace: Uuid) -> StoreResult<()> {
+    /// Deletes a namespace's files, and gives their bytes back to their owner, who must be
+    /// `user` (`NotFound` as `entity` otherwise). The chunks go first, then the index item and
+    /// the bytes together in one transaction: a deletion cut short leaves the index to be
+    /// deleted again, and the bytes are given back once.
+    pub(super) async fn delete_documents(&self, namespace: Uuid, user: &UserId, entity: Entity) -> StoreResult<()> {
         let pk = docs_pk(namespace);
         let items = self.query_all(None, "pk = :pk", vec![(":pk", s(pk.clone()))], false).await?;
-        let keys: Vec<Item> =
-            items.iter().map(|item| Ok(key(pk.clone(), text(item, "sk")?))).collect::<StoreResult<_>>()?;
-        self.delete_all(keys).await?;
         let index = items.iter().find(|item| text(item, "sk").is_ok_and(|sk| sk == "I"));
-        let charged = index.and_then(|index| Some((text(index, "owner").ok()?, super::table::number(index, "bytes")?)));
-        if let Some((owner, bytes)) = charged.filter(|(_, bytes)| *bytes > 0) {
-            self.client
-                .update_item()
+        let owner = index.and_then(|index| text(index, "owner").ok());
+        if owner.is_some_and(|owner| owner != user.as_str()) {
+            return Err(StoreError::NotFound(entity));
+        }
+        let chunks = items.iter().filter(|item| text(item, "sk").is_ok_and(|sk| sk != "I"));
+        let keys: Vec<Item> = chunks.map(|item| Ok(key(pk.clone(), text(item, "sk")?))).collect::<StoreResult<_>>()?;
+        self.delete_all(keys).await?;
+        let Some(index) = index else { return Ok(()) };
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), "I")))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(backend)?;
+        let mut transaction = self.transaction().transact_items(TransactWriteItem::builder().delete(delete).build());
+        let bytes = super::table::number(index, "bytes").unwrap_or(0);
+        if let Some(owner) = owner.filter(|_| bytes > 0) {
+            let give_back = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(usage_pk(owner), "U")))
                 .update_expression("ADD bytes :bytes")
                 .expression_attribute_values(":bytes", AttributeValue::N(format!("-{bytes}")))
-                .send()
-                .await
-                .map_err(sdk_error)?;
+                .build()
+                .map_err(backend)?;
+            transaction = transaction.transact_items(TransactWriteItem::builder().update(give_back).build());
         }
-        Ok(())
+        match transaction.send().await {
+            Ok(_) => Ok(()),
+            Err(error) => match error.as_service_error() {
+                // Deleted meanwhile, by another deletion that gave the bytes back.
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled))
+                    if cancelled.cancellation_reasons().first().and_then(|reason| reason.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(())
+                }
+                _ => Err(sdk_error(error)),
+            },
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! | item | `pk` | `sk` | `gsi1pk` / `gsi1sk` | `gsi2pk` / `gsi2sk` |
 //! |---|---|---|---|---|
 //! | assistant | `ASSISTANT#<id>` | `A` | `USER#<user>#ASSISTANTS` / `<updated_at>#<id>` | `PUBLIC#ASSISTANTS` / `<updated_at>#<id>`, only while public (sparse) |
-//! | thread | `THREAD#<id>` | `M` | `USER#<user>#THREADS` / `<updated_at>#<id>` | – |
+//! | thread | `THREAD#<id>` | `M` | `USER#<user>#THREADS` / `<updated_at>#<id>` | `THREADS#EXPIRING` / `<expires_at>#<id>`, only with a `ttl` (sparse) |
 //! | message (part) | `THREAD#<id>` | `M#<seq, 12 digits>#<part, 3 digits>` | – | – |
 //! | the branches forks left behind (one JSON list) | `THREAD#<id>` | `L` | – | – |
 //! | run | `RUN#<run_id>` | `R` | – | – |
@@ -33,8 +33,11 @@
 //!   item comes back with the refusal: busy, gone, or moved on (then it is tried again there).
 //! - end a run: one TransactWriteItems adds its answer, records its status and gives the lease
 //!   back (on condition that the run holds it and the thread is where the run left it).
-//! - delete a thread: the thread item goes first (conditionally on its owner), then everything in
-//!   its partition and the runs it points to, in batches.
+//! - delete a thread: one Query of its partition (checking the owner on the thread item), then
+//!   everything in it but the thread item and the runs it points to, in batches; the thread item
+//!   last (conditionally on its owner), so a deletion cut short is still there to finish.
+//! - expired threads: a Query of the sparse `gsi2` up to now; each is taken as a run takes it
+//!   (a lease, on condition that none is held and its expiry is the one read), then deleted.
 //! - the per-user run limit: the lease transaction also adds `<run_id>#<thread_id>` to the user's
 //!   `active` string set, on condition that it holds fewer than the limit. Runs give back their
 //!   thread, not their place: when the set looks full, places whose runs no longer hold their
@@ -58,6 +61,7 @@ mod crons;
 mod documents;
 mod errors;
 mod events;
+mod expiry;
 mod memories;
 mod requests;
 mod run_writes;

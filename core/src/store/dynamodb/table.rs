@@ -87,10 +87,15 @@ pub(super) fn has(item: &Item, name: &str, value: &str) -> bool {
     matches!(item.get(name), Some(AttributeValue::S(found)) if found == value)
 }
 
-/// The item if it exists and `user` owns it; otherwise `NotFound`, whichever was the case.
+/// The item if it exists and `user` owns it; otherwise `NotFound`, whichever was the case. A
+/// thread the sweep is deleting (`deleting`, see `expiry.rs`) is gone already for every reader.
 pub(super) fn owned(item: Option<Item>, user: &UserId, entity: Entity) -> StoreResult<Item> {
-    item.filter(|item| has(item, "user_id", user.as_str())).ok_or(StoreError::NotFound(entity))
+    item.filter(|item| has(item, "user_id", user.as_str()) && !item.contains_key(DELETING))
+        .ok_or(StoreError::NotFound(entity))
 }
+
+/// Set on a thread item by the sweep that deletes it, before anything else goes.
+pub(super) const DELETING: &str = "deleting";
 
 pub(super) fn body<T: DeserializeOwned>(item: &Item) -> StoreResult<T> {
     from_json(text(item, "body")?)

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::errors::{backend, conditional, sdk_error};
 use super::table::{
     body, from_json, has, key, message_sk, millis, n, number, order_key, owned, s, text, thread_pk, to_json, Item,
+    DELETING,
 };
 use super::DynamoStore;
 use crate::model::{Archive, Message, RunStatus, Thread, Timestamp, UserId};
@@ -298,14 +299,22 @@ impl ThreadStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(thread_pk(thread.thread_id), "M")))
-            .update_expression("SET user_id = :user, body = :body, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk")
             .condition_expression("attribute_not_exists(pk) OR user_id = :user")
             .expression_attribute_values(":user", s(thread.user_id.as_str()))
             .expression_attribute_values(":body", s(to_json(thread)?))
             .expression_attribute_values(":gsi1pk", s(format!("USER#{}#THREADS", thread.user_id)))
-            .expression_attribute_values(":gsi1sk", s(order_key(thread.updated_at, thread.thread_id)))
-            .send()
-            .await;
+            .expression_attribute_values(":gsi1sk", s(order_key(thread.updated_at, thread.thread_id)));
+        // A thread with a `ttl` is in the sparse index the sweep reads (see `expiry.rs`).
+        let set = "SET user_id = :user, body = :body, gsi1pk = :gsi1pk, gsi1sk = :gsi1sk";
+        let updated = match thread.ttl {
+            Some(ttl) => updated
+                .update_expression(format!("{set}, gsi2pk = :expiring, gsi2sk = :expiry, ttl_ms = :ttl_ms"))
+                .expression_attribute_values(":expiring", s(super::expiry::EXPIRING_THREADS))
+                .expression_attribute_values(":expiry", s(order_key(ttl.expires_at, thread.thread_id)))
+                .expression_attribute_values(":ttl_ms", n(millis(ttl.expires_at))),
+            None => updated.update_expression(format!("{set} REMOVE gsi2pk, gsi2sk, ttl_ms")),
+        };
+        let updated = updated.send().await;
         conditional(updated, Err(StoreError::NotFound(Entity::Thread)))
     }
 
@@ -314,26 +323,13 @@ impl ThreadStore for DynamoStore {
     }
 
     async fn list_threads(&self, user: &UserId) -> StoreResult<Vec<Thread>> {
-        self.list("gsi1", "gsi1pk", format!("USER#{user}#THREADS")).await
+        let values = vec![(":pk", s(format!("USER#{user}#THREADS")))];
+        let items = self.query_all(Some("gsi1"), "gsi1pk = :pk", values, true).await?;
+        items.iter().filter(|item| !item.contains_key(DELETING)).map(body).collect()
     }
 
     async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
-        self.delete_owned(key(thread_pk(thread_id), "M"), user, Entity::Thread).await?;
-        let items = self.query_all(None, "pk = :pk", vec![(":pk", s(thread_pk(thread_id)))], false).await?;
-        let mut keys = Vec::with_capacity(items.len());
-        for item in &items {
-            let sk = text(item, "sk")?;
-            if let Some(run_id) = sk.strip_prefix("R#") {
-                // The run's record and its kept events.
-                let run = self.query_all(None, "pk = :pk", vec![(":pk", s(format!("RUN#{run_id}")))], false).await?;
-                for item in &run {
-                    keys.push(key(format!("RUN#{run_id}"), text(item, "sk")?));
-                }
-            }
-            keys.push(key(thread_pk(thread_id), sk));
-        }
-        self.delete_all(keys).await?;
-        self.delete_documents(thread_id).await
+        self.remove_thread(user, thread_id).await
     }
 
     async fn messages(&self, user: &UserId, thread_id: Uuid) -> StoreResult<Vec<Message>> {

@@ -4,6 +4,7 @@ mod assistants;
 mod crons;
 mod documents;
 mod events;
+mod expiry;
 mod memories;
 mod runs;
 mod thread_log;
@@ -105,6 +106,22 @@ impl Inner {
                 *held = held.saturating_sub(stored_bytes(&index.chunks));
             }
         }
+    }
+
+    /// Removes a thread with everything that hangs off it.
+    fn remove_thread(&mut self, owner: &UserId, thread_id: Uuid) {
+        self.threads.remove(&thread_id);
+        self.thread_log.remove(&thread_id);
+        self.drop_documents(owner, thread_id);
+        let Inner { runs, feedback, events, .. } = self;
+        runs.retain(|run_id, run| {
+            let keep = run.thread_id != thread_id;
+            if !keep {
+                feedback.remove(run_id);
+                events.remove(run_id);
+            }
+            keep
+        });
     }
 
     fn own_thread(&mut self, user: &UserId, thread_id: Uuid) -> StoreResult<&mut ThreadRecord> {

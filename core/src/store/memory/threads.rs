@@ -41,18 +41,7 @@ impl ThreadStore for MemoryStore {
     async fn delete_thread(&self, user: &UserId, thread_id: Uuid) -> StoreResult<()> {
         let mut inner = self.lock();
         inner.own_thread(user, thread_id)?;
-        inner.threads.remove(&thread_id);
-        inner.thread_log.remove(&thread_id);
-        inner.drop_documents(user, thread_id);
-        let Inner { runs, feedback, events, .. } = &mut *inner;
-        runs.retain(|run_id, run| {
-            let keep = run.thread_id != thread_id;
-            if !keep {
-                feedback.remove(run_id);
-                events.remove(run_id);
-            }
-            keep
-        });
+        inner.remove_thread(user, thread_id);
         Ok(())
     }
 

@@ -20,6 +20,7 @@ mod assistants;
 mod crons;
 mod documents;
 mod events;
+mod expiry;
 mod memories;
 mod runs;
 mod thread_log;
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS threads (
     lease_run_id TEXT,
     lease_expires_ms INTEGER,
     last_outcome TEXT,
-    revision INTEGER NOT NULL DEFAULT 0
+    revision INTEGER NOT NULL DEFAULT 0,
+    expires_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS threads_by_user ON threads (user_id, updated_at);
 CREATE TABLE IF NOT EXISTS messages (
@@ -185,7 +187,11 @@ impl SqliteStore {
         add_missing_columns(
             &connection,
             "threads",
-            &[("last_outcome", "TEXT"), ("revision", "INTEGER NOT NULL DEFAULT 0")],
+            &[("last_outcome", "TEXT"), ("revision", "INTEGER NOT NULL DEFAULT 0"), ("expires_ms", "INTEGER")],
+        )?;
+        // Only threads with a `ttl` are in it.
+        connection.execute_batch(
+            "CREATE INDEX IF NOT EXISTS threads_by_expiry ON threads (expires_ms) WHERE expires_ms IS NOT NULL",
         )?;
         // ...and before runs were claimed by the process that executes them.
         add_missing_columns(&connection, "runs", &[("claimed", "INTEGER NOT NULL DEFAULT 0")])?;

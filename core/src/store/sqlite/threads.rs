@@ -43,6 +43,15 @@ fn next_seq(connection: &Connection, thread_id: &str) -> StoreResult<i64> {
     Ok(last + 1)
 }
 
+/// Removes a thread with everything that hangs off it.
+pub(super) fn remove_thread(tx: &Transaction<'_>, thread_id: Uuid) -> StoreResult<()> {
+    let id = thread_id.to_string();
+    for table in ["messages", "thread_archives", "runs", "feedback", "run_events", "thread_events", "threads"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE thread_id = ?1"), params![id])?;
+    }
+    delete_documents(tx, thread_id)
+}
+
 #[async_trait]
 impl ThreadStore for SqliteStore {
     async fn put_thread(&self, thread: &Thread) -> StoreResult<()> {
@@ -50,13 +59,15 @@ impl ThreadStore for SqliteStore {
         self.write(move |tx| {
             not_anothers(tx, "threads", "thread_id", thread.thread_id, &thread.user_id, Entity::Thread)?;
             tx.execute(
-                "INSERT INTO threads (thread_id, user_id, updated_at, body) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at, body = excluded.body",
+                "INSERT INTO threads (thread_id, user_id, updated_at, body, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (thread_id) DO UPDATE SET updated_at = excluded.updated_at, body = excluded.body,
+                 expires_ms = excluded.expires_ms",
                 params![
                     thread.thread_id.to_string(),
                     thread.user_id.as_str(),
                     thread.updated_at.to_rfc3339(),
-                    to_json(&thread)?
+                    to_json(&thread)?,
+                    thread.ttl.map(|ttl| millis(ttl.expires_at)),
                 ],
             )?;
             Ok(())
@@ -88,15 +99,7 @@ impl ThreadStore for SqliteStore {
         let user = user.clone();
         self.write(move |tx| {
             own_thread(tx, &user, thread_id)?;
-            let id = thread_id.to_string();
-            tx.execute("DELETE FROM messages WHERE thread_id = ?1", params![id])?;
-            tx.execute("DELETE FROM thread_archives WHERE thread_id = ?1", params![id])?;
-            tx.execute("DELETE FROM runs WHERE thread_id = ?1", params![id])?;
-            tx.execute("DELETE FROM feedback WHERE thread_id = ?1", params![id])?;
-            tx.execute("DELETE FROM run_events WHERE thread_id = ?1", params![id])?;
-            tx.execute("DELETE FROM thread_events WHERE thread_id = ?1", params![id])?;
-            tx.execute("DELETE FROM threads WHERE thread_id = ?1", params![id])?;
-            delete_documents(tx, thread_id)
+            remove_thread(tx, thread_id)
         })
         .await
     }
