@@ -1035,6 +1035,7 @@ macro_rules! store_contract {
             keep_latest_drops_the_history_and_keeps_the_state,
             the_sweep_applies_each_threads_strategy,
             a_users_data_is_removed_whole_and_nobody_elses,
+            expired_single_items_are_purged_and_the_logs_numbering_kept,
         );
     };
     (@cases $make:expr; $($case:ident,)*) => {

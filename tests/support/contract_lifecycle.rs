@@ -1,15 +1,18 @@
 //! The store contract's cases for data that ends: threads whose `ttl` ran out, prune, the sweep,
 //! and a user's data removed on request (`opengpts::schedules::retention`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opengpts::config::Config;
 use opengpts::model::{
-    Archive, EmbedderId, FeedbackInput, RunStatus, Thread, ThreadTtl, Timestamp, TtlStrategy, UserId,
+    Archive, EmbedderId, FeedbackInput, RunStatus, Thread, ThreadEvent, ThreadTtl, Timestamp, TtlStrategy, UserId,
 };
 use opengpts::schedules::retention::{self, Removed, Swept};
 use opengpts::schedules::InProcessSchedules;
-use opengpts::store::{stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, RunStart, StoreError};
+use opengpts::store::{
+    stored_bytes, DocumentQuota, Entity, EventBatch, KeptEvent, RunStart, StoreError, ThreadEventBatch,
+};
 
 use crate::contract::{assistant, cron, end, file_chunks, human, memory, new_thread, run, thread, user, SharedStore};
 
@@ -165,7 +168,7 @@ pub async fn the_sweep_applies_each_threads_strategy(store: SharedStore) {
 
     let settings = Config::defaults().retention;
     let swept = retention::sweep(store.as_ref(), &InProcessSchedules, &settings).await.unwrap();
-    assert_eq!(swept, Swept { deleted: 1, kept_latest: 1, left: 1 });
+    assert_eq!(swept, Swept { deleted: 1, kept_latest: 1, left: 1, purged: 0 });
     assert!(matches!(store.get_thread(&ann, deleted.thread_id).await, Err(StoreError::NotFound(_))));
     assert!(matches!(store.get_cron(&ann, on_deleted.cron_id).await, Err(StoreError::NotFound(Entity::Cron))));
     assert!(store.get_thread(&ann, pruned.thread_id).await.is_ok());
@@ -174,7 +177,7 @@ pub async fn the_sweep_applies_each_threads_strategy(store: SharedStore) {
     // Once the run lets go, the next sweep takes it.
     end(&store, &going, RunStatus::Success, &[]).await;
     let swept = retention::sweep(store.as_ref(), &InProcessSchedules, &settings).await.unwrap();
-    assert_eq!(swept, Swept { deleted: 1, kept_latest: 0, left: 0 });
+    assert_eq!(swept, Swept { deleted: 1, kept_latest: 0, left: 0, purged: 0 });
     assert!(matches!(store.get_thread(&ann, held.thread_id).await, Err(StoreError::NotFound(_))));
 }
 
@@ -225,6 +228,47 @@ pub async fn a_users_data_is_removed_whole_and_nobody_elses(store: SharedStore) 
     assert_eq!(store.documents(helper.assistant_id).await.unwrap().chunks.len(), 2);
     assert_eq!(store.list_crons(&bob).await.unwrap().len(), 1);
     assert_eq!(store.memories(&bob, &[]).await.unwrap().len(), 1);
+}
+
+pub async fn expired_single_items_are_purged_and_the_logs_numbering_kept(store: SharedStore) {
+    let ann = user("ann");
+    let thread = new_thread(&store, "ann").await;
+    let past = Timestamp::from_datetime(Timestamp::now().datetime() - chrono::Duration::seconds(60));
+    let later = Timestamp::now().plus(Duration::from_secs(3600));
+    let mut old = memory(&["notes"], "old", serde_json::json!({"v": 1}));
+    old.expires_at = Some(past);
+    store.put_memory(&ann, &old).await.unwrap();
+    store.put_memory(&ann, &memory(&["notes"], "kept", serde_json::json!({"v": 2}))).await.unwrap();
+    // One run's first batch expired and its second not (a reader stops at a missing batch, so
+    // both stay); another run's one batch expired.
+    let (ran, done) = (run("ann", &thread), run("ann", &thread));
+    let event = |id: &str| KeptEvent { id: id.into(), event: "values".into(), data: "{}".into() };
+    // (The later batch first: a store may purge expired runs as a run's first batch is written.)
+    store.add_run_events(&ran, &EventBatch { number: 1, events: vec![event("1")], expires_at: later }).await.unwrap();
+    store.add_run_events(&ran, &EventBatch { number: 0, events: vec![event("0")], expires_at: past }).await.unwrap();
+    store.add_run_events(&done, &EventBatch { number: 0, events: vec![event("d")], expires_at: past }).await.unwrap();
+    let logged = |seq: u64| {
+        let envelope = format!(r#"{{"seq":{seq}}}"#);
+        Arc::new(ThreadEvent { seq, method: "values".into(), namespace: Vec::new(), envelope, ends_run: None })
+    };
+    for (seq, expires_at) in [(1, past), (2, past)] {
+        store
+            .add_thread_events(thread.thread_id, &ThreadEventBatch { events: vec![logged(seq)], expires_at })
+            .await
+            .unwrap();
+    }
+
+    let purged = store.purge_expired(Timestamp::now()).await.unwrap();
+    // DynamoDB's TTL attribute removes its own: it purges none.
+    assert!(purged <= 3, "{purged}");
+    assert_eq!(store.purge_expired(Timestamp::now()).await.unwrap(), 0, "purged once");
+    assert_eq!(store.get_memory(&ann, &["notes".to_string()], "old").await.unwrap(), None);
+    assert_eq!(store.memories(&ann, &[]).await.unwrap().len(), 1, "the live item stays");
+    let (events, next) = store.run_events(&ran, 0).await.unwrap();
+    assert_eq!((events, next), (vec![event("1")], 2), "the live batch stays, and the one before it");
+    assert!(store.run_events(&done, 0).await.unwrap().0.is_empty());
+    assert!(store.thread_events(thread.thread_id, 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.last_thread_event(thread.thread_id).await.unwrap(), 2, "the log's numbering goes on");
 }
 
 /// The ids of a user's threads, sorted.

@@ -22,17 +22,21 @@ pub struct Swept {
     pub kept_latest: usize,
     /// Held by a run, or given a new lifetime since they were read: left to the next sweep.
     pub left: usize,
+    /// Expired single items removed (SQLite's and memory's; DynamoDB's TTL removes its own).
+    pub purged: u64,
 }
 
-/// Applies each expired thread's strategy, at most `settings.sweep_limit` threads. A thread
-/// that fails is logged and left to the next sweep; the sweep goes on.
+/// Applies each expired thread's strategy, at most `settings.sweep_limit` threads, and removes
+/// the expired single items. A thread that fails is logged and left to the next sweep; the
+/// sweep goes on.
 pub async fn sweep(
     store: &dyn Store,
     schedules: &dyn Schedules,
     settings: &RetentionSettings,
 ) -> Result<Swept, StoreError> {
-    let mut swept = Swept::default();
-    for thread in store.expired_threads(Timestamp::now(), settings.sweep_limit).await? {
+    let now = Timestamp::now();
+    let mut swept = Swept { purged: store.purge_expired(now).await?, ..Swept::default() };
+    for thread in store.expired_threads(now, settings.sweep_limit).await? {
         let Some(ttl) = thread.ttl else { continue };
         match prune(store, schedules, &thread, ttl.strategy).await {
             Ok(true) if ttl.strategy == TtlStrategy::Delete => swept.deleted += 1,

@@ -254,6 +254,10 @@ pub trait ExpiryStore: Send + Sync {
     /// `ThreadChanged` when its `ttl` was set again since, `NotFound` when it is gone or not
     /// `thread.user_id`'s. Nothing is deleted then.
     async fn delete_idle_thread(&self, thread: &Thread) -> StoreResult<()>;
+    /// Removes the single items whose expiry passed by `now` (memory items, runs' kept events,
+    /// threads' event logs), which reads already treat as gone; returns how many went. DynamoDB's
+    /// TTL attribute does this by itself, at no cost in writes: there it removes none.
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
 /// Runs, the thread leases they hold while they go, and the feedback on them.

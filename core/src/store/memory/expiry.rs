@@ -30,4 +30,31 @@ impl ExpiryStore for MemoryStore {
         inner.remove_thread(&thread.user_id, thread.thread_id);
         Ok(())
     }
+
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut inner = self.lock();
+        let mut purged = 0;
+        let mut count = |before: usize, after: usize| purged += (before - after) as u64;
+        for items in inner.memories.values_mut() {
+            let before = items.len();
+            items.retain(|_, item| !item.expired(now));
+            count(before, items.len());
+        }
+        // A run's batches go together: a reader stops at the first one missing.
+        inner.events.retain(|_, batches| {
+            let live = batches.values().any(|(_, expires_at)| *expires_at > now);
+            if !live {
+                count(batches.len(), 0);
+            }
+            live
+        });
+        for log in inner.thread_log.values_mut() {
+            // The last event stays: the thread's next one is numbered from it.
+            let last = log.keys().next_back().copied();
+            let before = log.len();
+            log.retain(|seq, (_, expires_at)| *expires_at > now || Some(*seq) == last);
+            count(before, log.len());
+        }
+        Ok(purged)
+    }
 }

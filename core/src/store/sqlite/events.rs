@@ -18,8 +18,7 @@ impl EventStore for SqliteStore {
                 params![run_id, thread_id, number as i64, body, expires_ms],
             )?;
             if number == 0 {
-                let now = Timestamp::now().datetime().timestamp_millis();
-                tx.execute("DELETE FROM run_events WHERE expires_ms <= ?1", params![now])?;
+                super::expiry::purge_run_events(tx, Timestamp::now())?;
             }
             Ok(())
         })

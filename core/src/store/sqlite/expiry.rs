@@ -4,6 +4,26 @@
 use super::*;
 use crate::store::ExpiryStore;
 
+/// Deletes the kept events of runs whose every batch expired: a run's batches go together, as a
+/// reader stops at the first one missing.
+pub(super) fn purge_run_events(tx: &Transaction<'_>, now: Timestamp) -> StoreResult<usize> {
+    Ok(tx.execute(
+        "DELETE FROM run_events WHERE run_id IN \
+         (SELECT run_id FROM run_events GROUP BY run_id HAVING MAX(expires_ms) <= ?1)",
+        params![millis(now)],
+    )?)
+}
+
+/// Deletes expired events of threads' logs but each thread's last, expired or not: the thread's
+/// next event is numbered from it (`last_thread_event`).
+pub(super) fn purge_thread_events(tx: &Transaction<'_>, now: Timestamp) -> StoreResult<usize> {
+    Ok(tx.execute(
+        "DELETE FROM thread_events WHERE expires_ms <= ?1 AND seq < \
+         (SELECT MAX(seq) FROM thread_events AS later WHERE later.thread_id = thread_events.thread_id)",
+        params![millis(now)],
+    )?)
+}
+
 #[async_trait]
 impl ExpiryStore for SqliteStore {
     async fn expired_threads(&self, now: Timestamp, limit: usize) -> StoreResult<Vec<Thread>> {
@@ -29,6 +49,14 @@ impl ExpiryStore for SqliteStore {
                 return Err(StoreError::ThreadChanged);
             }
             threads::remove_thread(tx, thread_id)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> StoreResult<u64> {
+        self.write(move |tx| {
+            let purged = tx.execute("DELETE FROM memory_items WHERE expires_ms <= ?1", params![millis(now)])?;
+            Ok((purged + purge_run_events(tx, now)? + purge_thread_events(tx, now)?) as u64)
         })
         .await
     }

@@ -31,8 +31,7 @@ impl ThreadLogStore for SqliteStore {
                 insert.execute(params![thread_id, seq, body, expires_ms])?;
             }
             if rows.first().is_some_and(|(seq, _)| *seq == 1) {
-                let now = Timestamp::now().datetime().timestamp_millis();
-                tx.execute("DELETE FROM thread_events WHERE expires_ms <= ?1", params![now])?;
+                super::expiry::purge_thread_events(tx, Timestamp::now())?;
             }
             Ok(())
         })
