@@ -15,12 +15,13 @@
 # - bench/hot_code's workload (the paths whose code the release binary keeps together) answered.
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 . scripts/python-tools.sh
+. scripts/lambda-watch.sh
 HTTP_SUITES=(agent_protocols:: agents:: api:: bot_forms:: frontends:: isolation:: langgraph:: langgraph_events:: mcp_tools:: retrieval:: runs_stream:: walkthrough::)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  pkill -f "cargo-lambda lambda watch.*--invoke-port $WATCH_PORT" 2>/dev/null || true
+  stop_lambda_watch
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -57,31 +58,12 @@ export DYNAMODB_TEST_ENDPOINT=$(cat "$WORK/dynamodb.address")
 python tests/dynamodb-emulator-check.py "$DYNAMODB_TEST_ENDPOINT" || status=1
 
 echo "== the Lambda functions behind cargo lambda watch"
-# `cargo lambda watch` cannot bind port 0 and report it: it tries a random port, and another
-# if that one turns out to be taken (the emulator then exits). It serves the binaries as built,
-# with no reload: a file written meanwhile must not restart a function under a test.
-WATCH_PORT=
-for _ in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 40000))
-  # Wikipedia at a closed port: agents' tool calls there fail, which the functions must survive.
-  # Large uploads go to a bucket of the moto emulator, which serves S3 too.
-  # MCP servers the tests start listen on loopback, which tool URLs may not reach unless allowed.
-  STORE=sqlite SQLITE_PATH="$WORK/lambda.sqlite3" OFFLINE_TOKEN_DELAY_MS=30 WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php \
-    TOOL_URL_ALLOWLIST=127.0.0.1 \
-    UPLOAD_BUCKET=lambda-uploads AWS_ENDPOINT_URL_S3="$DYNAMODB_TEST_ENDPOINT" \
-    RUN_WORKER_FUNCTION=run-worker AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$port" \
-    cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$port" >"$WORK/watch.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 3000); do
-    kill -0 "$pid" 2>/dev/null || break
-    curl -s -o /dev/null "http://127.0.0.1:$port/ok" && { WATCH_PORT=$port; break; }
-    sleep 0.2
-  done
-  if [ -n "$WATCH_PORT" ]; then PIDS+=("$pid"); break; fi
-  kill "$pid" 2>/dev/null || true
-  tail -5 "$WORK/watch.log"
-done
-[ -n "$WATCH_PORT" ] || { echo "cargo lambda watch did not start" >&2; exit 1; }
+# Wikipedia at a closed port: agents' tool calls there fail, which the functions must survive.
+# Large uploads go to a bucket of the moto emulator, which serves S3 too.
+# MCP servers the tests start listen on loopback, which tool URLs may not reach unless allowed.
+start_lambda_watch "$WORK/watch.log" STORE=sqlite SQLITE_PATH="$WORK/lambda.sqlite3" OFFLINE_TOKEN_DELAY_MS=30 \
+  WIKIPEDIA_API_URL=http://127.0.0.1:9/w/api.php TOOL_URL_ALLOWLIST=127.0.0.1 \
+  UPLOAD_BUCKET=lambda-uploads AWS_ENDPOINT_URL_S3="$DYNAMODB_TEST_ENDPOINT"
 export LAMBDA_EMULATOR_URL="http://127.0.0.1:$WATCH_PORT"
 # The functions' store, which a server in front of their run-worker shares (tests/faults.rs).
 export LAMBDA_SQLITE_PATH="$WORK/lambda.sqlite3"

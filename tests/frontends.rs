@@ -230,7 +230,7 @@ async fn two_tabs_on_one_thread_both_get_their_answer() {
     assert!(first.iter().chain(&second).all(|event| event.event != "error"), "{first:?}\n{second:?}");
     let state = ok(&app, Method::GET, &format!("/threads/{thread_id}/state"), &me, None).await;
     let kinds: Vec<&str> = state["values"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["human", "ai", "human", "ai"]);
+    assert_eq!(kinds, ["human", "ai", "human", "ai"], "{state}\nthe first tab's stream: {first:?}");
     assert_eq!(state["values"][2]["content"], "hi from the second tab");
 }
 

@@ -14,6 +14,8 @@ For `--flavor openai` (in front of an OpenAI-compatible model):
   server-error  500 before the stream
   dropped       the stream cut half-way (chunked, with no last chunk)
   stalled       the stream stopped half-way, silent for `--stall-seconds`, then cut
+  paused        the stream stopped half-way, silent for `--pause-seconds`, then whole (only when
+                named in `--kinds`: a slow provider, not a broken one)
 For `--flavor lambda` (in front of Lambda's Invoke API, `cargo lambda watch` here):
   throttled     429 TooManyRequestsException
   service-error 500 ServiceException
@@ -24,7 +26,7 @@ Control: `GET /__faults` answers what was forwarded and injected, by kind; `POST
 with `{"rate": 0.0}` changes the rate (the workload stops the faults this way).
 
 Usage: proxy.py --upstream URL --address-file FILE [--flavor dynamodb|openai|lambda] [--rate 0.2]
-       [--seed 1] [--kinds a,b] [--late-seconds 6] [--stall-seconds 5]
+       [--seed 1] [--kinds a,b] [--late-seconds 6] [--stall-seconds 5] [--pause-seconds 5]
 It binds a free port on 127.0.0.1 and writes `http://127.0.0.1:<port>` to FILE once it listens.
 """
 
@@ -65,6 +67,8 @@ KINDS = {
     "openai": list(OPENAI_ERRORS) + ["dropped", "stalled"],
     "lambda": list(LAMBDA_ERRORS) + ["drop-before", "drop-after", "twice"],
 }
+# Kinds used only when named: not failures, but slowness a run must outlast.
+NAMED_ONLY = {"dynamodb": [], "openai": ["paused"], "lambda": []}
 
 
 class Faults:
@@ -92,7 +96,7 @@ class Faults:
             return {"rate": self.rate, "requests": self.forwarded, "injected": dict(self.injected)}
 
 
-def handler(upstream, faults, late_seconds, stall_seconds):
+def handler(upstream, faults, late_seconds, stall_seconds, pause_seconds):
     target = urllib.parse.urlsplit(upstream)
 
     class Proxy(BaseHTTPRequestHandler):
@@ -122,8 +126,9 @@ def handler(upstream, faults, late_seconds, stall_seconds):
             except OSError:
                 pass
 
-        def cut(self, response, payload, silence):
-            """The upstream's stream, cut half-way: what a provider's broken stream looks like."""
+        def cut(self, response, payload, silence, resume=False):
+            """The upstream's stream, cut half-way: what a provider's broken stream looks like;
+            or, resumed, one that only paused there."""
             self.send_response(response.status)
             self.send_header("Content-Type", response.getheader("Content-Type", "text/event-stream"))
             self.send_header("Transfer-Encoding", "chunked")
@@ -132,7 +137,11 @@ def handler(upstream, faults, late_seconds, stall_seconds):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
             self.wfile.flush()
             time.sleep(silence)
-            self.drop()
+            if not resume:
+                return self.drop()
+            rest = payload[len(half):]
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+            self.wfile.flush()
 
         def forward(self, body, headers):
             connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
@@ -171,6 +180,8 @@ def handler(upstream, faults, late_seconds, stall_seconds):
                 return self.drop()
             if kind in ("dropped", "stalled"):
                 return self.cut(response, payload, stall_seconds if kind == "stalled" else 0)
+            if kind == "paused":
+                return self.cut(response, payload, pause_seconds, resume=True)
             if kind == "late":
                 time.sleep(late_seconds)
             relayed = [(name, value) for name, value in response.getheaders()
@@ -194,13 +205,16 @@ def main():
     parser.add_argument("--kinds", default="")
     parser.add_argument("--late-seconds", type=float, default=6.0)
     parser.add_argument("--stall-seconds", type=float, default=5.0)
+    parser.add_argument("--pause-seconds", type=float, default=5.0)
     args = parser.parse_args()
     kinds = [kind for kind in args.kinds.split(",") if kind] or KINDS[args.flavor]
-    unknown = set(kinds) - set(KINDS[args.flavor])
+    known = KINDS[args.flavor] + NAMED_ONLY[args.flavor]
+    unknown = set(kinds) - set(known)
     if unknown:
-        parser.error(f"unknown kinds {sorted(unknown)}: use {KINDS[args.flavor]}")
+        parser.error(f"unknown kinds {sorted(unknown)}: use {known}")
     faults = Faults(args.rate, args.seed, kinds)
-    serve(handler(args.upstream, faults, args.late_seconds, args.stall_seconds), args.address_file)
+    serve(handler(args.upstream, faults, args.late_seconds, args.stall_seconds, args.pause_seconds),
+          args.address_file)
 
 
 if __name__ == "__main__":

@@ -18,19 +18,25 @@ faults stop, and it checks:
   with every run.
 
 The chatbots answer with the offline model, or (`--model openai`) through OpenAI's API, which the
-server reaches at its OPENAI_BASE_URL (a stand-in behind the injector); the agents offline.
+server reaches at its OPENAI_BASE_URL (a stand-in behind the injector); the agents offline. With
+`--starve-every`, the server itself is stopped (SIGSTOP) for `--starve-for` seconds each time it
+has run that long, while the load runs: longer than the lease, its runs' threads become free to
+take.
 
 Usage: workload.py --server URL --faults URL [--faults URL ...] --pid PID [--runs 100]
        [--threads 20] [--concurrency 16] [--rate 0.2] [--lease-seconds 5] [--label TEXT]
        [--max-memory-growth-mib 64] [--max-leak-mib 4] [--server-log FILE] [--max-heap-leak-kib 512]
+       [--starve-every SECONDS --starve-for SECONDS]
 Prints its figures, one line of JSON last; exits 1 if a check fails.
 """
 
 import argparse
 import asyncio
 import json
+import os
 import random
 import re
+import signal
 import sys
 import time
 import uuid
@@ -48,6 +54,8 @@ DEPENDENCIES = re.compile(r"DynamoDB|dynamodb|SQLite|sqlite|data store|model|pro
                           re.IGNORECASE)
 
 
+# What a run says when it lost its thread to another run (its lease ran out) and its answer was refused.
+THREAD_TAKEN = "lost its thread"
 BOTS = {
     "chatbot": {"type": "chatbot", "type==chatbot/llm_type": "Offline",
                 "type==chatbot/system_message": "You are a helpful assistant."},
@@ -84,6 +92,7 @@ class Tally:
         self.unclear = []           # failures without a clear error
         self.latencies = []
         self.background = []        # (thread, input text, run id) of background runs taken
+        self.taken = []             # streamed inputs whose answer was refused: another run took the thread
 
     def merged(self, other):
         """One tally of two loads."""
@@ -91,7 +100,7 @@ class Tally:
         both.started = self.started + other.started
         both.acknowledged = self.acknowledged | other.acknowledged
         both.sent = self.sent | other.sent
-        for name in ("failures", "unclear", "latencies", "background"):
+        for name in ("failures", "unclear", "latencies", "background", "taken"):
             setattr(both, name, getattr(self, name) + getattr(other, name))
         return both
 
@@ -164,6 +173,11 @@ async def streamed(client, tally, thread, text):
                 events.append((event, line[len("data: "):]))
     tally.latencies.append(time.monotonic() - began)
     errors = [data for event, data in events if event == "error"]
+    if errors and THREAD_TAKEN in errors[0]:
+        # Its run lost the thread to another (its lease ran out): the answer was refused, so the
+        # question counts as failed clearly, not as acknowledged. Its input stays stored.
+        tally.acknowledged.discard(text)
+        tally.taken.append(text)
     if errors:
         tally.failures.append(("stream error event", 200, errors[0]))
         if not clear_stream_error(errors[0]):
@@ -224,8 +238,9 @@ async def recover(client, threads, concurrency, rng, deadline):
     gate = asyncio.Semaphore(concurrency)
 
     async def until_taken(index, thread):
-        # Numbers that name this thread (see `thread_of`), another for each try.
-        number = len(threads) * 10_000 + index
+        # Numbers that name this thread (see `thread_of`), another for each try, past every
+        # number a load uses.
+        number = len(threads) * 100_000_000 + index
         while True:
             attempt = Tally()
             async with gate:
@@ -286,15 +301,18 @@ def answered(messages, text, kind):
 
 async def records_unlike_their_thread(client, runs, messages_of):
     """Background runs whose record says otherwise than their thread: `success` without their
-    answer stored, or failed with it stored (a repeated delivery that ran it again, say)."""
-    unlike = []
+    answer stored, or failed with it stored (a repeated delivery that ran it again, say); and the
+    runs whose answer was refused because another run took their thread."""
+    unlike, taken = [], []
     for thread, text, run_id in runs:
         response = await client.get(f"/runs/{run_id}", headers=thread["headers"])
         response.raise_for_status()
-        status = response.json()["status"]
-        if (status == "success") != answered(messages_of[thread["id"]], text, thread["kind"]):
-            unlike.append(f"run {run_id} of {text!r} is {status}")
-    return unlike
+        record = response.json()
+        if (record["status"] == "success") != answered(messages_of[thread["id"]], text, thread["kind"]):
+            unlike.append(f"run {run_id} of {text!r} is {record['status']}")
+        if THREAD_TAKEN in (record.get("error") or ""):
+            taken.append(text)
+    return unlike, taken
 
 
 def check_thread(messages, kind):
@@ -322,6 +340,22 @@ def check_thread(messages, kind):
         elif kind_of == "tool" and previous not in ("ai", "tool"):
             problems["interleaved"].append(f"a tool message after a {previous} message")
     return problems
+
+
+async def starve(pid, every, stopped_for, stops):
+    """Lets the server run for `every` seconds, then stops it (SIGSTOP) for `stopped_for`
+    seconds, again and again, counting the stops in `stops`: a process starved of its CPU past
+    its runs' lease, as an overloaded host or a frozen Lambda instance leaves one. It goes on
+    (SIGCONT) whatever ends this."""
+    try:
+        while True:
+            await asyncio.sleep(every)
+            os.kill(pid, signal.SIGSTOP)
+            stops.append(stopped_for)
+            await asyncio.sleep(stopped_for)
+            os.kill(pid, signal.SIGCONT)
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def percentile(values, share):
@@ -352,6 +386,9 @@ async def main():
     parser.add_argument("--max-heap-leak-kib", type=float, default=512,
                         help="how much more heap the second load may leave in use than the first")
     parser.add_argument("--show", type=int, default=3, help="threads with a problem whose messages are printed")
+    parser.add_argument("--starve-every", type=float, default=0,
+                        help="during the load with faults, stop the server after it ran this long (seconds; 0: never)")
+    parser.add_argument("--starve-for", type=float, default=0, help="how long each stop lasts (seconds)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     limits = httpx.Limits(max_connections=args.concurrency + 8)
@@ -391,9 +428,14 @@ async def main():
         await settle(client, threads, time.monotonic() + 60)
         client, memory_before, heap_before = await idle_memory(client)
         await set_rate(client, args.faults, args.rate)
+        stops = []
+        starving = args.starve_every and asyncio.create_task(starve(args.pid, args.starve_every, args.starve_for, stops))
         began = time.monotonic()
         tally = await load(client, threads, args.runs, args.concurrency, 100_000, rng)
         loaded_seconds = time.monotonic() - began
+        if starving:
+            starving.cancel()
+            await asyncio.gather(starving, return_exceptions=True)
         await set_rate(client, args.faults, 0.0)
         requests, injected = await fault_report(client, args.faults)
 
@@ -443,7 +485,7 @@ async def main():
                 args.show -= 1
 
         runs = tally.background + recovery.background + baseline.background + again.background
-        problems["records"] = await records_unlike_their_thread(client, runs, messages_of)
+        problems["records"], taken_background = await records_unlike_their_thread(client, runs, messages_of)
     finally:
         await client.aclose()
 
@@ -453,8 +495,11 @@ async def main():
         "runs started": tally.started,
         "acknowledged": len(tally.acknowledged),
         "failed with an error": len(tally.failures),
+        "answers refused, thread taken (streamed, background)": [
+            len(tally.taken + recovery.taken + baseline.taken + again.taken), len(taken_background)],
         "requests to dependencies": requests,
         "faults injected": injected,
+        "server stopped (times, seconds each)": [len(stops), args.starve_for],
         "lost": len(lost),
         "duplicated": len(twice) + len(problems["duplicated"]),
         "interleaved": len(problems["interleaved"]),

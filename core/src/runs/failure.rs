@@ -60,9 +60,9 @@ impl Failure {
             }),
             Failure::Model(error) => error.to_string(),
             Failure::Store(StoreError::LeaseLost { .. }) => {
-                "The run lost its thread: the data store did not renew its \
-                 lease in time, and another run wrote to the thread meanwhile; this run's answer would have landed \
-                 among that run's, so it was not added"
+                "The run lost its thread: its lease ran out before it was renewed (the data store did not \
+                 answer in time, or this process was stopped or starved), and another run wrote to the thread \
+                 meanwhile; this run's answer would have landed among that run's, so it was not added"
                     .into()
             }
             Failure::Store(error) => format!("The data store failed: {error}"),
