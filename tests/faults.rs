@@ -202,8 +202,8 @@ async fn under_dynamodb_faults_deleting_a_users_data_is_finished_by_retries_and_
     use std::sync::Arc;
 
     use integration_tests::contract::{self, SharedStore};
-    use opengpts::model::{EmbedderId, FeedbackInput, RunStatus, UserId};
-    use opengpts::store::{stored_bytes, DocumentQuota, DynamoStore, RunStart, StoreError};
+    use opengpts::model::{EmbedderId, UserId};
+    use opengpts::store::{stored_bytes, DocumentQuota, DynamoStore, StoreError};
     use serde_json::json;
 
     let (proxy, faults) = dynamodb_fault_injector();
@@ -231,16 +231,7 @@ async fn under_dynamodb_faults_deleting_a_users_data_is_finished_by_retries_and_
             for _ in 0..2 {
                 let chat = contract::thread(owner, helper.assistant_id, second);
                 direct.put_thread(&chat).await.unwrap();
-                let run = contract::run(owner, &chat);
-                let input = [contract::human("hi")];
-                direct
-                    .start_run(RunStart { input: &input, ..RunStart::new(&run, Duration::from_secs(60)) })
-                    .await
-                    .unwrap();
-                contract::end(&direct, &run, RunStatus::Success, &[contract::human("answer")]).await;
-                let feedback =
-                    FeedbackInput { run_id: run.run_id, key: "k".into(), score: None, value: None, comment: None };
-                direct.add_feedback(&run, &feedback.into_feedback()).await.unwrap();
+                contract::answered_with_feedback(&direct, owner, &chat).await;
                 let files = contract::file_chunks(chat.thread_id, "t.txt", 2, 8);
                 direct.add_document(chat.thread_id, &user, &embedder, &files, roomy).await.unwrap();
                 bytes += stored_bytes(&files);

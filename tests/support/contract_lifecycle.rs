@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use opengpts::config::Config;
 use opengpts::model::{
-    Archive, EmbedderId, FeedbackInput, RunStatus, Thread, ThreadEvent, ThreadTtl, Timestamp, TtlStrategy, UserId,
+    Archive, EmbedderId, FeedbackInput, Run, RunStatus, Thread, ThreadEvent, ThreadTtl, Timestamp, TtlStrategy, UserId,
 };
 use opengpts::schedules::retention::{self, Removed, Swept};
 use opengpts::schedules::InProcessSchedules;
@@ -22,6 +22,17 @@ const EMBEDDER: fn() -> EmbedderId = || EmbedderId { name: "test-embedder".into(
 fn expired(strategy: TtlStrategy) -> ThreadTtl {
     let minute_ago = Timestamp::from_datetime(Timestamp::now().datetime() - chrono::Duration::seconds(60));
     ThreadTtl { strategy, minutes: 1.0, expires_at: minute_ago }
+}
+
+/// A run of `owner` on `thread` that took a question, answered it, and was given feedback.
+pub async fn answered_with_feedback(store: &SharedStore, owner: &str, thread: &Thread) -> Run {
+    let ran = run(owner, thread);
+    let input = [human("a question")];
+    store.start_run(RunStart { input: &input, ..RunStart::new(&ran, Duration::from_secs(60)) }).await.unwrap();
+    end(store, &ran, RunStatus::Success, &[human("answer")]).await;
+    let feedback = FeedbackInput { run_id: ran.run_id, key: "score".into(), score: None, value: None, comment: None };
+    store.add_feedback(&ran, &feedback.into_feedback()).await.unwrap();
+    ran
 }
 
 async fn thread_with_ttl(store: &SharedStore, owner: &str, ttl: Option<ThreadTtl>) -> Thread {
@@ -48,14 +59,7 @@ pub async fn an_expired_thread_goes_with_everything_it_holds_and_gives_its_bytes
     assert_eq!(store.get_thread(&ann, gone.thread_id).await.unwrap().ttl, gone.ttl, "the ttl round-trips");
 
     // What hangs off it: messages, a run with feedback and kept events, files.
-    let ran = run("ann", &gone);
-    store
-        .start_run(RunStart { input: &[human("hello")], ..RunStart::new(&ran, Duration::from_secs(60)) })
-        .await
-        .unwrap();
-    end(&store, &ran, RunStatus::Success, &[human("answer")]).await;
-    let feedback = FeedbackInput { run_id: ran.run_id, key: "score".into(), score: None, value: None, comment: None };
-    store.add_feedback(&ran, &feedback.into_feedback()).await.unwrap();
+    let ran = answered_with_feedback(&store, "ann", &gone).await;
     let event = KeptEvent { id: "1".into(), event: "values".into(), data: "{}".into() };
     let kept =
         EventBatch { number: 0, events: vec![event], expires_at: Timestamp::now().plus(Duration::from_secs(600)) };
@@ -192,14 +196,7 @@ pub async fn a_users_data_is_removed_whole_and_nobody_elses(store: SharedStore) 
         store.add_document(helper.assistant_id, &user(owner), &EMBEDDER(), &files, roomy).await.unwrap();
         let chat = thread(owner, helper.assistant_id, 3);
         store.put_thread(&chat).await.unwrap();
-        let ran = run(owner, &chat);
-        store
-            .start_run(RunStart { input: &[human("hi")], ..RunStart::new(&ran, Duration::from_secs(60)) })
-            .await
-            .unwrap();
-        end(&store, &ran, RunStatus::Success, &[human("answer")]).await;
-        let feedback = FeedbackInput { run_id: ran.run_id, key: "k".into(), score: None, value: None, comment: None };
-        store.add_feedback(&ran, &feedback.into_feedback()).await.unwrap();
+        let ran = answered_with_feedback(&store, owner, &chat).await;
         let thread_files = file_chunks(chat.thread_id, "t.txt", 1, 8);
         store.add_document(chat.thread_id, &user(owner), &EMBEDDER(), &thread_files, roomy).await.unwrap();
         store.put_memory(&user(owner), &memory(&["prefs"], "color", serde_json::json!({"v": owner}))).await.unwrap();

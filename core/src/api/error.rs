@@ -102,15 +102,6 @@ impl From<crate::schedules::ForgetError> for ApiError {
     }
 }
 
-impl From<crate::schedules::retention::RemoveError> for ApiError {
-    fn from(error: crate::schedules::retention::RemoveError) -> Self {
-        match error {
-            crate::schedules::retention::RemoveError::Store(error) => error.into(),
-            crate::schedules::retention::RemoveError::Forget(error) => error.into(),
-        }
-    }
-}
-
 impl From<RunError> for ApiError {
     fn from(error: RunError) -> Self {
         match error {

@@ -120,14 +120,6 @@ pub struct Removed {
     pub feedback: usize,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RemoveError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Forget(#[from] ForgetError),
-}
-
 /// Removes everything `user` owns: crons first (so none fires on what goes next), then threads
 /// (with their messages, runs, feedback and files), assistants (with their files) and memory
 /// items. Each step lists what is left, so a call cut short by a fault is finished by the next
@@ -136,7 +128,7 @@ pub async fn remove_user_data(
     store: &dyn Store,
     schedules: &dyn Schedules,
     user: &UserId,
-) -> Result<Removed, RemoveError> {
+) -> Result<Removed, ForgetError> {
     let mut removed = Removed::default();
     for cron in store.list_crons(user).await? {
         forget(store, schedules, user, cron.cron_id).await?;

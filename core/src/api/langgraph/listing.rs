@@ -60,23 +60,29 @@ impl Listing {
         Ok(Listing { select, extract, sort: sort_by.map(|field| (field, descending)) })
     }
 
-    /// Whether the records must all be read and sorted before a page is taken.
-    pub(super) fn sorts(&self) -> bool {
-        self.sort.is_some()
+    /// The field `sort_by` names, if any.
+    pub(super) fn sort_field(&self) -> Option<&str> {
+        self.sort.as_ref().map(|(field, _)| field.as_str())
     }
 
     /// Sorts whole records by `sort_by` (stable: equal ones keep their order).
     pub(super) fn sort(&self, records: &mut [Value]) {
         if let Some((field, descending)) = &self.sort {
-            records.sort_by(|a, b| {
-                let order = compare(&a[field.as_str()], &b[field.as_str()]);
-                if *descending {
-                    order.reverse()
-                } else {
-                    order
-                }
-            });
+            records.sort_by(|a, b| ordered(&a[field.as_str()], &b[field.as_str()], *descending));
         }
+    }
+
+    /// Sorts items as their records would sort, by the value of the field that `value_of` gives
+    /// for each, so that only the page need be read whole. Leaves them as they are when it gives
+    /// none (the field is known only from the whole record).
+    pub(super) fn sort_with<T>(&self, items: &mut Vec<T>, value_of: impl Fn(&T, &str) -> Option<Value>) {
+        let Some((field, descending)) = &self.sort else { return };
+        let Some(keys) = items.iter().map(|item| value_of(item, field)).collect::<Option<Vec<Value>>>() else {
+            return;
+        };
+        let mut keyed: Vec<(Value, T)> = keys.into_iter().zip(items.drain(..)).collect();
+        keyed.sort_by(|(a, _), (b, _)| ordered(a, b, *descending));
+        items.extend(keyed.into_iter().map(|(_, item)| item));
     }
 
     /// A whole record as the listing shows it: the selected fields, and what `extract` picks.
@@ -154,6 +160,15 @@ fn pick(record: &Value, path: &str) -> Option<Value> {
         };
     }
     Some(at.clone())
+}
+
+fn ordered(a: &Value, b: &Value, descending: bool) -> std::cmp::Ordering {
+    let order = compare(a, b);
+    if descending {
+        order.reverse()
+    } else {
+        order
+    }
 }
 
 /// Orders JSON values of one field: numbers and strings by value, nulls first.

@@ -31,12 +31,14 @@ pub(super) fn read_ttl(body: &Body, now: Timestamp) -> Result<Option<ThreadTtl>,
         .ok_or_else(|| unprocessable("'ttl.ttl' is the thread's lifetime in minutes: a number over 0"))?;
     let strategy = match strategy {
         None | Some(Value::Null) => TtlStrategy::Delete,
-        Some(name) => name
-            .as_str()
-            .and_then(TtlStrategy::parse)
-            .ok_or_else(|| unprocessable(format!("Invalid strategy: {name}. Expected 'delete' or 'keep_latest'.")))?,
+        Some(name) => name.as_str().and_then(TtlStrategy::parse).ok_or_else(|| unknown_strategy(name))?,
     };
     Ok(Some(ThreadTtl::starting(strategy, minutes, now)))
+}
+
+/// The reference's 422 for a strategy it does not know.
+fn unknown_strategy(name: impl std::fmt::Display) -> ApiError {
+    unprocessable(format!("Invalid strategy: {name}. Expected 'delete' or 'keep_latest'."))
 }
 
 /// What `?include=ttl` adds to a thread: its `ttl`, or null when it has none.
@@ -65,8 +67,7 @@ pub(super) async fn prune(State(state): State<AppState>, User(user): User, body:
         .ok_or_else(|| unprocessable("Invalid thread ID: must be a UUID"))?;
     let strategy = match body.string("strategy")? {
         None => TtlStrategy::Delete,
-        Some(name) => TtlStrategy::parse(&name)
-            .ok_or_else(|| unprocessable(format!("Invalid strategy: {name}. Expected 'delete' or 'keep_latest'.")))?,
+        Some(name) => TtlStrategy::parse(&name).ok_or_else(|| unknown_strategy(name))?,
     };
     let mut pruned = 0;
     for thread_id in ids {

@@ -18,7 +18,7 @@ use super::listing::{Fields, Listing};
 use super::{detail, json_response, matches, no_content, page, thread_ttl, time, Body, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
-use crate::model::{Message, RunStatus, Timestamp, UserId};
+use crate::model::{Message, RunStatus, Thread, Timestamp, UserId};
 use crate::runs::State as Values;
 pub(crate) use crate::runs::{checkpoint_id, new_thread, next_nodes};
 use crate::store::{Fork, StoreError, ThreadView};
@@ -193,9 +193,15 @@ async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<
     Ok(no_content())
 }
 
-/// The user's threads that a search body picks, newest first, read with their state until
-/// `wanted` have been found.
-async fn found(state: &AppState, user: &UserId, body: &Body, wanted: usize) -> Result<Vec<ThreadView>, ApiError> {
+/// The user's threads that a search body picks, newest first (or as `arrange` orders them),
+/// read with their state until `wanted` have been found.
+async fn found(
+    state: &AppState,
+    user: &UserId,
+    body: &Body,
+    wanted: usize,
+    arrange: impl FnOnce(&mut Vec<Thread>),
+) -> Result<Vec<ThreadView>, ApiError> {
     let metadata = body.object("metadata")?;
     let values = body.object("values")?;
     let wanted_status = body.choice("status", &["idle", "busy", "interrupted", "error"])?;
@@ -204,7 +210,9 @@ async fn found(state: &AppState, user: &UserId, body: &Body, wanted: usize) -> R
         listed.filter_map(|id| id.as_str().and_then(|id| Uuid::parse_str(id).ok())).collect()
     });
     let empty = Map::new();
-    let candidates = state.store.list_threads(user).await?.into_iter().filter(|thread| {
+    let mut candidates = state.store.list_threads(user).await?;
+    arrange(&mut candidates);
+    let candidates = candidates.into_iter().filter(|thread| {
         matches(thread.metadata.as_ref().unwrap_or(&empty), &metadata)
             && ids.as_ref().is_none_or(|ids| ids.contains(&thread.thread_id))
     });
@@ -248,9 +256,11 @@ const THREAD_FIELDS: Fields = Fields {
 async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
     let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
     let listing = Listing::read(&body, &THREAD_FIELDS)?;
-    // Newest first is how threads are listed; another order needs them all.
-    let wanted = if listing.sorts() { usize::MAX } else { offset + limit + 1 };
-    let views = found(&state, &user, &body, wanted).await?;
+    // An order the thread records tell is taken before any thread is read whole, and only the
+    // page is; one by status needs them all read.
+    let wanted = if listing.sort_field() == Some("status") { usize::MAX } else { offset + limit + 1 };
+    let arrange = |threads: &mut Vec<Thread>| listing.sort_with(threads, record_field);
+    let views = found(&state, &user, &body, wanted, arrange).await?;
     let mut threads = Vec::with_capacity(views.len());
     for view in &views {
         let review = super::review::pending(&state, &user, view).await?;
@@ -262,8 +272,19 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
     Ok(page(shown, offset, limit))
 }
 
+/// A thread search's sort field as the thread's record holds it, the way it is shown; none for
+/// its status, which only its state tells.
+fn record_field(thread: &Thread, field: &str) -> Option<Value> {
+    match field {
+        "thread_id" => Some(Value::from(thread.thread_id.to_string())),
+        "created_at" => Some(Value::from(time(thread.created_at.unwrap_or(thread.updated_at)))),
+        "updated_at" | "state_updated_at" => Some(Value::from(time(thread.updated_at))),
+        _ => None,
+    }
+}
+
 async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    Ok(json_response(&found(&state, &user, &body, usize::MAX).await?.len()))
+    Ok(json_response(&found(&state, &user, &body, usize::MAX, |_| {}).await?.len()))
 }
 
 async fn copy(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {

@@ -8,8 +8,8 @@ use crate::store::ExpiryStore;
 /// reader stops at the first one missing.
 pub(super) fn purge_run_events(tx: &Transaction<'_>, now: Timestamp) -> StoreResult<usize> {
     Ok(tx.execute(
-        "DELETE FROM run_events WHERE run_id IN \
-         (SELECT run_id FROM run_events GROUP BY run_id HAVING MAX(expires_ms) <= ?1)",
+        "DELETE FROM run_events WHERE expires_ms <= ?1 AND NOT EXISTS \
+         (SELECT 1 FROM run_events AS live WHERE live.run_id = run_events.run_id AND live.expires_ms > ?1)",
         params![millis(now)],
     )?)
 }
