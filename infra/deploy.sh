@@ -7,10 +7,7 @@
 #   infra/deploy.sh --parameter-overrides ProviderSecretArn=arn:aws:secretsmanager:...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# SAM's rust-cargolambda builder runs `cargo lambda build --release` in each function's folder
-# (its CodeUri), so each carries only its parts; these make that release build the workspace's
-# `lambda` profile (optimised for size: smaller zips, faster cold starts).
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+. infra/lambda-build-env.sh
 sam build --beta-features
 if [ -f samconfig.toml ]; then
   sam deploy "$@"

@@ -24,7 +24,9 @@ if [ "$BASELINE" != none ] && [[ " $* " != *" --reference-only "* ]]; then
   mkdir -p "$BASE/bin"
   git worktree add --quiet --detach "$BASE/src" "$BASELINE"
   (cd "$BASE/src" && build_binaries "$@")
-  for binary in api $FUNCTIONS; do cp "$CARGO_TARGET_DIR/release/$binary" "$BASE/bin/"; done
+  # Moved, not copied: where this commit's build is fresh already, Cargo would not put its
+  # binaries back over the baseline's, and both columns would measure the commit before.
+  for binary in api $FUNCTIONS; do mv "$CARGO_TARGET_DIR/release/$binary" "$BASE/bin/"; done
   git worktree remove --force "$BASE/src"
   export BENCH_BASELINE_BINARIES="$BASE/bin"
   echo "The commit before: $(git log -1 --format='%h %s' "$BASELINE" | cut -c1-100)"
@@ -49,13 +51,15 @@ if [[ " $* " == *" --reference "* ]]; then
 fi
 DYNAMODB_BENCH_ENDPOINT=$(cat "$WORK/address") "$CARGO_TARGET_DIR/release/bench" "$@"
 if [[ " $* " == *" --lambda "* ]]; then
-  # The deployable build: the `lambda` profile (size-optimised, fat LTO), as infra/deploy.sh uses,
+  # The deployable build: the `lambda` profile (size-optimised, fat LTO, panics abort) and the
+  # flags of infra/lambda-build-env.sh, as infra/deploy.sh builds,
   # each function in its own folder as SAM builds it (template.yaml's CodeUri).
   ZIPS="$CARGO_TARGET_DIR/lambda-zips"
   for function in $FUNCTIONS api; do
     # `--bin`, as SAM passes it (the template's `Binary`): cargo lambda reads the package's
     # `[package.metadata.lambda.build]` (api's leaves SQLite out) only for a named binary.
-    (cd "functions/$function" && cargo lambda build --profile lambda --output-format zip --quiet --bin "$function" --lambda-dir "$ZIPS" 2>&1 | tail -3)
+    (. infra/lambda-build-env.sh && cd "functions/$function" \
+      && cargo lambda build --profile lambda --output-format zip --quiet --bin "$function" --lambda-dir "$ZIPS" 2>&1 | tail -3)
   done
   echo "| function | zip | bootstrap | zip ≤ 5 MB |"
   echo "|---|---|---|---|"

@@ -89,7 +89,14 @@ fn under_lambda() -> bool {
 #[cfg(feature = "server")]
 pub async fn serve_http(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let listener = idle::IdleListener::new(listener, state.config.idle_timeout);
-    axum::serve(listener, api::app(api::routes(), state))
+    // Each connection gets a clone of the app as it is. Served as a `Router`, axum would give each
+    // one the router with its state applied again, which rebuilds every route (a tenth of the
+    // server's CPU where clients open a connection per stream, as SSE clients do).
+    let app = api::app(api::routes(), state).into_service::<axum::body::Body>();
+    let per_connection = tower::service_fn(move |_: axum::serve::IncomingStream<'_, idle::IdleListener>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(app.clone()))
+    });
+    axum::serve(listener, per_connection)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

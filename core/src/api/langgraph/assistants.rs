@@ -10,8 +10,11 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::listing::{Fields, Listing};
-use super::{detail, json_response, matches, no_content, not_found, page, time, Body, Graph};
+use super::requests::{
+    AssistantCreate, AssistantFilter, AssistantPatch, AssistantSearch, BotSettings, IfExists, Page, Parsed,
+    VersionChoice, VersionSearch,
+};
+use super::{detail, json_response, matches, no_content, not_found, page, time, Graph};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Assistant, AssistantProfile, AssistantVersion, Timestamp, UserId};
@@ -64,40 +67,32 @@ impl Serialize for GraphAssistant<'_> {
     }
 }
 
-/// `config` with `context` merged into its `configurable`, and the graph's bot type set.
-fn bot_config(body: &Body, graph: Graph) -> Result<Map<String, Value>, ApiError> {
-    let mut config = body.object("config")?;
-    let mut configurable = match config.remove("configurable") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(configurable)) => configurable,
-        Some(other) => {
-            return Err(detail(StatusCode::UNPROCESSABLE_ENTITY, format!("{other} is not of type 'object'")));
-        }
-    };
-    configurable.extend(body.object("context")?);
+/// An assistant's configuration: its `config`, whose `configurable` (with `context` merged in)
+/// names the graph's bot type and its settings.
+fn bot_config(settings: BotSettings, graph: Graph) -> Map<String, Value> {
+    let BotSettings { mut config, configurable } = settings;
     let mut configurable = super::bot_keys(graph, configurable);
     configurable.insert("type".into(), json!(graph.id()));
     config.insert("configurable".into(), Value::Object(configurable));
-    Ok(config)
+    config
 }
 
-async fn create(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let graph_id = body.required_string("graph_id")?;
-    let graph = Graph::parse(&graph_id).ok_or_else(|| {
-        detail(StatusCode::NOT_FOUND, format!("Graph '{graph_id}' not found; the graphs are {}", super::graph_names()))
-    })?;
-    let if_exists = body.choice("if_exists", &["raise", "do_nothing"])?.unwrap_or("raise");
-    let config = bot_config(&body, graph)?;
+async fn create(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(request): Parsed<AssistantCreate>,
+) -> Result<Response, ApiError> {
+    let config = bot_config(request.settings, request.graph);
     limits::check_config(&state.config.limits, &config)?;
-    let assistant_id = body.id("assistant_id")?.unwrap_or_else(Uuid::new_v4);
+    let assistant_id = request.assistant_id.unwrap_or_else(Uuid::new_v4);
     if let Some(existing) = find_assistant(state.store.as_ref(), &user, assistant_id).await? {
-        return match if_exists {
-            "do_nothing" => Ok(json_response(&GraphAssistant(&existing))),
-            _ => Err(detail(StatusCode::CONFLICT, "Assistant already exists")),
+        return match request.if_exists {
+            IfExists::DoNothing => Ok(json_response(&GraphAssistant(&existing))),
+            IfExists::Raise => Err(detail(StatusCode::CONFLICT, "Assistant already exists")),
         };
     }
     let now = Timestamp::now();
-    let name = body.string("name")?.unwrap_or_else(|| "Untitled".into());
+    let name = request.name.unwrap_or_else(|| "Untitled".into());
     let assistant = Assistant {
         assistant_id,
         name: state.config.limits.shorten_name(name),
@@ -106,8 +101,8 @@ async fn create(State(state): State<AppState>, User(user): User, body: Body) -> 
         public: false,
         user_id: user,
         profile: Some(AssistantProfile {
-            metadata: body.object("metadata")?,
-            description: body.string("description")?,
+            metadata: request.metadata,
+            description: request.description,
             version: 1,
             created_at: now,
             versions: Vec::new(),
@@ -146,29 +141,25 @@ async fn update(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
-    body: Body,
+    Parsed(request): Parsed<AssistantPatch>,
 ) -> Result<Response, ApiError> {
     let mut assistant = own(&state, &user, &id).await?;
-    let graph = match body.string("graph_id")? {
-        Some(graph_id) => Graph::parse(&graph_id)
-            .ok_or_else(|| detail(StatusCode::NOT_FOUND, format!("Graph '{graph_id}' not found")))?,
-        None => Graph::of(&assistant),
-    };
+    let graph = request.graph.unwrap_or_else(|| Graph::of(&assistant));
     let created_at = assistant.profile.as_ref().map_or(assistant.updated_at, |profile| profile.created_at);
     let profile = assistant.profile.get_or_insert_with(|| fresh_profile(created_at));
     let newest = profile.versions.iter().map(|kept| kept.version).chain([profile.version]).max().unwrap_or(1);
     let mut next = assistant.current_version().expect("a profile");
     next.version = newest + 1;
     next.created_at = Timestamp::now();
-    if body.raw("config").is_some() || body.raw("context").is_some() {
-        next.config = bot_config(&body, graph)?;
+    if let Some(settings) = request.settings {
+        next.config = bot_config(settings, graph);
         limits::check_config(&state.config.limits, &next.config)?;
     }
-    if let Some(name) = body.string("name")? {
+    if let Some(name) = request.name {
         next.name = state.config.limits.shorten_name(name);
     }
-    next.metadata.extend(body.object("metadata")?);
-    if let Some(description) = body.string("description")? {
+    next.metadata.extend(request.metadata);
+    if let Some(description) = request.description {
         next.description = Some(description);
     }
     assistant.stand_at(next);
@@ -190,10 +181,8 @@ async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<
 }
 
 /// The default assistants, then the user's own, newest first, as a search body filters them.
-async fn found(state: &AppState, user: &UserId, body: &Body) -> Result<Vec<Assistant>, ApiError> {
-    let graph = body.string("graph_id")?;
-    let metadata = body.object("metadata")?;
-    let name = body.string("name")?;
+async fn found(state: &AppState, user: &UserId, filter: &AssistantFilter) -> Result<Vec<Assistant>, ApiError> {
+    let AssistantFilter { graph_id: graph, metadata, name } = filter;
     let mut all = state.store.list_assistants(user).await?;
     all.sort_by_key(|assistant| std::cmp::Reverse(assistant.profile.as_ref().map(|p| p.created_at)));
     all.extend(Graph::ALL.iter().map(|graph| graph.default_assistant()));
@@ -201,33 +190,18 @@ async fn found(state: &AppState, user: &UserId, body: &Body) -> Result<Vec<Assis
     Ok(all
         .into_iter()
         .filter(|assistant| graph.as_deref().is_none_or(|graph| Graph::of(assistant).id() == graph))
-        .filter(|assistant| matches(assistant.profile.as_ref().map_or(&empty, |p| &p.metadata), &metadata))
+        .filter(|assistant| matches(assistant.profile.as_ref().map_or(&empty, |p| &p.metadata), metadata))
         .filter(|assistant| name.as_deref().is_none_or(|name| assistant.name.contains(name)))
         .collect())
 }
 
-/// What an assistant search may select and sort by, as the reference allows.
-const ASSISTANT_FIELDS: Fields = Fields {
-    selectable: &[
-        "assistant_id",
-        "graph_id",
-        "name",
-        "description",
-        "config",
-        "context",
-        "created_at",
-        "updated_at",
-        "metadata",
-        "version",
-    ],
-    sortable: &["assistant_id", "graph_id", "name", "created_at", "updated_at"],
-    extractable: false,
-};
-
-async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
-    let listing = Listing::read(&body, &ASSISTANT_FIELDS)?;
-    let all = found(&state, &user, &body).await?;
+async fn search(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(request): Parsed<AssistantSearch>,
+) -> Result<Response, ApiError> {
+    let AssistantSearch { page: Page { limit, offset }, listing, filter } = request;
+    let all = found(&state, &user, &filter).await?;
     let mut assistants: Vec<Value> =
         all.iter().map(|assistant| serde_json::to_value(GraphAssistant(assistant)).unwrap_or_default()).collect();
     listing.sort(&mut assistants);
@@ -236,8 +210,12 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
     Ok(page(shown, offset, limit))
 }
 
-async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    Ok(json_response(&found(&state, &user, &body).await?.len()))
+async fn count(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(filter): Parsed<AssistantFilter>,
+) -> Result<Response, ApiError> {
+    Ok(json_response(&found(&state, &user, &filter).await?.len()))
 }
 
 async fn schemas(
@@ -323,11 +301,10 @@ async fn versions(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
-    body: Body,
+    Parsed(request): Parsed<VersionSearch>,
 ) -> Result<Response, ApiError> {
     let assistant = visible(&state, &user, &id).await?;
-    let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
-    let metadata = body.object("metadata")?;
+    let VersionSearch { page: Page { limit, offset }, metadata } = request;
     let shown: Vec<Version<'_>> = all_versions(&assistant)
         .into_iter()
         .filter(|version| matches(&version.metadata, &metadata))
@@ -343,10 +320,9 @@ async fn latest(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
-    body: Body,
+    Parsed(VersionChoice { version: wanted }): Parsed<VersionChoice>,
 ) -> Result<Response, ApiError> {
     let mut assistant = own(&state, &user, &id).await?;
-    let wanted = body.count("version", 0)?;
     let chosen = all_versions(&assistant).into_iter().find(|version| version.version as usize == wanted);
     let chosen = chosen.ok_or_else(|| {
         detail(

@@ -1,5 +1,5 @@
-//! Request bodies of the LangGraph API: a JSON object read field by field, each wrong field a
-//! 422 that names it, as the reference's schema validation does.
+//! A LangGraph request's JSON object, as the request types of `requests` read it field by field:
+//! each wrong field a 422 that names it, as the reference's schema validation does.
 
 use axum::extract::{FromRequest, Request};
 use serde_json::{Map, Value};

@@ -14,6 +14,7 @@ mod events;
 #[cfg(feature = "runs")]
 mod joins;
 mod listing;
+mod requests;
 mod review;
 #[cfg(feature = "runs")]
 mod run_request;
@@ -31,7 +32,7 @@ use serde_json::{json, Map, Value};
 use super::{json_response, ApiError, Routes};
 use crate::model::Timestamp;
 
-pub use body::Body;
+use body::Body;
 
 /// Where the API lives on the server.
 pub const PREFIX: &str = "/langgraph";

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::requests::FromBody;
 use super::unprocessable;
 use super::{detail, Body, Graph};
 use crate::api::{limits, ApiError, AppState};
@@ -17,12 +18,17 @@ use crate::runs::{
 };
 use crate::store::{Entity, StoreError};
 
-/// A run request of the LangGraph API, read once.
+/// A run request of the LangGraph API, read once; its assistant is found when it is planned.
 pub(super) struct GraphRunBody {
-    assistant: Assistant,
+    /// A graph's id (its default assistant), or an assistant's.
+    assistant_id: String,
     input: RunInput,
     modes: Vec<StreamMode>,
+    /// `config.configurable` with `context` merged in, as given: the graph's keys are named
+    /// once its assistant is known.
     configurable: Map<String, Value>,
+    /// `interrupt_before` names the agent's `action` node.
+    stops_before_action: bool,
     recursion_limit: Option<u32>,
     strategy: MultitaskStrategy,
     on_disconnect: OnDisconnect,
@@ -35,14 +41,13 @@ pub(super) struct GraphRunBody {
     create_thread: bool,
     keep_thread: bool,
     webhook: Option<String>,
+    /// The request as the run's record shows it (`kwargs`), but for its `config`.
     kwargs: Value,
 }
 
-impl GraphRunBody {
-    async fn read(state: &AppState, user: &UserId, body: &Body) -> Result<Self, ApiError> {
+impl FromBody for GraphRunBody {
+    fn from_body(body: &Body) -> Result<Self, ApiError> {
         let assistant_id = body.required_string("assistant_id")?;
-        let assistant = resolve_assistant(state, user, &assistant_id).await?;
-        let graph = Graph::of(&assistant);
         let modes = stream_modes(body.raw("stream_mode"))?;
         let input = match body.raw("input") {
             None => RunInput::Resume,
@@ -73,14 +78,13 @@ impl GraphRunBody {
             }
         };
         configurable.extend(body.object("context")?);
-        let configurable = super::bot_keys(graph, configurable);
-        let mut overrides = configurable.clone();
+        let mut stops_before_action = false;
         for key in ["interrupt_before", "interrupt_after"] {
             if let Some(nodes) = body.raw(key) {
                 let stops_at_action =
                     nodes == "*" || nodes.as_array().is_some_and(|nodes| nodes.iter().any(|node| node == "action"));
                 if key == "interrupt_before" && stops_at_action {
-                    overrides.insert("type==agent/interrupt_before_action".into(), json!(true));
+                    stops_before_action = true;
                 } else if nodes.as_array().is_none_or(|nodes| !nodes.is_empty()) {
                     return Err(unprocessable(format!(
                         "{key} may name only the agent's 'action' node, before which it waits for confirmation"
@@ -118,7 +122,7 @@ impl GraphRunBody {
         let kwargs = json!({
             "input": body.raw("input"),
             "command": body.raw("command"),
-            "config": {"configurable": configurable, "metadata": metadata},
+            "config": null,
             "context": body.object("context")?,
             "stream_mode": modes.iter().map(|mode| mode.as_str()).collect::<Vec<_>>(),
             "interrupt_before": body.raw("interrupt_before"),
@@ -132,10 +136,11 @@ impl GraphRunBody {
             "durability": "async",
         });
         Ok(GraphRunBody {
-            assistant,
+            assistant_id,
             input,
             modes,
-            configurable: overrides,
+            configurable,
+            stops_before_action,
             recursion_limit,
             strategy,
             on_disconnect,
@@ -210,25 +215,32 @@ fn stream_modes(raw: Option<&Value>) -> Result<Vec<StreamMode>, ApiError> {
 }
 
 /// A run request of the LangGraph API as the run service takes it: on the thread named, or,
-/// with none, on a thread of its own (`stateless`).
+/// with none, on a thread of its own (`stateless`), of the assistant it names.
 pub(super) async fn spec(
     state: &AppState,
     user: &UserId,
     thread_id: Option<Uuid>,
-    body: &Body,
+    request: GraphRunBody,
 ) -> Result<RunSpec, ApiError> {
-    let request = GraphRunBody::read(state, user, body).await?;
+    let assistant = resolve_assistant(state, user, &request.assistant_id).await?;
+    let configurable = super::bot_keys(Graph::of(&assistant), request.configurable);
+    let mut kwargs = request.kwargs;
+    kwargs["config"] = json!({"configurable": configurable, "metadata": &request.metadata});
+    let mut overrides = configurable;
+    if request.stops_before_action {
+        overrides.insert("type==agent/interrupt_before_action".into(), json!(true));
+    }
     limits::check_messages(&state.config.limits, request.input.messages(), "input")?;
-    limits::check_config(&state.config.limits, &request.configurable)?;
+    limits::check_config(&state.config.limits, &overrides)?;
     let thread = match thread_id {
         Some(thread_id) => ThreadTarget::Existing { thread_id, create: request.create_thread },
         None => ThreadTarget::Stateless { keep: request.keep_thread },
     };
     Ok(RunSpec {
         thread,
-        assistant: AssistantChoice::Resolved(Box::new(request.assistant)),
+        assistant: AssistantChoice::Resolved(Box::new(assistant)),
         input: request.input,
-        configurable: request.configurable,
+        configurable: overrides,
         recursion_limit: request.recursion_limit,
         checkpoint: request.checkpoint,
         resume: request.resume,
@@ -240,7 +252,7 @@ pub(super) async fn spec(
             modes: request.modes,
             resumable: request.resumable,
             metadata: request.metadata,
-            kwargs: request.kwargs,
+            kwargs,
         }),
     })
 }

@@ -12,10 +12,11 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::run_request::{refused, spec};
+use super::requests::Parsed;
+use super::run_request::{refused, spec, GraphRunBody};
 use super::threads::{self, view};
 use super::unprocessable;
-use super::{detail, json_response, not_found, Body};
+use super::{detail, json_response, not_found};
 use crate::api::auth::User;
 use crate::api::runs::refusal_event;
 use crate::api::sse::{frame, frame_with_id, stream_body, Framing};
@@ -28,7 +29,7 @@ pub fn routes() -> Routes {
     Routes::default()
         .route("/langgraph/threads/{thread_id}/runs", get(list).post(create))
         .route("/langgraph/threads/{thread_id}/runs/{run_id}", get(read).delete(remove))
-        .route("/langgraph/runs", post(create_stateless))
+        .route("/langgraph/runs", post(create))
 }
 
 pub fn stream_routes() -> Routes {
@@ -36,8 +37,8 @@ pub fn stream_routes() -> Routes {
         .route("/langgraph/threads/{thread_id}/runs/stream", post(stream))
         .route("/langgraph/threads/{thread_id}/runs/wait", post(wait))
         .route("/langgraph/threads/{thread_id}/runs/{run_id}/cancel", post(cancel))
-        .route("/langgraph/runs/stream", post(stream_stateless))
-        .route("/langgraph/runs/wait", post(wait_stateless))
+        .route("/langgraph/runs/stream", post(stream))
+        .route("/langgraph/runs/wait", post(wait))
 }
 
 /// How long a stream may be silent before a heartbeat comment.
@@ -94,27 +95,20 @@ pub(super) fn graph_stream(
         .into_response()
 }
 
+/// The thread a run request's path names; none on the stateless routes (`/runs/...`).
+fn thread_of(path: Option<Path<String>>) -> Result<Option<Uuid>, ApiError> {
+    path.map(|Path(thread_id)| threads::thread_id(&thread_id)).transpose()
+}
+
 async fn stream(
     State(state): State<AppState>,
     User(user): User,
-    Path(thread_id): Path<String>,
-    body: Body,
+    thread: Option<Path<String>>,
+    Parsed(request): Parsed<GraphRunBody>,
 ) -> Result<Response, ApiError> {
-    start_stream(state, user, Some(threads::thread_id(&thread_id)?), body).await
-}
-
-async fn stream_stateless(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    start_stream(state, user, None, body).await
-}
-
-async fn start_stream(
-    state: AppState,
-    user: UserId,
-    thread_id: Option<Uuid>,
-    body: Body,
-) -> Result<Response, ApiError> {
+    let thread_id = thread_of(thread)?;
     let slot = state.streams.take(&user)?;
-    let spec = spec(&state, &user, thread_id, &body).await?;
+    let spec = spec(&state, &user, thread_id, request).await?;
     let to = StreamTo { announce: None, refusal: |error| refusal_event(refused(error)) };
     let started = state.runs.start(user, spec, Mode::Stream(to)).await.map_err(refused)?;
     let Started::Streaming { run, events } = started else {
@@ -125,21 +119,15 @@ async fn start_stream(
 
 /// Runs to its end apart from the request (a client that leaves does not stop it), then
 /// answers the thread's values, or the run's error.
+
 async fn wait(
     State(state): State<AppState>,
     User(user): User,
-    Path(thread_id): Path<String>,
-    body: Body,
+    thread: Option<Path<String>>,
+    Parsed(request): Parsed<GraphRunBody>,
 ) -> Result<Response, ApiError> {
-    run_to_end(state, user, Some(threads::thread_id(&thread_id)?), body).await
-}
-
-async fn wait_stateless(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    run_to_end(state, user, None, body).await
-}
-
-async fn run_to_end(state: AppState, user: UserId, thread_id: Option<Uuid>, body: Body) -> Result<Response, ApiError> {
-    let spec = spec(&state, &user, thread_id, &body).await?;
+    let thread_id = thread_of(thread)?;
+    let spec = spec(&state, &user, thread_id, request).await?;
     let Started::Finished { run, messages } = state.runs.start(user, spec, Mode::Wait).await.map_err(refused)? else {
         return Err(ApiError::Internal("a waited run was not run to its end".into()));
     };
@@ -171,23 +159,11 @@ pub(super) fn final_values(run: &Run, messages: Option<&[Message]>) -> Response 
 async fn create(
     State(state): State<AppState>,
     User(user): User,
-    Path(thread_id): Path<String>,
-    body: Body,
+    thread: Option<Path<String>>,
+    Parsed(request): Parsed<GraphRunBody>,
 ) -> Result<Response, ApiError> {
-    start_background(state, user, Some(threads::thread_id(&thread_id)?), body).await
-}
-
-async fn create_stateless(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    start_background(state, user, None, body).await
-}
-
-async fn start_background(
-    state: AppState,
-    user: UserId,
-    thread_id: Option<Uuid>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let spec = spec(&state, &user, thread_id, &body).await?;
+    let thread_id = thread_of(thread)?;
+    let spec = spec(&state, &user, thread_id, request).await?;
     let Started::Background(run) = state.runs.start(user, spec, Mode::Background).await.map_err(refused)? else {
         return Err(ApiError::Internal("a background run was not started in the background".into()));
     };

@@ -9,42 +9,17 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use super::unprocessable;
-use super::{json_response, no_content, time, Body};
+use super::requests::{labels, ItemKey, ItemPut, ItemSearch, NamespaceSearch, Page, Parsed};
+use super::{json_response, no_content, time};
 use crate::api::auth::User;
 use crate::api::{ApiError, AppState, Routes};
-use crate::model::{MemoryItem, ThreadTtl, Timestamp, UserId};
+use crate::model::{MemoryItem, Timestamp, UserId};
 
 pub fn routes() -> Routes {
     Routes::default()
         .route("/langgraph/store/items", put(put_item).get(get_item).delete(delete_item))
         .route("/langgraph/store/items/search", post(search))
         .route("/langgraph/store/namespaces", post(namespaces))
-}
-
-/// A namespace: labels that are not empty, and hold no period (the dotted form of `GET` uses
-/// them) nor the separators our sort keys use.
-fn labels(value: Option<&Value>, field: &str, may_be_empty: bool) -> Result<Vec<String>, ApiError> {
-    let items = match value {
-        None | Some(Value::Null) if may_be_empty => return Ok(Vec::new()),
-        Some(Value::Array(items)) => items,
-        _ => return Err(unprocessable(format!("'{field}' must be a list of strings"))),
-    };
-    let labels: Vec<String> = items.iter().filter_map(|label| label.as_str().map(str::to_string)).collect();
-    if labels.len() != items.len() {
-        return Err(unprocessable(format!("'{field}' must be a list of strings")));
-    }
-    if !may_be_empty && labels.is_empty() {
-        return Err(unprocessable(format!("'{field}' cannot be empty")));
-    }
-    for label in &labels {
-        if label.is_empty() || label.contains(['.', '\u{1e}', '\u{1f}']) {
-            return Err(unprocessable(format!(
-                "Namespace labels cannot be empty or contain periods ('.'): {label:?} in '{field}'"
-            )));
-        }
-    }
-    Ok(labels)
 }
 
 /// An item as the API shows it; `score` in searches.
@@ -70,9 +45,8 @@ impl Serialize for Shown<'_> {
 }
 
 /// The text an item is embedded by: the fields `index` names (dotted paths), or the whole value.
-fn indexed_text(value: &Map<String, Value>, index: Option<&Value>) -> String {
-    let fields: Vec<&str> = index.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-    if fields.is_empty() || fields.contains(&"$") {
+fn indexed_text(value: &Map<String, Value>, fields: &[String]) -> String {
+    if fields.is_empty() {
         return Value::Object(value.clone()).to_string();
     }
     let found = fields.iter().filter_map(|path| {
@@ -85,33 +59,19 @@ fn indexed_text(value: &Map<String, Value>, index: Option<&Value>) -> String {
     found.collect::<Vec<_>>().join("\n")
 }
 
-async fn put_item(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let namespace = labels(body.raw("namespace"), "namespace", false)?;
-    let key = body.required_string("key")?;
-    if key.contains(['\u{1e}', '\u{1f}']) {
-        return Err(unprocessable("'key' cannot hold control characters"));
-    }
-    let value = match body.raw("value") {
-        Some(Value::Object(value)) => value.clone(),
-        _ => return Err(unprocessable("'value' must be a JSON object")),
-    };
+async fn put_item(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(request): Parsed<ItemPut>,
+) -> Result<Response, ApiError> {
+    let ItemPut { namespace, key, value, ttl_minutes, index } = request;
     let now = Timestamp::now();
-    // Absent or null (the SDKs leave out a `None`): the configured lifetime, if any.
-    let ttl_minutes = match body.raw("ttl") {
-        None | Some(Value::Null) => state.config.retention.store_default_minutes,
-        Some(minutes) => Some(
-            minutes
-                .as_f64()
-                .filter(|minutes| *minutes > 0.0 && *minutes <= ThreadTtl::MAX_MINUTES)
-                .ok_or_else(|| unprocessable("'ttl' is the item's lifetime in minutes: a positive number, or null"))?,
-        ),
-    };
+    let ttl_minutes = ttl_minutes.or(state.config.retention.store_default_minutes);
     let expires_at = ttl_minutes.map(|minutes| now.plus(std::time::Duration::from_secs_f64(minutes * 60.0)));
-    let index = body.raw("index");
     let vector = match index {
-        Some(Value::Bool(false)) => Vec::new(),
-        _ => {
-            let text = indexed_text(&value, index);
+        None => Vec::new(),
+        Some(fields) => {
+            let text = indexed_text(&value, &fields);
             let embedded = state.library.embedder().embed(&[text]).await;
             let mut vectors = embedded.map_err(|error| ApiError::BadGateway(error.to_string()))?;
             vectors.pop().unwrap_or_default()
@@ -168,9 +128,12 @@ async fn get_item(
     Ok(json_response(&items.first().map(|item| Shown { item, score: None })))
 }
 
-async fn delete_item(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let namespace = labels(body.raw("namespace"), "namespace", false)?;
-    state.store.delete_memory(&user, &namespace, &body.required_string("key")?).await?;
+async fn delete_item(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(ItemKey { namespace, key }): Parsed<ItemKey>,
+) -> Result<Response, ApiError> {
+    state.store.delete_memory(&user, &namespace, &key).await?;
     Ok(no_content())
 }
 
@@ -214,13 +177,15 @@ fn cosine(a: &[f32], b: &[f32]) -> Option<f32> {
     Some(if norms > 0.0 { dot / norms } else { 0.0 })
 }
 
-async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let prefix = labels(body.raw("namespace_prefix"), "namespace_prefix", true)?;
-    let filter = body.object("filter")?;
-    let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
+async fn search(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(request): Parsed<ItemSearch>,
+) -> Result<Response, ApiError> {
+    let ItemSearch { prefix, filter, page: Page { limit, offset }, query, refresh_ttl } = request;
     let mut items: Vec<MemoryItem> =
         state.store.memories(&user, &prefix).await?.into_iter().filter(|item| passes(&item.value, &filter)).collect();
-    let scores: Vec<Option<f32>> = match body.string("query")? {
+    let scores: Vec<Option<f32>> = match query {
         Some(query) => {
             let embedded = state.library.embedder().embed(&[query]).await;
             let query = embedded.map_err(|error| ApiError::BadGateway(error.to_string()))?.pop().unwrap_or_default();
@@ -238,11 +203,7 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
         }
     };
     let mut page: Vec<MemoryItem> = items.into_iter().skip(offset).take(limit).collect();
-    let asked = match body.raw("refresh_ttl") {
-        None | Some(Value::Null) => None,
-        Some(_) => Some(body.boolean("refresh_ttl")?),
-    };
-    refresh(&state, &user, &mut page, asked).await?;
+    refresh(&state, &user, &mut page, refresh_ttl).await?;
     let shown: Vec<Shown<'_>> = page
         .iter()
         .zip(scores.into_iter().skip(offset))
@@ -251,14 +212,12 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
     Ok(json_response(&serde_json::json!({ "items": shown })))
 }
 
-async fn namespaces(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let prefix = labels(body.raw("prefix"), "prefix", true)?;
-    let suffix = labels(body.raw("suffix"), "suffix", true)?;
-    let max_depth = match body.raw("max_depth") {
-        Some(_) => Some(body.count("max_depth", 0)?),
-        None => None,
-    };
-    let (limit, offset) = (body.count("limit", 100)?, body.count("offset", 0)?);
+async fn namespaces(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(request): Parsed<NamespaceSearch>,
+) -> Result<Response, ApiError> {
+    let NamespaceSearch { prefix, suffix, max_depth, page: Page { limit, offset } } = request;
     let mut found: Vec<Vec<String>> = state
         .store
         .memories(&user, &prefix)
@@ -296,7 +255,7 @@ mod tests {
     #[test]
     fn an_index_names_the_fields_embedded() {
         let value = json!({"text": "tea", "meta": {"note": "green"}, "n": 1}).as_object().cloned().unwrap();
-        assert_eq!(indexed_text(&value, Some(&json!(["text", "meta.note"]))), "tea\ngreen");
-        assert_eq!(indexed_text(&value, None), Value::Object(value.clone()).to_string());
+        assert_eq!(indexed_text(&value, &["text".into(), "meta.note".into()]), "tea\ngreen");
+        assert_eq!(indexed_text(&value, &[]), Value::Object(value.clone()).to_string());
     }
 }

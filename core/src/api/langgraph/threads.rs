@@ -14,8 +14,10 @@ use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::listing::{Fields, Listing};
-use super::{detail, json_response, matches, no_content, page, thread_ttl, time, Body, Graph};
+use super::requests::{
+    HistoryPage, IfExists, Page, Parsed, StateUpdate, ThreadCreate, ThreadFilter, ThreadPatch, ThreadSearch,
+};
+use super::{detail, json_response, matches, no_content, page, thread_ttl, time};
 use crate::api::auth::User;
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Message, RunStatus, Thread, Timestamp, UserId};
@@ -123,19 +125,21 @@ async fn shown(state: &AppState, user: &UserId, view: &ThreadView) -> Result<Res
     Ok(json_response(&GraphThread { view, values: true, review }))
 }
 
-async fn create(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let if_exists = body.choice("if_exists", &["raise", "do_nothing"])?.unwrap_or("raise");
-    let metadata = body.object("metadata")?;
-    let thread_id = body.id("thread_id")?.unwrap_or_else(Uuid::now_v7);
+async fn create(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(request): Parsed<ThreadCreate>,
+) -> Result<Response, ApiError> {
+    let thread_id = request.thread_id.unwrap_or_else(Uuid::now_v7);
     match state.store.thread_view(&user, thread_id).await {
-        Ok(existing) if if_exists == "do_nothing" => return shown(&state, &user, &existing).await,
+        Ok(existing) if request.if_exists == IfExists::DoNothing => return shown(&state, &user, &existing).await,
         Ok(_) => return Err(exists(thread_id)),
         Err(StoreError::NotFound(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    let mut thread = new_thread(&state.config, user, thread_id, metadata);
-    if let Some(ttl) = thread_ttl::read_ttl(&body, Timestamp::now())? {
-        thread.ttl = Some(ttl);
+    let mut thread = new_thread(&state.config, user, thread_id, request.metadata);
+    if let Some(ttl) = request.ttl {
+        thread.ttl = Some(ttl.starting(Timestamp::now()));
     }
     // Another user's id is refused by the store, as if it existed.
     state.store.put_thread(&thread).await.map_err(|error| match error {
@@ -170,14 +174,14 @@ async fn update(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
-    body: Body,
+    Parsed(request): Parsed<ThreadPatch>,
 ) -> Result<Response, ApiError> {
     let thread_id = thread_id(&id)?;
     let mut thread = view(&state, &user, thread_id).await?.thread;
-    thread.metadata.get_or_insert_with(Map::new).extend(body.object("metadata")?);
+    thread.metadata.get_or_insert_with(Map::new).extend(request.metadata);
     thread.updated_at = Timestamp::now();
-    if let Some(ttl) = thread_ttl::read_ttl(&body, thread.updated_at)? {
-        thread.ttl = Some(ttl);
+    if let Some(ttl) = request.ttl {
+        thread.ttl = Some(ttl.starting(thread.updated_at));
     }
     state.store.put_thread(&thread).await?;
     shown(&state, &user, &view(&state, &user, thread_id).await?).await
@@ -198,22 +202,16 @@ async fn remove(State(state): State<AppState>, User(user): User, Path(id): Path<
 async fn found(
     state: &AppState,
     user: &UserId,
-    body: &Body,
+    filter: &ThreadFilter,
     wanted: usize,
     arrange: impl FnOnce(&mut Vec<Thread>),
 ) -> Result<Vec<ThreadView>, ApiError> {
-    let metadata = body.object("metadata")?;
-    let values = body.object("values")?;
-    let wanted_status = body.choice("status", &["idle", "busy", "interrupted", "error"])?;
-    let ids: Option<Vec<Uuid>> = body.raw("ids").map(|ids| {
-        let listed = ids.as_array().into_iter().flatten();
-        listed.filter_map(|id| id.as_str().and_then(|id| Uuid::parse_str(id).ok())).collect()
-    });
+    let ThreadFilter { metadata, values, status: wanted_status, ids } = filter;
     let empty = Map::new();
     let mut candidates = state.store.list_threads(user).await?;
     arrange(&mut candidates);
     let candidates = candidates.into_iter().filter(|thread| {
-        matches(thread.metadata.as_ref().unwrap_or(&empty), &metadata)
+        matches(thread.metadata.as_ref().unwrap_or(&empty), metadata)
             && ids.as_ref().is_none_or(|ids| ids.contains(&thread.thread_id))
     });
     let mut picked = Vec::new();
@@ -236,31 +234,17 @@ async fn found(
     Ok(picked)
 }
 
-/// What a thread search may select and sort by, as the reference allows.
-const THREAD_FIELDS: Fields = Fields {
-    selectable: &[
-        "thread_id",
-        "created_at",
-        "updated_at",
-        "state_updated_at",
-        "metadata",
-        "config",
-        "status",
-        "values",
-        "interrupts",
-    ],
-    sortable: &["thread_id", "status", "created_at", "updated_at", "state_updated_at"],
-    extractable: true,
-};
-
-async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let (limit, offset) = (body.count("limit", 10)?, body.count("offset", 0)?);
-    let listing = Listing::read(&body, &THREAD_FIELDS)?;
+async fn search(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(request): Parsed<ThreadSearch>,
+) -> Result<Response, ApiError> {
+    let ThreadSearch { page: Page { limit, offset }, listing, filter } = request;
     // An order the thread records tell is taken before any thread is read whole, and only the
     // page is; one by status needs them all read.
     let wanted = if listing.sort_field() == Some("status") { usize::MAX } else { offset + limit + 1 };
     let arrange = |threads: &mut Vec<Thread>| listing.sort_with(threads, record_field);
-    let views = found(&state, &user, &body, wanted, arrange).await?;
+    let views = found(&state, &user, &filter, wanted, arrange).await?;
     let mut threads = Vec::with_capacity(views.len());
     for view in &views {
         let review = super::review::pending(&state, &user, view).await?;
@@ -283,8 +267,12 @@ fn record_field(thread: &Thread, field: &str) -> Option<Value> {
     }
 }
 
-async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    Ok(json_response(&found(&state, &user, &body, usize::MAX, |_| {}).await?.len()))
+async fn count(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(filter): Parsed<ThreadFilter>,
+) -> Result<Response, ApiError> {
+    Ok(json_response(&found(&state, &user, &filter, usize::MAX, |_| {}).await?.len()))
 }
 
 async fn copy(State(state): State<AppState>, User(user): User, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -398,29 +386,13 @@ async fn update_state(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
-    body: Body,
+    Parsed(StateUpdate { messages }): Parsed<StateUpdate>,
 ) -> Result<Response, ApiError> {
     let thread_id = thread_id(&id)?;
     let before = view(&state, &user, thread_id).await?;
     if before.running {
         return Err(detail(StatusCode::CONFLICT, "Thread is busy with a run; update its state once it has finished"));
     }
-    if let Some(node) = body.string("as_node")? {
-        if !Graph::any_node(&node) {
-            return Err(detail(StatusCode::UNPROCESSABLE_ENTITY, format!("Node '{node}' is not a node of this graph")));
-        }
-    }
-    let messages = match body.raw("values") {
-        Some(Value::Object(values)) => match values.get("messages") {
-            Some(list) => super::body::messages(list, "values.messages")?,
-            None => Vec::new(),
-        },
-        Some(list @ Value::Array(_)) => super::body::messages(list, "values")?,
-        None => Vec::new(),
-        Some(other) => {
-            return Err(detail(StatusCode::UNPROCESSABLE_ENTITY, format!("{other} is not of type 'object' ('values')")))
-        }
-    };
     limits::check_messages(&state.config.limits, &messages, "values")?;
     crate::runs::update_state(state.store.as_ref(), &state.config.limits, &before, messages).await?;
     let after = view(&state, &user, thread_id).await?;
@@ -437,26 +409,22 @@ async fn history(
     User(user): User,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    past_states(&state, &user, &id, &Body(Map::new())).await
+    past_states(&state, &user, &id, HistoryPage::newest()).await
 }
 
 async fn history_with_body(
     State(state): State<AppState>,
     User(user): User,
     Path(id): Path<String>,
-    body: Body,
+    Parsed(request): Parsed<HistoryPage>,
 ) -> Result<Response, ApiError> {
-    past_states(&state, &user, &id, &body).await
+    past_states(&state, &user, &id, request).await
 }
 
 /// The thread's states, newest first (see `branches::history`).
-async fn past_states(state: &AppState, user: &UserId, id: &str, body: &Body) -> Result<Response, ApiError> {
+async fn past_states(state: &AppState, user: &UserId, id: &str, page: HistoryPage) -> Result<Response, ApiError> {
     let view = view(state, user, thread_id(id)?).await?;
-    let limit = body.count("limit", 10)?;
-    let before = body.raw("before").map(|before| {
-        let id = before["configurable"]["checkpoint_id"].as_str().or(before["checkpoint_id"].as_str());
-        id.unwrap_or_default().to_string()
-    });
+    let HistoryPage { limit, before } = page;
     let archive = state.store.archive(user, view.thread.thread_id).await?;
     let archived = archive.states(&view.messages);
     let listed = super::branches::history(&view, &archive, &archived);

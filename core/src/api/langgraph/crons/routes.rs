@@ -9,9 +9,10 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::super::run_request;
+use super::super::requests::{CronFields, CronFilter, CronSearch, FromBody, Page, Parsed};
+use super::super::run_request::{self, GraphRunBody};
 use super::super::threads;
-use super::super::{detail, json_response, not_found, time, unprocessable, Body, Graph};
+use super::super::{detail, json_response, not_found, time, unprocessable, Body};
 use crate::api::auth::User;
 use crate::api::{ApiError, AppState, Routes};
 use crate::model::schedule::Schedule;
@@ -27,9 +28,6 @@ pub fn routes() -> Routes {
         .route("/langgraph/runs/crons/{cron_id}", patch(update).delete(remove))
 }
 
-/// A cron's own fields; every other field of its body is the run request it starts.
-const CRON_FIELDS: [&str; 5] = ["schedule", "timezone", "end_time", "enabled", "on_run_completed"];
-
 /// How many firings ahead a schedule's shortest interval is looked for: enough to see a day of
 /// a schedule that fires every few minutes, and the seams between days and weeks.
 const INTERVAL_FIRINGS: usize = 1500;
@@ -38,18 +36,27 @@ async fn create_for_thread(
     State(state): State<AppState>,
     User(user): User,
     Path(thread_id): Path<String>,
-    body: Body,
+    Parsed(fields): Parsed<CronFields>,
 ) -> Result<Response, ApiError> {
     let thread_id = threads::thread_id(&thread_id)?;
     state.store.get_thread(&user, thread_id).await.map_err(|_| threads::missing(thread_id))?;
-    create(state, user, Some(thread_id), body).await
+    create(state, user, Some(thread_id), fields).await
 }
 
-async fn create_stateless(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    create(state, user, None, body).await
+async fn create_stateless(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(fields): Parsed<CronFields>,
+) -> Result<Response, ApiError> {
+    create(state, user, None, fields).await
 }
 
-async fn create(state: AppState, user: UserId, thread_id: Option<Uuid>, body: Body) -> Result<Response, ApiError> {
+async fn create(
+    state: AppState,
+    user: UserId,
+    thread_id: Option<Uuid>,
+    fields: CronFields,
+) -> Result<Response, ApiError> {
     let limit = state.config.crons.max_per_user;
     if state.store.list_crons(&user).await?.len() >= limit {
         return Err(detail(
@@ -74,7 +81,7 @@ async fn create(state: AppState, user: UserId, thread_id: Option<Uuid>, body: Bo
         created_at: now,
         updated_at: now,
     };
-    apply(&state, &mut cron, body, true).await?;
+    apply(&state, &mut cron, fields, true).await?;
     state.store.put_cron(&cron).await?;
     if let Err(error) = state.schedules.save(&cron).await {
         let _ = state.store.delete_cron(&cron.user_id, cron.cron_id).await;
@@ -83,28 +90,28 @@ async fn create(state: AppState, user: UserId, thread_id: Option<Uuid>, body: Bo
     Ok(json_response(&CronView(&cron)))
 }
 
-/// Reads a create's or an update's body onto `cron` and checks the result as a whole: the
+/// Applies a create's or an update's fields to `cron` and checks the result as a whole: the
 /// schedule, and the run request as a run would check it.
-async fn apply(state: &AppState, cron: &mut Cron, body: Body, creating: bool) -> Result<(), ApiError> {
-    if let Some(schedule) = body.string("schedule")? {
-        cron.schedule = schedule;
-    } else if creating {
-        return Err(unprocessable("'schedule' is a required property"));
+async fn apply(state: &AppState, cron: &mut Cron, fields: CronFields, creating: bool) -> Result<(), ApiError> {
+    match fields.schedule {
+        Some(schedule) => cron.schedule = schedule,
+        None if creating => return Err(unprocessable("'schedule' is a required property")),
+        None => {}
     }
-    if body.0.contains_key("timezone") {
-        cron.timezone = body.string("timezone")?;
+    if let Some(timezone) = fields.timezone {
+        cron.timezone = timezone;
     }
-    if body.0.contains_key("end_time") {
-        cron.end_time = body.string("end_time")?.map(|text| end_time(&text)).transpose()?;
+    if let Some(end_time) = fields.end_time {
+        cron.end_time = end_time;
     }
-    if body.raw("enabled").is_some() {
-        cron.enabled = body.boolean("enabled")?;
+    if let Some(enabled) = fields.enabled {
+        cron.enabled = enabled;
     }
-    if let Some(choice) = body.choice("on_run_completed", &["delete", "keep"])? {
+    if let Some(keep_threads) = fields.keep_threads {
         if cron.thread_id.is_some() {
             return Err(unprocessable("on_run_completed is for crons without a thread, whose runs each get one"));
         }
-        cron.keep_threads = choice == "keep";
+        cron.keep_threads = keep_threads;
     }
     let schedule =
         Schedule::parse(&cron.schedule, cron.timezone.as_deref()).map_err(|error| unprocessable(error.to_string()))?;
@@ -119,13 +126,11 @@ async fn apply(state: &AppState, cron: &mut Cron, body: Body, creating: bool) ->
             )));
         }
     }
-    for (key, value) in body.0 {
-        if !CRON_FIELDS.contains(&key.as_str()) {
-            match value {
-                Value::Null => cron.payload.remove(&key),
-                value => cron.payload.insert(key, value),
-            };
-        }
+    for (key, value) in fields.run {
+        match value {
+            Value::Null => cron.payload.remove(&key),
+            value => cron.payload.insert(key, value),
+        };
     }
     if let Some(Value::Object(metadata)) = cron.payload.get("metadata") {
         cron.metadata = metadata.clone();
@@ -136,7 +141,8 @@ async fn apply(state: &AppState, cron: &mut Cron, body: Body, creating: bool) ->
 /// The run each firing of `cron` starts, read from its request as a run's would be, and kept
 /// with it: its assistant by id (found again at each firing), its thread, or a new one each time.
 async fn plan(state: &AppState, cron: &mut Cron) -> Result<(), ApiError> {
-    let mut spec = run_request::spec(state, &cron.user_id, cron.thread_id, &Body(cron.payload.clone())).await?;
+    let request = GraphRunBody::from_body(&Body(cron.payload.clone()))?;
+    let mut spec = run_request::spec(state, &cron.user_id, cron.thread_id, request).await?;
     if let Some(url) = &spec.webhook {
         state.runs.check_webhook(url)?;
     }
@@ -162,16 +168,6 @@ pub async fn plan_saved(state: &AppState, owner: &UserId, cron_id: Uuid) -> Resu
     Ok(())
 }
 
-/// `end_time` as the SDK sends it (`datetime.isoformat()`): with an offset, or without one for UTC.
-fn end_time(text: &str) -> Result<Timestamp, ApiError> {
-    Timestamp::parse(text)
-        .or_else(|| {
-            let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
-            Some(Timestamp::from_datetime(naive.and_utc()))
-        })
-        .ok_or_else(|| unprocessable(format!("'{text}' is not a date-time ('end_time')")))
-}
-
 async fn owned(state: &AppState, user: &UserId, cron_id: &str) -> Result<Cron, ApiError> {
     let cron_id = Uuid::parse_str(cron_id).map_err(|_| not_found())?;
     state.store.get_cron(user, cron_id).await.map_err(|error| match error {
@@ -184,10 +180,10 @@ async fn update(
     State(state): State<AppState>,
     User(user): User,
     Path(cron_id): Path<String>,
-    body: Body,
+    Parsed(fields): Parsed<CronFields>,
 ) -> Result<Response, ApiError> {
     let mut cron = owned(&state, &user, &cron_id).await?;
-    apply(&state, &mut cron, body, false).await?;
+    apply(&state, &mut cron, fields, false).await?;
     cron.updated_at = Timestamp::now();
     state.store.put_cron(&cron).await?;
     state
@@ -209,19 +205,8 @@ async fn remove(
 }
 
 /// The user's crons that a search or a count names.
-async fn matching(state: &AppState, user: &UserId, body: &Body) -> Result<Vec<Cron>, ApiError> {
-    let assistant_id = match body.string("assistant_id")? {
-        None => None,
-        Some(named) => match Graph::parse(&named) {
-            Some(graph) => Some(graph.default_assistant_id()),
-            None => Some(
-                Uuid::parse_str(&named)
-                    .map_err(|_| unprocessable(format!("'{named}' is not a valid UUID or graph ('assistant_id')")))?,
-            ),
-        },
-    };
-    let thread_id = body.id("thread_id")?;
-    let enabled = body.raw("enabled").map(|_| body.boolean("enabled")).transpose()?;
+async fn matching(state: &AppState, user: &UserId, filter: &CronFilter) -> Result<Vec<Cron>, ApiError> {
+    let CronFilter { assistant_id, thread_id, enabled } = *filter;
     let mut crons = state.store.list_crons(user).await?;
     crons.retain(|cron| {
         assistant_id.is_none_or(|id| cron.assistant_id == id)
@@ -231,14 +216,13 @@ async fn matching(state: &AppState, user: &UserId, body: &Body) -> Result<Vec<Cr
     Ok(crons)
 }
 
-async fn search(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    let mut crons = matching(&state, &user, &body).await?;
-    let sort_by = body
-        .choice(
-            "sort_by",
-            &["cron_id", "assistant_id", "thread_id", "next_run_date", "end_time", "created_at", "updated_at"],
-        )?
-        .unwrap_or("created_at");
+async fn search(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(request): Parsed<CronSearch>,
+) -> Result<Response, ApiError> {
+    let CronSearch { filter, sort_by, descending, page: Page { limit, offset }, select: fields } = request;
+    let mut crons = matching(&state, &user, &filter).await?;
     let now = Timestamp::now();
     crons.sort_by(|a, b| match sort_by {
         "cron_id" => a.cron_id.cmp(&b.cron_id),
@@ -249,27 +233,30 @@ async fn search(State(state): State<AppState>, User(user): User, body: Body) -> 
         "updated_at" => a.updated_at.cmp(&b.updated_at),
         _ => a.created_at.cmp(&b.created_at),
     });
-    if body.choice("sort_order", &["asc", "desc"])? == Some("desc") {
+    if descending {
         crons.reverse();
     }
-    let (offset, limit) = (body.count("offset", 0)?, body.count("limit", 10)?);
     let shown: Vec<Value> = crons
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|cron| select(serde_json::to_value(CronView(cron)).unwrap_or_default(), body.raw("select")))
+        .map(|cron| select(serde_json::to_value(CronView(cron)).unwrap_or_default(), fields.as_deref()))
         .collect();
     Ok(json_response(&shown))
 }
 
 /// Only the fields a search's `select` names, when it names some.
-fn select(view: Value, fields: Option<&Value>) -> Value {
-    let (Value::Object(all), Some(Value::Array(names))) = (view.clone(), fields) else { return view };
-    Value::Object(all.into_iter().filter(|(key, _)| names.iter().any(|name| name == key)).collect())
+fn select(view: Value, fields: Option<&[String]>) -> Value {
+    let (Value::Object(all), Some(names)) = (view.clone(), fields) else { return view };
+    Value::Object(all.into_iter().filter(|(key, _)| names.contains(key)).collect())
 }
 
-async fn count(State(state): State<AppState>, User(user): User, body: Body) -> Result<Response, ApiError> {
-    Ok(json_response(&matching(&state, &user, &body).await?.len()))
+async fn count(
+    State(state): State<AppState>,
+    User(user): User,
+    Parsed(filter): Parsed<CronFilter>,
+) -> Result<Response, ApiError> {
+    Ok(json_response(&matching(&state, &user, &filter).await?.len()))
 }
 
 /// A cron as the LangGraph API shows it.

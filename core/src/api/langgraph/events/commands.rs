@@ -4,7 +4,9 @@
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::super::{run_request, Body};
+use super::super::requests::FromBody;
+use super::super::run_request::{self, GraphRunBody};
+use super::super::Body;
 use super::EventFilter;
 use crate::api::{ApiError, AppState};
 use crate::model::{RunStatus, UserId};
@@ -142,7 +144,8 @@ async fn start(state: &AppState, user: &UserId, thread_id: Uuid, params: &Map<St
 }
 
 async fn run(state: &AppState, user: &UserId, thread_id: Uuid, body: Body) -> Result<Value, Reply> {
-    let spec = run_request::spec(state, user, Some(thread_id), &body).await.map_err(refused)?;
+    let request = GraphRunBody::from_body(&body).map_err(refused)?;
+    let spec = run_request::spec(state, user, Some(thread_id), request).await.map_err(refused)?;
     match state.runs.start(user.clone(), spec, Mode::Background).await {
         Ok(started) => {
             let run = started.into_run();
