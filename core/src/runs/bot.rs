@@ -1,10 +1,11 @@
 //! The bots: which one an assistant is, parsed once from its `configurable.type`, the graph
-//! each declares (its nodes and edges, OpenGPTs' names), which both APIs read, and each bot's
-//! default assistant (as the LangGraph server makes one per graph).
+//! each declares beside its flow (`bots`), which both APIs read, and each bot's default
+//! assistant (as the LangGraph server makes one per graph).
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use super::bots::{self, Declaration};
 use crate::model::{Assistant, AssistantProfile, Timestamp, UserId};
 use crate::store::{Store, StoreError};
 
@@ -18,15 +19,12 @@ pub enum Bot {
 
 impl Bot {
     pub const ALL: [Bot; 3] = [Bot::Agent, Bot::ChatRetrieval, Bot::Chatbot];
-    /// The agent's node that runs the tools its model called.
-    pub const ACTION: &'static str = "action";
+    /// The agent's node that runs the tools its model called, where a thread waits for the
+    /// user's go-ahead.
+    pub const ACTION: &'static str = bots::agent::ACTION;
 
     pub fn id(self) -> &'static str {
-        match self {
-            Bot::Chatbot => "chatbot",
-            Bot::ChatRetrieval => "chat_retrieval",
-            Bot::Agent => "agent",
-        }
+        self.declaration().id
     }
 
     pub fn parse(id: &str) -> Option<Self> {
@@ -43,45 +41,32 @@ impl Bot {
         configurable.get("type").and_then(Value::as_str).and_then(Self::parse).unwrap_or(Bot::Agent)
     }
 
+    /// What the bot declares of itself, beside its flow (`bots`).
+    pub(super) fn declaration(self) -> &'static Declaration {
+        match self {
+            Bot::Chatbot => &bots::chatbot::DECLARATION,
+            Bot::ChatRetrieval => &bots::chat_retrieval::DECLARATION,
+            Bot::Agent => &bots::agent::DECLARATION,
+        }
+    }
+
     pub fn nodes(self) -> &'static [&'static str] {
-        match self {
-            Bot::Chatbot => &["chatbot"],
-            Bot::ChatRetrieval => &["invoke_retrieval", "retrieve", "response"],
-            Bot::Agent => &["agent", Bot::ACTION],
-        }
+        self.declaration().nodes
     }
 
-    /// The node in which a chatbot's or an agent's model answers.
+    /// The node in which its model answers.
     pub fn model_node(self) -> &'static str {
-        match self {
-            Bot::Chatbot => "chatbot",
-            Bot::ChatRetrieval => "response",
-            Bot::Agent => "agent",
-        }
+        self.declaration().model_node
     }
 
-    /// The node that answers the tool calls its model makes: an agent's `action`. A bot without
-    /// tools answers a call its model makes anyway (with an error the model reads), in its
-    /// model's node, which is the only one its graph has for it.
+    /// The node that answers the tool calls its model makes.
     pub fn tools_node(self) -> &'static str {
-        match self {
-            Bot::Agent => Bot::ACTION,
-            Bot::Chatbot | Bot::ChatRetrieval => self.model_node(),
-        }
+        self.declaration().tools_node
     }
 
     /// The graph's edges, `__start__` and `__end__` included.
-    pub fn edges(self) -> Vec<(&'static str, &'static str)> {
-        match self {
-            Bot::Chatbot => vec![("__start__", "chatbot"), ("chatbot", "__end__")],
-            Bot::ChatRetrieval => vec![
-                ("__start__", "invoke_retrieval"),
-                ("invoke_retrieval", "retrieve"),
-                ("retrieve", "response"),
-                ("response", "__end__"),
-            ],
-            Bot::Agent => vec![("__start__", "agent"), ("agent", "action"), ("action", "agent"), ("agent", "__end__")],
-        }
+    pub fn edges(self) -> &'static [(&'static str, &'static str)] {
+        self.declaration().edges
     }
 
     /// The id of the graph's default assistant, as the reference server derives it.

@@ -366,12 +366,15 @@ impl RunEngine {
             sink.closing(&history, &[]).await;
             (0, 0)
         } else {
-            match Bot::of_configurable(&job.configurable) {
+            let bot = Bot::of_configurable(&job.configurable);
+            match bot {
                 Bot::ChatRetrieval => {
                     self.answer_from_files(job, &resolved, &mut history, progress, &mut guard, sink).await?
                 }
                 Bot::Chatbot | Bot::Agent => {
-                    self.agent_loop(job, &resolved, agent.as_ref(), &mut history, progress, &mut guard, sink).await?
+                    let (agent, declaration) = (agent.as_ref(), bot.declaration());
+                    self.agent_loop(declaration, job, &resolved, agent, &mut history, progress, &mut guard, sink)
+                        .await?
                 }
             }
         };

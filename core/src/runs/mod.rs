@@ -12,6 +12,7 @@
 #[cfg(feature = "runs")]
 mod answer;
 mod bot;
+mod bots;
 pub mod configurable;
 #[cfg(feature = "runs")]
 mod dispatch;

@@ -248,8 +248,8 @@ async fn graph(State(state): State<AppState>, User(user): User, Path(id): Path<S
     nodes.push(json!({"id": "__end__"}));
     let edges: Vec<Value> = graph
         .edges()
-        .into_iter()
-        .map(|(source, target)| match (source, target) {
+        .iter()
+        .map(|&(source, target)| match (source, target) {
             // The agent decides between its tools and the end.
             ("agent", _) => json!({"source": source, "target": target, "conditional": true}),
             _ => json!({"source": source, "target": target}),

@@ -119,7 +119,6 @@ async fn stream(
 
 /// Runs to its end apart from the request (a client that leaves does not stop it), then
 /// answers the thread's values, or the run's error.
-
 async fn wait(
     State(state): State<AppState>,
     User(user): User,
