@@ -223,14 +223,20 @@ async fn two_tabs_on_one_thread_both_get_their_answer() {
     let (_, thread_id) = app.thread(&me, json!({"configurable": {"type": "chatbot"}})).await;
     let mut first = app.open_stream(&me, &json!({"input": [human("please repeat this long sentence word0 word1 word2 word3")], "thread_id": thread_id})).await;
     first.read_until(|text| text.contains("event: data")).await;
-    let (_, second) =
+    let (second_run, second) =
         latest_stream(&app, &me, json!({"input": [human("hi from the second tab")], "thread_id": thread_id})).await;
     first.read_to_end().await;
+    let first_run = first.run_id();
     let first = first.events();
     assert!(first.iter().chain(&second).all(|event| event.event != "error"), "{first:?}\n{second:?}");
     let state = ok(&app, Method::GET, &format!("/threads/{thread_id}/state"), &me, None).await;
     let kinds: Vec<&str> = state["values"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["human", "ai", "human", "ai"], "{state}\nthe first tab's stream: {first:?}");
+    if kinds != ["human", "ai", "human", "ai"] {
+        // How each run ended tells a cancelled first run from a lost answer.
+        let (_, first_record) = app.get(&format!("/runs/{first_run}"), &me).await;
+        let (_, second_record) = app.get(&format!("/runs/{second_run}"), &me).await;
+        panic!("{kinds:?}: {state}\nthe first run: {first_record}\nthe second run: {second_record}\nthe first tab's stream: {first:?}");
+    }
     assert_eq!(state["values"][2]["content"], "hi from the second tab");
 }
 
