@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +22,7 @@ use crate::api::runs::refusal_event;
 use crate::api::sse::{frame, frame_with_id, stream_body, Framing};
 use crate::api::{limits, ApiError, AppState, Routes};
 use crate::model::{Message, Run, RunStatus, Timestamp, UserId};
-use crate::runs::{GraphRun, Mode, RunError, RunEvent, Started, State as Values, StreamTo};
+use crate::runs::{GraphRun, Mode, RunError, RunEvent, RunSpec, Started, State as Values, StreamTo};
 use crate::store::StoreError;
 
 pub fn routes() -> Routes {
@@ -95,20 +95,33 @@ pub(super) fn graph_stream(
         .into_response()
 }
 
-/// The thread a run request's path names; none on the stateless routes (`/runs/...`).
-fn thread_of(path: Option<Path<String>>) -> Result<Option<Uuid>, ApiError> {
-    path.map(|Path(thread_id)| threads::thread_id(&thread_id)).transpose()
+/// A run request as the run service takes it, for the caller: on the thread its path names, or
+/// (on the stateless routes, `/runs/...`) on a thread of its own.
+struct Planned {
+    user: UserId,
+    thread_id: Option<Uuid>,
+    spec: RunSpec,
+}
+
+impl FromRequest<AppState> for Planned {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let User(user) = User::from_request_parts(&mut parts, state).await?;
+        let thread = Option::<Path<String>>::from_request_parts(&mut parts, state).await.map_err(|_| not_found())?;
+        let thread_id = thread.map(|Path(thread_id)| threads::thread_id(&thread_id)).transpose()?;
+        let Parsed(request) = Parsed::<GraphRunBody>::from_request(Request::from_parts(parts, body), state).await?;
+        let spec = spec(state, &user, thread_id, request).await?;
+        Ok(Planned { user, thread_id, spec })
+    }
 }
 
 async fn stream(
     State(state): State<AppState>,
-    User(user): User,
-    thread: Option<Path<String>>,
-    Parsed(request): Parsed<GraphRunBody>,
+    Planned { user, thread_id, spec }: Planned,
 ) -> Result<Response, ApiError> {
-    let thread_id = thread_of(thread)?;
     let slot = state.streams.take(&user)?;
-    let spec = spec(&state, &user, thread_id, request).await?;
     let to = StreamTo { announce: None, refusal: |error| refusal_event(refused(error)) };
     let started = state.runs.start(user, spec, Mode::Stream(to)).await.map_err(refused)?;
     let Started::Streaming { run, events } = started else {
@@ -119,14 +132,7 @@ async fn stream(
 
 /// Runs to its end apart from the request (a client that leaves does not stop it), then
 /// answers the thread's values, or the run's error.
-async fn wait(
-    State(state): State<AppState>,
-    User(user): User,
-    thread: Option<Path<String>>,
-    Parsed(request): Parsed<GraphRunBody>,
-) -> Result<Response, ApiError> {
-    let thread_id = thread_of(thread)?;
-    let spec = spec(&state, &user, thread_id, request).await?;
+async fn wait(State(state): State<AppState>, Planned { user, spec, .. }: Planned) -> Result<Response, ApiError> {
     let Started::Finished { run, messages } = state.runs.start(user, spec, Mode::Wait).await.map_err(refused)? else {
         return Err(ApiError::Internal("a waited run was not run to its end".into()));
     };
@@ -155,14 +161,7 @@ pub(super) fn final_values(run: &Run, messages: Option<&[Message]>) -> Response 
     }
 }
 
-async fn create(
-    State(state): State<AppState>,
-    User(user): User,
-    thread: Option<Path<String>>,
-    Parsed(request): Parsed<GraphRunBody>,
-) -> Result<Response, ApiError> {
-    let thread_id = thread_of(thread)?;
-    let spec = spec(&state, &user, thread_id, request).await?;
+async fn create(State(state): State<AppState>, Planned { user, spec, .. }: Planned) -> Result<Response, ApiError> {
     let Started::Background(run) = state.runs.start(user, spec, Mode::Background).await.map_err(refused)? else {
         return Err(ApiError::Internal("a background run was not started in the background".into()));
     };
