@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use integration_tests::mock_provider::{openai_events, parts, MockProvider, Part, Reply};
 use integration_tests::{
-    parse_sse, spawn_app, spawn_app_with, spawn_state, test_config, test_store, SseEvent, TestApp,
+    parse_sse, refusing_url, spawn_app, spawn_app_with, spawn_state, test_config, test_store, SseEvent, TestApp,
 };
 use opengpts::api::AppState;
 use opengpts::runs::LambdaDispatch;
@@ -379,9 +379,7 @@ async fn background_runs_report_success_and_error() {
     assert_eq!(app.wait_for_run(USER, run["run_id"].as_str().unwrap()).await["status"], "success");
 
     // A provider that refuses connections.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let (_refusing, dead) = refusing_url();
     let config = test_config(move |name| match name {
         "ANTHROPIC_API_KEY" => Some("k".into()),
         "ANTHROPIC_BASE_URL" => Some(dead.clone()),
@@ -405,12 +403,7 @@ async fn background_runs_report_success_and_error() {
 /// recorded as not started, and the thread is free for the next run.
 #[tokio::test]
 async fn a_worker_that_cannot_be_invoked_is_a_clear_502_and_frees_the_thread() {
-    let refused = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
-        url
-    };
+    let (_refusing, refused) = refusing_url();
     let dispatch = LambdaDispatch::new("run-worker".into(), Some(refused)).await;
     let state = AppState::new(test_config(|_| None), test_store().await).unwrap().with_dispatch(Arc::new(dispatch));
     let app = spawn_state(state).await;
@@ -606,12 +599,7 @@ async fn schemas_describe_the_run_endpoints() {
 /// input kept, no partial answer, and the thread free for the next run.
 #[tokio::test]
 async fn every_upstream_failure_ends_the_run_cleanly() {
-    let refused = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        drop(listener);
-        url
-    };
+    let (_refusing, refused) = refusing_url();
     let unauthorized = MockProvider::start(|_| {
         Reply::json_error(
             401,

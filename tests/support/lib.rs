@@ -55,6 +55,17 @@ pub async fn spawn_app_with(config: Config, store: Arc<dyn Store>) -> TestApp {
     spawn_state(AppState::new(config, store).expect("a valid test configuration")).await
 }
 
+/// A URL whose port refuses connections while the returned socket is kept. The socket is bound
+/// but not listening: no other listener, of this test or of one beside it, can take the port
+/// meanwhile, as one could a port a dropped listener freed (a test's provider then answered
+/// another test's runs).
+pub fn refusing_url() -> (tokio::net::TcpSocket, String) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.bind("127.0.0.1:0".parse().expect("an address")).expect("a free port");
+    let url = format!("http://{}", socket.local_addr().expect("bound address"));
+    (socket, url)
+}
+
 /// Serves every route with `state` on a port of its own.
 pub async fn spawn_state(state: AppState) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
