@@ -94,11 +94,14 @@ fi
 if [[ $rows == *" starved "* ]]; then
   # The server stopped (SIGSTOP) for 5 s after each 2 s it runs while the load runs, past its
   # runs' 3 s lease, on 10 threads so that runs queue on each; the offline model's answers take
-  # half a second, so that stops fall mid-answer. A run that wakes to find its thread taken must
-  # fail clearly, and write nothing among the other run's messages.
+  # half a second, so that stops fall mid-answer. When the process goes on, the runs queued in it
+  # wait for the one holding their thread there, however late its lease is renewed.
   start_api STORE=sqlite SQLITE_PATH="$WORK/chaos-starved.sqlite3" RUN_LEASE_SECONDS=3 OFFLINE_TOKEN_DELAY_MS=30
+  # Its ten threads take every answer, and each run reads and sends its whole thread: the second
+  # load's threads are twice as long as the first's, and so are its largest allocations, which
+  # resident memory keeps. The heap in use, bounded as in every row, tells a leak.
   runs=1000 rate=0 label="SQLite, the server stopped 5 s after each 2 s it runs (lease 3 s)" \
-    workload --threads 10 --lease-seconds 3 --starve-every 2 --starve-for 5 "$@"
+    workload --threads 10 --lease-seconds 3 --starve-every 2 --starve-for 5 --max-leak-mib 12 "$@"
 fi
 if [[ $rows == *" paused "* ]]; then
   # A fifth of the model's answers pause half-way for 5 s, past the 3 s lease: the run's

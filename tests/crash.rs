@@ -1,7 +1,8 @@
 //! A server killed (SIGKILL) in the middle of a streamed run, restarted on the same SQLite file:
 //! the thread is consistent, it is not locked past the lease, the lost run says what happened,
 //! and nothing secret reached the logs. An agent killed mid-loop leaves the steps it completed,
-//! and the next run goes on from there.
+//! and the next run goes on from there. A server stopped (SIGSTOP) past its runs' leases loses
+//! nothing when it goes on.
 
 use std::path::PathBuf;
 use std::process::Child;
@@ -31,16 +32,22 @@ async fn start(database: &PathBuf, upstream: &str, log: &PathBuf, extra: &[(&str
     spawn_api(log, &env).await
 }
 
-#[tokio::test]
-async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
-    let upstream = MockProvider::start(|_| {
-        let tokens: Vec<String> = (0..60).map(|i| format!("t{i} ")).collect();
+/// A model answering `tokens` words ("t0 t1 ..."), `pause` apart; a database and a log beside it.
+async fn paced_model(tokens: usize, pause: Duration) -> (MockProvider, PathBuf, PathBuf) {
+    let upstream = MockProvider::start(move |_| {
+        let tokens: Vec<String> = (0..tokens).map(|i| format!("t{i} ")).collect();
         let events = openai_events(&tokens.iter().map(String::as_str).collect::<Vec<_>>());
-        Reply::event_stream(events.into_iter().map(|e| Part::after(Duration::from_millis(50), e)).collect())
+        Reply::event_stream(events.into_iter().map(|e| Part::after(pause, e)).collect())
     })
     .await;
-    let database = temp_path("crash.sqlite3");
+    let database = temp_path("server.sqlite3");
     let log = database.with_file_name("server.log");
+    (upstream, database, log)
+}
+
+#[tokio::test]
+async fn a_killed_server_leaves_a_consistent_thread_that_frees_itself() {
+    let (upstream, database, log) = paced_model(60, Duration::from_millis(50)).await;
     let (mut server, app) = start(&database, &upstream.base_url, &log, &[]).await;
 
     let (_, thread_id) =
@@ -151,6 +158,59 @@ async fn an_agent_killed_while_its_tool_runs_is_continued_by_the_next_run() {
     let kinds: Vec<&str> = state["values"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["human", "ai", "tool", "ai"], "{state}");
     assert_eq!(services.requests().len(), 2, "the pending call ran once more, to completion");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Stops the server's process (SIGSTOP) for `stopped`, then lets it go on (SIGCONT).
+async fn stop_for(server: &Child, stopped: Duration) {
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill").args([name, &server.id().to_string()]).status();
+        assert!(sent.is_ok_and(|status| status.success()), "kill {name}");
+    };
+    signal("-STOP");
+    tokio::time::sleep(stopped).await;
+    signal("-CONT");
+}
+
+/// A process stopped or starved past its runs' leases (a laptop asleep, a CPU-starved host) is
+/// not dead: when it goes on, a run queued in it waits for the run holding the thread there, which
+/// finishes its answer, instead of taking the thread and leaving the first tab without one.
+#[tokio::test]
+async fn a_server_stopped_past_the_lease_gives_two_tabs_on_one_thread_both_their_answer() {
+    let (upstream, database, log) = paced_model(40, Duration::from_millis(30)).await;
+    let (mut server, app) = start(&database, &upstream.base_url, &log, &[]).await;
+    let (_, thread_id) =
+        app.thread(USER, json!({"configurable": {"type": "chatbot", "type==chatbot/llm_type": "GPT 4o"}})).await;
+    let tab = |content: &str| json!({"thread_id": thread_id, "input": [{"type": "human", "content": content}]});
+    let mut first = app.open_stream(USER, &tab("from the first tab")).await;
+    first.read_until(|text| text.matches("event: data").count() >= 2).await;
+    // Its answer comes once the stream is open: the run waits in the stream for the thread.
+    let mut second = app.open_stream(USER, &tab("from the second tab")).await;
+    // Each stop outlasts the 1 s lease; a heartbeat (every third of it) and the queued run's next
+    // try are both due when the process goes on, and either may come first.
+    for _ in 0..3 {
+        stop_for(&server, Duration::from_millis(1600)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    first.read_to_end().await;
+    second.read_to_end().await;
+    for (tab, stream) in [("first", first.events()), ("second", second.events())] {
+        assert!(stream.iter().all(|event| event.event != "error"), "the {tab} tab: {stream:?}");
+        assert_eq!(stream.last().map(|event| event.event.as_str()), Some("end"), "the {tab} tab: {stream:?}");
+    }
+    let (_, state) = app.get(&format!("/threads/{thread_id}/state"), USER).await;
+    let messages: Vec<(&str, &str)> = state["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| (message["type"].as_str().unwrap(), message["content"].as_str().unwrap()))
+        .collect();
+    let answer: String = (0..40).map(|i| format!("t{i} ")).collect();
+    assert_eq!(
+        messages,
+        [("human", "from the first tab"), ("ai", &*answer), ("human", "from the second tab"), ("ai", &*answer)]
+    );
     server.kill().unwrap();
     server.wait().unwrap();
 }

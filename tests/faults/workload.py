@@ -365,6 +365,21 @@ def percentile(values, share):
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def failure_kinds(failures):
+    """How many failures of each kind: how the request went (stream, its error event, background,
+    transport) and the status it was given, the error event's own for a stream."""
+    kinds = {}
+    for what, status, detail in (failure[:3] for failure in failures):
+        if what == "stream error event":
+            try:
+                status = json.loads(detail)["status_code"]
+            except (ValueError, KeyError, TypeError):
+                pass
+        kind = f"{what} {status}"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items()))
+
+
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
@@ -495,6 +510,7 @@ async def main():
         "runs started": tally.started,
         "acknowledged": len(tally.acknowledged),
         "failed with an error": len(tally.failures),
+        "failed, by kind and status": failure_kinds(tally.failures),
         "answers refused, thread taken (streamed, background)": [
             len(tally.taken + recovery.taken + baseline.taken + again.taken), len(taken_background)],
         "requests to dependencies": requests,

@@ -54,12 +54,25 @@ pub(super) struct Inner {
     pub(super) dispatch: Arc<dyn BackgroundDispatch>,
     pub(super) webhooks: Webhooks,
     /// Runs executing in this process, so a cancel reaches them at once.
-    pub(super) active: Mutex<HashMap<Uuid, CancellationToken>>,
+    pub(super) active: Mutex<HashMap<Uuid, ActiveRun>>,
     /// The LangGraph runs executing in this process, for clients that join their streams
     /// without kept events.
     pub(super) watched: Mutex<HashMap<Uuid, broadcast::Sender<RunEvent>>>,
     /// The threads' event logs as this process writes and reads them.
     pub(super) logs: Arc<ThreadLogs>,
+}
+
+/// A run executing in this process: its thread, and what cancels it.
+#[derive(Debug)]
+pub(super) struct ActiveRun {
+    pub(super) thread_id: Uuid,
+    pub(super) token: CancellationToken,
+}
+
+impl ActiveRun {
+    fn on(thread_id: Uuid) -> Self {
+        ActiveRun { thread_id, token: CancellationToken::new() }
+    }
 }
 
 /// A validated run that has not taken its thread yet.
@@ -134,7 +147,15 @@ impl RunEngine {
             seen: Some(pending.found.revision),
         };
         let started = loop {
-            match store.start_run(start).await {
+            // A lease tells a holder whose process went silent from one that goes on. A run
+            // executing in this process goes on, however late it renews its lease (the process was
+            // stopped or starved, and its heartbeat is due with this try): it is waited for, not
+            // replaced.
+            let attempt = match self.holder_here(run) {
+                Some(holder) => Err(StoreError::ThreadBusy { run_id: holder }),
+                None => store.start_run(start).await,
+            };
+            match attempt {
                 Ok(started) => break started,
                 Err(StoreError::ThreadBusy { run_id: holder })
                     if wait_while.is_some_and(|wanted| wanted())
@@ -167,7 +188,7 @@ impl RunEngine {
                 }
             }
         }
-        self.active().insert(run.run_id, CancellationToken::new());
+        self.active().insert(run.run_id, ActiveRun::on(run.thread_id));
         let mut job = pending.job.clone();
         job.started_at = Some(started.revision);
         if started.unchanged {
@@ -214,7 +235,7 @@ impl RunEngine {
         );
         let started = std::time::Instant::now();
         async {
-            let token = self.token(job.run.run_id);
+            let token = self.token(&job.run);
             let recorder =
                 job.graph.as_ref().filter(|graph| graph.resumable).map(|_| {
                     Recorder::new(self.inner.store.clone(), job.run.clone(), self.inner.config.run_events_ttl)
@@ -295,8 +316,14 @@ impl RunEngine {
         self.inner.dispatch.warm_up().await;
     }
 
-    fn token(&self, run_id: Uuid) -> CancellationToken {
-        self.active().entry(run_id).or_default().clone()
+    fn token(&self, run: &Run) -> CancellationToken {
+        self.active().entry(run.run_id).or_insert_with(|| ActiveRun::on(run.thread_id)).token.clone()
+    }
+
+    /// Another run executing in this process on `run`'s thread.
+    fn holder_here(&self, run: &Run) -> Option<Uuid> {
+        let active = self.active();
+        active.iter().find(|(id, other)| **id != run.run_id && other.thread_id == run.thread_id).map(|(id, _)| *id)
     }
 
     /// Calls the model, and for an agent runs the tools it asks for and calls it again, until it
@@ -384,7 +411,7 @@ impl RunEngine {
     }
 
     /// Runs executing in this process, so a cancel reaches them at once.
-    pub(super) fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CancellationToken>> {
+    pub(super) fn active(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, ActiveRun>> {
         self.inner.active.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -96,8 +96,8 @@ impl RunEngine {
         if !self.inner.store.update_run_if_going(&run).await? {
             return Ok(self.inner.store.get_run(user, run_id).await?);
         }
-        if let Some(token) = self.active().get(&run_id) {
-            token.cancel();
+        if let Some(active) = self.active().get(&run_id) {
+            active.token.cancel();
         }
         Ok(run)
     }
