@@ -195,6 +195,8 @@ async fn a_server_stopped_past_the_lease_gives_two_tabs_on_one_thread_both_their
     }
     first.read_to_end().await;
     second.read_to_end().await;
+    let exited = server.try_wait().unwrap();
+    assert!(exited.is_none(), "the server exited ({exited:?}): {}", std::fs::read_to_string(&log).unwrap());
     for (tab, stream) in [("first", first.events()), ("second", second.events())] {
         assert!(stream.iter().all(|event| event.event != "error"), "the {tab} tab: {stream:?}");
         assert_eq!(stream.last().map(|event| event.event.as_str()), Some("end"), "the {tab} tab: {stream:?}");
