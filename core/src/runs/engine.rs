@@ -204,7 +204,13 @@ impl RunEngine {
     pub(super) async fn run_in_background(&self, job: RunJob) -> Result<(), RunError> {
         let run = job.run.clone();
         let dispatch = &self.inner.dispatch;
-        if let Err(error) = dispatch.dispatch(self, job).await {
+        let dispatched = dispatch.dispatch(self, job).await;
+        if !dispatch.executes_here() {
+            // Another process runs it, or none will: a cancel reaches it through the store, and
+            // the runs queued here on its thread must not wait for it as for one executing here.
+            self.active().remove(&run.run_id);
+        }
+        if let Err(error) = dispatched {
             // An invoke whose answer was lost may have landed: a worker that claimed the run has
             // it, and it goes on. Otherwise the claim keeps a late delivery from starting it.
             if let Ok(false) = self.inner.store.claim_run(&run.user_id, run.run_id).await {
@@ -213,10 +219,6 @@ impl RunEngine {
             }
             self.finish(run, Err(Failure::NotStarted(error.to_string())), Progress::default()).await;
             return Err(error.into());
-        }
-        if !dispatch.executes_here() {
-            // Another process runs it; a cancel reaches it through the store.
-            self.active().remove(&run.run_id);
         }
         Ok(())
     }
