@@ -204,13 +204,13 @@ impl RunEngine {
     pub(super) async fn run_in_background(&self, job: RunJob) -> Result<(), RunError> {
         let run = job.run.clone();
         let dispatch = &self.inner.dispatch;
-        let dispatched = dispatch.dispatch(self, job).await;
         if !dispatch.executes_here() {
             // Another process runs it, or none will: a cancel reaches it through the store, and
             // the runs queued here on its thread must not wait for it as for one executing here.
+            // Before the invoke, which a client that leaves may cut short.
             self.active().remove(&run.run_id);
         }
-        if let Err(error) = dispatched {
+        if let Err(error) = dispatch.dispatch(self, job).await {
             // An invoke whose answer was lost may have landed: a worker that claimed the run has
             // it, and it goes on. Otherwise the claim keeps a late delivery from starting it.
             if let Ok(false) = self.inner.store.claim_run(&run.user_id, run.run_id).await {
