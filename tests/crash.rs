@@ -9,7 +9,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use integration_tests::mock_provider::{openai_events, MockProvider, Part, Reply};
-use integration_tests::process::spawn_api;
+use integration_tests::process::{spawn_api, KilledAtEnd};
 use integration_tests::{parse_sse, temp_path, TestApp};
 use opengpts::store::RunStore;
 use reqwest::Method;
@@ -19,7 +19,7 @@ const SECRET: &str = "sk-crash-test-secret-value";
 const USER: &str = "crash-user-cookie-value";
 
 /// Starts the server on the SQLite file, with the model at `upstream`.
-async fn start(database: &PathBuf, upstream: &str, log: &PathBuf, extra: &[(&str, String)]) -> (Child, TestApp) {
+async fn start(database: &PathBuf, upstream: &str, log: &PathBuf, extra: &[(&str, String)]) -> (KilledAtEnd, TestApp) {
     let mut env: Vec<(&str, String)> = vec![
         ("STORE", "sqlite".into()),
         ("SQLITE_PATH", database.display().to_string()),
@@ -29,7 +29,8 @@ async fn start(database: &PathBuf, upstream: &str, log: &PathBuf, extra: &[(&str
         ("RUST_LOG", "debug".into()),
     ];
     env.extend(extra.iter().cloned());
-    spawn_api(log, &env).await
+    let (server, app) = spawn_api(log, &env).await;
+    (KilledAtEnd(server), app)
 }
 
 /// A model answering `tokens` words ("t0 t1 ..."), `pause` apart; a database and a log beside it.

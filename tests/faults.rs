@@ -10,7 +10,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use integration_tests::process::spawn_api;
+use integration_tests::process::{spawn_api, KilledAtEnd};
 use integration_tests::{mock_services, temp_path};
 
 /// Starts a Python tool of `tests/faults/` that writes its address to a file once it listens.
@@ -37,16 +37,6 @@ fn start_tool(script: &str, args: &[String]) -> (std::process::Child, String) {
     panic!("{script} did not start");
 }
 
-/// A process killed when the test ends, however it ends.
-struct Stop(std::process::Child);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The injector in front of the DynamoDB emulator, injecting nothing until told a rate. Held
 /// answers come after the clients' attempt timeout (500 ms in these tests), so they try again.
 fn dynamodb_fault_injector() -> (std::process::Child, String) {
@@ -67,7 +57,7 @@ async fn under_dynamodb_faults_no_answer_is_lost_doubled_or_interleaved() {
         ("TABLE_NAME", format!("faults-{}", uuid::Uuid::new_v4())),
         ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "500".into()),
     ];
-    run_workload(env, &faults, "offline", (100, "0.2"), vec![Stop(proxy)]).await;
+    run_workload(env, &faults, "offline", (100, "0.2"), vec![KilledAtEnd(proxy)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +75,7 @@ async fn under_model_faults_runs_fail_clearly_and_threads_stay_consistent() {
         ("OPENAI_BASE_URL", format!("{faults}/v1")),
         ("LLM_TIMEOUT_SECONDS", "1".into()),
     ];
-    run_workload(env, &faults, "openai", (100, "0.2"), vec![Stop(proxy), Stop(model)]).await;
+    run_workload(env, &faults, "openai", (100, "0.2"), vec![KilledAtEnd(proxy), KilledAtEnd(model)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +99,7 @@ async fn under_worker_invoke_faults_background_runs_run_once_or_fail_clearly() {
     ];
     // Fewer runs (the functions run one invocation at a time, and an invoke waits for its run),
     // so more of their invokes broken: every kind still happens.
-    run_workload(env, &faults, "offline", (40, "0.4"), vec![Stop(proxy)]).await;
+    run_workload(env, &faults, "offline", (40, "0.4"), vec![KilledAtEnd(proxy)]).await;
 }
 
 /// Runs the server with `env` and the workload (so many runs, faults at that rate) with the
@@ -119,7 +109,7 @@ async fn run_workload(
     faults: &str,
     model: &str,
     (runs, rate): (usize, &str),
-    tools: Vec<Stop>,
+    tools: Vec<KilledAtEnd>,
 ) {
     let services = mock_services::start().await;
     env.extend([
@@ -135,7 +125,7 @@ async fn run_workload(
     let log = temp_path("faults-api.log");
     let (server, app) = spawn_api(&log, &env).await;
     let pid = server.id().to_string();
-    let _stopped_at_the_end = (Stop(server), tools);
+    let _stopped_at_the_end = (KilledAtEnd(server), tools);
     let runs = runs.to_string();
     let server_log = log.display().to_string();
     let args = [
@@ -207,7 +197,7 @@ async fn under_dynamodb_faults_deleting_a_users_data_is_finished_by_retries_and_
     use serde_json::json;
 
     let (proxy, faults) = dynamodb_fault_injector();
-    let _stop = Stop(proxy);
+    let _stop = KilledAtEnd(proxy);
     let mut direct_settings = integration_tests::dynamodb_settings(Some(7));
     let direct: SharedStore = Arc::new(DynamoStore::connect(direct_settings.clone()).await.unwrap());
     direct_settings.endpoint_url = Some(faults.clone());

@@ -7,6 +7,30 @@ use std::time::{Duration, Instant};
 
 use crate::TestApp;
 
+/// A process killed when the test ends, however it ends: a test that fails half-way leaves no
+/// server behind.
+pub struct KilledAtEnd(pub Child);
+
+impl Drop for KilledAtEnd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KilledAtEnd {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KilledAtEnd {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// The `api` binary of this workspace, built beside the test binaries.
 pub fn api_binary() -> PathBuf {
     let deps = std::env::current_exe().expect("own path").parent().expect("deps folder").to_path_buf();
